@@ -1,0 +1,419 @@
+package capture
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// Why not gopacket/afpacket: its TPacket creates the socket bound to
+// ETH_P_ALL before a filter can be attached (so unrelated frames are queued
+// first), keeps the file descriptor private (so PACKET_IGNORE_OUTGOING
+// cannot be set), and does not pass tp_status on (so TP_STATUS_CSUMNOTREADY
+// is lost). All three are essential here, so the socket and its ring are
+// done directly with x/sys/unix. The ring is small and simple.
+//
+// Why TPACKET_V2 and not V3: V3 hands a block to user space only when it is
+// full or when its retire timer (at least 1 ms, 64 ms by default in
+// afpacket) fires, so a lone segment — a SYN-ACK, an ACK — waits for the
+// timer. V2 hands over every frame as soon as it is written. Measured on the
+// lab veth with TestLinkLatency (inject a SYN, read the kernel's SYN-ACK):
+// a few tens of microseconds from sendto to ReadFrame returning with V2,
+// about the kernel's own round trip; a V3 ring with a 1 ms block timeout
+// would add up to that millisecond to every isolated segment.
+
+// Ring geometry. With SOCK_DGRAM the kernel puts the frame data at
+// TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 bytes into each ring frame
+// (tpacket_rcv in net/packet/af_packet.c); TPACKET2_HDRLEN is the 32-byte
+// tpacket2_hdr plus a 20-byte sockaddr_ll.
+const (
+	tpacket2HdrLen   = 32 + 20
+	ringDataOffset   = (tpacket2HdrLen+unix.TPACKET_ALIGNMENT-1)&^(unix.TPACKET_ALIGNMENT-1) + 16
+	sockaddrLLOffset = (unix.SizeofTpacket2Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	maxIPv4Packet   = 65535
+	defaultFrames   = 64
+	defaultBlock    = 1 << 20 // a power of two: the kernel allocates 2^order pages per block
+	ethPIP          = 0x0800
+	readDeadlineNow = 1 // a Unix time in the past, to wake a blocked read
+)
+
+// Config tunes a Capture. The zero value is what tcpcraft uses.
+type Config struct {
+	// SnapLen is the largest frame kept whole; longer frames are truncated
+	// (Frame.Truncated). 0 means 65535, any IPv4 packet: a kernel peer
+	// with TSO/GSO on a veth hands over segments of up to 64 KB, far above
+	// the MSS, and they must arrive whole.
+	SnapLen int
+	// Frames is the minimum number of frames in the receive ring (rounded
+	// up to whole blocks). 0 means 64. When the ring is full the kernel
+	// drops frames (Stats.Drops) and TCP retransmits.
+	Frames int
+	// KeepOutgoing, when true, also delivers the flow's frames that this
+	// host sends out of the interface (Frame.Outgoing), for debugging and
+	// tests. tcpcraft leaves it false: on loopback every frame would
+	// otherwise be seen twice, and its own injected segments read back.
+	KeepOutgoing bool
+}
+
+// Frame is one captured frame.
+type Frame struct {
+	// Data is the frame from the IPv4 header on. It belongs to the caller.
+	Data []byte
+	// Time is when the kernel captured the frame.
+	Time time.Time
+	// Length is the frame's length on the wire; more than len(Data) if the
+	// frame was truncated to the snap length.
+	Length int
+	// ChecksumNotReady is set when the kernel flagged the frame
+	// TP_STATUS_CSUMNOTREADY: the checksum was left for offload (typical
+	// on veth and loopback), so the TCP checksum in Data is partial and
+	// must be reported "unverified", not rejected.
+	ChecksumNotReady bool
+	// ChecksumValid is set when the kernel or the NIC already verified the
+	// checksum (TP_STATUS_CSUM_VALID).
+	ChecksumValid bool
+	// Interface is the index of the interface the frame passed.
+	Interface int
+	// Outgoing is set for a frame this host sent (only with KeepOutgoing).
+	Outgoing bool
+}
+
+// Truncated reports whether the frame was cut to the snap length.
+func (f Frame) Truncated() bool { return f.Length > len(f.Data) }
+
+// Stats counts frames since the capture was opened.
+type Stats struct {
+	Packets uint64 // frames that passed the filter
+	Drops   uint64 // of those, frames lost because the ring was full
+}
+
+// Capture reads the frames of one flow from an AF_PACKET socket.
+//
+// ReadFrame may be called from one goroutine at a time (calls are
+// serialized); Close and Stats may be called from any goroutine, at any
+// time, any number of times. Close wakes a blocked ReadFrame.
+type Capture struct {
+	flow      Flow
+	ifindex   int
+	file      *os.File
+	conn      syscall.RawConn
+	frameSize int
+	perBlock  int
+	blockSize int
+	frames    int
+
+	readMu sync.Mutex // serializes readers; guards ring and next
+	ring   []byte     // nil once closed
+	next   int        // index of the next ring frame to read
+
+	statsMu sync.Mutex
+	stats   Stats
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts capturing the frames of flow that arrive on the interface
+// with index ifindex (0: every interface, e.g. for a listener on all
+// addresses), in the network namespace of the calling thread.
+//
+// No frame outside flow is ever delivered: the socket is created with
+// protocol 0, which receives nothing; the filter, PACKET_IGNORE_OUTGOING
+// and the ring are set up; and only then does bind(ETH_P_IP, ifindex)
+// connect it to traffic. So nothing is queued before the filter and there
+// is nothing to drain.
+//
+// Outgoing frames are kept out twice over. A tap bound to one protocol
+// (ETH_P_IP) is never shown transmitted frames: dev_queue_xmit_nit in
+// net/core/dev.c only walks the ETH_P_ALL taps. And PACKET_IGNORE_OUTGOING
+// is set anyway, so that binding to ETH_P_ALL could never bring loopback
+// doubles or tcpcraft's own segments back. KeepOutgoing binds to ETH_P_ALL
+// without PACKET_IGNORE_OUTGOING (non-IPv4 frames are then skipped by
+// ReadFrame).
+func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
+	prog, err := FilterProgram(flow)
+	if err != nil {
+		return nil, fmt.Errorf("opening capture: %w", err)
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("opening capture for %s: assembling the filter: %w", flow, err)
+	}
+	if ifindex < 0 {
+		return nil, fmt.Errorf("opening capture for %s: bad interface index %d", flow, ifindex)
+	}
+	snap := cfg.SnapLen
+	if snap == 0 {
+		snap = maxIPv4Packet
+	}
+	if snap < 60 || snap > maxIPv4Packet {
+		return nil, fmt.Errorf("opening capture for %s: snap length %d outside 60-%d", flow, snap, maxIPv4Packet)
+	}
+	want := cfg.Frames
+	if want == 0 {
+		want = defaultFrames
+	}
+	if want < 1 || want > 1<<16 {
+		return nil, fmt.Errorf("opening capture for %s: ring of %d frames outside 1-65536", flow, want)
+	}
+
+	c := &Capture{flow: flow, ifindex: ifindex}
+	c.frameSize = align(ringDataOffset+snap, unix.TPACKET_ALIGNMENT)
+	c.blockSize = defaultBlock
+	for c.blockSize < c.frameSize {
+		c.blockSize <<= 1
+	}
+	c.perBlock = c.blockSize / c.frameSize
+	blocks := (want + c.perBlock - 1) / c.perBlock
+	c.frames = blocks * c.perBlock
+
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening capture for %s: AF_PACKET socket: %w", flow, permissionError(err))
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			if c.ring != nil {
+				unix.Munmap(c.ring)
+			}
+			unix.Close(fd)
+		}
+	}()
+	fail := func(what string, err error) (*Capture, error) {
+		return nil, fmt.Errorf("opening capture for %s: %s: %w", flow, what, err)
+	}
+
+	fprog := unix.SockFprog{Len: uint16(len(raw)), Filter: (*unix.SockFilter)(unsafe.Pointer(&raw[0]))}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fail("attaching the BPF filter", err)
+	}
+	if !cfg.KeepOutgoing {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+			return fail("PACKET_IGNORE_OUTGOING (needs Linux 4.20)", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return fail("selecting TPACKET_V2", err)
+	}
+	req := unix.TpacketReq{
+		Block_size: uint32(c.blockSize),
+		Block_nr:   uint32(blocks),
+		Frame_size: uint32(c.frameSize),
+		Frame_nr:   uint32(c.frames),
+	}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fail(fmt.Sprintf("setting up a receive ring of %d frames of %d bytes", c.frames, c.frameSize), err)
+	}
+	ring, err := unix.Mmap(fd, 0, c.blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fail("mapping the receive ring", err)
+	}
+	c.ring = ring
+	// Traffic starts here, already filtered.
+	proto := uint16(ethPIP)
+	if cfg.KeepOutgoing {
+		proto = unix.ETH_P_ALL
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifindex}); err != nil {
+		return fail(fmt.Sprintf("binding to interface index %d", ifindex), err)
+	}
+
+	// A non-blocking descriptor becomes pollable: the Go runtime's poller
+	// waits for the ring, which gives deadlines and a Close that wakes a
+	// blocked reader and waits for it to leave the ring before unmapping.
+	c.file = os.NewFile(uintptr(fd), "af_packet:"+flow.String())
+	if c.file == nil {
+		return fail("wrapping the descriptor", errors.New("invalid descriptor"))
+	}
+	conn, err := c.file.SyscallConn()
+	if err != nil {
+		c.file.Close()
+		c.file = nil
+		ok = true // the file owned and closed fd
+		unix.Munmap(c.ring)
+		return fail("wrapping the descriptor", err)
+	}
+	c.conn = conn
+	ok = true
+	return c, nil
+}
+
+// Flow is the flow this capture admits.
+func (c *Capture) Flow() Flow { return c.flow }
+
+// Interface is the interface index the capture is bound to (0: all).
+func (c *Capture) Interface() int { return c.ifindex }
+
+// ReadFrame returns the next frame of the flow, waiting for one until ctx
+// is done or the capture is closed (then the error is net.ErrClosed).
+func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.ring == nil {
+		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+	}
+	// Fast path: a frame is already waiting; no deadline bookkeeping.
+	if f, ok, err := c.take(); ok || err != nil {
+		return f, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Frame{}, err
+	}
+
+	deadline, _ := ctx.Deadline() // zero: none
+	if err := c.file.SetReadDeadline(deadline); err != nil {
+		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, err)
+	}
+	if ctx.Done() != nil {
+		woken := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			defer close(woken)
+			c.file.SetReadDeadline(time.Unix(readDeadlineNow, 0))
+		})
+		defer func() {
+			if !stop() {
+				<-woken // the next read must not have its deadline reset under it
+			}
+		}()
+	}
+
+	var f Frame
+	var takeErr error
+	err := c.conn.Read(func(uintptr) bool {
+		var ok bool
+		f, ok, takeErr = c.take()
+		return ok || takeErr != nil
+	})
+	switch {
+	case takeErr != nil:
+		return Frame{}, takeErr
+	case err == nil:
+		return f, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return Frame{}, ctxErr
+		}
+		return Frame{}, context.DeadlineExceeded
+	case c.closed.Load():
+		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+	default:
+		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, err)
+	}
+}
+
+// take copies out the next ring frame if the kernel has handed it over and
+// gives the slot back. Frames that are not IPv4 (possible only with
+// KeepOutgoing, which binds to every protocol) are given back unread. The
+// caller holds readMu and the ring is mapped.
+func (c *Capture) take() (Frame, bool, error) {
+	for {
+		base := c.frameOffset(c.next)
+		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&c.ring[base]))
+		// The kernel fills the frame, then publishes it by setting
+		// TP_STATUS_USER (with a write barrier); read the status first.
+		status := atomic.LoadUint32(&hdr.Status)
+		if status&unix.TP_STATUS_USER == 0 {
+			return Frame{}, false, nil
+		}
+		// The sockaddr_ll the kernel writes after the header says which
+		// protocol, interface and direction the frame had.
+		sll := (*unix.RawSockaddrLinklayer)(unsafe.Pointer(&c.ring[base+sockaddrLLOffset]))
+		start, n := int(hdr.Net), int(hdr.Snaplen)
+		var f Frame
+		var err error
+		isIPv4 := sll.Protocol == htons(ethPIP)
+		switch {
+		case start < tpacket2HdrLen || n < 0 || start+n > c.frameSize:
+			err = fmt.Errorf("reading capture %s: ring frame with data at %d+%d does not fit a %d-byte slot", c.flow, start, n, c.frameSize)
+		case isIPv4:
+			f = Frame{
+				Data:             append([]byte(nil), c.ring[base+start:base+start+n]...),
+				Time:             time.Unix(int64(hdr.Sec), int64(hdr.Nsec)),
+				Length:           int(hdr.Len),
+				ChecksumNotReady: status&unix.TP_STATUS_CSUMNOTREADY != 0,
+				ChecksumValid:    status&unix.TP_STATUS_CSUM_VALID != 0,
+				Interface:        int(sll.Ifindex),
+				Outgoing:         sll.Pkttype == unix.PACKET_OUTGOING,
+			}
+		}
+		// Hand the slot back to the kernel only after copying out of it.
+		atomic.StoreUint32(&hdr.Status, unix.TP_STATUS_KERNEL)
+		c.next = (c.next + 1) % c.frames
+		if isIPv4 || err != nil {
+			return f, true, err
+		}
+	}
+}
+
+// frameOffset is where ring frame i starts: frames never straddle blocks,
+// and a block may end in unused bytes.
+func (c *Capture) frameOffset(i int) int {
+	return (i/c.perBlock)*c.blockSize + (i%c.perBlock)*c.frameSize
+}
+
+// Stats returns the frame counters since Open. The kernel resets its
+// counters on every read (PACKET_STATISTICS), so they are summed here.
+func (c *Capture) Stats() (Stats, error) {
+	c.statsMu.Lock()
+	defer c.statsMu.Unlock()
+	var st *unix.TpacketStats
+	var sockErr error
+	err := c.conn.Control(func(fd uintptr) {
+		st, sockErr = unix.GetsockoptTpacketStats(int(fd), unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	})
+	if err == nil {
+		err = sockErr
+	}
+	if err != nil {
+		return c.stats, fmt.Errorf("capture %s statistics: %w", c.flow, err)
+	}
+	// tp_packets counts drops too (packet_getsockopt adds them).
+	c.stats.Packets += uint64(st.Packets)
+	c.stats.Drops += uint64(st.Drops)
+	return c.stats, nil
+}
+
+// Close stops the capture and releases the ring. It is safe to call more
+// than once and concurrently with ReadFrame, which then returns
+// net.ErrClosed.
+func (c *Capture) Close() error {
+	if c == nil {
+		return nil
+	}
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		// Closing the file wakes a reader blocked in the poller and, for a
+		// pollable file, returns only once no call is using the descriptor.
+		if err := c.file.Close(); err != nil {
+			c.closeErr = fmt.Errorf("closing capture %s: %w", c.flow, err)
+		}
+		c.readMu.Lock()
+		defer c.readMu.Unlock()
+		if err := unix.Munmap(c.ring); err != nil && c.closeErr == nil {
+			c.closeErr = fmt.Errorf("closing capture %s: unmapping the ring: %w", c.flow, err)
+		}
+		c.ring = nil
+	})
+	return c.closeErr
+}
+
+func align(n, to int) int { return (n + to - 1) &^ (to - 1) }
+
+// htons converts a 16-bit value to network byte order for sockaddr_ll,
+// whatever the host's byte order.
+func htons(v uint16) uint16 {
+	return binary.NativeEndian.Uint16(binary.BigEndian.AppendUint16(nil, v))
+}

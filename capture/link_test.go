@@ -1,0 +1,734 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/lab"
+	"github.com/tcpcraft/tcpcraft/lab/labtest"
+)
+
+// quiet is how long a test waits to be sure no (further) frame arrives.
+const quiet = 300 * time.Millisecond
+
+// readOne reads a frame or fails the test.
+func readOne(t testing.TB, c *Capture, what string) Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, err := c.ReadFrame(ctx)
+	if err != nil {
+		t.Fatalf("waiting for %s on %s: %v", what, c.Flow(), err)
+	}
+	return f
+}
+
+// expectNothing fails the test if a frame arrives within quiet.
+func expectNothing(t testing.TB, c *Capture, why string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), quiet)
+	defer cancel()
+	f, err := c.ReadFrame(ctx)
+	if err == nil {
+		t.Fatalf("%s: unexpected frame on %s: %x", why, c.Flow(), f.Data)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s: ReadFrame: %v, want context.DeadlineExceeded", why, err)
+	}
+}
+
+// checkChecksum asserts the frame's TCP checksum verifies unless the
+// kernel said it was left for offload, and returns which case it was.
+func checkChecksum(t testing.TB, f Frame) string {
+	t.Helper()
+	if f.ChecksumNotReady {
+		return "not ready (partial, offloaded)"
+	}
+	if !tcpChecksumOK(f.Data) {
+		t.Fatalf("frame not flagged CSUMNOTREADY but its TCP checksum is wrong: %x", f.Data)
+	}
+	return "verified"
+}
+
+// clientSide is what a test opens inside the client namespace.
+type clientSide struct {
+	route Route
+	port  uint16
+	guard *Guard
+	inj   *Injector
+}
+
+func openClientSide(t testing.TB, l *lab.Lab, ctx context.Context) *clientSide {
+	t.Helper()
+	cs := &clientSide{}
+	err := lab.Do(l.ClientNS, func() (err error) {
+		if cs.route, err = LookupRoute(l.ServerIP()); err != nil {
+			return err
+		}
+		// /proc/thread-self: the client namespace's sockets and range.
+		if cs.port, err = EphemeralPort(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))); err != nil {
+			return err
+		}
+		if cs.guard, err = InstallGuard(ctx, netip.AddrPortFrom(cs.route.Source, cs.port)); err != nil {
+			return err
+		}
+		cs.inj, err = OpenInjector()
+		return err
+	})
+	t.Cleanup(func() {
+		cs.inj.Close()
+		cs.guard.Remove(context.Background())
+	})
+	if err != nil {
+		t.Fatalf("client namespace: %v", err)
+	}
+	return cs
+}
+
+func openIn(t testing.TB, ns string, ifindex int, flow Flow, cfg Config) *Capture {
+	t.Helper()
+	var c *Capture
+	if err := lab.Do(ns, func() (err error) {
+		c, err = Open(ifindex, flow, cfg)
+		return err
+	}); err != nil {
+		t.Fatalf("opening capture for %s in %s: %v", flow, ns, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// noise keeps kernel TCP traffic flowing between the namespaces on the
+// same veth — to the very server port the test uses, from a kernel-chosen
+// port — until the test ends, so the filter has something to refuse. It
+// returns the client end's address.
+func noise(t testing.TB, l *lab.Lab, server string) netip.AddrPort {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	conn, err := l.Dial(ctx, l.ClientNS, "tcp", server)
+	if err != nil {
+		cancel()
+		t.Fatalf("noise connection: %v", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 64)
+		for ctx.Err() == nil {
+			conn.SetDeadline(time.Now().Add(time.Second))
+			if _, err := conn.Write([]byte("noise")); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(conn, buf[:5]); err != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); conn.Close(); wg.Wait() })
+	local, err := netip.ParseAddrPort(conn.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return local
+}
+
+// echoServer accepts on ln: connections from want's port go to the
+// returned channel, every other connection is echoed (noise).
+func echoServer(t testing.TB, ln net.Listener, wantPort uint16) <-chan net.Conn {
+	t.Helper()
+	ours := make(chan net.Conn, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil && ap.Port() == wantPort {
+				ours <- c
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() { defer wg.Done(); io.Copy(c, c) }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ours
+}
+
+// TestLinkAgainstKernelListener is the whole link in one conversation with
+// a real kernel: inject a SYN, capture the SYN-ACK, finish the handshake,
+// capture data the kernel sends, reset — with unrelated kernel traffic on
+// the same link throughout.
+func TestLinkAgainstKernelListener(t *testing.T) {
+	labtest.RequireTools(t, "iptables")
+	l := labtest.New(t)
+	checkRootUntouched(t)
+	ctx := context.Background()
+	server := netip.AddrPortFrom(l.ServerIP(), 8080)
+
+	cs := openClientSide(t, l, ctx)
+	local := netip.AddrPortFrom(cs.route.Source, cs.port)
+	ln := labtest.Listen(t, l, l.ServerNS, server.String())
+	accepted := echoServer(t, ln, cs.port)
+	noise(t, l, server.String())
+
+	flow := Flow{Local: local, Remote: server}
+	reverse := Flow{Local: server, Remote: local} // matches what WE send
+	capture := openIn(t, l.ClientNS, cs.route.Index, flow, Config{})
+	small := openIn(t, l.ClientNS, cs.route.Index, flow, Config{SnapLen: 100})
+	outIgnored := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{})
+	outKept := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{KeepOutgoing: true})
+
+	pcapPath := filepath.Join(t.TempDir(), "link.pcap")
+	pw, err := CreatePcap(pcapPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	send := func(s segment) []byte {
+		t.Helper()
+		b := s.bytes()
+		now := time.Now()
+		if err := cs.inj.Send(b); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		if err := pw.WritePacket(now, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	recv := func(what string) (Frame, decoded) {
+		t.Helper()
+		f := readOne(t, capture, what)
+		if err := pw.WriteFrame(f); err != nil {
+			t.Fatal(err)
+		}
+		d := decode(t, f.Data)
+		if d.src != server || d.dst != local {
+			t.Fatalf("%s: frame %v -> %v is not of flow %s", what, d.src, d.dst, flow)
+		}
+		if f.Truncated() || f.Length != len(f.Data) {
+			t.Fatalf("%s: frame of %d bytes kept as %d", what, f.Length, len(f.Data))
+		}
+		if f.Interface != cs.route.Index {
+			t.Errorf("%s: Interface = %d, want %d", what, f.Interface, cs.route.Index)
+		}
+		return f, d
+	}
+
+	const iss = 1_000_000
+	sentAt := time.Now()
+	syn := send(segment{src: local, dst: server, seq: iss, flags: tcpSYN, options: paddedSYNOptions()})
+
+	synAck, d := recv("SYN-ACK")
+	if !d.isSYN || !d.isACK || d.ack != iss+1 {
+		t.Fatalf("want SYN-ACK acking %d, got %+v", iss+1, d)
+	}
+	t.Logf("SYN-ACK checksum: %s; captured %v after sending (kernel timestamp %v)",
+		checkChecksum(t, synAck), time.Since(sentAt), synAck.Time.Sub(sentAt))
+	if synAck.Time.IsZero() {
+		t.Error("frame without capture time")
+	}
+
+	// PACKET_IGNORE_OUTGOING: our own SYN is not read back; without it
+	// (KeepOutgoing) the very bytes we sent are.
+	expectNothing(t, outIgnored, "ignore-outgoing capture")
+	if got := readOne(t, outKept, "our SYN, seen outgoing"); !bytes.Equal(got.Data, syn) || !got.Outgoing {
+		t.Fatalf("outgoing capture saw %x (outgoing %v), want the SYN we sent %x", got.Data, got.Outgoing, syn)
+	}
+	if synAck.Outgoing {
+		t.Error("the SYN-ACK is flagged outgoing")
+	}
+
+	// Finish the handshake; the kernel hands the connection to accept.
+	send(segment{src: local, dst: server, seq: iss + 1, ack: d.seq + 1, flags: tcpACK})
+	var conn net.Conn
+	select {
+	case conn = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the kernel never accepted the handshake")
+	}
+	defer conn.Close()
+
+	// The kernel sends data: more than one MSS, maybe as one GSO frame.
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16000 bytes
+	if _, err := conn.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	var largest int
+	nextSeq := d.seq + 1
+	for len(got) < len(payload) {
+		f, dd := recv("data")
+		if dd.seq != nextSeq {
+			// A retransmission or reordering would be TCP's business;
+			// here we ACK everything at once, so it would be a bug.
+			t.Fatalf("data at seq %d, want %d", dd.seq, nextSeq)
+		}
+		checkChecksum(t, f)
+		got = append(got, dd.payload...)
+		largest = max(largest, len(dd.payload))
+		nextSeq += uint32(len(dd.payload))
+		send(segment{src: local, dst: server, seq: iss + 1, ack: nextSeq, flags: tcpACK})
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("captured %d payload bytes that differ from the %d the kernel sent", len(got), len(payload))
+	}
+	t.Logf("largest captured segment payload: %d bytes (MSS 1460)", largest)
+
+	// The small-snaplen capture saw the same frames, cut short but with
+	// their true length.
+	var truncated bool
+	for {
+		sctx, cancel := context.WithTimeout(ctx, quiet)
+		f, err := small.ReadFrame(sctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		if len(f.Data) < 100 || len(f.Data) > 128 {
+			t.Fatalf("snap length 100 kept %d bytes", len(f.Data))
+		}
+		if f.Length > len(f.Data) {
+			truncated = true
+			if !f.Truncated() {
+				t.Fatal("Truncated() false for a cut frame")
+			}
+		}
+	}
+	if !truncated {
+		t.Fatal("no data frame was truncated at snap length 100")
+	}
+
+	// Reset the connection; the kernel's socket sees ECONNRESET.
+	send(segment{src: local, dst: server, seq: iss + 1, flags: tcpRST})
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("kernel socket after RST: Read error %v, want a reset", err)
+	}
+	// Nothing else of the flow, and none of the noise, came through.
+	expectNothing(t, capture, "after RST")
+
+	st, err := capture.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Drops != 0 || st.Packets == 0 {
+		t.Errorf("Stats = %+v, want packets and no drops", st)
+	}
+
+	if err := pw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkPcapWithTshark(t, pcapPath)
+}
+
+// checkPcapWithTshark runs tshark over the file: it must read it without
+// "malformed" and find good IP and TCP checksums on the segments we sent
+// (received ones may carry partial, offloaded checksums).
+func checkPcapWithTshark(t testing.TB, path string) {
+	t.Helper()
+	labtest.RequireTools(t, "tshark")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "tshark", "-r", path, "-n",
+		"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+		"-T", "fields", "-E", "separator=|",
+		"-e", "ip.src", "-e", "ip.checksum.status", "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.message").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("tshark: %v: %s", err, ee.Stderr)
+		}
+		t.Fatalf("tshark: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 4 {
+		t.Fatalf("tshark saw %d packets:\n%s", len(lines), out)
+	}
+	ours := 0
+	for _, line := range lines {
+		f := strings.Split(line, "|")
+		if len(f) < 5 {
+			t.Fatalf("tshark line %q", line)
+		}
+		if f[3] != "" || strings.Contains(strings.ToLower(f[4]), "malformed") {
+			t.Errorf("tshark: malformed packet: %q", line)
+		}
+		if f[0] == "10.0.2.21" { // sent by us
+			ours++
+			if f[1] != "1" || f[2] != "1" {
+				t.Errorf("tshark: our segment's checksums not good (ip=%s tcp=%s; 1 means good): %q", f[1], f[2], line)
+			}
+		}
+	}
+	if ours == 0 {
+		t.Fatalf("tshark found none of our segments:\n%s", out)
+	}
+}
+
+// A listener's flow (any remote, any local address, every interface)
+// captures the SYN a kernel client sends.
+func TestLinkListenerFlowCapturesKernelSYN(t *testing.T) {
+	labtest.RequireTools(t, "iptables")
+	l := labtest.New(t)
+	checkRootUntouched(t)
+	ctx := context.Background()
+	const port = 40100
+
+	var g *Guard
+	inNS(t, l.ClientNS, func() (err error) {
+		g, err = InstallGuard(ctx, netip.MustParseAddrPort(fmt.Sprintf("0.0.0.0:%d", port)))
+		return err
+	})
+	t.Cleanup(func() { g.Remove(ctx) })
+	capture := openIn(t, l.ClientNS, 0, Flow{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), port)}, Config{})
+
+	dialCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		c, err := l.Dial(dialCtx, l.ServerNS, "tcp", fmt.Sprintf("%s:%d", l.ClientIP(), port))
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	f := readOne(t, capture, "kernel SYN")
+	d := decode(t, f.Data)
+	if !d.isSYN || d.isACK || d.src.Addr() != l.ServerIP() || d.dst != netip.AddrPortFrom(l.ClientIP(), port) {
+		t.Fatalf("captured %+v, want a SYN from %s to %s:%d", d, l.ServerIP(), l.ClientIP(), port)
+	}
+	t.Logf("kernel SYN checksum: %s", checkChecksum(t, f))
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the dial connected: the guard let the SYN through to a kernel listener")
+	}
+}
+
+// On loopback every frame passes the capture point twice (out and in);
+// with PACKET_IGNORE_OUTGOING the SYN-ACK is read once.
+func TestLinkLoopback(t *testing.T) {
+	labtest.RequireTools(t, "iptables")
+	l := labtest.New(t)
+	checkRootUntouched(t)
+	ctx := context.Background()
+	loop := netip.MustParseAddr("127.0.0.1")
+	server := netip.AddrPortFrom(loop, 8081)
+	ln := labtest.Listen(t, l, l.ClientNS, server.String())
+	_ = ln
+
+	var route Route
+	var inj *Injector
+	var g *Guard
+	var port uint16
+	inNS(t, l.ClientNS, func() (err error) {
+		if route, err = LookupRoute(loop); err != nil {
+			return err
+		}
+		if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
+			return err
+		}
+		if g, err = InstallGuard(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+			return err
+		}
+		inj, err = OpenInjector()
+		return err
+	})
+	t.Cleanup(func() { inj.Close(); g.Remove(ctx) })
+	if route.Interface != "lo" {
+		t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
+	}
+	local := netip.AddrPortFrom(route.Source, port)
+	flow := Flow{Local: local, Remote: server}
+	once := openIn(t, l.ClientNS, route.Index, flow, Config{})
+	twice := openIn(t, l.ClientNS, route.Index, flow, Config{KeepOutgoing: true})
+
+	const iss = 5000
+	if err := inj.Send(segment{src: local, dst: server, seq: iss, flags: tcpSYN, options: paddedSYNOptions()}.bytes()); err != nil {
+		t.Fatal(err)
+	}
+	f := readOne(t, once, "SYN-ACK on lo")
+	d := decode(t, f.Data)
+	if !d.isSYN || !d.isACK || d.ack != iss+1 {
+		t.Fatalf("want SYN-ACK, got %+v", d)
+	}
+	// Reset at once, before the kernel retransmits its SYN-ACK (1 s).
+	if err := inj.Send(segment{src: local, dst: server, seq: iss + 1, flags: tcpRST}.bytes()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("loopback SYN-ACK checksum: %s", checkChecksum(t, f))
+	if f.Outgoing || f.Interface != route.Index {
+		t.Errorf("SYN-ACK on lo: Outgoing %v, Interface %d (want false, %d)", f.Outgoing, f.Interface, route.Index)
+	}
+	a, b := readOne(t, twice, "SYN-ACK, outgoing copy"), readOne(t, twice, "SYN-ACK, incoming copy")
+	if !bytes.Equal(a.Data, f.Data) || !bytes.Equal(b.Data, f.Data) || !a.Outgoing || b.Outgoing {
+		t.Fatalf("the KeepOutgoing capture did not see the SYN-ACK leave and arrive: outgoing=%v %x, outgoing=%v %x",
+			a.Outgoing, a.Data, b.Outgoing, b.Data)
+	}
+	expectNothing(t, once, "ignore-outgoing capture on lo after one SYN-ACK")
+	expectNothing(t, twice, "keep-outgoing capture on lo after both copies")
+}
+
+// With kernel traffic flowing before and while the socket is set up, a
+// capture for a silent flow never delivers a frame: nothing is queued
+// before the filter is in place.
+func TestCaptureNothingBeforeFilter(t *testing.T) {
+	l := labtest.New(t)
+	server := netip.AddrPortFrom(l.ServerIP(), 8082)
+	ln := labtest.Listen(t, l, l.ServerNS, server.String())
+	echoServer(t, ln, 0)
+	noiseLocal := noise(t, l, server.String())
+	for i := range 20 {
+		// The silent flow shares the server address and port with the noise.
+		flow := Flow{Local: netip.AddrPortFrom(l.ClientIP(), noiseLocal.Port()+1+uint16(i)), Remote: server}
+		c := openIn(t, l.ClientNS, 0, flow, Config{})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		f, err := c.ReadFrame(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("capture %d for silent flow %s: ReadFrame = %x, %v; want nothing", i, flow, f.Data, err)
+		}
+		st, err := c.Stats()
+		if err != nil || st.Packets != 0 {
+			t.Fatalf("capture %d: Stats = %+v, %v; want no packets", i, st, err)
+		}
+		c.Close()
+	}
+	// A capture for the noise itself does see it, so the silence above is
+	// the filter's doing.
+	c := openIn(t, l.ClientNS, 0, Flow{Local: noiseLocal, Remote: server}, Config{})
+	d := decode(t, readOne(t, c, "noise").Data)
+	if d.src != server || d.dst != noiseLocal {
+		t.Fatalf("noise capture got %v -> %v", d.src, d.dst)
+	}
+}
+
+func TestCaptureCloseAndCancel(t *testing.T) {
+	l := labtest.New(t)
+	flow := Flow{Local: netip.AddrPortFrom(l.ClientIP(), 40200)}
+	c := openIn(t, l.ClientNS, 0, flow, Config{})
+
+	// Cancellation wakes a blocked read.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := c.ReadFrame(ctx); errc <- err }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancel did not wake ReadFrame")
+	}
+
+	// A later read with a live context still works (the deadline the
+	// cancellation set is not left behind).
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel2()
+	if _, err := c.ReadFrame(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second read: %v, want context.DeadlineExceeded", err)
+	}
+
+	// Close wakes a blocked read.
+	go func() { _, err := c.ReadFrame(context.Background()); errc <- err }()
+	time.Sleep(50 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake ReadFrame")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := c.ReadFrame(context.Background()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ReadFrame after Close: %v, want net.ErrClosed", err)
+	}
+	if _, err := c.Stats(); err == nil {
+		t.Fatal("Stats after Close succeeded")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	l := labtest.New(t)
+	good := Flow{Local: netip.AddrPortFrom(l.ClientIP(), 40300)}
+	cases := []struct {
+		name    string
+		ifindex int
+		flow    Flow
+		cfg     Config
+		want    string
+	}{
+		{"no local port", 0, Flow{Local: netip.AddrPortFrom(l.ClientIP(), 0)}, Config{}, "local port is 0"},
+		{"negative interface", -1, good, Config{}, "bad interface index"},
+		{"missing interface", 999999, good, Config{}, "binding to interface index 999999"},
+		{"snap length too small", 0, good, Config{SnapLen: 10}, "snap length"},
+		{"snap length too big", 0, good, Config{SnapLen: 70000}, "snap length"},
+		{"ring too big", 0, good, Config{Frames: 1 << 20}, "ring of"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := lab.Do(l.ClientNS, func() error {
+				capture, err := Open(c.ifindex, c.flow, c.cfg)
+				if err == nil {
+					capture.Close()
+				}
+				return err
+			})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestInjectorErrors(t *testing.T) {
+	l := labtest.New(t)
+	var inj *Injector
+	inNS(t, l.ClientNS, func() (err error) {
+		inj, err = OpenInjector()
+		return err
+	})
+	defer inj.Close()
+	src := netip.AddrPortFrom(l.ClientIP(), 40400)
+	dst := netip.AddrPortFrom(l.ServerIP(), 9)
+	big := segment{src: src, dst: dst, flags: tcpACK, payload: make([]byte, 2000)}.bytes()
+	v6 := append([]byte{0x60}, make([]byte, 39)...)
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		want string
+	}{
+		{"empty", nil, "shorter than an IPv4 header"},
+		{"short", make([]byte, 19), "shorter than an IPv4 header"},
+		{"IPv6", v6, "IP version 6"},
+		{"IHL beyond the packet", append([]byte{0x4f}, make([]byte, 39)...), "does not fit"},
+		{"above the MTU", big, "exceed the route's MTU"},
+	} {
+		if err := inj.Send(c.pkt); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Send error %v, want one containing %q", c.name, err, c.want)
+		}
+	}
+	n, err := inj.SendBatch([][]byte{segment{src: src, dst: dst, flags: tcpRST}.bytes(), nil})
+	if n != 1 || err == nil {
+		t.Errorf("SendBatch with a bad second packet = %d, %v; want 1 and an error", n, err)
+	}
+	if err := inj.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := inj.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := inj.Send(segment{src: src, dst: dst, flags: tcpRST}.bytes()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Send after Close: %v, want net.ErrClosed", err)
+	}
+}
+
+func TestLookupRoute(t *testing.T) {
+	l := labtest.New(t)
+	labtest.Run(t, l, l.ClientNS, "ip", "route", "add", "192.0.2.0/24", "via", l.ServerIP().String())
+	labtest.Run(t, l, l.ClientNS, "ip", "route", "add", "198.51.100.0/24", "via", l.ServerIP().String(), "mtu", "lock", "1400")
+
+	type result struct {
+		r   Route
+		err error
+	}
+	results := map[string]result{}
+	inNS(t, l.ClientNS, func() error {
+		for _, a := range []string{"10.0.2.20", "127.0.0.1", "10.0.2.21", "192.0.2.7", "198.51.100.1", "203.0.113.1"} {
+			r, err := LookupRoute(netip.MustParseAddr(a))
+			results[a] = result{r, err}
+		}
+		return nil
+	})
+	get := func(a string) Route {
+		t.Helper()
+		res := results[a]
+		if res.err != nil {
+			t.Fatalf("LookupRoute(%s): %v", a, res.err)
+		}
+		return res.r
+	}
+
+	r := get("10.0.2.20")
+	veth, err := ifaceIn(t, l.ClientNS, l.ClientIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Interface != l.ClientIf || r.Index != veth.Index || r.Source != l.ClientIP() || r.Local ||
+		r.Gateway.IsValid() || r.NextHop() != l.ServerIP() || r.MTU != veth.MTU {
+		t.Errorf("route to 10.0.2.20 = %+v; want %s (index %d, MTU %d), source %s, on-link", r, l.ClientIf, veth.Index, veth.MTU, l.ClientIP())
+	}
+
+	for _, a := range []string{"127.0.0.1", "10.0.2.21"} {
+		r := get(a)
+		if r.Interface != "lo" || !r.Local || r.MTU != 65536 || r.NextHop() != netip.MustParseAddr(a) {
+			t.Errorf("route to %s = %+v; want local via lo, MTU 65536", a, r)
+		}
+	}
+	if r := get("127.0.0.1"); r.Source != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("route to 127.0.0.1: source %s", r.Source)
+	}
+
+	r = get("192.0.2.7")
+	if r.Gateway != l.ServerIP() || r.NextHop() != l.ServerIP() || r.Interface != l.ClientIf || r.MTU != veth.MTU {
+		t.Errorf("route to 192.0.2.7 = %+v; want via %s on %s", r, l.ServerIP(), l.ClientIf)
+	}
+	if r := get("198.51.100.1"); r.MTU != 1400 {
+		t.Errorf("route with mtu lock 1400: MTU = %d", r.MTU)
+	}
+	if err := results["203.0.113.1"].err; err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("route to 203.0.113.1 with no default route: %v, want network unreachable", err)
+	}
+	if _, err := LookupRoute(netip.MustParseAddr("2001:db8::1")); err == nil {
+		t.Error("IPv6 destination accepted")
+	}
+}
+
+func ifaceIn(t *testing.T, ns, name string) (*net.Interface, error) {
+	t.Helper()
+	var ifc *net.Interface
+	err := lab.Do(ns, func() (err error) {
+		ifc, err = net.InterfaceByName(name)
+		return err
+	})
+	return ifc, err
+}

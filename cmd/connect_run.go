@@ -1,0 +1,146 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/stack"
+)
+
+func connectFlags() []cli.Flag {
+	flags := append(linkFlags(), connFlags()...)
+	return append(flags,
+		&cli.DurationFlag{Name: "timeout", Aliases: []string{"w"}, Value: 10 * time.Second, Usage: "give up if the handshake has not completed after this long (0: only the SYN retry limit)"},
+	)
+}
+
+// runConnect is the action of "tcpcraft connect HOST:PORT".
+func runConnect(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("want exactly one HOST:PORT argument, got %d", c.NArg())
+	}
+	ctx := c.Context
+	remote, err := parseHostPort(ctx, c.Args().First())
+	if err != nil {
+		return err
+	}
+	// Check every flag before anything on the system changes.
+	if _, err := connConfig(c, 0); err != nil {
+		return err
+	}
+	sess, err := openSession(ctx, c, sessionSpec{remote: remote}, func(mtu int) (fsm.Config, error) { return connConfig(c, mtu) })
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
+
+	dialCtx, cancel := stack.SinceDeadline(ctx, c.Duration("timeout"))
+	conn, err := sess.stack.Dial(dialCtx, remote, sess.local.Port())
+	cancel()
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return ctx.Err() // interrupted: exit 130 after close() resets the peer
+	case errors.Is(err, context.DeadlineExceeded):
+		return exitFailure(fmt.Errorf("connect to %v: no answer after %v (connection timed out)", remote, c.Duration("timeout")))
+	default:
+		return exitFailure(fmt.Errorf("connect to %v: %w", remote, err))
+	}
+
+	err = pipe(ctx, conn, c.App.Reader, c.App.Writer)
+	st := conn.Stats()
+	sess.trace.note("%s", summary(st))
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		return exitFailure(fmt.Errorf("%v: %w", remote, err))
+	}
+	if cerr := sess.close(); cerr != nil {
+		return exitFailure(cerr)
+	}
+	return nil
+}
+
+// pipe copies in to the connection and the connection to out, like nc -N:
+// at the end of in it sends FIN and goes on reading; when the peer's FIN
+// has been read it closes our side too. It returns when the connection is
+// CLOSED (nil after a clean close, the connection's error after a reset or
+// timeout) or ctx ends.
+func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	outErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := conn.Read(ctx, buf)
+			if n > 0 {
+				if _, werr := out.Write(buf[:n]); werr != nil {
+					outErr <- fmt.Errorf("writing output: %w", werr)
+					return
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				// The peer is done sending (RFC 9293 §3.10.4): finish
+				// our side once what is queued has gone.
+				_ = conn.CloseWrite()
+				outErr <- nil
+				return
+			}
+			if err != nil {
+				outErr <- err
+				return
+			}
+		}
+	}()
+	if in != nil {
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := in.Read(buf)
+				if n > 0 {
+					if _, werr := conn.Write(ctx, buf[:n]); werr != nil {
+						return // the connection's end is reported by Wait
+					}
+				}
+				if err != nil {
+					// EOF (or an unreadable input): half-close, keep reading.
+					_ = conn.CloseWrite()
+					return
+				}
+			}
+		}()
+	} else {
+		_ = conn.CloseWrite()
+	}
+	var readErr error
+	select {
+	case readErr = <-outErr:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if readErr != nil && !errors.Is(readErr, context.Canceled) {
+		if cerr := conn.Err(); cerr != nil {
+			return cerr
+		}
+		conn.Abort()
+		return readErr
+	}
+	if err := conn.Wait(ctx); err != nil {
+		return err
+	}
+	return conn.Err()
+}
+
+// summary is the one-line account of a finished connection.
+func summary(st fsm.Stats) string {
+	return fmt.Sprintf("%+v", st)
+}

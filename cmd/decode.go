@@ -1,0 +1,299 @@
+package cmd
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// Exit codes of tcpcraft decode (the app's convention: 1 runtime failure,
+// 2 usage error).
+const (
+	decodeFailure = 1 // nothing could be decoded
+	decodeUsage   = 2 // bad command line or --hex input
+)
+
+// decodePcapngMagic is the block type of a pcapng Section Header Block; the same
+// four bytes in either byte order.
+const decodePcapngMagic = 0x0a0d0d0a
+
+// decodeCommand returns the "decode" command: print the TCP segments of a
+// pcap/pcapng file or of a hex dump, one line each in tcpdump's style or one
+// JSON object per line.
+func decodeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "decode",
+		Usage:     "print the TCP segments of a pcap/pcapng file or of a hex dump",
+		ArgsUsage: "FILE.pcap|FILE.pcapng",
+		Description: `Each TCP segment is printed on one line as tcpdump -nn prints it,
+prefixed with its capture time for files. Sequence numbers are relative to
+each side's initial sequence number as in tcpdump (--absolute for raw ones).
+Packets that cannot be decoded (not TCP, malformed options, truncated) are
+reported on stderr as "packet N: reason" and decoding goes on. A bad
+checksum is noted at the end of the line ("[bad tcp cksum 0xA -> 0xB]").
+
+Exit status: 0 when at least one packet was decoded, 1 when none could be
+(not a capture file, empty, every packet bad), 2 for usage errors.
+
+--hex takes one packet as hex digits; spaces, colons, newlines and a 0x
+prefix are ignored. "--hex -" reads the hex from stdin. The framing is
+guessed (an Ethernet header announcing IP, else a bare IP packet) unless
+--link says eth, ip, sll or sll2.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "hex", Usage: "decode one packet given as hex (\"-\" reads stdin)"},
+			&cli.StringFlag{Name: "link", Value: "auto", Usage: "framing of --hex input: auto, eth, ip, sll, sll2"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per packet"},
+			&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "print absolute sequence numbers"},
+		},
+		Action: decodeAction,
+	}
+}
+
+// decodeSession prints packets and counts what happened.
+type decodeSession struct {
+	out     *bufio.Writer
+	errOut  io.Writer
+	asJSON  bool
+	fmt     craft.Formatter
+	pkt     craft.Packet
+	line    []byte
+	decoded int
+	failed  int
+}
+
+func decodeAction(c *cli.Context) error {
+	hexArg := c.String("hex")
+	hexSet := c.IsSet("hex")
+	switch {
+	case c.NArg() > 1:
+		return cli.Exit(fmt.Sprintf("one file at a time, got %d arguments", c.NArg()), decodeUsage)
+	case c.NArg() == 1 && hexSet:
+		return cli.Exit("give a file or --hex, not both", decodeUsage)
+	case c.NArg() == 0 && !hexSet:
+		return cli.Exit("give a pcap/pcapng file or --hex HEX (see tcpcraft decode --help)", decodeUsage)
+	case c.NArg() == 1 && c.IsSet("link"):
+		return cli.Exit("--link applies to --hex input only; a capture file names its own link type", decodeUsage)
+	}
+	d := &decodeSession{
+		out:    bufio.NewWriter(c.App.Writer),
+		errOut: c.App.ErrWriter,
+		asJSON: c.Bool("json"),
+		fmt:    craft.Formatter{Absolute: c.Bool("absolute"), IPPrefix: true},
+	}
+	var err error
+	if hexSet {
+		err = d.decodeHex(c, hexArg, c.String("link"))
+	} else {
+		err = d.decodeFile(c.Args().First())
+	}
+	if ferr := d.out.Flush(); ferr != nil && err == nil {
+		err = cli.Exit(fmt.Sprintf("write: %v", ferr), decodeFailure)
+	}
+	return err
+}
+
+// decodeHex decodes one packet given as hex.
+func (d *decodeSession) decodeHex(c *cli.Context, arg, linkName string) error {
+	if arg == "-" {
+		b, err := io.ReadAll(c.App.Reader)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("read stdin: %v", err), decodeFailure)
+		}
+		arg = string(b)
+	}
+	frame, err := decodeParseHex(arg)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("--hex: %v", err), decodeUsage)
+	}
+	var link craft.LinkType
+	switch strings.ToLower(linkName) {
+	case "auto", "":
+		link = decodeGuessLink(frame)
+	case "eth", "ethernet", "en10mb":
+		link = craft.LinkEthernet
+	case "ip", "raw":
+		link = craft.LinkRaw
+	case "sll", "linux-sll":
+		link = craft.LinkLinuxSLL
+	case "sll2", "linux-sll2":
+		link = craft.LinkLinuxSLL2
+	default:
+		return cli.Exit(fmt.Sprintf("--link %q: want auto, eth, ip, sll or sll2", linkName), decodeUsage)
+	}
+	if err := craft.ParsePacket(link, frame, &d.pkt, craft.PacketOptions{}); err != nil {
+		return cli.Exit(fmt.Sprintf("%s packet: %v", link, err), decodeFailure)
+	}
+	return d.print(time.Time{})
+}
+
+// decodeParseHex turns hex digits into bytes, skipping whitespace, colons and a
+// leading 0x.
+func decodeParseHex(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s = s[2:]
+	}
+	digits := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == ':':
+		case ch >= '0' && ch <= '9', ch >= 'a' && ch <= 'f', ch >= 'A' && ch <= 'F':
+			digits = append(digits, ch)
+		default:
+			return nil, fmt.Errorf("invalid character %q at position %d", ch, i)
+		}
+	}
+	if len(digits) == 0 {
+		return nil, errors.New("no hex digits")
+	}
+	if len(digits)%2 != 0 {
+		return nil, fmt.Errorf("odd number of hex digits (%d)", len(digits))
+	}
+	b := make([]byte, len(digits)/2)
+	if _, err := hex.Decode(b, digits); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// decodeGuessLink decides whether frame is an Ethernet frame or a bare IP packet:
+// Ethernet when bytes 12-13 announce IPv4/IPv6 (or a VLAN tag) and the byte
+// after the header has a matching IP version; otherwise a bare packet when
+// the first nibble is 4 or 6; otherwise Ethernet, whose error then names the
+// EtherType found.
+func decodeGuessLink(frame []byte) craft.LinkType {
+	if len(frame) > craft.EthernetHeaderLen {
+		et := binary.BigEndian.Uint16(frame[12:14])
+		v := frame[14] >> 4
+		switch {
+		case et == craft.EtherTypeIPv4 && v == 4, et == craft.EtherTypeIPv6 && v == 6:
+			return craft.LinkEthernet
+		case et == craft.EtherTypeVLAN || et == craft.EtherTypeQinQ:
+			return craft.LinkEthernet
+		}
+	}
+	if len(frame) > 0 && (frame[0]>>4 == 4 || frame[0]>>4 == 6) {
+		return craft.LinkRaw
+	}
+	return craft.LinkEthernet
+}
+
+// decodePacketSource is what pcapgo's Reader and NgReader have in common here.
+type decodePacketSource interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// decodeFile decodes every packet of a pcap or pcapng file.
+func (d *decodeSession) decodeFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%v", err), decodeFailure)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	magic, err := br.Peek(4)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("%s: not a pcap or pcapng file: only %d bytes", path, len(magic)), decodeFailure)
+	}
+	var src decodePacketSource
+	var linkOf func(ci gopacket.CaptureInfo) craft.LinkType
+	if binary.BigEndian.Uint32(magic) == decodePcapngMagic {
+		r, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("%s: not a readable pcapng file: %v", path, err), decodeFailure)
+		}
+		src = r
+		linkOf = func(ci gopacket.CaptureInfo) craft.LinkType {
+			intf, err := r.Interface(ci.InterfaceIndex)
+			if err != nil {
+				return craft.LinkType(r.LinkType())
+			}
+			return craft.LinkType(intf.LinkType)
+		}
+	} else {
+		r, err := pcapgo.NewReader(br)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("%s: not a pcap or pcapng file: %v", path, err), decodeFailure)
+		}
+		src = r
+		link := craft.LinkType(r.LinkType())
+		linkOf = func(gopacket.CaptureInfo) craft.LinkType { return link }
+	}
+	n := 0
+	for {
+		data, ci, err := src.ZeroCopyReadPacketData()
+		if err == io.EOF {
+			break
+		}
+		n++
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = errors.New("record cut short (truncated file)")
+			}
+			d.failed++
+			fmt.Fprintf(d.errOut, "packet %d: %v\n", n, err)
+			break
+		}
+		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{}); err != nil {
+			d.failed++
+			if ci.CaptureLength < ci.Length {
+				fmt.Fprintf(d.errOut, "packet %d (captured %d of %d bytes): %v\n", n, ci.CaptureLength, ci.Length, err)
+			} else {
+				fmt.Fprintf(d.errOut, "packet %d: %v\n", n, err)
+			}
+			continue
+		}
+		if err := d.print(ci.Timestamp); err != nil {
+			return err
+		}
+	}
+	if d.decoded == 0 {
+		if n == 0 {
+			return cli.Exit(fmt.Sprintf("%s: no packets", path), decodeFailure)
+		}
+		return cli.Exit(fmt.Sprintf("%s: none of %d packets could be decoded", path, n), decodeFailure)
+	}
+	return nil
+}
+
+// print writes d.pkt as text or JSON; ts is zero for --hex input.
+func (d *decodeSession) print(ts time.Time) error {
+	d.decoded++
+	if d.asJSON {
+		j := d.fmt.JSON(&d.pkt)
+		if !ts.IsZero() {
+			j.Time = ts.UTC().Format(time.RFC3339Nano)
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("json: %v", err), decodeFailure)
+		}
+		d.out.Write(b)
+		d.out.WriteByte('\n')
+		return nil
+	}
+	d.line = d.line[:0]
+	if !ts.IsZero() {
+		// tcpdump -r prints the capture time in local time, microseconds.
+		d.line = ts.Local().AppendFormat(d.line, "15:04:05.000000")
+		d.line = append(d.line, ' ')
+	}
+	d.line = d.fmt.AppendText(d.line, &d.pkt)
+	d.line = append(d.line, '\n')
+	d.out.Write(d.line)
+	return nil
+}

@@ -1,0 +1,101 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes of tcpcraft (also in the README and the app's help).
+const (
+	codeOK          = 0   // success
+	codeFailure     = 1   // runtime failure: the network, the peer or the system said no
+	codeUsage       = 2   // usage error: unknown command or flag, bad or missing argument
+	codeInterrupted = 130 // stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report it)
+)
+
+// exitError carries the exit code an error should end the process with.
+// It satisfies cli.ExitCoder.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+func (e *exitError) ExitCode() int { return e.code }
+
+// exitUsage marks err as a usage error (exit 2): the command line was wrong,
+// and running it again unchanged cannot succeed.
+func exitUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: codeUsage, err: err}
+}
+
+// exitFailure marks err as a runtime failure (exit 1). Errors that carry no
+// code are failures too; this makes the intent explicit.
+func exitFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: codeFailure, err: err}
+}
+
+// usagef is exitUsage(fmt.Errorf(format, args...)).
+func usagef(format string, args ...any) error {
+	return exitUsage(fmt.Errorf(format, args...))
+}
+
+// exitCode is the exit code for a non-nil error: its own (cli.ExitCoder,
+// e.g. exitUsage, exitFailure or cli.Exit), else 1.
+func exitCode(err error) int {
+	var coder cli.ExitCoder
+	if errors.As(err, &coder) && coder.ExitCode() != codeOK {
+		return coder.ExitCode()
+	}
+	return codeFailure
+}
+
+// prefixedError puts the command's full name in front of an error message
+// ("tcpcraft lab up: needs root ..."), keeping the wrapped error and its
+// exit code.
+type prefixedError struct {
+	name string
+	err  error
+}
+
+func (e *prefixedError) Error() string { return e.name + ": " + e.err.Error() }
+func (e *prefixedError) Unwrap() error { return e.err }
+
+// prefixed names the command in err's message, unless it already starts
+// with that name.
+func prefixed(name string, err error) error {
+	if err == nil || strings.HasPrefix(err.Error(), name+":") {
+		return err
+	}
+	var p *prefixedError
+	if errors.As(err, &p) {
+		return err // a nested command already named itself
+	}
+	return &prefixedError{name: name, err: err}
+}
+
+// errNotImplemented is what commands whose work is not built yet answer.
+var errNotImplemented = errors.New("not implemented yet")
+
+// notImplemented is the action of commands whose work is not built yet.
+func notImplemented(*cli.Context) error {
+	return exitUsage(errNotImplemented)
+}
+
+// noArgs rejects positional arguments for commands that take none.
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		return usagef("unexpected argument %q", c.Args().First())
+	}
+	return nil
+}

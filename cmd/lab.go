@@ -1,0 +1,162 @@
+package cmd
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/lab"
+)
+
+// Flag names (and the environment variables scripts/lab.sh reads too) that
+// override the lab's names and addresses.
+const (
+	flagClientNS   = "client-ns"
+	flagServerNS   = "server-ns"
+	flagClientIf   = "client-if"
+	flagServerIf   = "server-if"
+	flagClientAddr = "client-addr"
+	flagServerAddr = "server-addr"
+)
+
+// labCommand is "tcpcraft lab up|down|status|demo".
+func labCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "lab",
+		Usage: "build, inspect or remove the two-namespace lab (client 10.0.2.21, server 10.0.2.20) with kernel peers",
+		Description: "The lab is two network namespaces joined by a veth pair: the client namespace\n" +
+			"(tcpcraft-client, 10.0.2.21/24 on tcv-client) and the server namespace (tcpcraft-server,\n" +
+			"10.0.2.20/24 on tcv-server). Nothing is added to the host's own network namespace.\n" +
+			"Run kernel peers inside with `ip netns exec tcpcraft-server ...`.",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "up",
+				Usage:  "create the lab, or repair it; running it again changes nothing",
+				Flags:  labFlags(),
+				Action: labUp,
+			},
+			{
+				Name:   "down",
+				Usage:  "remove the lab's namespaces (the veth pair and addresses go with them); nothing to do is not an error",
+				Flags:  labFlags(),
+				Action: labDown,
+			},
+			{
+				Name:   "status",
+				Usage:  "show what exists of the lab; exits 0 whether it is up, down or partial (read the last line)",
+				Flags:  labFlags(),
+				Action: labStatus,
+			},
+			{
+				Name:  "demo",
+				Usage: "bring the lab up, start kernel peers and show tcpcraft talking to them",
+				Flags: labFlags(),
+				// Built by a later issue; the usage above is final.
+				Action: notImplemented,
+			},
+		},
+	}
+}
+
+// labFlags override lab.DefaultConfig; each can also come from the
+// environment, with the names scripts/lab.sh uses.
+func labFlags() []cli.Flag {
+	d := lab.DefaultConfig()
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagClientNS, Value: d.ClientNS, EnvVars: []string{"TCPCRAFT_CLIENT_NS"}, Usage: "client network namespace"},
+		&cli.StringFlag{Name: flagServerNS, Value: d.ServerNS, EnvVars: []string{"TCPCRAFT_SERVER_NS"}, Usage: "server network namespace"},
+		&cli.StringFlag{Name: flagClientIf, Value: d.ClientIf, EnvVars: []string{"TCPCRAFT_CLIENT_IF"}, Usage: "client end of the veth pair (at most 15 bytes)"},
+		&cli.StringFlag{Name: flagServerIf, Value: d.ServerIf, EnvVars: []string{"TCPCRAFT_SERVER_IF"}, Usage: "server end of the veth pair (at most 15 bytes)"},
+		&cli.StringFlag{Name: flagClientAddr, Value: d.ClientAddr.String(), EnvVars: []string{"TCPCRAFT_CLIENT_ADDR"}, Usage: "client address with prefix length"},
+		&cli.StringFlag{Name: flagServerAddr, Value: d.ServerAddr.String(), EnvVars: []string{"TCPCRAFT_SERVER_ADDR"}, Usage: "server address with prefix length"},
+	}
+}
+
+// labConfig reads the lab flags; a bad value is a usage error.
+func labConfig(c *cli.Context) (lab.Config, error) {
+	if err := noArgs(c); err != nil {
+		return lab.Config{}, err
+	}
+	cfg := lab.Config{
+		ClientNS: c.String(flagClientNS),
+		ServerNS: c.String(flagServerNS),
+		ClientIf: c.String(flagClientIf),
+		ServerIf: c.String(flagServerIf),
+	}
+	for _, a := range []struct {
+		flag string
+		dst  *netip.Prefix
+	}{{flagClientAddr, &cfg.ClientAddr}, {flagServerAddr, &cfg.ServerAddr}} {
+		p, err := netip.ParsePrefix(c.String(a.flag))
+		if err != nil {
+			return lab.Config{}, usagef("--%s: want an address with prefix length like 10.0.2.21/24: %v", a.flag, err)
+		}
+		*a.dst = p
+	}
+	if err := cfg.Validate(); err != nil {
+		return lab.Config{}, exitUsage(err)
+	}
+	return cfg, nil
+}
+
+func labUp(c *cli.Context) error {
+	cfg, err := labConfig(c)
+	if err != nil {
+		return err
+	}
+	l, err := lab.Up(c.Context, cfg)
+	if err != nil {
+		return exitFailure(err)
+	}
+	w := stdout(c)
+	for _, change := range l.Changes {
+		fmt.Fprintln(w, change)
+	}
+	if len(l.Changes) == 0 {
+		fmt.Fprintln(w, "nothing to change")
+	}
+	fmt.Fprintf(w, "lab is up: client %s in namespace %s (%s) <-> server %s in namespace %s (%s)\n",
+		l.ClientAddr, l.ClientNS, l.ClientIf, l.ServerAddr, l.ServerNS, l.ServerIf)
+	return nil
+}
+
+func labDown(c *cli.Context) error {
+	cfg, err := labConfig(c)
+	if err != nil {
+		return err
+	}
+	before, err := lab.Status(c.Context, cfg)
+	if err != nil {
+		return exitFailure(err)
+	}
+	if err := lab.Down(c.Context, cfg); err != nil {
+		return exitFailure(err)
+	}
+	w := stdout(c)
+	removed := false
+	for _, side := range []lab.Side{before.Client, before.Server} {
+		if side.NamespaceExists {
+			fmt.Fprintf(w, "removed namespace %s\n", side.Namespace)
+			removed = true
+		}
+	}
+	if !removed {
+		fmt.Fprintln(w, "nothing to remove")
+	}
+	fmt.Fprintln(w, "lab is down")
+	return nil
+}
+
+func labStatus(c *cli.Context) error {
+	cfg, err := labConfig(c)
+	if err != nil {
+		return err
+	}
+	st, err := lab.Status(c.Context, cfg)
+	if err != nil {
+		return exitFailure(err)
+	}
+	fmt.Fprint(stdout(c), st)
+	return nil
+}

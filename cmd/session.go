@@ -1,0 +1,332 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/stack"
+)
+
+// Flags shared by the commands that talk TCP (connect, listen, send).
+func linkFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "send and capture on this interface (default: the route's)"},
+		&cli.UintFlag{Name: "sport", Aliases: []string{"p"}, Usage: "local port (default: a random port outside ip_local_port_range)"},
+		&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IP time to live of sent packets"},
+		&cli.StringFlag{Name: "pcap", Usage: "write every segment of the session, both directions, to this pcap `FILE`"},
+		&cli.BoolFlag{Name: "json", Usage: "trace as one JSON object per line on stderr"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no trace, only errors"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "trace more: RTT samples, retransmissions, acknowledged bytes"},
+		&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "absolute sequence numbers in the trace (tcpdump -S)"},
+	}
+}
+
+// Flags that shape our end of a connection (connect, listen).
+func connFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "isn", Usage: "initial sequence number (default: random, RFC 6528)"},
+		&cli.UintFlag{Name: "mss", Usage: "MSS to advertise (default: the interface MTU - 40)"},
+		&cli.IntFlag{Name: "wscale", Value: 7, Usage: "window scale shift to offer, 0-14, or -1 for none"},
+		&cli.UintFlag{Name: "window", Value: 256 << 10, Usage: "receive buffer, the most we advertise (bytes)"},
+		&cli.BoolFlag{Name: "no-sack", Usage: "do not offer SACK-permitted"},
+		&cli.BoolFlag{Name: "no-timestamps", Usage: "do not offer timestamps"},
+		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default for interactive use)"},
+		&cli.DurationFlag{Name: "time-wait", Value: time.Second, Usage: "how long TIME-WAIT lasts (2*MSL) when we close first"},
+	}
+}
+
+// sessionSpec says what a session is for.
+type sessionSpec struct {
+	remote netip.AddrPort // connect/send: the peer; listen: invalid
+	local  netip.AddrPort // listen: the address and port listened on
+}
+
+// session is everything a run that talks TCP sets up, in order: privileges
+// checked, route found, port chosen, guard rule installed, capture and raw
+// socket opened, stack started. close undoes it in reverse order, resetting
+// open connections before the guard goes (DESIGN.md, the RST guard).
+type session struct {
+	route  capture.Route
+	local  netip.AddrPort
+	guard  *capture.Guard
+	cap    *capture.Capture
+	inj    *capture.Injector
+	pcap   *capture.PcapWriter
+	stack  *stack.Stack
+	trace  *tracer
+	cancel context.CancelFunc
+	runErr chan error
+	closed bool
+}
+
+type stackLink struct {
+	cap *capture.Capture
+	inj *capture.Injector
+}
+
+func (l stackLink) ReadFrame(ctx context.Context) (capture.Frame, error) { return l.cap.ReadFrame(ctx) }
+func (l stackLink) Send(pkt []byte) error                                { return l.inj.Send(pkt) }
+
+// traceLevelOf reads -q/-v.
+func traceLevelOf(c *cli.Context) traceLevel {
+	switch {
+	case c.Bool("quiet"):
+		return traceQuiet
+	case c.Bool("verbose"):
+		return traceVerbose
+	}
+	return traceNormal
+}
+
+// openSession sets up a session; on error nothing is left changed.
+func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConfig func(mtu int) (fsm.Config, error)) (s *session, err error) {
+	if err := capture.CheckPrivileges(); err != nil {
+		return nil, exitFailure(err)
+	}
+	s = &session{}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	start := time.Now()
+
+	var localAddr netip.Addr
+	ifindex := 0
+	switch {
+	case c.String("iface") != "":
+		ifi, err := net.InterfaceByName(c.String("iface"))
+		if err != nil {
+			return nil, usagef("--iface: %v", err)
+		}
+		addr, err := interfaceIPv4(ifi)
+		if err != nil {
+			return nil, exitFailure(err)
+		}
+		ifindex, localAddr = ifi.Index, addr
+		s.route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: addr}
+	case spec.remote.IsValid():
+		s.route, err = capture.LookupRoute(spec.remote.Addr())
+		if err != nil {
+			return nil, exitFailure(fmt.Errorf("no route to %v: %w", spec.remote.Addr(), err))
+		}
+		ifindex, localAddr = s.route.Index, s.route.Source
+	default: // listen
+		localAddr = spec.local.Addr()
+		if !localAddr.IsUnspecified() {
+			ifi, err := interfaceWithAddr(localAddr)
+			if err != nil {
+				return nil, exitFailure(err)
+			}
+			ifindex = ifi.Index
+			s.route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: localAddr}
+		}
+	}
+	if spec.remote.IsValid() && spec.local.IsValid() && !spec.local.Addr().IsUnspecified() {
+		localAddr = spec.local.Addr()
+	}
+
+	port := spec.local.Port()
+	if p := c.Uint("sport"); p != 0 {
+		if p > 65535 {
+			return nil, usagef("--sport %d: not a port (1-65535)", p)
+		}
+		port = uint16(p)
+	}
+	if port == 0 {
+		port, err = capture.EphemeralPort(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+		if err != nil {
+			return nil, exitFailure(fmt.Errorf("choosing a source port: %w", err))
+		}
+	}
+	s.local = netip.AddrPortFrom(localAddr, port)
+
+	if path := c.String("pcap"); path != "" {
+		s.pcap, err = capture.CreatePcap(path)
+		if err != nil {
+			return nil, exitFailure(err)
+		}
+	}
+	s.trace = newTracer(c.App.ErrWriter, traceLevelOf(c), c.Bool("json"), s.pcap, start)
+	s.trace.format.Absolute = c.Bool("absolute")
+
+	s.guard, err = capture.InstallGuard(ctx, s.local)
+	if err != nil {
+		return nil, exitFailure(err)
+	}
+	flow := capture.Flow{Local: s.local, Remote: spec.remote}
+	s.cap, err = capture.Open(ifindex, flow, capture.Config{})
+	if err != nil {
+		return nil, exitFailure(err)
+	}
+	s.inj, err = capture.OpenInjector()
+	if err != nil {
+		return nil, exitFailure(err)
+	}
+	connCfg, err := makeConfig(s.route.MTU)
+	if err != nil {
+		return nil, err
+	}
+	ttl := c.Uint("ttl")
+	if ttl == 0 || ttl > 255 {
+		return nil, usagef("--ttl %d: must be 1-255", ttl)
+	}
+	s.stack, err = stack.New(stackLink{s.cap, s.inj}, stack.Config{
+		Local:  localAddr,
+		TTL:    uint8(ttl),
+		Conn:   connCfg,
+		Tracer: s.trace,
+	})
+	if err != nil {
+		return nil, exitFailure(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.runErr = make(chan error, 1)
+	go func() { s.runErr <- s.stack.Run(runCtx) }()
+	return s, nil
+}
+
+// close resets what is still open, stops the stack and undoes the set-up.
+// It is safe to call more than once and on a half-built session.
+func (s *session) close() error {
+	if s == nil || s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	if s.stack != nil {
+		s.stack.Shutdown()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.cap != nil {
+		_ = s.cap.Close() // wakes the reader
+	}
+	if s.runErr != nil {
+		if err := <-s.runErr; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.inj != nil {
+		_ = s.inj.Close()
+	}
+	if s.guard != nil {
+		if err := s.guard.Remove(context.Background()); err != nil {
+			errs = append(errs, fmt.Errorf("removing the firewall rule: %w", err))
+		}
+	}
+	if s.pcap != nil {
+		if err := s.pcap.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("writing the pcap file: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// connConfig builds the fsm template from the connection flags.
+func connConfig(c *cli.Context, mtu int) (fsm.Config, error) {
+	cfg := fsm.DefaultConfig()
+	if s := c.String("isn"); s != "" {
+		v, err := strconv.ParseUint(s, 0, 32)
+		if err != nil {
+			return cfg, usagef("--isn %q: not a 32-bit number", s)
+		}
+		cfg.ISS, cfg.FixedISS = craft.Seq(v), true
+	}
+	switch mss := c.Uint("mss"); {
+	case mss > 65535:
+		return cfg, usagef("--mss %d: at most 65535", mss)
+	case mss != 0:
+		cfg.MSS = uint16(mss)
+	case mtu > 40:
+		cfg.MSS = uint16(min(mtu-40, 65495))
+	}
+	ws := c.Int("wscale")
+	if ws < -1 || ws > 14 {
+		return cfg, usagef("--wscale %d: must be 0-14, or -1 for none (RFC 7323 §2.3)", ws)
+	}
+	cfg.WindowScale = ws
+	w := c.Uint("window")
+	if w == 0 || w > 1<<30 {
+		return cfg, usagef("--window %d: must be 1 to 2^30 bytes", w)
+	}
+	cfg.RecvBufferSize = int(w)
+	cfg.SACK = !c.Bool("no-sack")
+	cfg.Timestamps = !c.Bool("no-timestamps")
+	cfg.NoDelay = !c.Bool("nagle")
+	cfg.TimeWait = c.Duration("time-wait")
+	if cfg.TimeWait <= 0 {
+		cfg.TimeWait = time.Millisecond // "no TIME-WAIT" still passes through the state
+	}
+	return cfg, nil
+}
+
+// parseHostPort parses HOST:PORT (HOST an IPv4 address or a name that
+// resolves to one).
+func parseHostPort(ctx context.Context, arg string) (netip.AddrPort, error) {
+	host, portStr, err := net.SplitHostPort(arg)
+	if err != nil {
+		return netip.AddrPort{}, usagef("%q: want HOST:PORT: %v", arg, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}, usagef("%q: port %q is not a number 1-65535", arg, portStr)
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		if lerr != nil || len(addrs) == 0 {
+			return netip.AddrPort{}, usagef("%q: %q is neither an IPv4 address nor a name that resolves to one", arg, host)
+		}
+		addr = addrs[0]
+	}
+	addr = addr.Unmap()
+	if !addr.Is4() {
+		return netip.AddrPort{}, usagef("%q: only IPv4 is supported for now", arg)
+	}
+	if addr.IsUnspecified() || addr.IsMulticast() {
+		return netip.AddrPort{}, usagef("%q: %v cannot be a TCP peer", arg, addr)
+	}
+	return netip.AddrPortFrom(addr, uint16(port)), nil
+}
+
+func interfaceIPv4(ifi *net.Interface) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
+				return ip.Unmap(), nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address", ifi.Name)
+}
+
+func interfaceWithAddr(addr netip.Addr) (*net.Interface, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("listing interfaces: %w", err)
+	}
+	for i := range ifs {
+		if a, err := interfaceIPv4(&ifs[i]); err == nil && a == addr {
+			return &ifs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no interface has the address %v", addr)
+}

@@ -1,0 +1,208 @@
+package cmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/stack"
+)
+
+// traceLevel says how much the trace shows.
+type traceLevel int
+
+const (
+	traceQuiet   traceLevel = iota // -q: nothing but errors
+	traceNormal                    // every segment and state change
+	traceVerbose                   // -v: also RTT samples, retransmissions, drops, acks
+)
+
+// tracer writes what a stack reports: text lines in tcpdump's style or JSON
+// objects, one per line, and optionally every packet to a pcap file. It
+// implements stack.Tracer.
+type tracer struct {
+	mu     sync.Mutex
+	w      io.Writer
+	level  traceLevel
+	json   bool
+	start  time.Time
+	format craft.Formatter
+	pcap   *capture.PcapWriter
+	line   []byte
+	// peerTag adds the peer's address to state lines (listen serves many).
+	peerTag bool
+}
+
+func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *capture.PcapWriter, start time.Time) *tracer {
+	return &tracer{w: w, level: level, json: asJSON, pcap: pcap, start: start}
+}
+
+// segmentJSON is one traced segment in --json output.
+type segmentJSON struct {
+	Type  string  `json:"type"` // "segment"
+	Dir   string  `json:"dir"`  // "in" or "out"
+	Rel   float64 `json:"t"`    // seconds since the session started
+	Error string  `json:"error,omitempty"`
+	*craft.PacketJSON
+}
+
+// eventJSON is one traced fsm event in --json output.
+type eventJSON struct {
+	Type   string  `json:"type"` // "state", "error", "rtt", "retransmit", ...
+	Rel    float64 `json:"t"`
+	Local  string  `json:"local"`
+	Remote string  `json:"remote"`
+	From   string  `json:"from,omitempty"`
+	To     string  `json:"to,omitempty"`
+	Reason string  `json:"reason,omitempty"`
+	Bytes  int     `json:"bytes,omitempty"`
+	Seq    uint32  `json:"seq,omitempty"`
+	RTTus  int64   `json:"rtt_us,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+func (t *tracer) Segment(dir stack.Direction, at time.Time, p *craft.Packet, raw []byte, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pcap != nil && raw != nil && (err == nil || p == nil) {
+		// Every packet of the session goes to the pcap, malformed ones
+		// too: that is where a user looks at them.
+		_ = t.pcap.WritePacket(at, raw)
+	}
+	if t.level == traceQuiet && err == nil {
+		return
+	}
+	rel := at.Sub(t.start).Seconds()
+	if t.json {
+		out := segmentJSON{Type: "segment", Dir: dir.String(), Rel: rel}
+		if p != nil {
+			pj := t.format.JSON(p)
+			pj.Time = at.UTC().Format(time.RFC3339Nano)
+			out.PacketJSON = &pj
+		}
+		if err != nil {
+			out.Error = err.Error()
+		}
+		t.writeJSON(out)
+		return
+	}
+	arrow := "<"
+	if dir == stack.Out {
+		arrow = ">"
+	}
+	t.line = fmt.Appendf(t.line[:0], "%9.6f %s ", rel, arrow)
+	if p != nil {
+		t.line = t.format.AppendText(t.line, p)
+	}
+	if err != nil {
+		if p != nil {
+			t.line = append(t.line, ' ')
+		}
+		t.line = fmt.Appendf(t.line, "[%v]", err)
+	}
+	t.line = append(t.line, '\n')
+	_, _ = t.w.Write(t.line)
+}
+
+func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	show := ev.Kind == fsm.StateChange || ev.Kind == fsm.Error
+	if t.level == traceQuiet || (!show && t.level < traceVerbose) {
+		return
+	}
+	if ev.Kind == fsm.DataReadable || ev.Kind == fsm.BytesAcked {
+		if t.level < traceVerbose {
+			return
+		}
+	}
+	rel := at.Sub(t.start).Seconds()
+	if t.json {
+		out := eventJSON{Type: eventType(ev.Kind), Rel: rel, Local: local.String(), Remote: remote.String(), Reason: ev.Reason, Bytes: ev.Bytes}
+		if ev.Kind == fsm.StateChange {
+			out.From, out.To = ev.From.String(), ev.To.String()
+		}
+		if ev.Kind == fsm.Retransmit {
+			out.Seq = uint32(ev.Seq)
+		}
+		if ev.RTT > 0 {
+			out.RTTus = ev.RTT.Microseconds()
+		}
+		if ev.Err != nil {
+			out.Error = ev.Err.Error()
+		}
+		t.writeJSON(out)
+		return
+	}
+	t.line = fmt.Appendf(t.line[:0], "%9.6f   ", rel)
+	if t.peerTag {
+		t.line = fmt.Appendf(t.line, "[%s] ", remote)
+	}
+	switch ev.Kind {
+	case fsm.StateChange:
+		t.line = fmt.Appendf(t.line, "state %s -> %s", ev.From, ev.To)
+	case fsm.Error:
+		t.line = fmt.Appendf(t.line, "error: %v", ev.Err)
+	case fsm.RTTSample:
+		t.line = fmt.Appendf(t.line, "rtt %v", ev.RTT)
+	case fsm.Retransmit:
+		t.line = fmt.Appendf(t.line, "retransmit %d bytes at seq %d", ev.Bytes, uint32(ev.Seq))
+	default:
+		t.line = fmt.Appendf(t.line, "%s", ev.Kind)
+		if ev.Bytes != 0 {
+			t.line = fmt.Appendf(t.line, " %d bytes", ev.Bytes)
+		}
+	}
+	if ev.Reason != "" {
+		t.line = fmt.Appendf(t.line, " (%s)", ev.Reason)
+	}
+	t.line = append(t.line, '\n')
+	_, _ = t.w.Write(t.line)
+}
+
+// note writes a free-form line (session set-up, summaries) unless quiet.
+func (t *tracer) note(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.level == traceQuiet {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if t.json {
+		t.writeJSON(struct {
+			Type string `json:"type"`
+			Msg  string `json:"msg"`
+		}{"note", msg})
+		return
+	}
+	fmt.Fprintf(t.w, "tcpcraft: %s\n", msg)
+}
+
+func (t *tracer) writeJSON(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	b = append(b, '\n')
+	_, _ = t.w.Write(b)
+}
+
+func eventType(k fsm.EventKind) string {
+	switch k {
+	case fsm.StateChange:
+		return "state"
+	case fsm.Error:
+		return "error"
+	case fsm.RTTSample:
+		return "rtt"
+	case fsm.Retransmit:
+		return "retransmit"
+	}
+	return k.String()
+}

@@ -1,0 +1,86 @@
+package craft
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// BuildOptions controls which computed fields a builder leaves as given.
+type BuildOptions struct {
+	// KeepIPChecksum writes ip.Checksum as given (IPv4 only).
+	KeepIPChecksum bool
+	// KeepTCPChecksum writes tcp.Checksum as given.
+	KeepTCPChecksum bool
+}
+
+// AppendIPv4TCP appends a complete IPv4 packet carrying tcp to dst and
+// returns the extended slice. IHL, total length, both checksums and the TCP
+// data offset are computed unless set (see IPv4, TCP and opts); a zero
+// ip.Protocol becomes 6 (TCP). It does not allocate when dst has room for
+// the packet, which makes it suitable for a send path that reuses a buffer.
+func AppendIPv4TCP(dst []byte, ip *IPv4, tcp *TCP, opts BuildOptions) ([]byte, error) {
+	hl, err := tcp.HeaderLen()
+	if err != nil {
+		return dst, err
+	}
+	segLen := hl + len(tcp.Payload)
+	hdr := *ip
+	if hdr.Protocol == 0 {
+		hdr.Protocol = ProtocolTCP
+	}
+	start := len(dst)
+	dst, err = hdr.AppendHeader(dst, segLen, EmitOptions{KeepChecksum: opts.KeepIPChecksum})
+	if err != nil {
+		return dst, err
+	}
+	dst, err = tcp.Emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum})
+	if err != nil {
+		return dst[:start], fmt.Errorf("tcp: %w", err)
+	}
+	return dst, nil
+}
+
+// BuildIPv4TCP returns a new IPv4 packet carrying tcp with lengths and both
+// checksums filled in; see AppendIPv4TCP.
+func BuildIPv4TCP(ip IPv4, tcp *TCP) ([]byte, error) {
+	n := ip.HeaderLen() + TCPMaxHeaderLen + len(tcp.Payload)
+	return AppendIPv4TCP(make([]byte, 0, n), &ip, tcp, BuildOptions{})
+}
+
+// AppendIPv6TCP appends a complete IPv6 packet carrying tcp to dst. The
+// payload length and the TCP checksum are computed unless set; a zero
+// ip.NextHeader becomes 6 (TCP).
+func AppendIPv6TCP(dst []byte, ip *IPv6, tcp *TCP, opts BuildOptions) ([]byte, error) {
+	hl, err := tcp.HeaderLen()
+	if err != nil {
+		return dst, err
+	}
+	hdr := *ip
+	if hdr.NextHeader == 0 {
+		hdr.NextHeader = ProtocolTCP
+	}
+	start := len(dst)
+	dst, err = hdr.AppendHeader(dst, hl+len(tcp.Payload))
+	if err != nil {
+		return dst, err
+	}
+	dst, err = tcp.Emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum})
+	if err != nil {
+		return dst[:start], fmt.Errorf("tcp: %w", err)
+	}
+	return dst, nil
+}
+
+// BuildIPv6TCP returns a new IPv6 packet carrying tcp; see AppendIPv6TCP.
+func BuildIPv6TCP(ip IPv6, tcp *TCP) ([]byte, error) {
+	n := IPv6HeaderLen + TCPMaxHeaderLen + len(tcp.Payload)
+	return AppendIPv6TCP(make([]byte, 0, n), &ip, tcp, BuildOptions{})
+}
+
+// AppendEthernet appends an Ethernet II header (destination and source MAC,
+// EtherType) to dst; the IP packet is appended after it by the caller.
+func AppendEthernet(dst []byte, dstMAC, srcMAC [6]byte, etherType uint16) []byte {
+	dst = append(dst, dstMAC[:]...)
+	dst = append(dst, srcMAC[:]...)
+	return binary.BigEndian.AppendUint16(dst, etherType)
+}

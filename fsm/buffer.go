@@ -1,0 +1,123 @@
+package fsm
+
+// ring is a byte ring buffer that grows on demand up to max bytes, so an
+// idle connection does not pin its full buffer size. Bytes are addressed by
+// their offset from the head (the oldest byte).
+type ring struct {
+	buf  []byte
+	head int // index in buf of offset 0
+	max  int
+}
+
+// initialRing is the first allocation of a ring; it doubles from there.
+const initialRing = 16 << 10
+
+// reserve makes sure offsets [0, size) are backed by memory, keeping the
+// first keep bytes (the rest is scratch that may hold out-of-order data, so
+// everything up to the old capacity is preserved too).
+func (r *ring) reserve(size int) {
+	if size <= len(r.buf) {
+		return
+	}
+	n := len(r.buf)
+	if n == 0 {
+		n = initialRing
+	}
+	for n < size {
+		n *= 2
+	}
+	if n > r.max {
+		n = r.max
+	}
+	if n < size {
+		n = size
+	}
+	nb := make([]byte, n)
+	if len(r.buf) > 0 {
+		// Linearise the old content, out-of-order scratch included.
+		k := copy(nb, r.buf[r.head:])
+		copy(nb[k:], r.buf[:r.head])
+	}
+	r.buf = nb
+	r.head = 0
+}
+
+// writeAt copies p to offsets [off, off+len(p)); the caller has reserved
+// them.
+func (r *ring) writeAt(off int, p []byte) {
+	i := r.head + off
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	k := copy(r.buf[i:], p)
+	if k < len(p) {
+		copy(r.buf, p[k:])
+	}
+}
+
+// readAt copies offsets [off, off+len(p)) into p.
+func (r *ring) readAt(off int, p []byte) {
+	i := r.head + off
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	k := copy(p, r.buf[i:])
+	if k < len(p) {
+		copy(p[k:], r.buf)
+	}
+}
+
+// advance drops n bytes from the head.
+func (r *ring) advance(n int) {
+	if len(r.buf) == 0 {
+		return
+	}
+	r.head += n
+	for r.head >= len(r.buf) {
+		r.head -= len(r.buf)
+	}
+}
+
+// sendBuffer holds the bytes written by the application from SND.UNA (or
+// ISS+1) onward: first the unacknowledged ones, kept for retransmission,
+// then the ones not yet sent. Segments are cut from it by sequence number,
+// so the retransmission queue is just a range of this buffer.
+type sendBuffer struct {
+	ring
+	n int
+}
+
+func (b *sendBuffer) free() int { return b.max - b.n }
+
+// write appends as much of p as fits and returns the count.
+func (b *sendBuffer) write(p []byte) int {
+	if len(p) > b.free() {
+		p = p[:b.free()]
+	}
+	if len(p) == 0 {
+		return 0
+	}
+	b.reserve(b.n + len(p))
+	b.writeAt(b.n, p)
+	b.n += len(p)
+	return len(p)
+}
+
+// discard drops k acknowledged bytes from the front.
+func (b *sendBuffer) discard(k int) {
+	if k > b.n {
+		k = b.n
+	}
+	b.advance(k)
+	b.n -= k
+	if b.n == 0 {
+		b.head = 0
+	}
+}
+
+// recvBuffer holds the in-order bytes not yet read (offsets [0, n)) and,
+// beyond them, out-of-order bytes at their place relative to RCV.NXT.
+type recvBuffer struct {
+	ring
+	n int
+}

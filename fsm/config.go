@@ -1,0 +1,189 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// Config describes one connection. Start from DefaultConfig and change what
+// you need: a zero field means "the default" only where zero makes no sense
+// (MSS, buffer sizes, RTO bounds, retry limits, TIME-WAIT); elsewhere zero
+// is taken literally (DelayedACK 0 = acknowledge at once, WindowScale 0 =
+// offer shift 0, SACK false = do not offer).
+type Config struct {
+	// LocalPort and RemotePort identify the connection; both must be
+	// non-zero (the driver creates one Conn per 4-tuple).
+	LocalPort, RemotePort uint16
+
+	// ISS is used as the initial send sequence number when FixedISS is
+	// true; otherwise the ISS is drawn from Rand (RFC 9293 §3.4.1 asks for
+	// an unpredictable ISN, RFC 6528).
+	ISS      craft.Seq
+	FixedISS bool
+
+	// TSOffset is the start of our timestamp clock when FixedTSOffset is
+	// true; otherwise it is drawn from Rand (RFC 7323 §7.1: a random offset
+	// per connection).
+	TSOffset      uint32
+	FixedTSOffset bool
+
+	// Rand is the source of the ISS and the timestamp offset. nil means
+	// crypto/rand. Tests pass a seeded source for repeatable runs.
+	Rand io.Reader
+
+	// MSS is the maximum segment size we advertise in our SYN (RFC 9293
+	// §3.7.1). Default 1460.
+	MSS uint16
+	// WindowScale is the shift we offer (RFC 7323 §2), 0..14, or -1 to
+	// not offer the option. Default 7, like Linux.
+	WindowScale int
+	// SACK offers SACK-permitted (RFC 2018) and Timestamps offers the
+	// timestamps option (RFC 7323 §3) on our SYN. Both default to true.
+	SACK, Timestamps bool
+
+	// NoDelay turns Nagle's algorithm (RFC 9293 §3.7.4) off. Default
+	// false: Nagle on, like Linux.
+	NoDelay bool
+
+	// RecvBufferSize bounds the bytes held for the application, in-order
+	// and out-of-order together; the advertised window never exceeds it.
+	// SendBufferSize bounds the bytes queued by Write, unacknowledged ones
+	// included. Defaults 256 KiB each.
+	RecvBufferSize, SendBufferSize int
+
+	// DelayedACK is how long an ACK for in-order data may be held back
+	// (RFC 9293 §3.8.6.3: less than 0.5 s; Linux uses at most 200 ms).
+	// 0 means acknowledge every segment at once. Default 40 ms.
+	DelayedACK time.Duration
+
+	// TimeWait is how long TIME-WAIT lasts (2*MSL, RFC 9293 §3.4.2).
+	// Default 2 s: a CLI does not reuse its 4-tuple right away.
+	TimeWait time.Duration
+
+	// InitialRTO, MinRTO and MaxRTO bound the retransmission timeout (RFC
+	// 6298 §2: initial 1 s; Linux uses a 200 ms minimum; 120 s maximum).
+	InitialRTO, MinRTO, MaxRTO time.Duration
+
+	// MaxRetries is how many times the same segment is retransmitted before
+	// the connection is given up with ErrTimeout (Linux tcp_retries2 = 15).
+	// MaxSYNRetries is the same for a SYN or SYN-ACK (tcp_syn_retries = 6).
+	MaxRetries, MaxSYNRetries int
+
+	// Keepalive is the idle time before a keep-alive probe (RFC 9293
+	// §3.8.4); 0 = off. KeepaliveInterval spaces the probes (default 75 s)
+	// and KeepaliveProbes unanswered probes end the connection (default 9).
+	Keepalive         time.Duration
+	KeepaliveInterval time.Duration
+	KeepaliveProbes   int
+
+	// ChallengeACKLimit caps the challenge ACKs of RFC 5961 §7 sent per
+	// second; 0 = no limit. Default 1000 (Linux tcp_challenge_ack_limit).
+	ChallengeACKLimit int
+}
+
+// DefaultConfig returns the defaults described on each Config field, with
+// the ports left zero.
+func DefaultConfig() Config {
+	return Config{
+		MSS:               1460,
+		WindowScale:       7,
+		SACK:              true,
+		Timestamps:        true,
+		RecvBufferSize:    256 << 10,
+		SendBufferSize:    256 << 10,
+		DelayedACK:        40 * time.Millisecond,
+		TimeWait:          2 * time.Second,
+		InitialRTO:        time.Second,
+		MinRTO:            200 * time.Millisecond,
+		MaxRTO:            120 * time.Second,
+		MaxRetries:        15,
+		MaxSYNRetries:     6,
+		KeepaliveInterval: 75 * time.Second,
+		KeepaliveProbes:   9,
+		ChallengeACKLimit: 1000,
+	}
+}
+
+// maxRecvBuffer is the largest window expressible with the largest scale
+// (RFC 7323 §2.3: shift 14, 2^30 bytes).
+const maxRecvBuffer = 1 << 30
+
+// withDefaults fills the zero fields that have a default and validates the
+// rest.
+func (cfg Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if cfg.LocalPort == 0 {
+		return cfg, errors.New("fsm: config: local port must not be 0")
+	}
+	if cfg.RemotePort == 0 {
+		return cfg, errors.New("fsm: config: remote port must not be 0")
+	}
+	if cfg.MSS == 0 {
+		cfg.MSS = d.MSS
+	}
+	if cfg.MSS < 64 || cfg.MSS > 65495 {
+		return cfg, fmt.Errorf("fsm: config: MSS %d out of range 64..65495", cfg.MSS)
+	}
+	if cfg.WindowScale < -1 || cfg.WindowScale > 14 {
+		return cfg, fmt.Errorf("fsm: config: window scale %d out of range -1..14 (RFC 7323 §2.3)", cfg.WindowScale)
+	}
+	if cfg.RecvBufferSize == 0 {
+		cfg.RecvBufferSize = d.RecvBufferSize
+	}
+	if cfg.SendBufferSize == 0 {
+		cfg.SendBufferSize = d.SendBufferSize
+	}
+	if cfg.RecvBufferSize < 0 || cfg.RecvBufferSize > maxRecvBuffer {
+		return cfg, fmt.Errorf("fsm: config: receive buffer %d out of range 1..%d", cfg.RecvBufferSize, maxRecvBuffer)
+	}
+	if cfg.SendBufferSize < 0 || cfg.SendBufferSize > maxRecvBuffer {
+		return cfg, fmt.Errorf("fsm: config: send buffer %d out of range 1..%d", cfg.SendBufferSize, maxRecvBuffer)
+	}
+	if cfg.DelayedACK < 0 || cfg.DelayedACK >= 500*time.Millisecond {
+		return cfg, fmt.Errorf("fsm: config: delayed ACK %v must be in [0, 500ms) (RFC 9293 §3.8.6.3)", cfg.DelayedACK)
+	}
+	if cfg.TimeWait == 0 {
+		cfg.TimeWait = d.TimeWait
+	}
+	if cfg.InitialRTO == 0 {
+		cfg.InitialRTO = d.InitialRTO
+	}
+	if cfg.MinRTO == 0 {
+		cfg.MinRTO = d.MinRTO
+	}
+	if cfg.MaxRTO == 0 {
+		cfg.MaxRTO = d.MaxRTO
+	}
+	if cfg.TimeWait < 0 || cfg.InitialRTO < 0 || cfg.MinRTO < 0 || cfg.MaxRTO < 0 {
+		return cfg, errors.New("fsm: config: durations must not be negative")
+	}
+	if cfg.MinRTO > cfg.MaxRTO {
+		return cfg, fmt.Errorf("fsm: config: min RTO %v above max RTO %v", cfg.MinRTO, cfg.MaxRTO)
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = d.MaxRetries
+	}
+	if cfg.MaxSYNRetries == 0 {
+		cfg.MaxSYNRetries = d.MaxSYNRetries
+	}
+	if cfg.MaxRetries < 0 || cfg.MaxSYNRetries < 0 {
+		return cfg, errors.New("fsm: config: retry limits must not be negative")
+	}
+	if cfg.Keepalive < 0 || cfg.KeepaliveInterval < 0 || cfg.KeepaliveProbes < 0 {
+		return cfg, errors.New("fsm: config: keep-alive settings must not be negative")
+	}
+	if cfg.KeepaliveInterval == 0 {
+		cfg.KeepaliveInterval = d.KeepaliveInterval
+	}
+	if cfg.KeepaliveProbes == 0 {
+		cfg.KeepaliveProbes = d.KeepaliveProbes
+	}
+	if cfg.ChallengeACKLimit < 0 {
+		return cfg, errors.New("fsm: config: challenge ACK limit must not be negative")
+	}
+	return cfg, nil
+}

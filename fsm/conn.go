@@ -1,0 +1,434 @@
+package fsm
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// Conn is one TCP connection (one 4-tuple) as a state machine. It is not
+// safe for concurrent use: the driver serialises all calls.
+//
+// Every method that takes now may produce segments (drain them with Output
+// or AppendOutput) and events (Events or AppendEvents).
+type Conn struct {
+	cfg     Config
+	state   State
+	passive bool // opened by Listen: RST in SYN-RECEIVED returns to LISTEN
+
+	// Send sequence variables (RFC 9293 §3.3.1).
+	iss    craft.Seq
+	sndUna craft.Seq
+	// sndNxt is where the next segment starts. After a retransmission
+	// timeout it goes back to sndUna (go-back-N); sndMax keeps the highest
+	// sequence number sent so far plus one, which is what RFC 9293 calls
+	// SND.NXT when it validates acknowledgments.
+	sndNxt    craft.Seq
+	sndMax    craft.Seq
+	sndWnd    uint32 // peer's window in bytes (scaled)
+	maxSndWnd uint32 // largest window the peer offered (RFC 5961 §5.2)
+	sndWl1    craft.Seq
+	sndWl2    craft.Seq
+	sndShift  uint8 // peer's window scale (RFC 7323 §2.3)
+	sndMSS    int   // payload bytes per segment we send
+	peerMSS   uint16
+
+	send      sendBuffer
+	sndBufSeq craft.Seq // sequence number of send.buf offset 0
+	finQueued bool      // Close called: FIN follows the queued data
+	synAcked  bool      // our SYN has been acknowledged
+
+	// Receive sequence variables.
+	irs      craft.Seq
+	rcvNxt   craft.Seq
+	rcvAdv   craft.Seq // right edge of the window we advertised last
+	rcvShift uint8     // our window scale, once agreed
+	synWnd   uint32    // the window our SYN offered
+	offShift int       // the shift we offer (-1: none)
+
+	recv       recvBuffer
+	ooo        []seqRange // out-of-order data held in recv beyond n
+	lastOOO    seqRange   // most recent out-of-order arrival (first SACK block)
+	rcvFinSeen bool       // a FIN arrived, maybe ahead of a hole
+	rcvFinSeq  craft.Seq
+	rcvClosed  bool // the peer's FIN has been consumed: EOF after drain
+
+	// Options agreed in the handshake.
+	wsOK, sackOK, tsOK bool
+	tsRecent           uint32
+	tsRecentValid      bool
+	tsRecentAt         time.Time
+	lastAckSent        craft.Seq
+	tsOffset           uint32
+	clockBase          time.Time
+	clockSet           bool
+
+	// ACK generation (RFC 9293 §3.8.6.3).
+	ackNow      bool
+	rcvUnacked  int // in-order bytes received since our last ACK
+	rcvMSSGuess int // largest payload seen: a "full-sized segment"
+
+	// Retransmission (RFC 6298) and the other timers; zero time = off.
+	rtoAt, persistAt, delackAt, timeWaitAt, keepaliveAt time.Time
+	rto                                                 time.Duration
+	srtt, rttvar                                        time.Duration
+	hasRTT                                              bool
+	retries                                             int // retransmissions of the segment at SND.UNA
+	persistShift                                        int
+	persistProbes                                       int // probes unanswered
+	keepaliveProbes                                     int
+	rttTiming                                           bool // Karn: one segment timed at a time
+	rttSeq                                              craft.Seq
+	rttSent                                             time.Time
+	lastRecv                                            time.Time
+
+	// Congestion window (RFC 5681) in bytes.
+	cwnd, ssthresh, caAcked uint32
+
+	// Challenge ACK rate limit (RFC 5961 §7).
+	challengeWindow time.Time
+	challengeCount  int
+
+	err    error // terminal error reported to Read and Write
+	out    []craft.TCP
+	events []Event
+	stats  Stats
+	slab   slab
+}
+
+// seqRange is a half-open range of sequence numbers [start, end).
+type seqRange struct{ start, end craft.Seq }
+
+// maxOOORanges bounds the bookkeeping of out-of-order data: a segment that
+// would open one hole too many is dropped (the peer resends it).
+const maxOOORanges = 64
+
+// NewConn validates cfg and returns a connection in the CLOSED state.
+func NewConn(cfg Config) (*Conn, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{cfg: cfg, state: Closed, offShift: cfg.WindowScale}
+	var rnd [8]byte
+	if !cfg.FixedISS || !cfg.FixedTSOffset {
+		src := cfg.Rand
+		if src == nil {
+			src = rand.Reader
+		}
+		if _, err := io.ReadFull(src, rnd[:]); err != nil {
+			return nil, fmt.Errorf("fsm: drawing the initial sequence number: %w", err)
+		}
+	}
+	c.iss = craft.Seq(binary.BigEndian.Uint32(rnd[0:4]))
+	if cfg.FixedISS {
+		c.iss = cfg.ISS
+	}
+	c.tsOffset = binary.BigEndian.Uint32(rnd[4:8])
+	if cfg.FixedTSOffset {
+		c.tsOffset = cfg.TSOffset
+	}
+	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
+	c.sndBufSeq = c.iss.Add(1)
+	c.send.max = cfg.SendBufferSize
+	c.recv.max = cfg.RecvBufferSize
+	c.rto = cfg.InitialRTO
+	c.peerMSS = 536 // RFC 9293 §3.7.1: assume 536 until told otherwise
+	c.sndMSS = c.effectiveMSS()
+	c.ssthresh = 1 << 30
+	c.stats.RTO = c.rto
+	return c, nil
+}
+
+// Config returns the configuration in use (defaults filled in).
+func (c *Conn) Config() Config { return c.cfg }
+
+// State returns the current state.
+func (c *Conn) State() State { return c.state }
+
+// ISS returns our initial send sequence number.
+func (c *Conn) ISS() craft.Seq { return c.iss }
+
+// IRS returns the peer's initial sequence number (zero before its SYN).
+func (c *Conn) IRS() craft.Seq { return c.irs }
+
+// Err returns the error that ended the connection, if any.
+func (c *Conn) Err() error { return c.err }
+
+// touch starts the timestamp clock at the first time the connection sees.
+func (c *Conn) touch(now time.Time) {
+	if !c.clockSet {
+		c.clockBase = now
+		c.clockSet = true
+		c.challengeWindow = now
+	}
+}
+
+// tsNow is our timestamp clock: milliseconds since the connection began,
+// from a random offset (RFC 7323 §5.4: 1 ms to 1 s per tick; §7.1).
+func (c *Conn) tsNow(now time.Time) uint32 {
+	return c.tsOffset + uint32(now.Sub(c.clockBase)/time.Millisecond)
+}
+
+// Connect performs the active OPEN (RFC 9293 §3.10.1): queue a SYN and enter
+// SYN-SENT.
+func (c *Conn) Connect(now time.Time) error {
+	if c.state != Closed || c.err != nil || c.synAcked {
+		return fmt.Errorf("fsm: connect: %w", ErrExists)
+	}
+	c.touch(now)
+	c.setState(SynSent, "connect() called")
+	c.transmit(now)
+	return nil
+}
+
+// Listen performs the passive OPEN (RFC 9293 §3.10.1): enter LISTEN and wait
+// for the SYN the driver feeds in.
+func (c *Conn) Listen() error {
+	if c.state != Closed || c.err != nil || c.synAcked {
+		return fmt.Errorf("fsm: listen: %w", ErrExists)
+	}
+	c.passive = true
+	c.setState(Listen, "listen() called")
+	return nil
+}
+
+// Write queues application data (RFC 9293 §3.10.2 SEND). It returns how many
+// bytes fit in the send buffer, which is less than len(p) when the buffer is
+// full; it never blocks. Data written before the handshake completes is sent
+// once the connection is established.
+func (c *Conn) Write(p []byte, now time.Time) (int, error) {
+	c.touch(now)
+	if c.err != nil {
+		return 0, c.err
+	}
+	switch c.state {
+	case Closed:
+		return 0, fmt.Errorf("fsm: write: %w", ErrNotConnected)
+	case Listen:
+		return 0, fmt.Errorf("fsm: write in LISTEN: %w", ErrNotConnected)
+	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
+		return 0, fmt.Errorf("fsm: write: %w", ErrClosing)
+	}
+	if c.finQueued {
+		return 0, fmt.Errorf("fsm: write: %w", ErrClosing)
+	}
+	n := c.send.write(p)
+	if n > 0 {
+		c.transmit(now)
+	}
+	return n, nil
+}
+
+// Writable returns how many bytes Write would accept now.
+func (c *Conn) Writable() int {
+	switch c.state {
+	case SynSent, SynReceived, Established, CloseWait:
+		if c.finQueued || c.err != nil {
+			return 0
+		}
+		return c.send.free()
+	}
+	return 0
+}
+
+// Readable returns how many in-order bytes Read can return now.
+func (c *Conn) Readable() int { return c.recv.n }
+
+// Read copies in-order received data into p (RFC 9293 §3.10.3 RECEIVE). It
+// returns 0, nil when nothing is available yet, and io.EOF once the peer's
+// FIN has been received and every byte before it read. Reading opens the
+// receive window, which may queue a window update.
+func (c *Conn) Read(p []byte, now time.Time) (int, error) {
+	c.touch(now)
+	if c.recv.n == 0 {
+		if c.err != nil {
+			return 0, c.err
+		}
+		if c.rcvClosed {
+			return 0, io.EOF
+		}
+		if c.state == Closed {
+			return 0, fmt.Errorf("fsm: read: %w", ErrNotConnected)
+		}
+		return 0, nil
+	}
+	n := len(p)
+	if n > c.recv.n {
+		n = c.recv.n
+	}
+	c.recv.readAt(0, p[:n])
+	c.recv.advance(n)
+	c.recv.n -= n
+	c.maybeWindowUpdate()
+	c.transmit(now)
+	return n, nil
+}
+
+// Close performs the CLOSE call (RFC 9293 §3.10.4): a FIN follows the data
+// already queued; we can still receive (half-close).
+func (c *Conn) Close(now time.Time) error {
+	c.touch(now)
+	switch c.state {
+	case Closed:
+		// RFC 9293 §3.10.4 CLOSED: "connection does not exist".
+		if c.err != nil {
+			return c.err
+		}
+		return fmt.Errorf("fsm: close: %w", ErrNotConnected)
+	case Listen, SynSent:
+		// §3.10.4 LISTEN/SYN-SENT: delete the TCB, enter CLOSED.
+		c.setState(Closed, "close() called")
+		c.stopTimers()
+		return nil
+	case SynReceived, Established:
+		// §3.10.4 SYN-RECEIVED/ESTABLISHED: queue FIN, enter FIN-WAIT-1.
+		// (In SYN-RECEIVED the FIN goes out after the SYN-ACK, which is
+		// what "queue for processing after entering ESTABLISHED" amounts
+		// to for a FIN that needs our SYN acknowledged first.)
+		c.finQueued = true
+		c.setState(FinWait1, "close() called")
+	case CloseWait:
+		// §3.10.4 CLOSE-WAIT: queue FIN, enter LAST-ACK.
+		c.finQueued = true
+		c.setState(LastAck, "close() called")
+	default:
+		// §3.10.4 FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT.
+		return fmt.Errorf("fsm: close: %w", ErrClosing)
+	}
+	c.transmit(now)
+	return nil
+}
+
+// Abort performs the ABORT call (RFC 9293 §3.10.5): in SYN-RECEIVED,
+// ESTABLISHED, FIN-WAIT-1/2 and CLOSE-WAIT an RST goes out; in every case the
+// connection ends in CLOSED and queued data is discarded.
+func (c *Conn) Abort(now time.Time) {
+	c.touch(now)
+	switch c.state {
+	case Closed:
+		return
+	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
+		// §3.10.5: <SEQ=SND.NXT><CTL=RST>.
+		c.sendRST(c.sndMax, 0, false, now)
+	}
+	c.stopTimers()
+	if c.err == nil {
+		c.err = ErrAborted
+	}
+	c.setState(Closed, "abort() called")
+}
+
+// Output drains the segments to send, in order. The returned segments own
+// their payload and option slices (they are never reused by the Conn).
+func (c *Conn) Output() []craft.TCP {
+	if len(c.out) == 0 {
+		return nil
+	}
+	o := make([]craft.TCP, len(c.out))
+	copy(o, c.out)
+	c.out = c.out[:0]
+	return o
+}
+
+// AppendOutput appends the segments to send to dst and drains them; it
+// avoids an allocation per call on the bulk path.
+func (c *Conn) AppendOutput(dst []craft.TCP) []craft.TCP {
+	dst = append(dst, c.out...)
+	clear(c.out)
+	c.out = c.out[:0]
+	return dst
+}
+
+// Events drains the events produced since the last call.
+func (c *Conn) Events() []Event {
+	if len(c.events) == 0 {
+		return nil
+	}
+	e := make([]Event, len(c.events))
+	copy(e, c.events)
+	c.events = c.events[:0]
+	return e
+}
+
+// AppendEvents appends the pending events to dst and drains them.
+func (c *Conn) AppendEvents(dst []Event) []Event {
+	dst = append(dst, c.events...)
+	clear(c.events)
+	c.events = c.events[:0]
+	return dst
+}
+
+// setState moves to s and reports the change with its reason.
+func (c *Conn) setState(s State, reason string) {
+	if s == c.state {
+		return
+	}
+	c.events = append(c.events, Event{Kind: StateChange, From: c.state, To: s, Reason: reason})
+	c.state = s
+}
+
+// fail ends the connection with err.
+func (c *Conn) fail(err error, reason string) {
+	c.err = err
+	c.events = append(c.events, Event{Kind: Error, Err: err, Reason: reason})
+	c.stopTimers()
+	c.setState(Closed, reason)
+}
+
+func (c *Conn) stopTimers() {
+	c.rtoAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	c.ackNow = false
+}
+
+func (c *Conn) drop(reason string) {
+	c.stats.SegsDropped++
+	c.events = append(c.events, Event{Kind: SegmentDropped, Reason: reason})
+}
+
+// effectiveMSS is the payload we put in a segment: the smaller of the peer's
+// MSS and ours (RFC 9293 §3.7.1 bounds it by the peer's), less the 12 bytes
+// of the timestamps option carried on every segment (RFC 7323 §3.2; RFC 9293
+// §3.7.1 "the MSS ... excluding TCP options" is why the option eats into it).
+func (c *Conn) effectiveMSS() int {
+	m := int(c.peerMSS)
+	if int(c.cfg.MSS) < m {
+		m = int(c.cfg.MSS)
+	}
+	if c.tsOK {
+		m -= 12
+	}
+	if c.sackOK {
+		// Room is not reserved for SACK blocks: they ride on ACKs, and an
+		// ACK with data carries them only when they fit (see emit).
+	}
+	if m < 1 {
+		m = 1
+	}
+	return m
+}
+
+// maybeWindowUpdate queues an ACK after a read that opened the window a lot:
+// when the window left to the peer is at most half the buffer and the new
+// one is at least twice as large (Linux's rule), and by at least the
+// receiver's SWS threshold (RFC 9293 §3.8.6.2.2).
+func (c *Conn) maybeWindowUpdate() {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		return
+	}
+	cur := 0
+	if c.rcvAdv.GreaterThan(c.rcvNxt) {
+		cur = int(c.rcvNxt.Size(c.rcvAdv))
+	}
+	free := c.cfg.RecvBufferSize - c.recv.n
+	thresh := min(c.cfg.RecvBufferSize/2, int(c.cfg.MSS))
+	if 2*cur <= c.cfg.RecvBufferSize && free >= 2*cur && free-cur >= thresh {
+		c.ackNow = true
+	}
+}

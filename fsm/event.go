@@ -1,0 +1,94 @@
+package fsm
+
+import (
+	"errors"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// Errors reported in Error events and returned by Read and Write once the
+// connection has failed.
+var (
+	// ErrReset: the peer reset a synchronized connection (RFC 9293 §3.10.7.4).
+	ErrReset = errors.New("connection reset by peer")
+	// ErrRefused: RST in reply to our SYN (RFC 9293 §3.10.7.3).
+	ErrRefused = errors.New("connection refused")
+	// ErrTimeout: a segment was retransmitted the maximum number of times,
+	// or keep-alive probes went unanswered.
+	ErrTimeout = errors.New("connection timed out")
+	// ErrClosing: Write or Close after Close (RFC 9293 §3.10.2, §3.10.4:
+	// "connection closing").
+	ErrClosing = errors.New("connection closing")
+	// ErrNotConnected: the call needs a connection that does not exist.
+	ErrNotConnected = errors.New("connection does not exist")
+	// ErrExists: Connect or Listen on a connection already opened
+	// (RFC 9293 §3.10.1 "connection already exists").
+	ErrExists = errors.New("connection already exists")
+	// ErrAborted: the local side aborted the connection.
+	ErrAborted = errors.New("connection aborted")
+)
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// Event kinds.
+const (
+	// StateChange: From → To, Reason says why ("rcvd SYN-ACK").
+	StateChange EventKind = iota + 1
+	// DataReadable: Bytes new in-order bytes can be Read.
+	DataReadable
+	// BytesAcked: the peer acknowledged Bytes new bytes of our data.
+	BytesAcked
+	// RTTSample: a round-trip time measurement (RTT) was taken.
+	RTTSample
+	// Error: the connection failed with Err.
+	Error
+	// Retransmit: Bytes bytes (sequence space) from Seq were sent again;
+	// Reason says why ("RTO", "zero-window probe").
+	Retransmit
+	// ChallengeACK: a challenge ACK was sent (RFC 5961); Reason says why.
+	ChallengeACK
+	// SegmentDropped: an arriving segment was discarded; Reason says why.
+	SegmentDropped
+	// PeerClosed: the peer's FIN was consumed; Read returns io.EOF after
+	// the buffered data.
+	PeerClosed
+)
+
+// String names the event kind.
+func (k EventKind) String() string {
+	switch k {
+	case StateChange:
+		return "state"
+	case DataReadable:
+		return "readable"
+	case BytesAcked:
+		return "acked"
+	case RTTSample:
+		return "rtt"
+	case Error:
+		return "error"
+	case Retransmit:
+		return "retransmit"
+	case ChallengeACK:
+		return "challenge-ack"
+	case SegmentDropped:
+		return "dropped"
+	case PeerClosed:
+		return "peer-closed"
+	}
+	return "EventKind(" + itoa(int(k)) + ")"
+}
+
+// Event is something the application or the trace may want to know.
+// Only the fields that belong to Kind are set.
+type Event struct {
+	Kind     EventKind
+	From, To State
+	Reason   string
+	Bytes    int
+	Seq      craft.Seq
+	RTT      time.Duration
+	Err      error
+}

@@ -1,0 +1,741 @@
+package fsm
+
+import (
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// segKind classifies an arriving segment by its control bits, in the order
+// RFC 9293 §3.10.7 examines them.
+type segKind int
+
+const (
+	kindRST    segKind = iota // RST set (whatever else is)
+	kindSYN                   // SYN without ACK
+	kindSYNACK                // SYN and ACK
+	kindACK                   // ACK without SYN or RST
+	kindBare                  // none of SYN, RST, ACK
+)
+
+func kindOf(seg *craft.TCP) segKind {
+	switch f := seg.Flags; {
+	case f&craft.FlagRST != 0:
+		return kindRST
+	case f&craft.FlagSYN != 0 && f&craft.FlagACK != 0:
+		return kindSYNACK
+	case f&craft.FlagSYN != 0:
+		return kindSYN
+	case f&craft.FlagACK != 0:
+		return kindACK
+	}
+	return kindBare
+}
+
+// segLen is SEG.LEN: payload plus one for SYN and one for FIN (RFC 9293
+// §3.4).
+func segLen(seg *craft.TCP) uint32 {
+	n := uint32(len(seg.Payload))
+	if seg.Flags&craft.FlagSYN != 0 {
+		n++
+	}
+	if seg.Flags&craft.FlagFIN != 0 {
+		n++
+	}
+	return n
+}
+
+// Input processes one arriving segment (RFC 9293 §3.10.7 SEGMENT ARRIVES).
+// The driver has already matched it to this connection's 4-tuple and
+// checked the checksum; seg is only read, never kept or modified, so the
+// caller may reuse it (and its payload) after the call.
+func (c *Conn) Input(seg *craft.TCP, now time.Time) {
+	c.touch(now)
+	c.stats.SegsReceived++
+	if seg.DstPort != c.cfg.LocalPort || seg.SrcPort != c.cfg.RemotePort {
+		c.drop("ports do not match this connection")
+		return
+	}
+	if c.state != Closed && c.state != Listen {
+		c.lastRecv = now
+		c.keepaliveProbes = 0
+		c.keepaliveAt = time.Time{}
+	}
+	k := kindOf(seg)
+	ackOK := seg.Flags&craft.FlagACK != 0 && c.sndUna.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.sndMax)
+
+	switch {
+	// §3.10.7.1 CLOSED: an RST is discarded; anything else gets the RST of
+	// ResetFor (<SEQ=SEG.ACK><CTL=RST>, or <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
+	// <CTL=RST,ACK> when the ACK bit is off).
+	case c.state == Closed:
+		c.drop("connection closed")
+		if rst, ok := ResetFor(seg); ok {
+			c.out = append(c.out, rst)
+			c.stats.SegsSent++
+		}
+		return
+
+	// §3.10.7.2 LISTEN, first: an incoming RST is ignored.
+	case c.state == Listen && k == kindRST:
+		c.drop("RST in LISTEN")
+
+	// §3.10.7.2 LISTEN, second: any ACK is bad here; answer
+	// <SEQ=SEG.ACK><CTL=RST>.
+	case c.state == Listen && (k == kindACK || k == kindSYNACK):
+		c.drop("ACK in LISTEN")
+		c.sendRST(seg.Ack, 0, false, now)
+
+	// §3.10.7.2 LISTEN, third: a SYN. Take the peer's ISN and options, send
+	// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED. Data on the
+	// SYN is not acknowledged (the peer sends it again), as Linux does
+	// without TCP Fast Open.
+	case c.state == Listen && k == kindSYN:
+		c.irs = seg.Seq
+		c.rcvNxt = seg.Seq.Add(1)
+		c.negotiate(seg, now)
+		c.sndWnd = uint32(seg.Window) // RFC 7323 §2.2: never scaled on a SYN
+		c.maxSndWnd = c.sndWnd
+		c.sndWl1 = seg.Seq
+		c.sndNxt = c.iss
+		c.setState(SynReceived, "rcvd SYN")
+
+	// §3.10.7.2 LISTEN, fourth: other text or control: drop.
+	case c.state == Listen:
+		c.drop("no SYN in LISTEN")
+
+	// §3.10.7.3 SYN-SENT, first: an ACK outside (ISS, SND.NXT] gets
+	// <SEQ=SEG.ACK><CTL=RST> unless it is itself an RST; drop.
+	case c.state == SynSent && seg.Flags&craft.FlagACK != 0 && !ackOK:
+		c.drop("unacceptable ACK in SYN-SENT")
+		if k != kindRST {
+			c.sendRST(seg.Ack, 0, false, now)
+		}
+
+	// §3.10.7.3 SYN-SENT, second: an RST with an acceptable ACK refuses the
+	// connection (RFC 5961 §3.2 agrees); without an ACK it is dropped.
+	case c.state == SynSent && k == kindRST:
+		if !ackOK {
+			c.drop("RST without ACK in SYN-SENT")
+			break
+		}
+		c.fail(ErrRefused, "rcvd RST")
+
+	// §3.10.7.3 SYN-SENT, fourth: SYN-ACK acknowledging our SYN. Record
+	// IRS, SND.UNA, the window (unscaled) and the options; enter
+	// ESTABLISHED and acknowledge, with data if any is queued.
+	case c.state == SynSent && k == kindSYNACK:
+		c.irs = seg.Seq
+		c.rcvNxt = seg.Seq.Add(1)
+		c.rcvAdv = c.rcvNxt.Add(c.synWnd)
+		c.negotiate(seg, now)
+		c.sndWnd = uint32(seg.Window)
+		c.maxSndWnd = c.sndWnd
+		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+		c.ackAdvance(seg.Ack, now)
+		c.setState(Established, "rcvd SYN-ACK")
+		c.ackNow = true
+		c.receive(seg, now)
+
+	// §3.10.7.3 SYN-SENT, fourth, "otherwise": a SYN without ACK is a
+	// simultaneous open. Enter SYN-RECEIVED and send
+	// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>.
+	case c.state == SynSent && k == kindSYN:
+		c.irs = seg.Seq
+		c.rcvNxt = seg.Seq.Add(1)
+		c.negotiate(seg, now)
+		c.sndWnd = uint32(seg.Window)
+		c.maxSndWnd = c.sndWnd
+		c.sndWl1 = seg.Seq
+		c.sndNxt = c.iss // the SYN goes again, now as SYN-ACK
+		c.rttTiming = false
+		c.setState(SynReceived, "rcvd SYN (simultaneous open)")
+
+	// §3.10.7.3 SYN-SENT, fifth: neither SYN nor RST: drop.
+	case c.state == SynSent:
+		c.drop("no SYN in SYN-SENT")
+
+	// §3.10.7.4: the synchronized states (and SYN-RECEIVED).
+	default:
+		c.inputSynchronized(seg, k, now)
+	}
+	c.transmit(now)
+}
+
+// inputSynchronized follows the checks of RFC 9293 §3.10.7.4 in order, with
+// RFC 7323 (PAWS) and RFC 5961 (challenge ACKs) folded in.
+func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
+	ts, hasTS := findTimestamps(seg)
+	slen := segLen(seg)
+
+	// Simultaneous open: the peer's SYN-ACK acknowledges our SYN and
+	// repeats its SYN, which we hold already. Accept it as the ACK of our
+	// SYN (what Linux does; a strict reading would drop it and rely on
+	// the bare ACK exchange).
+	if c.state == SynReceived && k == kindSYNACK && seg.Seq.Add(1) == c.rcvNxt && seg.Ack == c.sndMax && c.sndMax == c.iss.Add(1) {
+		c.ackAdvance(seg.Ack, now)
+		c.sndWnd = uint32(seg.Window)
+		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+		c.setState(Established, "rcvd SYN-ACK (simultaneous open)")
+		c.ackNow = true
+		return
+	}
+
+	// RFC 7323 §3.2: once timestamps are agreed, a non-RST segment without
+	// them SHOULD be dropped silently.
+	if c.tsOK && !hasTS && k != kindRST {
+		c.drop("timestamps agreed but missing (RFC 7323 §3.2)")
+		return
+	}
+
+	// RFC 7323 §5.3 R1, PAWS: a segment whose TSval is older than
+	// TS.Recent is a wrapped-around duplicate: ACK and drop it. After 24
+	// days of idleness TS.Recent is no longer valid (§5.5).
+	if c.tsOK && hasTS && k != kindRST && c.tsRecentValid && tsBefore(ts.TSVal, c.tsRecent) {
+		if now.Sub(c.tsRecentAt) > tsRecentMaxIdle {
+			c.tsRecentValid = false
+		} else {
+			c.drop("PAWS: timestamp older than TS.Recent (RFC 7323 §5.3)")
+			c.ackNow = true
+			return
+		}
+	}
+
+	// First: is the segment acceptable (§3.10.7.4, the four cases)?
+	wnd := uint32(0)
+	if c.rcvAdv.GreaterThan(c.rcvNxt) {
+		wnd = c.rcvNxt.Size(c.rcvAdv)
+	}
+	acceptable := acceptable(seg.Seq, slen, c.rcvNxt, wnd)
+	ctlOnly := false
+	if !acceptable && wnd == 0 && seg.Seq == c.rcvNxt {
+		// "If the RCV.WND is zero, no segments will be acceptable, but
+		// special allowance should be made to accept valid ACKs, URGs,
+		// and RSTs": process the control part, drop the text.
+		acceptable, ctlOnly = true, true
+	}
+	if !acceptable {
+		switch {
+		case k == kindRST:
+			// §3.10.7.4 first: an unacceptable RST is dropped silently.
+			c.drop("RST out of window")
+		case c.state == SynReceived && k == kindSYN && seg.Seq == c.irs:
+			// The peer did not get our SYN-ACK and sent its SYN again:
+			// answer with the SYN-ACK (as Linux does).
+			c.drop("retransmitted SYN")
+			c.sndNxt = c.iss
+		default:
+			// §3.10.7.4 first: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, drop.
+			c.drop("segment not acceptable (RFC 9293 §3.10.7.4)")
+			c.ackNow = true
+			if c.state == TimeWait && seg.Flags&craft.FlagFIN != 0 {
+				// §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN
+				// restarts the 2 MSL timeout.
+				c.timeWaitAt = now.Add(c.cfg.TimeWait)
+			}
+		}
+		return
+	}
+
+	// RFC 7323 §4.3 (R3): record TS.Recent from an acceptable segment that
+	// covers Last.ACK.sent.
+	if hasTS && k != kindRST && !tsBefore(ts.TSVal, c.tsRecent) && seg.Seq.LessThanEq(c.lastAckSent) {
+		c.tsRecent, c.tsRecentValid, c.tsRecentAt = ts.TSVal, true, now
+	}
+
+	// Second: the RST bit (RFC 5961 §3.2: only an RST at exactly RCV.NXT
+	// resets; one elsewhere in the window draws a challenge ACK).
+	if k == kindRST {
+		if seg.Seq != c.rcvNxt {
+			c.challengeACK("RST in window but not at RCV.NXT (RFC 5961 §3.2)", now)
+			return
+		}
+		switch c.state {
+		case SynReceived:
+			// §3.10.7.4 second, SYN-RECEIVED: from a passive OPEN, back
+			// to LISTEN; from an active one (simultaneous open), refused.
+			if c.passive {
+				c.backToListen()
+				return
+			}
+			c.fail(ErrRefused, "rcvd RST")
+		case Established, FinWait1, FinWait2, CloseWait:
+			// §3.10.7.4 second: outstanding calls get "reset", CLOSED.
+			c.fail(ErrReset, "rcvd RST")
+		default:
+			// §3.10.7.4 second, CLOSING, LAST-ACK, TIME-WAIT: CLOSED.
+			c.stopTimers()
+			c.setState(Closed, "rcvd RST")
+		}
+		return
+	}
+
+	// Fourth: the SYN bit (RFC 5961 §4.2 / RFC 9293 §3.10.7.4 fourth).
+	if seg.Flags&craft.FlagSYN != 0 {
+		if c.state == SynReceived && c.passive {
+			// §3.10.7.4 fourth, SYN-RECEIVED from a passive OPEN: return
+			// to LISTEN.
+			c.backToListen()
+			return
+		}
+		c.challengeACK("SYN in a synchronized state (RFC 5961 §4.2)", now)
+		return
+	}
+
+	// Fifth: the ACK field. Without it the segment is dropped.
+	if seg.Flags&craft.FlagACK == 0 {
+		c.drop("no ACK (RFC 9293 §3.10.7.4 fifth)")
+		return
+	}
+	if c.state == SynReceived {
+		// §3.10.7.4 fifth, SYN-RECEIVED: an ACK of our SYN establishes the
+		// connection; any other ACK gets <SEQ=SEG.ACK><CTL=RST>.
+		if !(c.sndUna.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.sndMax)) {
+			c.drop("unacceptable ACK in SYN-RECEIVED")
+			c.sendRST(seg.Ack, 0, false, now)
+			return
+		}
+		c.sndWnd = uint32(seg.Window) << c.sndShift
+		if c.sndWnd > c.maxSndWnd {
+			c.maxSndWnd = c.sndWnd
+		}
+		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+		c.setState(Established, "rcvd ACK of SYN")
+		if c.finQueued {
+			// Close was called in SYN-RECEIVED: the FIN is queued.
+			c.setState(FinWait1, "close() called earlier")
+		}
+	}
+	// RFC 5961 §5.2: acceptable ACKs lie in
+	// [SND.UNA - MAX.SND.WND, SND.NXT]; others are answered with an ACK
+	// and dropped (an ACK of unsent data per RFC 9293 §3.10.7.4 fifth).
+	if seg.Ack.GreaterThan(c.sndMax) {
+		c.drop("ACK of data not yet sent")
+		c.ackNow = true
+		return
+	}
+	if seg.Ack.LessThan(c.sndUna.Add(-c.maxSndWnd)) {
+		c.drop("ACK too old (RFC 5961 §5.2)")
+		c.challengeACK("ACK too old (RFC 5961 §5.2)", now)
+		return
+	}
+	c.processACK(seg, now)
+
+	switch c.state {
+	case FinWait1:
+		// §3.10.7.4 fifth, FIN-WAIT-1: once our FIN is acknowledged,
+		// enter FIN-WAIT-2.
+		if c.finAcked() {
+			c.setState(FinWait2, "rcvd ACK of FIN")
+		}
+	case Closing:
+		// §3.10.7.4 fifth, CLOSING: ACK of our FIN → TIME-WAIT.
+		if c.finAcked() {
+			c.enterTimeWait(now, "rcvd ACK of FIN")
+		}
+	case LastAck:
+		// §3.10.7.4 fifth, LAST-ACK: ACK of our FIN → CLOSED.
+		if c.finAcked() {
+			c.stopTimers()
+			c.setState(Closed, "rcvd ACK of FIN")
+			return
+		}
+	}
+
+	// Sixth: URG. RFC 6093 recommends against urgent data; the urgent
+	// pointer is ignored and the bytes are delivered in line.
+
+	// Seventh and eighth: the text and the FIN.
+	if ctlOnly {
+		if len(seg.Payload) > 0 || seg.Flags&craft.FlagFIN != 0 {
+			c.ackNow = true // the window is zero: tell the peer so again
+		}
+		return
+	}
+	c.receive(seg, now)
+}
+
+// acceptable is the test of RFC 9293 §3.10.7.4 (first), Table 6:
+//
+//	len 0, wnd 0: SEG.SEQ = RCV.NXT
+//	len 0, wnd>0: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND
+//	len>0, wnd 0: not acceptable
+//	len>0, wnd>0: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND or
+//	              RCV.NXT =< SEG.SEQ+SEG.LEN-1 < RCV.NXT+RCV.WND
+func acceptable(seq craft.Seq, slen uint32, rcvNxt craft.Seq, wnd uint32) bool {
+	switch {
+	case slen == 0 && wnd == 0:
+		return seq == rcvNxt
+	case slen == 0:
+		return seq.InWindow(rcvNxt, wnd)
+	case wnd == 0:
+		return false
+	default:
+		return seq.InWindow(rcvNxt, wnd) || seq.Add(slen-1).InWindow(rcvNxt, wnd)
+	}
+}
+
+// backToListen returns a passively opened connection to LISTEN (RFC 9293
+// §3.10.7.4, SYN-RECEIVED on RST or SYN), forgetting the peer.
+func (c *Conn) backToListen() {
+	c.stopTimers()
+	c.sndNxt, c.sndMax, c.sndUna = c.iss, c.iss, c.iss
+	c.irs, c.rcvNxt, c.rcvAdv = 0, 0, 0
+	c.wsOK, c.sackOK, c.tsOK, c.tsRecentValid = false, false, false, false
+	c.sndShift, c.rcvShift = 0, 0
+	c.retries = 0
+	c.rttTiming = false
+	c.finQueued = false
+	c.setState(Listen, "rcvd RST or SYN in SYN-RECEIVED")
+}
+
+// enterTimeWait starts the 2 MSL timer (RFC 9293 §3.10.7.4).
+func (c *Conn) enterTimeWait(now time.Time, reason string) {
+	c.rtoAt, c.persistAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}
+	c.timeWaitAt = now.Add(c.cfg.TimeWait)
+	c.setState(TimeWait, reason)
+}
+
+// challengeACK queues an ACK in reply to a suspicious segment (RFC 5961
+// §3.2, §4.2, §5.2), within the rate limit of §7.
+func (c *Conn) challengeACK(reason string, now time.Time) {
+	if lim := c.cfg.ChallengeACKLimit; lim > 0 {
+		if now.Sub(c.challengeWindow) >= time.Second {
+			c.challengeWindow, c.challengeCount = now, 0
+		}
+		if c.challengeCount >= lim {
+			c.drop(reason + ", challenge ACK rate-limited (RFC 5961 §7)")
+			return
+		}
+		c.challengeCount++
+	}
+	c.stats.ChallengeACKs++
+	c.events = append(c.events, Event{Kind: ChallengeACK, Reason: reason})
+	c.drop(reason)
+	c.ackNow = true
+}
+
+// processACK applies an acceptable ACK (RFC 9293 §3.10.7.4 fifth,
+// ESTABLISHED): advance SND.UNA and update the send window.
+func (c *Conn) processACK(seg *craft.TCP, now time.Time) {
+	if seg.Ack.GreaterThan(c.sndUna) {
+		c.ackAdvance(seg.Ack, now)
+	}
+	// Update the window when the segment is newer than the last one that
+	// did (SND.WL1 < SEG.SEQ or, equal, SND.WL2 =< SEG.ACK), provided the
+	// ACK is not old.
+	if !seg.Ack.LessThan(c.sndUna) &&
+		(c.sndWl1.LessThan(seg.Seq) || (c.sndWl1 == seg.Seq && c.sndWl2.LessThanEq(seg.Ack))) {
+		c.sndWnd = uint32(seg.Window) << c.sndShift
+		if c.sndWnd > c.maxSndWnd {
+			c.maxSndWnd = c.sndWnd
+		}
+		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
+		if c.sndWnd > 0 {
+			c.persistShift = 0
+		}
+	}
+	c.persistProbes = 0
+}
+
+// ackAdvance moves SND.UNA to ack, releasing acknowledged bytes, taking an
+// RTT sample and opening the congestion window.
+func (c *Conn) ackAdvance(ack craft.Seq, now time.Time) {
+	acked := c.sndUna.Size(ack)
+	if !c.synAcked && ack.GreaterThan(c.iss) {
+		c.synAcked = true
+		c.cwnd = c.initialWindow()
+	}
+	// Data bytes acknowledged: from sndBufSeq up to ack (the FIN and the
+	// SYN take sequence numbers but no buffer space).
+	if ack.GreaterThan(c.sndBufSeq) {
+		end := ack
+		if de := c.dataEnd(); end.GreaterThan(de) {
+			end = de
+		}
+		d := c.sndBufSeq.Size(end)
+		if d > 0 {
+			c.send.discard(int(d))
+			c.sndBufSeq = end
+			c.stats.BytesAcked += uint64(d)
+			c.events = append(c.events, Event{Kind: BytesAcked, Bytes: int(d)})
+		}
+	}
+	c.sndUna = ack
+	if c.sndNxt.LessThan(ack) {
+		c.sndNxt = ack
+	}
+	if c.rttTiming && ack.GreaterThan(c.rttSeq) {
+		c.rttTiming = false
+		c.rttSample(now.Sub(c.rttSent))
+	}
+	// RFC 6298 §5.3: new data acknowledged, restart the timer; the backoff
+	// ends (the RTO is recomputed from SRTT).
+	c.retries = 0
+	c.rto = c.computeRTO()
+	c.rtoAt = time.Time{}
+	if c.synAcked {
+		c.growCwnd(acked)
+	}
+}
+
+// receive handles the segment text and FIN (RFC 9293 §3.10.7.4 seventh and
+// eighth) once the control bits have been dealt with: trims what lies
+// outside the window, places the bytes in the receive buffer (in order, or
+// out of order for reassembly), decides when to acknowledge, and consumes
+// the FIN when every byte before it has arrived.
+func (c *Conn) receive(seg *craft.TCP, now time.Time) {
+	switch c.state {
+	case Established, FinWait1, FinWait2:
+	default:
+		// §3.10.7.4 seventh: CLOSE-WAIT, CLOSING, LAST-ACK and TIME-WAIT
+		// "should not occur, since a FIN has been received": ignore.
+		return
+	}
+	seq := seg.Seq
+	if seg.Flags&craft.FlagSYN != 0 {
+		seq = seq.Add(1)
+	}
+	data := seg.Payload
+	fin := seg.Flags&craft.FlagFIN != 0
+	if c.rcvClosed {
+		return
+	}
+	// Trim the part before RCV.NXT: "only the new parts are processed".
+	if seq.LessThan(c.rcvNxt) {
+		d := seq.Size(c.rcvNxt)
+		if d > uint32(len(data)) {
+			// Even the FIN is old.
+			data, fin = nil, false
+		} else {
+			data = data[d:]
+		}
+		seq = c.rcvNxt
+		c.ackNow = true // a duplicate: tell the peer where we are
+	}
+	// Trim what lies beyond the window (and the FIN with it).
+	limit := uint32(0)
+	if c.rcvAdv.GreaterThan(c.rcvNxt) {
+		limit = c.rcvNxt.Size(c.rcvAdv)
+	}
+	if room := uint32(c.recv.max - c.recv.n); limit > room {
+		limit = room
+	}
+	off := c.rcvNxt.Size(seq)
+	if off+uint32(len(data)) > limit {
+		if off >= limit {
+			data = nil
+		} else {
+			data = data[:limit-off]
+		}
+		fin = false
+		c.ackNow = true
+	}
+	if c.rcvFinSeen && seq.Add(uint32(len(data))).GreaterThan(c.rcvFinSeq) {
+		// Nothing exists past the FIN we already saw.
+		if seq.GreaterThanEq(c.rcvFinSeq) {
+			data = nil
+		} else {
+			data = data[:seq.Size(c.rcvFinSeq)]
+		}
+	}
+	if len(data) > 0 {
+		if len(data) > c.rcvMSSGuess {
+			c.rcvMSSGuess = min(len(data), int(c.cfg.MSS))
+		}
+		if seq == c.rcvNxt {
+			c.receiveInOrder(data, now)
+		} else {
+			c.receiveOutOfOrder(seq, data)
+		}
+	}
+	if fin && !c.rcvFinSeen {
+		c.rcvFinSeen = true
+		c.rcvFinSeq = seq.Add(uint32(len(data)))
+	}
+	if c.rcvFinSeen && c.rcvNxt == c.rcvFinSeq {
+		c.consumeFIN(now)
+	}
+}
+
+// receiveInOrder appends bytes at RCV.NXT and pulls in any out-of-order
+// bytes they make contiguous.
+func (c *Conn) receiveInOrder(data []byte, now time.Time) {
+	c.recv.reserve(c.recv.n + len(data))
+	c.recv.writeAt(c.recv.n, data)
+	c.recv.n += len(data)
+	c.rcvNxt = c.rcvNxt.Add(uint32(len(data)))
+	got := len(data)
+	filled := false
+	for len(c.ooo) > 0 && c.ooo[0].start.LessThanEq(c.rcvNxt) {
+		r := c.ooo[0]
+		if r.end.GreaterThan(c.rcvNxt) {
+			k := c.rcvNxt.Size(r.end)
+			c.recv.n += int(k)
+			got += int(k)
+			c.rcvNxt = r.end
+		}
+		c.ooo = c.ooo[1:]
+		filled = true
+	}
+	if len(c.ooo) == 0 {
+		c.ooo = c.ooo[:0:cap(c.ooo)]
+	}
+	c.stats.BytesReceived += uint64(got)
+	c.events = append(c.events, Event{Kind: DataReadable, Bytes: got})
+	switch {
+	case filled:
+		// RFC 5681 §4.2 / RFC 9293 §3.8.6.3: a segment that fills (part
+		// of) a hole is acknowledged at once.
+		c.ackNow = true
+	case c.cfg.DelayedACK == 0:
+		c.ackNow = true
+	default:
+		c.rcvUnacked += len(data)
+		if c.rcvUnacked >= 2*c.rcvMSSGuess {
+			// RFC 9293 §3.8.6.3: ACK at least every second full-sized
+			// segment.
+			c.ackNow = true
+		} else if c.delackAt.IsZero() {
+			c.delackAt = now.Add(c.cfg.DelayedACK)
+		}
+	}
+}
+
+// receiveOutOfOrder stores bytes beyond a hole and records their range
+// (reassembly, RFC 9293 §3.10.7.4 seventh: "segments with higher beginning
+// sequence numbers ... may be held for later processing").
+func (c *Conn) receiveOutOfOrder(seq craft.Seq, data []byte) {
+	r := seqRange{seq, seq.Add(uint32(len(data)))}
+	if !c.insertOOO(r) {
+		c.drop("too many out-of-order ranges")
+		c.ackNow = true
+		return
+	}
+	off := c.recv.n + int(c.rcvNxt.Size(seq))
+	c.recv.reserve(off + len(data))
+	c.recv.writeAt(off, data)
+	c.lastOOO = r
+	// RFC 5681 §4.2: an out-of-order segment is acknowledged at once
+	// (the duplicate ACK tells the sender about the hole).
+	c.ackNow = true
+}
+
+// insertOOO merges r into the sorted list of out-of-order ranges. It
+// reports false when r would need a new range beyond the limit.
+func (c *Conn) insertOOO(r seqRange) bool {
+	// Find the first range that ends at or after r.start.
+	i := 0
+	for i < len(c.ooo) && c.ooo[i].end.LessThan(r.start) {
+		i++
+	}
+	// Merge every range that touches r.
+	j := i
+	for j < len(c.ooo) && c.ooo[j].start.LessThanEq(r.end) {
+		r.start = craft.Min(r.start, c.ooo[j].start)
+		r.end = craft.Max(r.end, c.ooo[j].end)
+		j++
+	}
+	if i == j {
+		if len(c.ooo) >= maxOOORanges {
+			return false
+		}
+		c.ooo = append(c.ooo, seqRange{})
+		copy(c.ooo[i+1:], c.ooo[i:])
+		c.ooo[i] = r
+		return true
+	}
+	c.ooo[i] = r
+	c.ooo = append(c.ooo[:i+1], c.ooo[j:]...)
+	return true
+}
+
+// consumeFIN advances RCV.NXT over the peer's FIN and changes state (RFC
+// 9293 §3.10.7.4 eighth).
+func (c *Conn) consumeFIN(now time.Time) {
+	c.rcvNxt = c.rcvNxt.Add(1)
+	c.rcvClosed = true
+	c.ackNow = true // FIN is acknowledged at once
+	c.events = append(c.events, Event{Kind: PeerClosed})
+	switch c.state {
+	case SynReceived, Established:
+		// §3.10.7.4 eighth: enter CLOSE-WAIT.
+		c.setState(CloseWait, "rcvd FIN")
+	case FinWait1:
+		// §3.10.7.4 eighth, FIN-WAIT-1: if our FIN is acknowledged, enter
+		// TIME-WAIT, otherwise CLOSING.
+		if c.finAcked() {
+			c.enterTimeWait(now, "rcvd FIN")
+		} else {
+			c.setState(Closing, "rcvd FIN")
+		}
+	case FinWait2:
+		// §3.10.7.4 eighth, FIN-WAIT-2: enter TIME-WAIT.
+		c.enterTimeWait(now, "rcvd FIN")
+	}
+}
+
+// negotiate reads the options of the peer's SYN (RFC 9293 §3.7.1, RFC 7323
+// §2-3, RFC 2018 §2) and agrees on what both sides support.
+func (c *Conn) negotiate(seg *craft.TCP, now time.Time) {
+	var (
+		mss          uint16
+		wsSeen, sack bool
+		shift        uint8
+		tsSeen       bool
+		tsVal        uint32
+	)
+	for i := range seg.Options {
+		o := &seg.Options[i]
+		switch o.Kind {
+		case craft.OptMSS:
+			mss = o.MSS
+		case craft.OptWindowScale:
+			wsSeen, shift = true, o.Shift
+		case craft.OptSACKPermitted:
+			sack = true
+		case craft.OptTimestamps:
+			tsSeen, tsVal = true, o.TSVal
+		}
+	}
+	if mss == 0 {
+		mss = 536 // RFC 9293 §3.7.1: default send MSS for IPv4
+	}
+	c.peerMSS = mss
+	// RFC 7323 §2.2: scaling only when both sides sent the option; a
+	// shift above 14 is taken as 14 (§2.3).
+	c.wsOK = c.offShift >= 0 && wsSeen
+	if c.wsOK {
+		if shift > 14 {
+			shift = 14
+		}
+		c.sndShift = shift
+		c.rcvShift = uint8(c.offShift)
+	} else {
+		c.sndShift, c.rcvShift = 0, 0
+	}
+	c.recv.max = c.cfg.RecvBufferSize + 1<<c.rcvShift
+	c.sackOK = c.cfg.SACK && sack
+	// RFC 7323 §3.2: timestamps when both sides sent them.
+	c.tsOK = c.cfg.Timestamps && tsSeen
+	if c.tsOK {
+		c.tsRecent, c.tsRecentValid, c.tsRecentAt = tsVal, true, now
+	}
+	c.sndMSS = c.effectiveMSS()
+	if c.rcvMSSGuess == 0 {
+		c.rcvMSSGuess = min(536, int(c.cfg.MSS))
+	}
+}
+
+// findTimestamps returns the timestamps option of seg, if any.
+func findTimestamps(seg *craft.TCP) (craft.Option, bool) {
+	for i := range seg.Options {
+		if seg.Options[i].Kind == craft.OptTimestamps {
+			return seg.Options[i], true
+		}
+	}
+	return craft.Option{}, false
+}
+
+// tsBefore compares timestamps modulo 2^32 (RFC 7323 §5.2).
+func tsBefore(a, b uint32) bool { return int32(a-b) < 0 }

@@ -1,0 +1,282 @@
+package fsm
+
+import (
+	"bytes"
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// This file wires two Conns to each other through a simulated link that
+// loses, duplicates, delays and reorders segments, driven by a seeded random
+// source and a fake clock that jumps to the next delivery or deadline, so
+// simulated minutes cost nothing.
+
+type linkParams struct {
+	loss, dup     float64       // probabilities per segment
+	delay, jitter time.Duration // one-way delay: delay + uniform[0, jitter)
+}
+
+type delivery struct {
+	at  time.Time
+	n   uint64 // tie-breaker: FIFO among equal times
+	to  int
+	seg craft.TCP
+}
+
+type deliveryHeap []delivery
+
+func (h deliveryHeap) Len() int { return len(h) }
+func (h deliveryHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].n < h[j].n
+}
+func (h deliveryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *deliveryHeap) Push(x any)   { *h = append(*h, x.(delivery)) }
+func (h *deliveryHeap) Pop() any {
+	old := *h
+	d := old[len(old)-1]
+	old[len(old)-1] = delivery{}
+	*h = old[:len(old)-1]
+	return d
+}
+
+// simEnd is one endpoint and its application: it writes src, then closes,
+// and checks that what it reads equals want.
+type simEnd struct {
+	c       *Conn
+	src     []byte
+	sent    int
+	closed  bool
+	want    []byte
+	rcvd    int
+	eof     bool
+	err     error
+	bad     string
+	readBuf []byte
+	events  []Event
+	out     []craft.TCP
+}
+
+func (e *simEnd) app(now time.Time) {
+	if e.bad != "" {
+		return
+	}
+	for e.sent < len(e.src) && e.c.State() != Listen {
+		n, err := e.c.Write(e.src[e.sent:], now)
+		if err != nil {
+			e.bad = fmt.Sprintf("write: %v", err)
+			return
+		}
+		if n == 0 {
+			break
+		}
+		e.sent += n
+	}
+	if e.sent == len(e.src) && !e.closed && e.c.State() != SynSent && e.c.State() != SynReceived {
+		e.closed = true
+		if err := e.c.Close(now); err != nil {
+			e.bad = fmt.Sprintf("close in %v: %v", e.c.State(), err)
+			return
+		}
+	}
+	for !e.eof {
+		n, err := e.c.Read(e.readBuf, now)
+		if n > 0 {
+			if e.rcvd+n > len(e.want) || !bytes.Equal(e.readBuf[:n], e.want[e.rcvd:e.rcvd+n]) {
+				e.bad = fmt.Sprintf("received bytes differ at offset %d", e.rcvd)
+				return
+			}
+			e.rcvd += n
+			continue
+		}
+		if err != nil {
+			if err.Error() == "EOF" {
+				e.eof = true
+			} else {
+				e.err = err
+			}
+		}
+		break
+	}
+	e.events = e.c.AppendEvents(e.events[:0])
+	for _, ev := range e.events {
+		if ev.Kind == Error {
+			e.bad = fmt.Sprintf("error event: %v (%s)", ev.Err, ev.Reason)
+		}
+	}
+}
+
+type simResult struct {
+	elapsed      time.Duration // simulated
+	steps        int
+	segs         [2]uint64
+	retransmits  [2]uint64
+	finalStates  [2]State
+	delivered    [2]int
+	inputs       int
+	maxHeapDepth int
+}
+
+// simConfig is the connection configuration used by the simulations.
+func simConfig(local, remote uint16, seed uint64) Config {
+	cfg := DefaultConfig()
+	cfg.LocalPort, cfg.RemotePort = local, remote
+	var key [32]byte
+	key[0], key[1] = byte(seed), byte(seed>>8)
+	key[2] = byte(local)
+	cfg.Rand = rand.NewChaCha8(key)
+	cfg.TimeWait = 500 * time.Millisecond
+	return cfg
+}
+
+// runSim transfers a→b data and b→a data at the same time over the link
+// and returns once both ends are CLOSED (or a limit is hit).
+func runSim(t testing.TB, seed uint64, lp linkParams, cfgA, cfgB Config, dataA, dataB []byte) simResult {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	ca, err := NewConn(cfgA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := NewConn(cfgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(1_700_000_000, 0)
+	now := start
+	ends := [2]*simEnd{
+		{c: ca, src: dataA, want: dataB, readBuf: make([]byte, 64<<10)},
+		{c: cb, src: dataB, want: dataA, readBuf: make([]byte, 64<<10)},
+	}
+	if err := cb.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Connect(now); err != nil {
+		t.Fatal(err)
+	}
+	var h deliveryHeap
+	var n uint64
+	var res simResult
+	send := func(from int) {
+		e := ends[from]
+		e.out = e.c.AppendOutput(e.out[:0])
+		for _, s := range e.out {
+			if rng.Float64() < lp.loss {
+				continue
+			}
+			copies := 1
+			if lp.dup > 0 && rng.Float64() < lp.dup {
+				copies = 2
+			}
+			for k := 0; k < copies; k++ {
+				d := lp.delay
+				if lp.jitter > 0 {
+					d += time.Duration(rng.Int64N(int64(lp.jitter)))
+				}
+				n++
+				heap.Push(&h, delivery{at: now.Add(d), n: n, to: 1 - from, seg: s})
+			}
+		}
+		clear(e.out)
+	}
+	const maxSteps = 50_000_000
+	for step := 0; step < maxSteps; step++ {
+		for i, e := range ends {
+			e.app(now)
+			if e.bad != "" {
+				t.Fatalf("seed %d: end %d: %s (state %v, sim time %v)", seed, i, e.bad, e.c.State(), now.Sub(start))
+			}
+			send(i)
+		}
+		if ca.State() == Closed && cb.State() == Closed {
+			res.steps = step
+			break
+		}
+		// The next thing to happen.
+		var next time.Time
+		if len(h) > 0 {
+			next = h[0].at
+		}
+		for _, e := range ends {
+			if d, ok := e.c.NextDeadline(); ok && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+		if next.IsZero() {
+			t.Fatalf("seed %d: stalled in %v / %v at sim time %v (a sent %d rcvd %d, b sent %d rcvd %d)",
+				seed, ca.State(), cb.State(), now.Sub(start), ends[0].sent, ends[0].rcvd, ends[1].sent, ends[1].rcvd)
+		}
+		if next.After(now) {
+			now = next
+		}
+		if len(h) > res.maxHeapDepth {
+			res.maxHeapDepth = len(h)
+		}
+		for len(h) > 0 && !h[0].at.After(now) {
+			d := heap.Pop(&h).(delivery)
+			ends[d.to].c.Input(&d.seg, now)
+			res.inputs++
+			send(d.to)
+		}
+		for i, e := range ends {
+			if d, ok := e.c.NextDeadline(); ok && !d.After(now) {
+				e.c.Tick(now)
+				send(i)
+			}
+		}
+	}
+	res.elapsed = now.Sub(start)
+	for i, e := range ends {
+		if e.err != nil {
+			t.Fatalf("seed %d: end %d: read error %v", seed, i, e.err)
+		}
+		if e.rcvd != len(e.want) || !e.eof {
+			t.Fatalf("seed %d: end %d received %d of %d bytes (eof %v), state %v", seed, i, e.rcvd, len(e.want), e.eof, e.c.State())
+		}
+		if e.c.State() != Closed {
+			t.Fatalf("seed %d: end %d ended in %v", seed, i, e.c.State())
+		}
+		if e.c.Err() != nil {
+			t.Fatalf("seed %d: end %d: %v", seed, i, e.c.Err())
+		}
+		st := e.c.Stats()
+		res.segs[i] = st.SegsSent
+		res.retransmits[i] = st.Retransmits
+		res.finalStates[i] = e.c.State()
+		res.delivered[i] = e.rcvd
+	}
+	return res
+}
+
+func testData(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 0xda, 0x7a})
+	r.Read(b)
+	return b
+}
+
+func TestPairLossless(t *testing.T) {
+	a, b := testData(1, 1<<20), testData(2, 300_000)
+	res := runSim(t, 1, linkParams{delay: 5 * time.Millisecond}, simConfig(40000, 80, 1), simConfig(80, 40000, 1), a, b)
+	t.Logf("%+v", res)
+}
+
+func TestPairLossyQuick(t *testing.T) {
+	for _, loss := range []float64{0.05, 0.2} {
+		for seed := uint64(1); seed <= 20; seed++ {
+			a, b := testData(seed, 1<<20), testData(seed+1000, 1<<20)
+			lp := linkParams{loss: loss, dup: 0.01, delay: 5 * time.Millisecond, jitter: 5 * time.Millisecond}
+			ca, cb := simConfig(40000, 80, seed), simConfig(80, 40000, seed)
+			ca.MaxSYNRetries, cb.MaxSYNRetries = 30, 30
+			res := runSim(t, seed, lp, ca, cb, a, b)
+			t.Logf("loss %v seed %d: %+v", loss, seed, res)
+		}
+	}
+}

@@ -1,0 +1,286 @@
+package fsm
+
+import (
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// clockGranularity is G of RFC 6298 §2: the caller's clock has nanosecond
+// resolution, but an RTO within a millisecond of SRTT would fire on jitter.
+const clockGranularity = time.Millisecond
+
+// tsRecentMaxIdle is the 24 days after which TS.Recent is no longer trusted
+// (RFC 7323 §5.5).
+const tsRecentMaxIdle = 24 * 24 * time.Hour
+
+func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
+
+// Tick fires the timers that are due at now: TIME-WAIT expiry, the
+// retransmission timer, the persist timer, the delayed ACK and keep-alive.
+func (c *Conn) Tick(now time.Time) {
+	c.touch(now)
+	if due(c.timeWaitAt, now) {
+		// RFC 9293 §3.10.8: "If the time-wait timeout expires on a
+		// connection, delete the TCB, enter the CLOSED state".
+		c.stopTimers()
+		c.setState(Closed, "TIME-WAIT timeout")
+		return
+	}
+	if due(c.rtoAt, now) {
+		c.onRTO(now)
+		if c.state == Closed {
+			return
+		}
+	}
+	if due(c.persistAt, now) {
+		c.onPersist(now)
+		if c.state == Closed {
+			return
+		}
+	}
+	if due(c.delackAt, now) {
+		// RFC 9293 §3.8.6.3: the delayed ACK is due.
+		c.delackAt = time.Time{}
+		c.ackNow = true
+	}
+	if due(c.keepaliveAt, now) {
+		c.onKeepalive(now)
+		if c.state == Closed {
+			return
+		}
+	}
+	c.transmit(now)
+}
+
+// NextDeadline returns the earliest time at which Tick has work to do, and
+// false when no timer is running.
+func (c *Conn) NextDeadline() (time.Time, bool) {
+	var d time.Time
+	for _, t := range [...]time.Time{c.timeWaitAt, c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d, !d.IsZero()
+}
+
+// pending reports whether data or a FIN waits to be sent for the first time.
+func (c *Conn) pending() bool {
+	de := c.dataEnd()
+	if c.sndMax.LessThan(de) {
+		return true
+	}
+	return c.finQueued && !c.finSent()
+}
+
+// armTimers starts or stops the retransmission, persist and keep-alive
+// timers to match what is outstanding.
+func (c *Conn) armTimers(now time.Time) {
+	switch c.state {
+	case Closed, Listen, TimeWait:
+		c.rtoAt, c.persistAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}
+		return
+	}
+	if c.sndUna != c.sndMax {
+		// RFC 6298 §5.1: run the timer while data is outstanding.
+		if c.rtoAt.IsZero() {
+			c.rtoAt = now.Add(c.rto)
+		}
+		c.persistAt = time.Time{}
+		c.persistShift = 0
+	} else {
+		// RFC 6298 §5.2: all acknowledged, stop the timer.
+		c.rtoAt = time.Time{}
+		if c.synAcked && c.sndWnd == 0 && c.pending() {
+			// RFC 9293 §3.8.6.1: the peer's window is shut and we have
+			// something to say: probe it.
+			if c.persistAt.IsZero() {
+				c.persistAt = now.Add(c.persistInterval())
+			}
+		} else {
+			c.persistAt = time.Time{}
+			c.persistShift = 0
+		}
+	}
+	if c.cfg.Keepalive > 0 && c.synAcked && (c.state == Established || c.state == CloseWait) &&
+		c.sndUna == c.sndMax {
+		if c.keepaliveAt.IsZero() {
+			c.keepaliveAt = c.lastRecv.Add(c.cfg.Keepalive)
+			if !c.keepaliveAt.After(now) {
+				c.keepaliveAt = now.Add(c.cfg.Keepalive)
+			}
+		}
+	} else {
+		c.keepaliveAt = time.Time{}
+	}
+}
+
+// persistInterval backs off like the RTO, bounded by MinRTO and MaxRTO.
+func (c *Conn) persistInterval() time.Duration {
+	d := c.rto
+	for i := 0; i < c.persistShift && d < c.cfg.MaxRTO; i++ {
+		d *= 2
+	}
+	if d < c.cfg.MinRTO {
+		d = c.cfg.MinRTO
+	}
+	if d > c.cfg.MaxRTO {
+		d = c.cfg.MaxRTO
+	}
+	return d
+}
+
+// onRTO handles the expiry of the retransmission timer (RFC 6298 §5.4-5.6).
+func (c *Conn) onRTO(now time.Time) {
+	c.rtoAt = time.Time{}
+	if c.sndUna == c.sndMax {
+		return
+	}
+	limit := c.cfg.MaxRetries
+	if !c.synAcked {
+		limit = c.cfg.MaxSYNRetries
+	}
+	if c.retries >= limit {
+		c.fail(ErrTimeout, "retransmission limit reached")
+		return
+	}
+	c.retries++
+	c.stats.Timeouts++
+	// RFC 6298 §5.5: back off the timer.
+	c.rto *= 2
+	if c.rto > c.cfg.MaxRTO {
+		c.rto = c.cfg.MaxRTO
+	}
+	if c.synAcked {
+		// RFC 5681 §3.1 (4): on the first timeout of this segment halve
+		// the flight into ssthresh; the loss window is one segment.
+		flight := c.sndUna.Size(c.sndMax)
+		if c.retries == 1 {
+			c.ssthresh = flight / 2
+			if min := 2 * uint32(c.sndMSS); c.ssthresh < min {
+				c.ssthresh = min
+			}
+		}
+		c.cwnd = uint32(c.sndMSS)
+		c.caAcked = 0
+	}
+	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; going
+	// back to SND.UNA sends the rest again as the window allows.
+	c.sndNxt = c.sndUna
+	c.rttTiming = false // Karn's rule
+	c.rtoAt = now.Add(c.rto)
+	c.transmit(now)
+}
+
+// onPersist sends a zero-window probe: like Linux, an ACK with the
+// sequence number SND.UNA-1, which the peer must answer with an ACK that
+// carries its current window (RFC 9293 §3.8.6.1 requires probing; the
+// receiver's §3.10.7.4 rule for an unacceptable segment produces the
+// answer). It never sends bytes beyond the window.
+func (c *Conn) onPersist(now time.Time) {
+	c.persistAt = time.Time{}
+	if c.persistProbes >= c.cfg.MaxRetries {
+		c.fail(ErrTimeout, "zero-window probes unanswered")
+		return
+	}
+	c.persistProbes++
+	if c.persistShift < 16 {
+		c.persistShift++
+	}
+	c.emitProbe(now)
+	c.events = append(c.events, Event{Kind: Retransmit, Seq: c.sndUna.Add(^uint32(0)), Reason: "zero-window probe"})
+	c.persistAt = now.Add(c.persistInterval())
+}
+
+// onKeepalive sends a keep-alive probe (RFC 9293 §3.8.4: SEG.SEQ =
+// SND.NXT-1, no data) or gives up after KeepaliveProbes unanswered ones.
+func (c *Conn) onKeepalive(now time.Time) {
+	c.keepaliveAt = time.Time{}
+	if c.keepaliveProbes >= c.cfg.KeepaliveProbes {
+		c.fail(ErrTimeout, "keep-alive probes unanswered")
+		return
+	}
+	c.keepaliveProbes++
+	c.emitProbe(now)
+	c.keepaliveAt = now.Add(c.cfg.KeepaliveInterval)
+}
+
+// emitProbe sends <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>.
+func (c *Conn) emitProbe(now time.Time) {
+	c.emit(c.sndUna.Add(^uint32(0)), craft.FlagACK, nil, now)
+}
+
+// rttSample folds one measurement into SRTT/RTTVAR/RTO (RFC 6298 §2.2-2.4).
+func (c *Conn) rttSample(r time.Duration) {
+	if r < 0 {
+		return
+	}
+	if !c.hasRTT {
+		c.srtt = r
+		c.rttvar = r / 2
+		c.hasRTT = true
+	} else {
+		delta := c.srtt - r
+		if delta < 0 {
+			delta = -delta
+		}
+		c.rttvar = (3*c.rttvar + delta) / 4
+		c.srtt = (7*c.srtt + r) / 8
+	}
+	c.rto = c.computeRTO()
+	s := &c.stats
+	if s.RTTSamples == 0 || r < s.RTTMin {
+		s.RTTMin = r
+	}
+	if r > s.RTTMax {
+		s.RTTMax = r
+	}
+	s.RTTSamples++
+	s.rttSum += r
+	c.events = append(c.events, Event{Kind: RTTSample, RTT: r})
+}
+
+// computeRTO is RTO = SRTT + max(G, 4*RTTVAR), within [MinRTO, MaxRTO]
+// (RFC 6298 §2.3, §2.4-2.5).
+func (c *Conn) computeRTO() time.Duration {
+	if !c.hasRTT {
+		return c.cfg.InitialRTO
+	}
+	v := 4 * c.rttvar
+	if v < clockGranularity {
+		v = clockGranularity
+	}
+	r := c.srtt + v
+	if r < c.cfg.MinRTO {
+		r = c.cfg.MinRTO
+	}
+	if r > c.cfg.MaxRTO {
+		r = c.cfg.MaxRTO
+	}
+	return r
+}
+
+// initialWindow is IW of RFC 6928 (ten segments, as Linux).
+func (c *Conn) initialWindow() uint32 { return 10 * uint32(c.sndMSS) }
+
+// growCwnd opens the congestion window for acked new bytes (RFC 5681 §3.1):
+// slow start below ssthresh, one segment per window above it.
+func (c *Conn) growCwnd(acked uint32) {
+	mss := uint32(c.sndMSS)
+	if c.cwnd < c.ssthresh {
+		if acked > mss {
+			acked = mss
+		}
+		c.cwnd += acked
+	} else {
+		c.caAcked += acked
+		if c.caAcked >= c.cwnd {
+			c.caAcked -= c.cwnd
+			c.cwnd += mss
+		}
+	}
+	if c.cwnd > maxRecvBuffer {
+		c.cwnd = maxRecvBuffer
+	}
+}

@@ -1,0 +1,154 @@
+package stack
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
+)
+
+// Listener accepts connections on one port (passive open, RFC 9293
+// §3.10.1): each SYN from a new 4-tuple gets its own fsm.Conn.
+type Listener struct {
+	s       *Stack
+	addr    netip.Addr // invalid: every local address
+	port    uint16
+	backlog int
+	pending int            // connections in SYN-RECEIVED or established but not accepted
+	accept  chan *Conn     // capacity backlog
+	closed  bool
+	conns   map[*Conn]bool // every connection this listener created, until CLOSED
+}
+
+// Listen starts accepting connections to addr:port (addr invalid or
+// unspecified: any local address). backlog bounds connections that are
+// half-open or not yet accepted; SYNs beyond it are dropped without an
+// answer, as Linux does when its accept queue is full
+// (net.ipv4.tcp_abort_on_overflow = 0), so the client retries its SYN.
+func (s *Stack) Listen(addr netip.Addr, port uint16, backlog int) (*Listener, error) {
+	if port == 0 {
+		return nil, fmt.Errorf("stack: listen: port 0")
+	}
+	if backlog <= 0 {
+		backlog = 128
+	}
+	if addr.IsValid() && addr.IsUnspecified() {
+		addr = netip.Addr{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, net.ErrClosed
+	}
+	if _, dup := s.listeners[port]; dup {
+		return nil, fmt.Errorf("stack: port %d is already listening", port)
+	}
+	l := &Listener{s: s, addr: addr, port: port, backlog: backlog, accept: make(chan *Conn, backlog), conns: make(map[*Conn]bool)}
+	s.listeners[port] = l
+	return l, nil
+}
+
+func (l *Listener) accepts(dst netip.Addr) bool {
+	return !l.addr.IsValid() || l.addr == dst
+}
+
+// handleSYN handles a segment to the listening port from an unknown 4-tuple.
+// Called with the stack lock held.
+func (l *Listener) handleSYN(pkt *craft.Packet, now time.Time) {
+	seg := &pkt.TCP
+	// RFC 9293 §3.10.7.2: in LISTEN an RST is ignored, an ACK is answered
+	// with a RST, and only a SYN opens a connection.
+	if seg.Flags.Has(craft.FlagRST) {
+		return
+	}
+	if seg.Flags.Has(craft.FlagACK) || !seg.Flags.Has(craft.FlagSYN) || l.closed {
+		l.s.resetUnknown(pkt, now)
+		return
+	}
+	if l.pending >= l.backlog {
+		return // accept queue full: drop the SYN, the client retransmits
+	}
+	cfg := l.s.cfg.Conn
+	cfg.LocalPort, cfg.RemotePort = l.port, seg.SrcPort
+	fc, err := fsm.NewConn(cfg)
+	if err != nil {
+		l.s.traceSegment(In, now, nil, nil, fmt.Errorf("listen: %w", err))
+		return
+	}
+	local := netip.AddrPortFrom(pkt.Dst(), l.port)
+	remote := netip.AddrPortFrom(pkt.Src(), seg.SrcPort)
+	c := newConn(l.s, fc, local, remote, l)
+	if err := fc.Listen(); err != nil {
+		return
+	}
+	l.s.conns[craft.FourTuple{Src: remote, Dst: local}] = c
+	l.conns[c] = true
+	l.pending++
+	fc.Input(seg, now)
+	l.s.flush(c, now)
+}
+
+// ready queues an established connection for Accept. Called with the lock held.
+func (l *Listener) ready(c *Conn) {
+	c.queued = true
+	if l.closed {
+		return
+	}
+	l.accept <- c // never blocks: pending <= backlog = cap(accept)
+}
+
+// forget drops c from the listener's books once it is CLOSED. Called with
+// the lock held.
+func (l *Listener) forget(c *Conn) {
+	if !l.conns[c] {
+		return
+	}
+	delete(l.conns, c)
+	if !c.accepted {
+		l.pending--
+	}
+}
+
+// Accept waits for the next established connection.
+func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
+	for {
+		select {
+		case c, ok := <-l.accept:
+			if !ok {
+				return nil, net.ErrClosed
+			}
+			l.s.mu.Lock()
+			if !c.accepted {
+				c.accepted = true
+				if l.conns[c] {
+					l.pending--
+				}
+			}
+			l.s.mu.Unlock()
+			return c, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close stops accepting; established connections go on.
+func (l *Listener) Close() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.closeLocked()
+	return nil
+}
+
+func (l *Listener) closeLocked() {
+	if l.closed {
+		return
+	}
+	l.closed = true
+	close(l.accept)
+	delete(l.s.listeners, l.port)
+}

@@ -1,0 +1,431 @@
+// Package stack drives fsm.Conn state machines over one packet link: it reads
+// frames, parses them with craft, demultiplexes them by 4-tuple to the right
+// connection, feeds the machine, builds and sends the segments it returns,
+// fires its timers at NextDeadline, and moves bytes between the machines and
+// the application (blocking Read/Write with context cancellation).
+//
+// It is a package of its own (DESIGN.md: "stack/") because it is the only
+// place where the sans-I/O fsm meets goroutines, clocks and the link; fsm
+// stays pure and capture stays free of TCP logic.
+//
+// What it must not do: implement TCP rules (they belong to fsm), touch the
+// firewall or open sockets itself (the Link is handed in), or print: what
+// happens is reported to a Tracer.
+//
+// Concurrency: one mutex guards every fsm.Conn of a Stack. The reader
+// goroutine, the timer goroutine and application calls each take it, call
+// into fsm, flush the resulting segments and events, and release it. fsm is
+// fast and never blocks, so the lock is held for microseconds.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
+)
+
+// Link is what the stack needs from the wire: captured frames of its flow
+// (starting at the IP header) in, complete IPv4 packets out.
+// capture.Capture plus capture.Injector make one (see CaptureLink).
+type Link interface {
+	ReadFrame(ctx context.Context) (capture.Frame, error)
+	Send(pkt []byte) error
+}
+
+// Direction tells whether a traced segment was received or sent.
+type Direction int
+
+const (
+	// In is a segment that arrived from the peer.
+	In Direction = iota
+	// Out is a segment tcpcraft sent.
+	Out
+)
+
+func (d Direction) String() string {
+	if d == In {
+		return "in"
+	}
+	return "out"
+}
+
+// Tracer is told about every segment in both directions and every fsm event.
+// Its methods are called with the stack's lock held, in wire order, from one
+// goroutine at a time: they must not call back into the stack.
+type Tracer interface {
+	// Segment reports a parsed segment; raw holds the packet bytes from the
+	// IP header on (valid only during the call). A packet that failed to
+	// parse has p == nil and err set.
+	Segment(dir Direction, t time.Time, p *craft.Packet, raw []byte, err error)
+	// Event reports an fsm event of the connection local<->remote.
+	Event(t time.Time, local, remote netip.AddrPort, ev fsm.Event)
+}
+
+// Config sets up a Stack.
+type Config struct {
+	// Local is our IPv4 address (the source of every packet sent).
+	Local netip.Addr
+	// TTL of sent packets; 0 means 64, like Linux.
+	TTL uint8
+	// Conn is the template of every connection (ports are filled in).
+	Conn fsm.Config
+	// Tracer, if set, sees every segment and event.
+	Tracer Tracer
+	// Now is the clock; nil means time.Now. Tests may pass a fake.
+	Now func() time.Time
+	// Rand picks IP IDs; nil means a randomly seeded source.
+	Rand *rand.Rand
+}
+
+// Stack runs connections over one Link. Create with New, start with Run.
+type Stack struct {
+	link   Link
+	cfg    Config
+	now    func() time.Time
+	tracer Tracer
+
+	mu        sync.Mutex
+	conns     map[craft.FourTuple]*Conn // key: Src = remote, Dst = local (as segments arrive)
+	listeners map[uint16]*Listener
+	ipID      uint16
+	pktBuf    []byte
+	segBuf    []craft.TCP
+	evBuf     []fsm.Event
+	planned   time.Time // the deadline the timer goroutine sleeps until
+	timerWake chan struct{}
+	closed    bool
+	sendErr   error
+}
+
+// New returns a Stack for link. Nothing runs until Run.
+func New(link Link, cfg Config) (*Stack, error) {
+	if !cfg.Local.Is4() {
+		return nil, fmt.Errorf("stack: local address %v is not IPv4", cfg.Local)
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 64
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	r := cfg.Rand
+	if r == nil {
+		r = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	return &Stack{
+		link:      link,
+		cfg:       cfg,
+		now:       now,
+		tracer:    cfg.Tracer,
+		conns:     make(map[craft.FourTuple]*Conn),
+		listeners: make(map[uint16]*Listener),
+		ipID:      uint16(r.Uint32()) | 1,
+		pktBuf:    make([]byte, 0, 65536+128),
+		timerWake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Run reads frames and fires timers until ctx is done or the link fails. It
+// returns nil when ctx ends, else the link's error. Run does not abort open
+// connections: call Shutdown for that.
+func (s *Stack) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timerDone := make(chan struct{})
+	go func() {
+		defer close(timerDone)
+		s.timerLoop(ctx)
+	}()
+	err := s.readLoop(ctx)
+	cancel()
+	<-timerDone
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed)) {
+		return nil
+	}
+	return err
+}
+
+func (s *Stack) readLoop(ctx context.Context) error {
+	var pkt craft.Packet
+	for {
+		f, err := s.link.ReadFrame(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stack: reading frames: %w", err)
+		}
+		s.mu.Lock()
+		s.input(f, &pkt)
+		s.mu.Unlock()
+	}
+}
+
+// input handles one captured frame. Called with s.mu held.
+func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
+	now := s.now()
+	err := craft.ParsePacket(craft.LinkRaw, f.Data, pkt, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady})
+	if err != nil {
+		s.traceSegment(In, now, nil, f.Data, err)
+		return
+	}
+	s.traceSegment(In, now, pkt, f.Data, nil)
+	if pkt.IPVersion != 4 || pkt.Dst() != s.cfg.Local && !s.hasWildcardListener(pkt.TCP.DstPort) {
+		return
+	}
+	// A segment with a checksum proven wrong is dropped silently (RFC 9293
+	// §3.1: "the segment is discarded"); one the kernel left unfinished
+	// for offload is accepted (DESIGN.md, "Things the wire will do").
+	if pkt.IPChecksum.State == craft.ChecksumBad || pkt.TCPChecksum.State == craft.ChecksumBad {
+		return
+	}
+	key := pkt.Tuple()
+	if c, ok := s.conns[key]; ok {
+		c.fc.Input(&pkt.TCP, now)
+		s.flush(c, now)
+		return
+	}
+	if l, ok := s.listeners[pkt.TCP.DstPort]; ok && l.accepts(pkt.Dst()) {
+		l.handleSYN(pkt, now)
+		return
+	}
+	s.resetUnknown(pkt, now)
+}
+
+func (s *Stack) hasWildcardListener(port uint16) bool {
+	l, ok := s.listeners[port]
+	return ok && !l.addr.IsValid()
+}
+
+// resetUnknown answers a segment for which no connection exists as RFC 9293
+// §3.10.7.1 says (a RST, unless the segment is itself a RST).
+func (s *Stack) resetUnknown(pkt *craft.Packet, now time.Time) {
+	rst, ok := fsm.ResetFor(&pkt.TCP)
+	if !ok {
+		return
+	}
+	s.send(pkt.Dst(), pkt.Src(), &rst, now)
+}
+
+// flush sends what c's machine produced and handles its events. Called with
+// s.mu held after every call into c.fc.
+func (s *Stack) flush(c *Conn, now time.Time) {
+	s.segBuf = c.fc.AppendOutput(s.segBuf[:0])
+	for i := range s.segBuf {
+		s.send(c.local.Addr(), c.remote.Addr(), &s.segBuf[i], now)
+	}
+	s.evBuf = c.fc.AppendEvents(s.evBuf[:0])
+	changed := len(s.evBuf) > 0
+	for _, ev := range s.evBuf {
+		if s.tracer != nil {
+			s.tracer.Event(now, c.local, c.remote, ev)
+		}
+		switch ev.Kind {
+		case fsm.Error:
+			if c.err == nil {
+				c.err = ev.Err
+			}
+		case fsm.StateChange:
+			if ev.To == fsm.Established && c.listener != nil && !c.queued {
+				c.listener.ready(c)
+			}
+		}
+	}
+	if c.fc.State() == fsm.Closed {
+		s.remove(c)
+	}
+	if changed {
+		c.signal()
+	}
+	if d, ok := c.fc.NextDeadline(); ok && (s.planned.IsZero() || d.Before(s.planned)) {
+		s.planned = d
+		select {
+		case s.timerWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// remove forgets a connection that reached CLOSED. Called with s.mu held.
+func (s *Stack) remove(c *Conn) {
+	if c.removed {
+		return
+	}
+	c.removed = true
+	delete(s.conns, craft.FourTuple{Src: c.remote, Dst: c.local})
+	if c.err == nil {
+		c.err = c.fc.Err()
+	}
+	if c.listener != nil {
+		c.listener.forget(c)
+	}
+	close(c.done)
+}
+
+// send builds one IPv4 packet around seg and hands it to the link.
+func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
+	s.ipID++
+	if s.ipID == 0 {
+		s.ipID = 1 // the kernel rewrites ID 0 (raw(7)); keep traces true
+	}
+	ip := craft.IPv4{
+		TTL:          s.cfg.TTL,
+		ID:           s.ipID,
+		DontFragment: true, // like Linux with path MTU discovery (RFC 1191)
+		Protocol:     craft.ProtocolTCP,
+		Src:          src,
+		Dst:          dst,
+	}
+	pkt, err := craft.AppendIPv4TCP(s.pktBuf[:0], &ip, seg, craft.BuildOptions{})
+	if err != nil {
+		s.traceSegment(Out, now, nil, nil, fmt.Errorf("building segment: %w", err))
+		return
+	}
+	s.pktBuf = pkt[:0]
+	if s.tracer != nil {
+		p := craft.Packet{Link: craft.LinkRaw, IPVersion: 4, IPv4: ip, TCP: *seg}
+		p.IPChecksum.State = craft.ChecksumGood
+		p.TCPChecksum.State = craft.ChecksumGood
+		s.tracer.Segment(Out, now, &p, pkt, nil)
+	}
+	if err := s.link.Send(pkt); err != nil && s.sendErr == nil {
+		// A send failure is not fatal to TCP (the segment is
+		// retransmitted like a lost one) but it is worth telling once.
+		s.sendErr = err
+		s.traceSegment(Out, now, nil, pkt, fmt.Errorf("sending: %w", err))
+	}
+}
+
+func (s *Stack) traceSegment(dir Direction, t time.Time, p *craft.Packet, raw []byte, err error) {
+	if s.tracer != nil {
+		s.tracer.Segment(dir, t, p, raw, err)
+	}
+}
+
+// timerLoop sleeps until the earliest connection deadline and fires the
+// timers that are due.
+func (s *Stack) timerLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		s.mu.Lock()
+		now := s.now()
+		next := time.Time{}
+		for _, c := range s.conns {
+			d, ok := c.fc.NextDeadline()
+			if !ok {
+				continue
+			}
+			if !d.After(now) {
+				c.fc.Tick(now)
+				s.flush(c, now)
+				d, ok = c.fc.NextDeadline()
+				if !ok || c.removed {
+					continue
+				}
+			}
+			if next.IsZero() || d.Before(next) {
+				next = d
+			}
+		}
+		s.planned = next
+		s.mu.Unlock()
+
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = next.Sub(now)
+			if wait < 0 {
+				wait = 0
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.timerWake:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// Dial opens a connection from local port lport to remote (active open) and
+// waits until it is established, fails, or ctx ends (then it is aborted).
+func (s *Stack) Dial(ctx context.Context, remote netip.AddrPort, lport uint16) (*Conn, error) {
+	cfg := s.cfg.Conn
+	cfg.LocalPort, cfg.RemotePort = lport, remote.Port()
+	fc, err := fsm.NewConn(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
+	}
+	c := newConn(s, fc, netip.AddrPortFrom(s.cfg.Local, lport), remote, nil)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	key := craft.FourTuple{Src: remote, Dst: c.local}
+	if _, dup := s.conns[key]; dup {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("stack: a connection %v -> %v already exists", c.local, remote)
+	}
+	s.conns[key] = c
+	now := s.now()
+	if err := fc.Connect(now); err != nil {
+		delete(s.conns, key)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("stack: connect: %w", err)
+	}
+	s.flush(c, now)
+	s.mu.Unlock()
+
+	if err := c.waitFor(ctx, func() bool { return c.fc.State() != fsm.SynSent && c.fc.State() != fsm.SynReceived }); err != nil {
+		c.Abort()
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.removed || c.fc.State() == fsm.Closed {
+		if c.err != nil {
+			return nil, c.err
+		}
+		return nil, fsm.ErrNotConnected
+	}
+	return c, nil
+}
+
+// Shutdown aborts every open connection (RST to the peer, RFC 9293 §3.10.5,
+// so no peer is left half-open when tcpcraft goes away) and refuses new
+// ones. It is safe to call more than once.
+func (s *Stack) Shutdown() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	now := s.now()
+	for _, c := range s.conns {
+		c.fc.Abort(now)
+		s.flush(c, now)
+	}
+	for _, l := range s.listeners {
+		l.closeLocked()
+	}
+}
+
+// Conns returns how many connections the stack holds (any state but CLOSED).
+func (s *Stack) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
