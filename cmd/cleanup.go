@@ -12,6 +12,6 @@ func cleanupCommand() *cli.Command {
 		Description: "Every tcpcraft run that talks TCP installs a scoped INPUT rule tagged with its pid and\n" +
 			"removes it on exit. A run killed with SIGKILL cannot; cleanup finds rules whose process\n" +
 			"is gone and deletes them.",
-		Action: notImplemented,
+		Action: runCleanup,
 	}
 }

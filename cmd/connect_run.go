@@ -142,5 +142,12 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 
 // summary is the one-line account of a finished connection.
 func summary(st fsm.Stats) string {
-	return fmt.Sprintf("%+v", st)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	line := fmt.Sprintf("sent %d bytes in %d segments (%d retransmitted, %d timeouts), received %d bytes in %d segments",
+		st.BytesAcked, st.SegsSent, st.Retransmits, st.Timeouts, st.BytesReceived, st.SegsReceived)
+	if st.RTTSamples > 0 {
+		line += fmt.Sprintf("; rtt min/avg/max %.3f/%.3f/%.3f ms, srtt %.3f ms, rto %v",
+			ms(st.RTTMin), ms(st.RTTAvg), ms(st.RTTMax), ms(st.SRTT), st.RTO)
+	}
+	return line
 }

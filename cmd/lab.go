@@ -52,8 +52,7 @@ func labCommand() *cli.Command {
 				Name:  "demo",
 				Usage: "bring the lab up, start kernel peers and show tcpcraft talking to them",
 				Flags: labFlags(),
-				// Built by a later issue; the usage above is final.
-				Action: notImplemented,
+				Action: labDemo,
 			},
 		},
 	}

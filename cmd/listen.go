@@ -13,6 +13,7 @@ func listenCommand() *cli.Command {
 			"that owns the route), pipes the connection to standard input/output and shows every\n" +
 			"segment and state change on standard error.\n\n" +
 			"Example: tcpcraft listen :8080",
-		Action: notImplemented,
+		Flags:  listenFlags(),
+		Action: runListen,
 	}
 }

@@ -12,6 +12,7 @@ func sendCommand() *cli.Command {
 		Description: "send builds a single segment exactly as told — TCP flags, sequence and acknowledgement\n" +
 			"numbers, window, options, payload — injects it and prints the segments that come back.\n\n" +
 			"Example: tcpcraft send --flags S --seq 1000 --opt mss=1460 10.0.2.20:80",
-		Action: notImplemented,
+		Flags:  sendFlags(),
+		Action: runSend,
 	}
 }

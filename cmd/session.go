@@ -101,56 +101,12 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 		}
 	}()
 	start := time.Now()
-
-	var localAddr netip.Addr
-	ifindex := 0
-	switch {
-	case c.String("iface") != "":
-		ifi, err := net.InterfaceByName(c.String("iface"))
-		if err != nil {
-			return nil, usagef("--iface: %v", err)
-		}
-		addr, err := interfaceIPv4(ifi)
-		if err != nil {
-			return nil, exitFailure(err)
-		}
-		ifindex, localAddr = ifi.Index, addr
-		s.route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: addr}
-	case spec.remote.IsValid():
-		s.route, err = capture.LookupRoute(spec.remote.Addr())
-		if err != nil {
-			return nil, exitFailure(fmt.Errorf("no route to %v: %w", spec.remote.Addr(), err))
-		}
-		ifindex, localAddr = s.route.Index, s.route.Source
-	default: // listen
-		localAddr = spec.local.Addr()
-		if !localAddr.IsUnspecified() {
-			ifi, err := interfaceWithAddr(localAddr)
-			if err != nil {
-				return nil, exitFailure(err)
-			}
-			ifindex = ifi.Index
-			s.route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: localAddr}
-		}
+	var ifindex int
+	s.route, ifindex, s.local, err = pickEndpoint(c, spec)
+	if err != nil {
+		return nil, err
 	}
-	if spec.remote.IsValid() && spec.local.IsValid() && !spec.local.Addr().IsUnspecified() {
-		localAddr = spec.local.Addr()
-	}
-
-	port := spec.local.Port()
-	if p := c.Uint("sport"); p != 0 {
-		if p > 65535 {
-			return nil, usagef("--sport %d: not a port (1-65535)", p)
-		}
-		port = uint16(p)
-	}
-	if port == 0 {
-		port, err = capture.EphemeralPort(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
-		if err != nil {
-			return nil, exitFailure(fmt.Errorf("choosing a source port: %w", err))
-		}
-	}
-	s.local = netip.AddrPortFrom(localAddr, port)
+	localAddr := s.local.Addr()
 
 	if path := c.String("pcap"); path != "" {
 		s.pcap, err = capture.CreatePcap(path)
@@ -196,6 +152,59 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 	s.runErr = make(chan error, 1)
 	go func() { s.runErr <- s.stack.Run(runCtx) }()
 	return s, nil
+}
+
+// pickEndpoint decides where a run talks from: the interface (by --iface,
+// the route to the peer, or the listening address), our address and our
+// port (--sport, the listening port, or one outside ip_local_port_range).
+func pickEndpoint(c *cli.Context, spec sessionSpec) (route capture.Route, ifindex int, local netip.AddrPort, err error) {
+	var localAddr netip.Addr
+	switch {
+	case c.String("iface") != "":
+		ifi, err := net.InterfaceByName(c.String("iface"))
+		if err != nil {
+			return route, 0, local, usagef("--iface: %v", err)
+		}
+		addr, err := interfaceIPv4(ifi)
+		if err != nil {
+			return route, 0, local, exitFailure(err)
+		}
+		ifindex, localAddr = ifi.Index, addr
+		route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: addr}
+	case spec.remote.IsValid():
+		route, err = capture.LookupRoute(spec.remote.Addr())
+		if err != nil {
+			return route, 0, local, exitFailure(fmt.Errorf("no route to %v: %w", spec.remote.Addr(), err))
+		}
+		ifindex, localAddr = route.Index, route.Source
+	default: // listen
+		localAddr = spec.local.Addr()
+		if !localAddr.IsUnspecified() {
+			ifi, err := interfaceWithAddr(localAddr)
+			if err != nil {
+				return route, 0, local, exitFailure(err)
+			}
+			ifindex = ifi.Index
+			route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: localAddr}
+		}
+	}
+	if spec.remote.IsValid() && spec.local.IsValid() && !spec.local.Addr().IsUnspecified() {
+		localAddr = spec.local.Addr()
+	}
+	port := spec.local.Port()
+	if p := c.Uint("sport"); p != 0 {
+		if p > 65535 {
+			return route, 0, local, usagef("--sport %d: not a port (1-65535)", p)
+		}
+		port = uint16(p)
+	}
+	if port == 0 {
+		port, err = capture.EphemeralPort(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+		if err != nil {
+			return route, 0, local, exitFailure(fmt.Errorf("choosing a source port: %w", err))
+		}
+	}
+	return route, ifindex, netip.AddrPortFrom(localAddr, port), nil
 }
 
 // close resets what is still open, stops the stack and undoes the set-up.

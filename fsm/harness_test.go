@@ -15,11 +15,11 @@ import (
 // Conn emits with expect, using templates with "don't care" fields.
 
 const (
-	lPort = 49152        // the Conn's port
-	rPort = 80           // the scripted peer's port
+	lPort = 49152           // the Conn's port
+	rPort = 80              // the scripted peer's port
 	lISS  = craft.Seq(1000) // the Conn's ISS
 	rISS  = craft.Seq(5000) // the peer's ISS
-	lTS   = uint32(100)  // the Conn's timestamp offset
+	lTS   = uint32(100)     // the Conn's timestamp offset
 )
 
 const (

@@ -267,8 +267,8 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 	if ts {
 		n++
 	}
-	if sack && !ts {
-		n += 2 // NOP NOP SACK-permitted
+	if sack != ts {
+		n += 2 // NOP NOP before a lone SACK-permitted or timestamps
 	}
 	if ws {
 		n += 2 // NOP WS
@@ -282,6 +282,9 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptSACKPermitted})
 	}
 	if ts {
+		if !sack {
+			opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptNOP})
+		}
 		var ecr uint32
 		if c.state != SynSent {
 			ecr = c.tsRecent

@@ -180,7 +180,7 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		return
 	}
 	s.traceSegment(In, now, pkt, f.Data, nil)
-	if pkt.IPVersion != 4 || pkt.Dst() != s.cfg.Local && !s.hasWildcardListener(pkt.TCP.DstPort) {
+	if pkt.IPVersion != 4 {
 		return
 	}
 	// A segment with a checksum proven wrong is dropped silently (RFC 9293
@@ -200,11 +200,6 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		return
 	}
 	s.resetUnknown(pkt, now)
-}
-
-func (s *Stack) hasWildcardListener(port uint16) bool {
-	l, ok := s.listeners[port]
-	return ok && !l.addr.IsValid()
 }
 
 // resetUnknown answers a segment for which no connection exists as RFC 9293

@@ -31,7 +31,6 @@ var (
 	srv6 = netip.MustParseAddr("fd00:2::20")
 )
 
-
 func v4(src, dst netip.Addr, id uint16) craft.IPv4 {
 	return craft.IPv4{ID: id, DontFragment: true, TTL: 64, Src: src, Dst: dst}
 }

@@ -1,0 +1,104 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/lab"
+)
+
+// demoPage is what the demo's kernel HTTP server answers.
+const demoPage = "Hello from the Linux kernel's TCP in the server namespace.\n" +
+	"tcpcraft made this connection from userspace: every segment above was built,\n" +
+	"sent and parsed by tcpcraft, and the kernel never knew.\n"
+
+// labDemo is the action of "tcpcraft lab demo": bring the lab up, start a
+// kernel HTTP server in the server namespace, run `tcpcraft connect` with a
+// GET request from the client namespace, show its trace and the response,
+// and take the lab down again (only if the demo brought it up).
+func labDemo(c *cli.Context) error {
+	cfg, err := labConfig(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Context
+	out, errw := c.App.Writer, c.App.ErrWriter
+	before, err := lab.Status(ctx, cfg)
+	if err != nil {
+		return exitFailure(err)
+	}
+	l, err := lab.Up(ctx, cfg)
+	if err != nil {
+		return exitFailure(err)
+	}
+	if before.State() != lab.StateUp {
+		defer func() {
+			if err := lab.Down(context.Background(), cfg); err != nil {
+				fmt.Fprintf(errw, "tcpcraft lab demo: taking the lab down: %v\n", err)
+			} else {
+				fmt.Fprintf(out, "\n== lab taken down (namespaces %s and %s removed)\n", cfg.ClientNS, cfg.ServerNS)
+			}
+		}()
+	}
+	server := netAddr(l.ServerIP().String(), 80)
+	fmt.Fprintf(out, "== lab is up: client %s (namespace %s) <-> server %s (namespace %s)\n", l.ClientAddr, l.ClientNS, l.ServerAddr, l.ServerNS)
+
+	ln, err := l.Listen(l.ServerNS, "tcp", server)
+	if err != nil {
+		return exitFailure(fmt.Errorf("starting the kernel HTTP server in %s: %w", l.ServerNS, err))
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			fmt.Fprint(w, demoPage)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	fmt.Fprintf(out, "== kernel HTTP server (Go net/http) listening on %s in %s\n", server, l.ServerNS)
+
+	self, err := os.Executable()
+	if err != nil {
+		return exitFailure(fmt.Errorf("finding the tcpcraft binary: %w", err))
+	}
+	request := "GET / HTTP/1.0\r\nHost: " + l.ServerIP().String() + "\r\nUser-Agent: tcpcraft-demo\r\n\r\n"
+	args := []string{"connect", server}
+	fmt.Fprintf(out, "== running: printf %q | ip netns exec %s tcpcraft %s\n", request, l.ClientNS, strings.Join(args, " "))
+	fmt.Fprintf(out, "== trace (stderr: > sent by tcpcraft, < received from the kernel):\n")
+	cmd := l.Command(ctx, l.ClientNS, self, args...)
+	cmd.Stdin = strings.NewReader(request)
+	var response strings.Builder
+	cmd.Stdout = &response
+	cmd.Stderr = errw
+	// On Ctrl-C, let connect reset its peer and remove its rule itself.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 5 * time.Second
+	runErr := cmd.Run()
+	fmt.Fprintf(out, "== response (stdout):\n%s", response.String())
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if runErr != nil {
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) {
+			return exitFailure(fmt.Errorf("tcpcraft connect exited with %d", ee.ExitCode()))
+		}
+		return exitFailure(fmt.Errorf("running tcpcraft connect: %w", runErr))
+	}
+	return nil
+}
+
+func netAddr(host string, port int) string {
+	return net.JoinHostPort(host, fmt.Sprint(port))
+}

@@ -1,0 +1,329 @@
+package cmd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/stack"
+)
+
+func listenFlags() []cli.Flag {
+	flags := append(linkFlags(), connFlags()...)
+	return append(flags,
+		&cli.BoolFlag{Name: "keep-open", Aliases: []string{"k"}, Usage: "keep accepting connections, many at once, until interrupted"},
+		&cli.BoolFlag{Name: "echo", Usage: "echo each connection's bytes back to it"},
+		&cli.StringFlag{Name: "exec", Aliases: []string{"e"}, Usage: "run `CMD` (with sh -c) per connection, its stdin and stdout wired to the connection"},
+		&cli.IntFlag{Name: "max-conns", Usage: "at most this many connections at once; more are reset (0: no limit)"},
+		&cli.IntFlag{Name: "backlog", Value: 128, Usage: "connections half-open or not yet served; SYNs beyond are dropped unanswered, like Linux with a full accept queue"},
+		&cli.BoolFlag{Name: "force", Usage: "listen even if a kernel socket already listens on the port (the kernel will no longer see its segments)"},
+	)
+}
+
+// parseListenAddr reads "[ADDR]:PORT" (":8080", "10.0.2.20:8080", "8080").
+func parseListenAddr(arg string) (netip.AddrPort, error) {
+	host, portStr, found := strings.Cut(arg, ":")
+	if !found {
+		host, portStr = "", arg
+	}
+	if strings.Count(arg, ":") > 1 {
+		return netip.AddrPort{}, usagef("%q: only IPv4 is supported for now; want [ADDR]:PORT", arg)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return netip.AddrPort{}, usagef("%q: port %q is not a number 1-65535", arg, portStr)
+	}
+	addr := netip.IPv4Unspecified()
+	if host != "" {
+		addr, err = netip.ParseAddr(host)
+		if err != nil || !addr.Is4() {
+			return netip.AddrPort{}, usagef("%q: %q is not an IPv4 address", arg, host)
+		}
+	}
+	return netip.AddrPortFrom(addr, uint16(port)), nil
+}
+
+// runListen is the action of "tcpcraft listen [ADDR]:PORT".
+func runListen(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("want exactly one [ADDR]:PORT argument, got %d", c.NArg())
+	}
+	ctx := c.Context
+	local, err := parseListenAddr(c.Args().First())
+	if err != nil {
+		return err
+	}
+	if _, err := connConfig(c, 0); err != nil {
+		return err
+	}
+	if c.Bool("echo") && c.String("exec") != "" {
+		return usagef("give --echo or --exec, not both")
+	}
+	if c.Int("max-conns") < 0 || c.Int("backlog") < 1 {
+		return usagef("--max-conns must be >= 0 and --backlog >= 1")
+	}
+	if c.Uint("sport") != 0 {
+		return usagef("--sport has no meaning for listen: the port is in the address")
+	}
+	if busy, err := kernelListening(local); err != nil {
+		return exitFailure(err)
+	} else if busy != "" && !c.Bool("force") {
+		return exitFailure(fmt.Errorf("a kernel socket already listens on %s (%s); tcpcraft would take its segments away from it: stop it, pick another port, or use --force", local, busy))
+	}
+	sess, err := openSession(ctx, c, sessionSpec{local: local}, func(mtu int) (fsm.Config, error) {
+		if mtu == 0 {
+			mtu = 1500
+		}
+		return connConfig(c, mtu)
+	})
+	if err != nil {
+		return err
+	}
+	defer sess.close()
+	sess.trace.peerTag = true
+	l, err := sess.stack.Listen(local.Addr(), local.Port(), c.Int("backlog"))
+	if err != nil {
+		return exitFailure(err)
+	}
+	where := "every interface"
+	if sess.route.Interface != "" {
+		where = sess.route.Interface
+	}
+	sess.trace.note("listening on %v (%s)", local, where)
+
+	h := &connHandler{c: c, trace: sess.trace}
+	if !c.Bool("keep-open") {
+		conn, err := l.Accept(ctx)
+		if err != nil {
+			return ctx.Err()
+		}
+		_ = l.Close()
+		err = h.serve(ctx, conn, true)
+		sess.trace.note("[%v] %s", conn.RemoteAddr(), summary(conn.Stats()))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			return exitFailure(fmt.Errorf("%v: %w", conn.RemoteAddr(), err))
+		}
+		if cerr := sess.close(); cerr != nil {
+			return exitFailure(cerr)
+		}
+		return nil
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	active := 0
+	var mu sync.Mutex
+	maxConns := c.Int("max-conns")
+	for {
+		conn, err := l.Accept(ctx)
+		if err != nil {
+			break // interrupted
+		}
+		mu.Lock()
+		if maxConns > 0 && active >= maxConns {
+			mu.Unlock()
+			sess.trace.note("[%v] refused: %d connections already (--max-conns)", conn.RemoteAddr(), maxConns)
+			conn.Abort()
+			continue
+		}
+		active++
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := h.serve(ctx, conn, false)
+			if err != nil && ctx.Err() == nil {
+				sess.trace.note("[%v] %v", conn.RemoteAddr(), err)
+			}
+			mu.Lock()
+			active--
+			mu.Unlock()
+		}()
+	}
+	// Interrupted: close() resets every open connection before the rule goes.
+	sess.close()
+	return ctx.Err()
+}
+
+// connHandler serves accepted connections the way the flags say.
+type connHandler struct {
+	c     *cli.Context
+	trace *tracer
+	outMu sync.Mutex // one connection's chunk at a time on stdout
+}
+
+// serve runs one connection to its end.
+func (h *connHandler) serve(ctx context.Context, conn *stack.Conn, single bool) error {
+	switch {
+	case h.c.Bool("echo"):
+		return echo(ctx, conn)
+	case h.c.String("exec") != "":
+		return h.execFor(ctx, conn)
+	case single:
+		return pipe(ctx, conn, h.c.App.Reader, h.c.App.Writer)
+	default:
+		// Many connections, one stdout: each connection's data goes to
+		// stdout; nothing is sent to the peers (stdin can feed only one).
+		return pipe(ctx, conn, nil, lockedWriter{&h.outMu, h.c.App.Writer})
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// connStream adapts a stack.Conn to io.Reader/io.Writer under ctx.
+type connStream struct {
+	ctx  context.Context
+	conn *stack.Conn
+}
+
+func (s connStream) Read(p []byte) (int, error)  { return s.conn.Read(s.ctx, p) }
+func (s connStream) Write(p []byte) (int, error) { return s.conn.Write(s.ctx, p) }
+
+// echo sends every byte back until the peer's FIN, then closes.
+func echo(ctx context.Context, conn *stack.Conn) error {
+	_, err := io.CopyBuffer(connStream{ctx, conn}, connStream{ctx, conn}, make([]byte, 64<<10))
+	if err != nil {
+		if cerr := conn.Err(); cerr != nil {
+			return cerr
+		}
+		conn.Abort()
+		return err
+	}
+	_ = conn.CloseWrite()
+	if err := conn.Wait(ctx); err != nil {
+		return err
+	}
+	return conn.Err()
+}
+
+// execFor runs --exec's command for one connection, like ncat --sh-exec.
+func (h *connHandler) execFor(ctx context.Context, conn *stack.Conn) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.c.String("exec"))
+	cmd.Stderr = h.c.App.ErrWriter
+	cmd.Env = append(os.Environ(), "TCPCRAFT_PEER="+conn.RemoteAddr().String(), "TCPCRAFT_LOCAL="+conn.LocalAddr().String())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		conn.Abort()
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		conn.Abort()
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		conn.Abort()
+		return fmt.Errorf("--exec: %w", err)
+	}
+	// The peer's bytes to the command; its EOF closes the command's stdin.
+	go func() {
+		_, _ = io.CopyBuffer(stdin, connStream{ctx, conn}, make([]byte, 64<<10))
+		stdin.Close()
+	}()
+	// The command's output to the peer; its end sends our FIN.
+	_, copyErr := io.CopyBuffer(connStream{ctx, conn}, bufio.NewReaderSize(stdout, 64<<10), make([]byte, 64<<10))
+	waitErr := cmd.Wait()
+	if copyErr != nil && conn.Err() == nil && ctx.Err() == nil {
+		conn.Abort()
+		return copyErr
+	}
+	_ = conn.CloseWrite()
+	if err := conn.Wait(ctx); err != nil {
+		return err
+	}
+	if err := conn.Err(); err != nil {
+		return err
+	}
+	var ee *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &ee) {
+		return waitErr
+	}
+	return nil
+}
+
+// kernelListening reports a kernel TCP socket in LISTEN on local's port
+// whose address overlaps local's (one of them a wildcard, or equal), from
+// /proc/net/tcp and tcp6 of this network namespace. "" means none.
+func kernelListening(local netip.AddrPort) (string, error) {
+	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && path != "/proc/net/tcp" {
+				continue
+			}
+			return "", fmt.Errorf("reading %s: %w", path, err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 4 || fields[3] != "0A" { // 0A: TCP_LISTEN
+				continue
+			}
+			addrHex, portHex, ok := strings.Cut(fields[1], ":")
+			if !ok {
+				continue
+			}
+			port, err := strconv.ParseUint(portHex, 16, 16)
+			if err != nil || uint16(port) != local.Port() {
+				continue
+			}
+			kaddr, ok := procAddr(addrHex)
+			if !ok {
+				continue
+			}
+			if kaddr.IsUnspecified() || local.Addr().IsUnspecified() || kaddr.Unmap() == local.Addr() {
+				f.Close()
+				return fmt.Sprintf("listening on %s port %d", kaddr, port), nil
+			}
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("reading %s: %w", path, err)
+		}
+	}
+	return "", nil
+}
+
+// procAddr decodes an address of /proc/net/tcp{,6}: 32-bit words in host
+// (little-endian on the machines tcpcraft runs on) order.
+func procAddr(h string) (netip.Addr, bool) {
+	if len(h) != 8 && len(h) != 32 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	for w := 0; w < len(h)/8; w++ {
+		v, err := strconv.ParseUint(h[w*8:w*8+8], 16, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		b[w*4], b[w*4+1], b[w*4+2], b[w*4+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	}
+	if len(h) == 8 {
+		return netip.AddrFrom4([4]byte(b[:4])), true
+	}
+	return netip.AddrFrom16(b), true
+}
