@@ -17,21 +17,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Why not gopacket/afpacket: its TPacket creates the socket bound to
-// ETH_P_ALL before a filter can be attached (so unrelated frames are queued
-// first), keeps the file descriptor private (so PACKET_IGNORE_OUTGOING
-// cannot be set), and does not pass tp_status on (so TP_STATUS_CSUMNOTREADY
-// is lost). All three are essential here, so the socket and its ring are
-// done directly with x/sys/unix. The ring is small and simple.
+// Why not gopacket/afpacket: NewTPacket binds the socket to its protocol
+// (ETH_P_ALL by default) before SetBPF can be called, so unrelated frames
+// are queued first, and offers no later bind; it keeps the file descriptor
+// private, so PACKET_IGNORE_OUTGOING cannot be set; and it does not pass
+// tp_status on, so TP_STATUS_CSUMNOTREADY is lost. All three are essential
+// here, so the socket and its ring are done directly with x/sys/unix; the
+// V2 ring takes a page of code.
 //
 // Why TPACKET_V2 and not V3: V3 hands a block to user space only when it is
-// full or when its retire timer (at least 1 ms, 64 ms by default in
-// afpacket) fires, so a lone segment — a SYN-ACK, an ACK — waits for the
-// timer. V2 hands over every frame as soon as it is written. Measured on the
-// lab veth with TestLinkLatency (inject a SYN, read the kernel's SYN-ACK):
-// a few tens of microseconds from sendto to ReadFrame returning with V2,
-// about the kernel's own round trip; a V3 ring with a 1 ms block timeout
-// would add up to that millisecond to every isolated segment.
+// full or when its retire timer (tp_retire_blk_tov, whole milliseconds; 64
+// ms by default in afpacket) fires, so a lone segment — a SYN-ACK, an ACK —
+// waits for the timer. V2 hands over every frame as soon as it is written.
+// Measured on the lab veth (2-core VM, BenchmarkSYNToSYNACK: inject a SYN,
+// read the kernel's SYN-ACK): V2 about 22 µs from sendto to ReadFrame
+// returning, of which about 12 µs is the kernel's own turnaround; the same
+// loop on an afpacket V3 ring took 1.0 ms with a 1 ms block timeout and
+// 8.0 ms with 8 ms — the timer, every time. TCP's RTT estimate and every
+// request/response exchange would carry that delay, so V2 it is; the cost
+// is fixed-size slots (see Config.SnapLen), a few MiB of ring.
 
 // Ring geometry. With SOCK_DGRAM the kernel puts the frame data at
 // TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 bytes into each ring frame
@@ -41,11 +45,11 @@ const (
 	tpacket2HdrLen   = 32 + 20
 	ringDataOffset   = (tpacket2HdrLen+unix.TPACKET_ALIGNMENT-1)&^(unix.TPACKET_ALIGNMENT-1) + 16
 	sockaddrLLOffset = (unix.SizeofTpacket2Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
-	maxIPv4Packet   = 65535
-	defaultFrames   = 64
-	defaultBlock    = 1 << 20 // a power of two: the kernel allocates 2^order pages per block
-	ethPIP          = 0x0800
-	readDeadlineNow = 1 // a Unix time in the past, to wake a blocked read
+	maxIPv4Packet    = 65535
+	defaultFrames    = 64
+	defaultBlock     = 1 << 20 // a power of two: the kernel allocates 2^order pages per block
+	ethPIP           = 0x0800
+	readDeadlineNow  = 1 // a Unix time in the past, to wake a blocked read
 )
 
 // Config tunes a Capture. The zero value is what tcpcraft uses.
@@ -55,9 +59,10 @@ type Config struct {
 	// with TSO/GSO on a veth hands over segments of up to 64 KB, far above
 	// the MSS, and they must arrive whole.
 	SnapLen int
-	// Frames is the minimum number of frames in the receive ring (rounded
-	// up to whole blocks). 0 means 64. When the ring is full the kernel
-	// drops frames (Stats.Drops) and TCP retransmits.
+	// Frames is the minimum number of frames in the receive ring, rounded
+	// up to whole 1 MiB blocks (with the default snap length: 75 frames,
+	// 5 MiB). 0 means 64. When the ring is full the kernel drops frames
+	// (Stats.Drops) and TCP retransmits.
 	Frames int
 	// KeepOutgoing, when true, also delivers the flow's frames that this
 	// host sends out of the interface (Frame.Outgoing), for debugging and

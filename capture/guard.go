@@ -62,6 +62,8 @@ type Guard struct {
 	comment  string
 	spec     []string // the rule after "-I INPUT" / "-D INPUT"
 
+	netns string // the network namespace the rule went into, e.g. "net:[4026531840]"
+
 	mu      sync.Mutex
 	removed bool
 }
@@ -120,7 +122,11 @@ func (f Firewall) InstallGuard(ctx context.Context, local netip.AddrPort) (*Guar
 	spec = append(spec, "--dport", strconv.Itoa(int(local.Port())),
 		"-m", "comment", "--comment", comment, "-j", "DROP")
 
-	g := &Guard{iptables: iptables, local: netip.AddrPortFrom(addr, local.Port()), comment: comment, spec: spec}
+	netns, err := threadNetns()
+	if err != nil {
+		return nil, fmt.Errorf("installing the RST guard for %s: %w", what, err)
+	}
+	g := &Guard{iptables: iptables, local: netip.AddrPortFrom(addr, local.Port()), comment: comment, spec: spec, netns: netns}
 	if _, err := runIPTables(ctx, iptables, append([]string{"-w", "-I", guardChain}, spec...)...); err != nil {
 		return nil, fmt.Errorf("installing the RST guard for %s: %w", what, err)
 	}
@@ -161,6 +167,14 @@ func (g *Guard) Remove(ctx context.Context) error {
 	defer g.mu.Unlock()
 	if g.removed {
 		return nil
+	}
+	// iptables acts in the caller's namespace: from another one, -D would
+	// find nothing there and the real rule would silently stay behind.
+	if here, err := threadNetns(); err != nil {
+		return fmt.Errorf("removing the RST guard %q: %w", g.comment, err)
+	} else if here != g.netns {
+		return fmt.Errorf("removing the RST guard %q: it was installed in network namespace %s but Remove runs in %s; call Remove from the same namespace",
+			g.comment, g.netns, here)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), removeTimeout)
 	defer cancel()
@@ -239,6 +253,17 @@ func (f Firewall) CleanupStale(ctx context.Context) (removed []string, err error
 		return removed, fmt.Errorf("removing stale RST guards: %w", err)
 	}
 	return removed, nil
+}
+
+// threadNetns names the calling thread's network namespace (the target of
+// /proc/thread-self/ns/net, e.g. "net:[4026531840]"); iptables started from
+// this thread runs there.
+func threadNetns() (string, error) {
+	ns, err := os.Readlink("/proc/thread-self/ns/net")
+	if err != nil {
+		return "", fmt.Errorf("finding this thread's network namespace: %w", err)
+	}
+	return ns, nil
 }
 
 // ownerAlive reports whether pid is a live (non-zombie) process and, when

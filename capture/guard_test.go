@@ -177,6 +177,25 @@ func checkRootUntouched(t *testing.T) {
 	})
 }
 
+// removeOnCleanup removes the guards from inside ns when the test ends
+// (Remove must run in the namespace the rule is in). A namespace already
+// gone took its rules with it.
+func removeOnCleanup(t testing.TB, ns string, guards ...*Guard) {
+	t.Helper()
+	t.Cleanup(func() {
+		err := lab.Do(ns, func() error {
+			var errs []error
+			for _, g := range guards {
+				errs = append(errs, g.Remove(context.Background()))
+			}
+			return errors.Join(errs...)
+		})
+		if err != nil && !strings.Contains(err.Error(), "opening namespace") {
+			t.Errorf("removing guards in %s: %v", ns, err)
+		}
+	})
+}
+
 // inNS runs fn on a thread inside namespace ns (lab.Do) and fails the test
 // on error.
 func inNS(t *testing.T, ns string, fn func() error) {
@@ -236,7 +255,7 @@ func TestGuardInNamespace(t *testing.T) {
 		g, err = InstallGuard(ctx, guarded)
 		return err
 	})
-	t.Cleanup(func() { g.Remove(ctx) })
+	removeOnCleanup(t, l.ClientNS, g)
 
 	rules := nsRules(t, l, l.ClientNS)
 	wantComment := fmt.Sprintf(`tcpcraft pid=%d start=[0-9]+ guard 10\.0\.2\.21:40000`, os.Getpid())
@@ -266,6 +285,14 @@ func TestGuardInNamespace(t *testing.T) {
 		t.Fatalf("with the guard: dial %s = %s, want refused (other ports unaffected)", other, got)
 	}
 
+	// Remove from another namespace (this goroutine's, the root one) must
+	// refuse rather than report success and leave the rule.
+	if err := g.Remove(ctx); err == nil || !strings.Contains(err.Error(), "installed in network namespace") {
+		t.Fatalf("Remove from the root namespace: %v, want a namespace mismatch error", err)
+	}
+	if !wantRule.MatchString(nsRules(t, l, l.ClientNS)) {
+		t.Fatal("the refused Remove removed the rule anyway")
+	}
 	inNS(t, l.ClientNS, func() error { return g.Remove(ctx) })
 	if strings.Contains(nsRules(t, l, l.ClientNS), "tcpcraft") {
 		t.Fatalf("rule still present after Remove:\n%s", nsRules(t, l, l.ClientNS))
@@ -293,8 +320,7 @@ func TestGuardListenerAllAddresses(t *testing.T) {
 
 	// A kernel listener on the port shows the guard hides it: without the
 	// guard the dial connects, with it the SYN is dropped.
-	ln := labtest.Listen(t, l, l.ClientNS, "0.0.0.0:40002")
-	_ = ln
+	labtest.Listen(t, l, l.ClientNS, "0.0.0.0:40002")
 	target := netip.AddrPortFrom(l.ClientIP(), 40002).String()
 	if got := dialOutcome(t, l, l.ServerNS, target, 2*time.Second); got != "connected" {
 		t.Fatalf("before the guard: dial %s = %s, want connected", target, got)
@@ -305,7 +331,7 @@ func TestGuardListenerAllAddresses(t *testing.T) {
 		g, err = InstallGuard(ctx, netip.MustParseAddrPort("0.0.0.0:40002"))
 		return err
 	})
-	t.Cleanup(func() { g.Remove(ctx) })
+	removeOnCleanup(t, l.ClientNS, g)
 	rules := nsRules(t, l, l.ClientNS)
 	want := regexp.MustCompile(`(?m)^-A INPUT -p tcp -m tcp --dport 40002 -m comment --comment "tcpcraft pid=[0-9]+ start=[0-9]+ guard \*:40002" -j DROP$`)
 	if !want.MatchString(rules) {
@@ -341,7 +367,7 @@ func TestCleanupStaleInNamespace(t *testing.T) {
 		stale, err = Firewall{PID: deadPid}.InstallGuard(ctx, netip.MustParseAddrPort("10.0.2.21:41001"))
 		return err
 	})
-	t.Cleanup(func() { live.Remove(ctx); stale.Remove(ctx) })
+	removeOnCleanup(t, l.ClientNS, live, stale)
 	// Our own pid with a start time that is not ours: the pid was recycled.
 	recycled := fmt.Sprintf("tcpcraft pid=%d start=1 guard 10.0.2.21:41002", os.Getpid())
 	labtest.Iptables(t, l, l.ClientNS, "-I", "INPUT", "-p", "tcp", "--dport", "41002", "-m", "comment", "--comment", recycled, "-j", "DROP")

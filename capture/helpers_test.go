@@ -153,7 +153,7 @@ type decoded struct {
 	payload                    []byte
 }
 
-func decode(t *testing.T, data []byte) decoded {
+func decode(t testing.TB, data []byte) decoded {
 	t.Helper()
 	p := gopacket.NewPacket(data, layers.LayerTypeIPv4, gopacket.Default)
 	if el := p.ErrorLayer(); el != nil {

@@ -71,7 +71,14 @@ type decodeSession struct {
 	pkt     craft.Packet
 	line    []byte
 	decoded int
-	failed  int
+}
+
+// report writes one "packet N: reason" line on stderr, after flushing the
+// lines decoded so far so that the two streams interleave in order on a
+// terminal.
+func (d *decodeSession) report(format string, args ...any) {
+	d.out.Flush()
+	fmt.Fprintf(d.errOut, format, args...)
 }
 
 func decodeAction(c *cli.Context) error {
@@ -83,7 +90,7 @@ func decodeAction(c *cli.Context) error {
 	case c.NArg() == 1 && hexSet:
 		return cli.Exit("give a file or --hex, not both", decodeUsage)
 	case c.NArg() == 0 && !hexSet:
-		return cli.Exit("give a pcap/pcapng file or --hex HEX (see tcpcraft decode --help)", decodeUsage)
+		return cli.Exit("give a pcap/pcapng file or --hex HEX", decodeUsage)
 	case c.NArg() == 1 && c.IsSet("link"):
 		return cli.Exit("--link applies to --hex input only; a capture file names its own link type", decodeUsage)
 	}
@@ -244,16 +251,14 @@ func (d *decodeSession) decodeFile(path string) error {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				err = errors.New("record cut short (truncated file)")
 			}
-			d.failed++
-			fmt.Fprintf(d.errOut, "packet %d: %v\n", n, err)
+			d.report("packet %d: %v\n", n, err)
 			break
 		}
 		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{}); err != nil {
-			d.failed++
 			if ci.CaptureLength < ci.Length {
-				fmt.Fprintf(d.errOut, "packet %d (captured %d of %d bytes): %v\n", n, ci.CaptureLength, ci.Length, err)
+				d.report("packet %d (captured %d of %d bytes): %v\n", n, ci.CaptureLength, ci.Length, err)
 			} else {
-				fmt.Fprintf(d.errOut, "packet %d: %v\n", n, err)
+				d.report("packet %d: %v\n", n, err)
 			}
 			continue
 		}

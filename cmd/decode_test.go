@@ -504,3 +504,29 @@ func TestDecodeBadChecksumNoted(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestDecodeSnaplenCut: a record captured shorter than the packet (a small
+// snap length) is reported with both lengths.
+func TestDecodeSnaplenCut(t *testing.T) {
+	frames, cis := pcapFrames(t, "linux-http.pcap")
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	if err := w.WriteFileHeader(54, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		ci := cis[i]
+		ci.CaptureLength = 54
+		if err := w.WritePacket(ci, frames[i][:54]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runDecodeCmd(t, "", writeTemp(t, "snap.pcap", buf.Bytes()))
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1", r.code)
+	}
+	want := "packet 1 (captured 54 of 74 bytes): ipv4: total length 60 exceeds the 40 bytes given: truncated\n"
+	if !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("stderr %q, want it to start with %q", r.stderr, want)
+	}
+}

@@ -49,9 +49,9 @@ func labCommand() *cli.Command {
 				Action: labStatus,
 			},
 			{
-				Name:  "demo",
-				Usage: "bring the lab up, start kernel peers and show tcpcraft talking to them",
-				Flags: labFlags(),
+				Name:   "demo",
+				Usage:  "bring the lab up, start kernel peers and show tcpcraft talking to them",
+				Flags:  labFlags(),
 				Action: labDemo,
 			},
 		},

@@ -149,6 +149,9 @@ func runListen(c *cli.Context) error {
 			if err != nil && ctx.Err() == nil {
 				sess.trace.note("[%v] %v", conn.RemoteAddr(), err)
 			}
+			// Each connection's account, as the single-connection mode
+			// and connect give theirs.
+			sess.trace.note("[%v] %s", conn.RemoteAddr(), summary(conn.Stats()))
 			mu.Lock()
 			active--
 			mu.Unlock()

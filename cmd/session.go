@@ -272,6 +272,11 @@ func connConfig(c *cli.Context, mtu int) (fsm.Config, error) {
 	if w == 0 || w > 1<<30 {
 		return cfg, usagef("--window %d: must be 1 to 2^30 bytes", w)
 	}
+	if ws > 0 && int(w) < 4<<ws {
+		// A scaled window field counts in units of 2^ws bytes (RFC 7323
+		// §2.3); a buffer below a few units could not be advertised.
+		return cfg, usagef("--window %d is too small for --wscale %d: at least %d bytes, or a smaller --wscale", w, ws, 4<<ws)
+	}
 	cfg.RecvBufferSize = int(w)
 	cfg.SACK = !c.Bool("no-sack")
 	cfg.Timestamps = !c.Bool("no-timestamps")

@@ -33,7 +33,7 @@ func AppendIPv4TCP(dst []byte, ip *IPv4, tcp *TCP, opts BuildOptions) ([]byte, e
 	if err != nil {
 		return dst, err
 	}
-	dst, err = tcp.Emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum})
+	dst, err = tcp.emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum}, hl)
 	if err != nil {
 		return dst[:start], fmt.Errorf("tcp: %w", err)
 	}
@@ -64,7 +64,7 @@ func AppendIPv6TCP(dst []byte, ip *IPv6, tcp *TCP, opts BuildOptions) ([]byte, e
 	if err != nil {
 		return dst, err
 	}
-	dst, err = tcp.Emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum})
+	dst, err = tcp.emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum}, hl)
 	if err != nil {
 		return dst[:start], fmt.Errorf("tcp: %w", err)
 	}

@@ -81,19 +81,19 @@ func ChecksumFinish(sum uint32) uint16 {
 func Checksum(b []byte) uint16 { return ChecksumFinish(ChecksumAdd(0, b)) }
 
 // ChecksumUpdate16 returns the checksum after a 16-bit word covered by it
-// changed from old to new, without summing the data again (RFC 1624 §3,
+// changed from old to now, without summing the data again (RFC 1624 §3,
 // eqn. 3: HC' = ~(~HC + ~m + m')).
-func ChecksumUpdate16(cksum, old, new uint16) uint16 {
-	s := uint32(^cksum) + uint32(^old) + uint32(new)
+func ChecksumUpdate16(cksum, old, now uint16) uint16 {
+	s := uint32(^cksum) + uint32(^old) + uint32(now)
 	return ChecksumFinish(s)
 }
 
 // ChecksumUpdate32 is ChecksumUpdate16 for a 32-bit field such as a
 // sequence number or an IPv4 address.
-func ChecksumUpdate32(cksum uint16, old, new uint32) uint16 {
+func ChecksumUpdate32(cksum uint16, old, now uint32) uint16 {
 	s := uint32(^cksum) +
 		uint32(^uint16(old>>16)) + uint32(^uint16(old)) +
-		(new >> 16) + (new & 0xffff)
+		(now >> 16) + (now & 0xffff)
 	return ChecksumFinish(s)
 }
 

@@ -21,6 +21,7 @@ type NotIPError struct {
 	Bare bool
 }
 
+// Error returns "not IP: ethertype 0x0806 (ARP)" or "not IP: version 5".
 func (e *NotIPError) Error() string {
 	if e.Bare {
 		return fmt.Sprintf("not IP: version %d", e.Version)
@@ -39,6 +40,7 @@ type NotTCPError struct {
 	Protocol uint8
 }
 
+// Error returns "not TCP: protocol 17 (UDP)".
 func (e *NotTCPError) Error() string {
 	name := ProtocolName(e.Protocol)
 	if name != "" {
@@ -54,6 +56,7 @@ type FragmentError struct {
 	MoreFragments bool
 }
 
+// Error returns the fragment offset in bytes and the MF flag.
 func (e *FragmentError) Error() string {
 	return fmt.Sprintf("ipv4 fragment (offset %d, more fragments %t) is not reassembled", e.Offset*8, e.MoreFragments)
 }
@@ -66,6 +69,7 @@ type OptionError struct {
 	Reason string
 }
 
+// Error returns "tcp option at offset 22: length 1 is less than 2".
 func (e *OptionError) Error() string {
 	return fmt.Sprintf("tcp option at offset %d: %s", e.Offset, e.Reason)
 }

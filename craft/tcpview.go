@@ -128,7 +128,8 @@ func (t *TCP) Parse(b []byte) error {
 	return t.FromView(v)
 }
 
-// FromView sets t from a checked view; it fails only on malformed options.
+// FromView sets t from a checked view. It fails only on a malformed option;
+// t then holds the header fields and the options before the bad one.
 func (t *TCP) FromView(v TCPView) error {
 	opts, err := v.Options(t.Options)
 	t.SrcPort = v.SrcPort()
@@ -167,8 +168,17 @@ func (t *TCP) HeaderLen() (int, error) {
 // zero bytes to a 4-byte boundary (RFC 9293 §3.1 "Padding"). Emit does not
 // allocate when dst has room.
 func (t *TCP) Emit(dst []byte, src, dstAddr netip.Addr, opts EmitOptions) ([]byte, error) {
+	hl, err := t.HeaderLen()
+	if err != nil {
+		return dst, err
+	}
+	return t.emit(dst, src, dstAddr, opts, hl)
+}
+
+// emit is Emit with the header length already computed by HeaderLen.
+func (t *TCP) emit(dst []byte, src, dstAddr netip.Addr, opts EmitOptions, hl int) ([]byte, error) {
 	start := len(dst)
-	dst, err := t.appendHeader(dst)
+	dst, err := t.appendHeader(dst, hl)
 	if err != nil {
 		return dst, err
 	}
@@ -190,12 +200,9 @@ func checkPseudoAddrs(src, dst netip.Addr) error {
 	return nil
 }
 
-// appendHeader appends the header with the checksum field as t.Checksum.
-func (t *TCP) appendHeader(dst []byte) ([]byte, error) {
-	hl, err := t.HeaderLen()
-	if err != nil {
-		return dst, err
-	}
+// appendHeader appends the hl-byte header with the checksum field as
+// t.Checksum.
+func (t *TCP) appendHeader(dst []byte, hl int) ([]byte, error) {
 	off := t.DataOffset
 	if off == 0 {
 		off = uint8(hl / 4)
@@ -216,7 +223,7 @@ func (t *TCP) appendHeader(dst []byte) ([]byte, error) {
 	binary.BigEndian.PutUint16(h[14:], t.Window)
 	binary.BigEndian.PutUint16(h[16:], t.Checksum)
 	binary.BigEndian.PutUint16(h[18:], t.Urgent)
-	dst, err = AppendOptions(dst, t.Options)
+	dst, err := AppendOptions(dst, t.Options)
 	if err != nil {
 		return dst[:start], err
 	}

@@ -143,6 +143,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.SendBufferSize < 0 || cfg.SendBufferSize > maxRecvBuffer {
 		return cfg, fmt.Errorf("fsm: config: send buffer %d out of range 1..%d", cfg.SendBufferSize, maxRecvBuffer)
 	}
+	if cfg.WindowScale > 0 && cfg.RecvBufferSize < 4<<cfg.WindowScale {
+		// The window is offered in units of 2^shift; a buffer of a few
+		// units could not be used (and one unit is held back, see
+		// freeSpace).
+		return cfg, fmt.Errorf("fsm: config: receive buffer %d too small for window scale %d (need at least %d)",
+			cfg.RecvBufferSize, cfg.WindowScale, 4<<cfg.WindowScale)
+	}
 	if cfg.DelayedACK < 0 || cfg.DelayedACK >= 500*time.Millisecond {
 		return cfg, fmt.Errorf("fsm: config: delayed ACK %v must be in [0, 500ms) (RFC 9293 §3.8.6.3)", cfg.DelayedACK)
 	}

@@ -88,6 +88,7 @@ type Conn struct {
 
 	// Congestion window (RFC 5681) in bytes.
 	cwnd, ssthresh, caAcked uint32
+	lastDataSent            time.Time
 
 	// Challenge ACK rate limit (RFC 5961 §7).
 	challengeWindow time.Time
@@ -171,7 +172,11 @@ func (c *Conn) touch(now time.Time) {
 // tsNow is our timestamp clock: milliseconds since the connection began,
 // from a random offset (RFC 7323 §5.4: 1 ms to 1 s per tick; §7.1).
 func (c *Conn) tsNow(now time.Time) uint32 {
-	return c.tsOffset + uint32(now.Sub(c.clockBase)/time.Millisecond)
+	d := now.Sub(c.clockBase)
+	if d < 0 {
+		d = 0 // a caller's clock that stepped back must not jump ours
+	}
+	return c.tsOffset + uint32(d/time.Millisecond)
 }
 
 // Connect performs the active OPEN (RFC 9293 §3.10.1): queue a SYN and enter
@@ -402,10 +407,8 @@ func (c *Conn) effectiveMSS() int {
 	if c.tsOK {
 		m -= 12
 	}
-	if c.sackOK {
-		// Room is not reserved for SACK blocks: they ride on ACKs, and an
-		// ACK with data carries them only when they fit (see emit).
-	}
+	// No room is reserved for SACK blocks: they ride on ACKs, and a data
+	// segment carries them only when they fit (see segOptions).
 	if m < 1 {
 		m = 1
 	}
@@ -426,7 +429,7 @@ func (c *Conn) maybeWindowUpdate() {
 	if c.rcvAdv.GreaterThan(c.rcvNxt) {
 		cur = int(c.rcvNxt.Size(c.rcvAdv))
 	}
-	free := c.cfg.RecvBufferSize - c.recv.n
+	free := c.freeSpace()
 	thresh := min(c.cfg.RecvBufferSize/2, int(c.cfg.MSS))
 	if 2*cur <= c.cfg.RecvBufferSize && free >= 2*cur && free-cur >= thresh {
 		c.ackNow = true

@@ -194,7 +194,7 @@ func TestLargeSegmentAccepted(t *testing.T) {
 	}
 	h.output()
 	h.send(craft.TCP{Flags: fS | fA, Seq: rISS, Ack: lISS + 1, Window: 65535, Options: []craft.Option{{Kind: craft.OptMSS, MSS: 1460}, {Kind: craft.OptWindowScale, Shift: 7}}})
-	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: (256 << 10) >> 7})
+	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: (256<<10 - 127) >> 7})
 	big := bytes.Repeat([]byte("tso!"), 16000) // 64000 bytes
 	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS + 1, Window: 512, Payload: big})
 	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1 + 64000, Window: anyWin})
@@ -410,5 +410,31 @@ func TestDataEvents(t *testing.T) {
 	}
 	if n, err := h.c.Read(make([]byte, 10), h.now); n != 0 || err != nil {
 		t.Fatalf("read with nothing there: %d %v, want 0, nil", n, err)
+	}
+}
+
+// After more than an RTO without sending, cwnd falls back to the initial
+// window (RFC 5681 §4.1), so a long-idle connection does not burst.
+func TestRestartWindowAfterIdle(t *testing.T) {
+	cfg := plainConfig()
+	cfg.SendBufferSize = 1 << 20
+	h := newHarness(t, cfg)
+	h.establishedWith(1000, 64000)
+	// Grow cwnd: 30 segments acknowledged one by one in slow start.
+	for i := 0; i < 30; i++ {
+		h.write(strings.Repeat("x", 1000))
+		for _, s := range h.output() {
+			h.send(ack(s.Seq.Add(uint32(len(s.Payload))), 64000))
+		}
+	}
+	if cw := h.c.Stats().Cwnd; cw <= 10*1000 {
+		t.Fatalf("cwnd %d did not grow past the initial window", cw)
+	}
+	h.advance(5 * time.Second)
+	if _, err := h.c.Write(make([]byte, 60000), h.now); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.output()); n != 10 {
+		t.Fatalf("sent %d segments after idling, want the initial window of 10", n)
 	}
 }

@@ -5,19 +5,30 @@
 // transition between them: active, passive and simultaneous open, half-close
 // in both directions, simultaneous close, TIME-WAIT, RST generation and
 // acceptance (RFC 9293 §3.10.7, RFC 5961 challenge ACKs), the SYN options of
-// RFC 7323 (window scale, timestamps and PAWS), RFC 2018 SACK-permitted and
-// receiver-side SACK blocks, retransmission (RFC 6298), zero-window probing,
-// delayed ACKs, Nagle (RFC 9293 §3.7.4), silly-window avoidance, and a
-// simple RFC 5681 congestion window.
+// RFC 7323 (window scale, timestamps and PAWS) and RFC 2018 (SACK-permitted,
+// with SACK blocks on our ACKs), retransmission (RFC 6298, Karn's rule,
+// go-back-N from SND.UNA after a timeout), zero-window probing, keep-alive,
+// delayed ACKs, Nagle (RFC 9293 §3.7.4), silly-window avoidance on both
+// sides, reassembly of out-of-order data in bounded memory, and a simple
+// RFC 5681 congestion window.
 //
 // What fsm must not do: it opens no sockets, reads no clocks (time is always
 // the now argument), starts no goroutines, keeps no global mutable state and
 // never blocks. Everything a Conn does is a function of the calls made on it,
 // so every protocol behaviour can be replayed segment by segment in a test.
-// The driver (package stack) feeds it parsed segments, calls Tick at
-// NextDeadline, and drains Output and Events after every call.
+//
+// How a driver (package stack) uses a Conn: create it with NewConn, call
+// Connect or Listen, feed every segment of its 4-tuple to Input, call Tick
+// when NextDeadline is reached, move application bytes with Write and Read,
+// and after every call drain AppendOutput (segments to put on the wire, in
+// order, ports set, checksums left to the emitter) and AppendEvents (state
+// changes with reasons, readable data, acknowledged bytes, RTT samples,
+// errors). Segments returned by Output own their slices: they stay valid
+// for as long as the caller keeps them. ResetFor answers segments for which
+// no Conn exists.
 //
 // The segment-processing logic lives in input.go as one switch over
 // (state, segment kind), each arm naming the RFC rule it implements, in the
-// manner of smoltcp's socket/tcp.rs.
+// manner of smoltcp's socket/tcp.rs; the synchronized states follow the
+// numbered checks of RFC 9293 §3.10.7.4 in order.
 package fsm

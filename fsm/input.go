@@ -174,7 +174,8 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 	// the bare ACK exchange).
 	if c.state == SynReceived && k == kindSYNACK && seg.Seq.Add(1) == c.rcvNxt && seg.Ack == c.sndMax && c.sndMax == c.iss.Add(1) {
 		c.ackAdvance(seg.Ack, now)
-		c.sndWnd = uint32(seg.Window)
+		c.sndWnd = uint32(seg.Window) // a SYN's window is never scaled
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
 		c.setState(Established, "rcvd SYN-ACK (simultaneous open)")
 		c.ackNow = true
@@ -386,6 +387,8 @@ func (c *Conn) backToListen() {
 	c.retries = 0
 	c.rttTiming = false
 	c.finQueued = false
+	c.ooo = c.ooo[:0]
+	c.rcvFinSeen, c.rcvClosed = false, false
 	c.setState(Listen, "rcvd RST or SYN in SYN-RECEIVED")
 }
 
@@ -420,6 +423,8 @@ func (c *Conn) challengeACK(reason string, now time.Time) {
 func (c *Conn) processACK(seg *craft.TCP, now time.Time) {
 	if seg.Ack.GreaterThan(c.sndUna) {
 		c.ackAdvance(seg.Ack, now)
+	} else if c.isDupACK(seg) {
+		c.stats.DupACKs++
 	}
 	// Update the window when the segment is newer than the last one that
 	// did (SND.WL1 < SEG.SEQ or, equal, SND.WL2 =< SEG.ACK), provided the
@@ -436,6 +441,14 @@ func (c *Conn) processACK(seg *craft.TCP, now time.Time) {
 		}
 	}
 	c.persistProbes = 0
+}
+
+// isDupACK is the "duplicate acknowledgment" of RFC 5681 §2: data
+// outstanding, no data or SYN/FIN in the segment, the same ACK and the same
+// window as before. Fast retransmit will count these.
+func (c *Conn) isDupACK(seg *craft.TCP) bool {
+	return c.sndUna != c.sndMax && seg.Ack == c.sndUna && len(seg.Payload) == 0 &&
+		seg.Flags&(craft.FlagSYN|craft.FlagFIN) == 0 && uint32(seg.Window)<<c.sndShift == c.sndWnd
 }
 
 // ackAdvance moves SND.UNA to ack, releasing acknowledged bytes, taking an
@@ -698,8 +711,13 @@ func (c *Conn) negotiate(seg *craft.TCP, now time.Time) {
 			tsSeen, tsVal = true, o.TSVal
 		}
 	}
-	if mss == 0 {
+	switch {
+	case mss == 0:
 		mss = 536 // RFC 9293 §3.7.1: default send MSS for IPv4
+	case mss < minPeerMSS:
+		// A tiny MSS would make us send a segment per byte or two; like
+		// Linux (tcp_min_snd_mss) we do not go below a floor.
+		mss = minPeerMSS
 	}
 	c.peerMSS = mss
 	// RFC 7323 §2.2: scaling only when both sides sent the option; a
@@ -714,7 +732,6 @@ func (c *Conn) negotiate(seg *craft.TCP, now time.Time) {
 	} else {
 		c.sndShift, c.rcvShift = 0, 0
 	}
-	c.recv.max = c.cfg.RecvBufferSize + 1<<c.rcvShift
 	c.sackOK = c.cfg.SACK && sack
 	// RFC 7323 §3.2: timestamps when both sides sent them.
 	c.tsOK = c.cfg.Timestamps && tsSeen
@@ -726,6 +743,9 @@ func (c *Conn) negotiate(seg *craft.TCP, now time.Time) {
 		c.rcvMSSGuess = min(536, int(c.cfg.MSS))
 	}
 }
+
+// minPeerMSS is the smallest peer MSS we honour.
+const minPeerMSS = 64
 
 // findTimestamps returns the timestamps option of seg, if any.
 func findTimestamps(seg *craft.TCP) (craft.Option, bool) {

@@ -76,6 +76,9 @@ func (c *Conn) finAcked() bool {
 // sendData cuts segments from the send buffer starting at sndNxt.
 func (c *Conn) sendData(now time.Time) {
 	dataEnd := c.dataEnd()
+	if c.sndUna == c.sndMax && c.sndNxt.LessThan(dataEnd) {
+		c.cwndAfterIdle(now)
+	}
 	for {
 		avail := 0
 		if c.sndNxt.LessThan(dataEnd) {
@@ -152,6 +155,7 @@ func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now t
 	}
 	retrans := seq.LessThan(c.sndMax)
 	c.emit(seq, flags, payload, now)
+	c.lastDataSent = now
 	c.stats.BytesSent += uint64(n)
 	c.sndNxt = end
 	if c.sndMax.LessThan(end) {
@@ -202,20 +206,31 @@ func (c *Conn) emit(seq craft.Seq, flags craft.Flags, payload []byte, now time.T
 	c.stats.SegsSent++
 }
 
+// freeSpace is the buffer space we may offer: what the application has not
+// taken, less 2^shift-1 bytes held back so that rounding a scaled window up
+// (to keep the right edge from moving back) never offers more than the
+// buffer holds.
+func (c *Conn) freeSpace() int {
+	free := c.cfg.RecvBufferSize - c.recv.n - (1<<c.rcvShift - 1)
+	if free < 0 {
+		return 0
+	}
+	return free
+}
+
 // windowField computes the window to advertise and records its right edge.
 func (c *Conn) windowField(syn bool) uint16 {
-	free := c.cfg.RecvBufferSize - c.recv.n
-	if free < 0 {
-		free = 0
-	}
+	free := c.freeSpace()
 	if syn {
 		// RFC 7323 §2.2: the window of a SYN is never scaled.
 		w := free
 		if w > 0xffff {
 			w = 0xffff
 		}
-		c.rcvAdv = c.rcvNxt.Add(uint32(w))
 		c.synWnd = uint32(w)
+		if adv := c.rcvNxt.Add(uint32(w)); c.state == SynSent || adv.GreaterThan(c.rcvAdv) {
+			c.rcvAdv = adv
+		}
 		return uint16(w)
 	}
 	edge := c.rcvNxt.Add(uint32(free))
@@ -238,7 +253,7 @@ func (c *Conn) windowField(syn bool) uint16 {
 	field := wnd >> c.rcvShift
 	if field<<c.rcvShift < wnd && c.rcvNxt.Add(field<<c.rcvShift).LessThan(c.rcvAdv) {
 		// Scaling rounds down; round up instead of pulling the edge back.
-		// The receive ring keeps 2^shift bytes of slack for this.
+		// freeSpace holds back 2^shift-1 bytes so this still fits.
 		field++
 	}
 	if field > 0xffff {

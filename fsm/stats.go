@@ -14,6 +14,8 @@ type Stats struct {
 	// Retransmits counts retransmitted segments, Timeouts RTO expiries.
 	Retransmits, Timeouts uint64
 	ChallengeACKs         uint64
+	// DupACKs counts duplicate ACKs (RFC 5681 §2) received.
+	DupACKs uint64
 
 	// RTT samples (RFC 6298, Karn's rule): count, minimum, mean, maximum.
 	RTTSamples             int

@@ -153,17 +153,7 @@ func (c *Conn) onRTO(now time.Time) {
 		c.rto = c.cfg.MaxRTO
 	}
 	if c.synAcked {
-		// RFC 5681 §3.1 (4): on the first timeout of this segment halve
-		// the flight into ssthresh; the loss window is one segment.
-		flight := c.sndUna.Size(c.sndMax)
-		if c.retries == 1 {
-			c.ssthresh = flight / 2
-			if min := 2 * uint32(c.sndMSS); c.ssthresh < min {
-				c.ssthresh = min
-			}
-		}
-		c.cwnd = uint32(c.sndMSS)
-		c.caAcked = 0
+		c.cwndOnTimeout(c.retries == 1)
 	}
 	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; going
 	// back to SND.UNA sends the rest again as the window allows.
@@ -259,28 +249,4 @@ func (c *Conn) computeRTO() time.Duration {
 		r = c.cfg.MaxRTO
 	}
 	return r
-}
-
-// initialWindow is IW of RFC 6928 (ten segments, as Linux).
-func (c *Conn) initialWindow() uint32 { return 10 * uint32(c.sndMSS) }
-
-// growCwnd opens the congestion window for acked new bytes (RFC 5681 §3.1):
-// slow start below ssthresh, one segment per window above it.
-func (c *Conn) growCwnd(acked uint32) {
-	mss := uint32(c.sndMSS)
-	if c.cwnd < c.ssthresh {
-		if acked > mss {
-			acked = mss
-		}
-		c.cwnd += acked
-	} else {
-		c.caAcked += acked
-		if c.caAcked >= c.cwnd {
-			c.caAcked -= c.cwnd
-			c.cwnd += mss
-		}
-	}
-	if c.cwnd > maxRecvBuffer {
-		c.cwnd = maxRecvBuffer
-	}
 }

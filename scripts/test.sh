@@ -15,6 +15,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 command -v go >/dev/null 2>&1 || { echo "scripts/test.sh: go not found (install Go 1.26 at /usr/local/go, or run .ci/run)" >&2; exit 1; }
 
+bash scripts/deps.sh test
+
 echo "== gofmt"
 unformatted=$(gofmt -l .)
 if [ -n "$unformatted" ]; then

@@ -18,8 +18,8 @@ type Listener struct {
 	addr    netip.Addr // invalid: every local address
 	port    uint16
 	backlog int
-	pending int            // connections in SYN-RECEIVED or established but not accepted
-	accept  chan *Conn     // capacity backlog
+	pending int        // connections in SYN-RECEIVED or established but not accepted
+	accept  chan *Conn // capacity backlog
 	closed  bool
 	conns   map[*Conn]bool // every connection this listener created, until CLOSED
 }
@@ -98,17 +98,24 @@ func (l *Listener) ready(c *Conn) {
 	if l.closed {
 		return
 	}
-	l.accept <- c // never blocks: pending <= backlog = cap(accept)
+	// Never blocks: every connection in the channel holds one of the
+	// pending slots until Accept takes it out (see forget), so the
+	// channel holds at most pending <= backlog = cap(accept).
+	l.accept <- c
 }
 
 // forget drops c from the listener's books once it is CLOSED. Called with
-// the lock held.
+// the lock held. A connection that closed while waiting in the accept queue
+// (the peer reset it) keeps its slot until Accept takes it out: it is still
+// in the channel, and freeing the slot now would let the channel overfill
+// and ready block with the stack's lock held. (Linux, too, hands out such a
+// connection from accept(); the application then sees the reset.)
 func (l *Listener) forget(c *Conn) {
 	if !l.conns[c] {
 		return
 	}
 	delete(l.conns, c)
-	if !c.accepted {
+	if !c.queued {
 		l.pending--
 	}
 }
@@ -122,12 +129,13 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 				return nil, net.ErrClosed
 			}
 			l.s.mu.Lock()
-			if !c.accepted {
-				c.accepted = true
-				if l.conns[c] {
-					l.pending--
-				}
+			if l.closed {
+				// Close reset the connections still queued.
+				l.s.mu.Unlock()
+				return nil, net.ErrClosed
 			}
+			c.accepted = true
+			l.pending-- // its slot, held since the SYN (see forget)
 			l.s.mu.Unlock()
 			return c, nil
 		case <-ctx.Done():
@@ -136,7 +144,10 @@ func (l *Listener) Accept(ctx context.Context) (*Conn, error) {
 	}
 }
 
-// Close stops accepting; established connections go on.
+// Close stops accepting: later SYNs to the port are answered with RST,
+// and connections not yet returned by Accept (half-open or queued) are
+// reset, as Linux does when a listening socket is closed, so that no peer
+// is left connected to nobody. Accepted connections go on.
 func (l *Listener) Close() error {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
@@ -151,4 +162,11 @@ func (l *Listener) closeLocked() {
 	l.closed = true
 	close(l.accept)
 	delete(l.s.listeners, l.port)
+	now := l.s.now()
+	for c := range l.conns { // flush -> remove -> forget deletes c: safe in range
+		if !c.accepted {
+			c.fc.Abort(now) // RFC 9293 §3.10.5: RST to a synchronized peer
+			l.s.flush(c, now)
+		}
+	}
 }

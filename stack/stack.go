@@ -100,7 +100,8 @@ type Stack struct {
 	pktBuf    []byte
 	segBuf    []craft.TCP
 	evBuf     []fsm.Event
-	planned   time.Time // the deadline the timer goroutine sleeps until
+	outPkt    craft.Packet // a sent packet parsed back for the tracer
+	planned   time.Time    // the deadline the timer goroutine sleeps until
 	timerWake chan struct{}
 	closed    bool
 	sendErr   error
@@ -236,7 +237,11 @@ func (s *Stack) flush(c *Conn, now time.Time) {
 			}
 		}
 	}
-	if c.fc.State() == fsm.Closed {
+	if st := c.fc.State(); st == fsm.Closed || st == fsm.Listen && c.listener != nil {
+		// A machine a listener created goes back to LISTEN when its
+		// half-open connection is reset (RFC 9293 §3.10.7.4): the
+		// Listener does the listening, so it is gone too, and its
+		// backlog slot is free again.
 		s.remove(c)
 	}
 	if changed {
@@ -288,16 +293,22 @@ func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
 	}
 	s.pktBuf = pkt[:0]
 	if s.tracer != nil {
-		p := craft.Packet{Link: craft.LinkRaw, IPVersion: 4, IPv4: ip, TCP: *seg}
-		p.IPChecksum.State = craft.ChecksumGood
-		p.TCPChecksum.State = craft.ChecksumGood
-		s.tracer.Segment(Out, now, &p, pkt, nil)
+		// Trace the packet as built, not the structs it was built from:
+		// the builder fills in lengths, data offset and checksums, and
+		// the trace must show what went on the wire.
+		if err := craft.ParsePacket(craft.LinkRaw, pkt, &s.outPkt, craft.PacketOptions{}); err != nil {
+			s.traceSegment(Out, now, nil, pkt, fmt.Errorf("re-reading a built segment: %w", err))
+		} else {
+			s.tracer.Segment(Out, now, &s.outPkt, pkt, nil)
+		}
 	}
 	if err := s.link.Send(pkt); err != nil && s.sendErr == nil {
 		// A send failure is not fatal to TCP (the segment is
 		// retransmitted like a lost one) but it is worth telling once.
+		// raw is nil: the packet was already reported (and recorded)
+		// above, it must not appear twice in a pcap file.
 		s.sendErr = err
-		s.traceSegment(Out, now, nil, pkt, fmt.Errorf("sending: %w", err))
+		s.traceSegment(Out, now, nil, nil, fmt.Errorf("sending: %w", err))
 	}
 }
 
