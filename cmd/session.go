@@ -138,12 +138,18 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 	if ttl == 0 || ttl > 255 {
 		return nil, usagef("--ttl %d: must be 1-255", ttl)
 	}
-	s.stack, err = stack.New(stackLink{s.cap, s.inj}, stack.Config{
+	scfg := stack.Config{
 		Local:  localAddr,
 		TTL:    uint8(ttl),
 		Conn:   connCfg,
 		Tracer: s.trace,
-	})
+	}
+	if localAddr.IsUnspecified() {
+		if scfg.IsLocal, err = hostAddresses(); err != nil {
+			return nil, exitFailure(err)
+		}
+	}
+	s.stack, err = stack.New(stackLink{s.cap, s.inj}, scfg)
 	if err != nil {
 		return nil, exitFailure(err)
 	}
@@ -343,4 +349,22 @@ func interfaceWithAddr(addr netip.Addr) (*net.Interface, error) {
 		}
 	}
 	return nil, fmt.Errorf("no interface has the address %v", addr)
+}
+
+// hostAddresses returns a test for "one of this host's IPv4 addresses", as
+// they are now (a listener on 0.0.0.0 answers only those).
+func hostAddresses() (func(netip.Addr) bool, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("listing this host's addresses: %w", err)
+	}
+	own := make(map[netip.Addr]bool)
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				own[ip.Unmap()] = true
+			}
+		}
+	}
+	return func(a netip.Addr) bool { return own[a] }, nil
 }

@@ -228,9 +228,11 @@ func (c *Conn) windowField(syn bool) uint16 {
 			w = 0xffff
 		}
 		c.synWnd = uint32(w)
-		if adv := c.rcvNxt.Add(uint32(w)); c.state == SynSent || adv.GreaterThan(c.rcvAdv) {
-			c.rcvAdv = adv
-		}
+		// The first window of the connection: nothing was promised
+		// before, so there is nothing to compare with (rcvAdv still holds
+		// its zero value, which serial arithmetic may place "after" the
+		// new edge for half of all peer ISNs).
+		c.rcvAdv = c.rcvNxt.Add(uint32(w))
 		return uint16(w)
 	}
 	edge := c.rcvNxt.Add(uint32(free))
@@ -250,12 +252,13 @@ func (c *Conn) windowField(syn bool) uint16 {
 		edge = c.rcvAdv
 	}
 	wnd := c.rcvNxt.Size(edge)
+	// Scaling rounds down, always. Rounding up "to keep the edge" would
+	// move it up to 2^shift-1 bytes further on every ACK while the
+	// buffer is full, past what the buffer holds; RFC 7323 §2.4 accepts
+	// the apparent shrink by less than one unit that rounding down gives.
+	// rcvAdv keeps the furthest edge ever promised, so acceptability
+	// (RFC 9293 §3.10.7.4) still honours every promise.
 	field := wnd >> c.rcvShift
-	if field<<c.rcvShift < wnd && c.rcvNxt.Add(field<<c.rcvShift).LessThan(c.rcvAdv) {
-		// Scaling rounds down; round up instead of pulling the edge back.
-		// freeSpace holds back 2^shift-1 bytes so this still fits.
-		field++
-	}
 	if field > 0xffff {
 		field = 0xffff
 	}

@@ -128,16 +128,22 @@ func (k *checker) check(out []craft.TCP, what string) {
 			}
 		}
 		// Our advertised right edge never moves back (RFC 9293
-		// §3.8.6.2.2).
+		// §3.8.6.2.2), except by less than one unit of the window scale:
+		// the scaled field cannot express every edge, and RFC 7323 §2.4
+		// says such an apparent retraction happens and senders must
+		// handle it. The furthest edge is what must not be lost.
 		if s.Flags&craft.FlagSYN != 0 {
 			k.rightOK = false // a new synchronization (e.g. after LISTEN again)
 		}
 		if s.Flags&craft.FlagACK != 0 && s.Flags&craft.FlagSYN == 0 {
 			r := s.Ack.Add(uint32(s.Window) << c.rcvShift)
-			if k.rightOK && r.LessThan(k.right) {
-				fail("advertised right edge moved back from %d to %d", k.right, r)
+			if k.rightOK && r.Add(uint32(1)<<c.rcvShift).LessThanEq(k.right) {
+				fail("advertised right edge moved back from %d to %d, a full unit of 2^%d or more", k.right, r, c.rcvShift)
 			}
-			k.right, k.rightOK = r, true
+			if !k.rightOK || r.GreaterThan(k.right) {
+				k.right = r
+			}
+			k.rightOK = true
 		}
 	}
 }

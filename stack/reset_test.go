@@ -54,9 +54,7 @@ func (p peerEnd) next() craft.Packet {
 
 // A segment for which no connection exists is answered as RFC 9293
 // §3.10.7.1 says; an RST and a corrupt segment are not answered at all.
-// (Which destination addresses reach the stack is the capture filter's
-// business: the stack answers whatever it is handed, from the address the
-// segment was sent to.)
+// (Segments to addresses that are not ours: TestSegmentsForOtherAddressesIgnored.)
 func TestSegmentsWithoutConnection(t *testing.T) {
 	stackEnd, far := newWire()
 	s := startStack(t, stackEnd, serverIP, testConnConfig(), nil)
@@ -163,5 +161,47 @@ func TestResetHalfOpenFreesBacklogSlot(t *testing.T) {
 	got := peer.next()
 	if got.TCP.Flags != craft.FlagSYN|craft.FlagACK || got.TCP.Ack != 301 || got.TCP.DstPort != 6002 {
 		t.Fatalf("after the slot was freed, a SYN got %v ack %d to port %d; want SYN,ACK ack 301 to 6002", got.TCP.Flags, got.TCP.Ack, got.TCP.DstPort)
+	}
+}
+
+// Segments to an address that is not ours are not answered, neither by a
+// stack bound to one address nor by a wildcard listener (which asks
+// Config.IsLocal): on a forwarding or promiscuous host AF_PACKET also sees
+// other hosts' traffic, and answering it would forge their replies.
+func TestSegmentsForOtherAddressesIgnored(t *testing.T) {
+	other := netip.MustParseAddr("10.0.2.99")
+	for _, tc := range []struct {
+		name    string
+		local   netip.Addr
+		isLocal func(netip.Addr) bool
+	}{
+		{"bound to one address", serverIP, nil},
+		{"wildcard listener", netip.IPv4Unspecified(), func(a netip.Addr) bool { return a == serverIP }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stackEnd, far := newWire()
+			s, err := New(stackEnd, Config{Local: tc.local, IsLocal: tc.isLocal, Conn: testConnConfig()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			t.Cleanup(func() { cancel(); stackEnd.close(); far.close(); <-done })
+			listen(t, s, 80, 4)
+			peer := peerEnd{t: t, link: far, addr: clientIP}
+
+			// A SYN and an ACK to the other address: no answer. The SYN
+			// to our own address afterwards must be the first thing
+			// answered (the wire keeps order).
+			peer.send(other, craft.TCP{SrcPort: 5000, DstPort: 80, Seq: 100, Flags: craft.FlagSYN, Window: 1000}, false)
+			peer.send(other, craft.TCP{SrcPort: 5001, DstPort: 81, Seq: 100, Ack: 5, Flags: craft.FlagACK, Window: 1000}, false)
+			peer.send(serverIP, craft.TCP{SrcPort: 5002, DstPort: 80, Seq: 100, Flags: craft.FlagSYN, Window: 1000}, false)
+			got := peer.next()
+			if got.IPv4.Src != serverIP || got.TCP.DstPort != 5002 || !got.TCP.Flags.Has(craft.FlagSYN|craft.FlagACK) {
+				t.Fatalf("first answer: %v:%d flags %v to port %d; want the SYN-ACK from %v to port 5002",
+					got.IPv4.Src, got.TCP.SrcPort, got.TCP.Flags, got.TCP.DstPort, serverIP)
+			}
+		})
 	}
 }

@@ -72,8 +72,15 @@ type Tracer interface {
 
 // Config sets up a Stack.
 type Config struct {
-	// Local is our IPv4 address (the source of every packet sent).
+	// Local is our IPv4 address (the source of every packet sent). A
+	// listener on every address has 0.0.0.0 here and answers from the
+	// address each segment was sent to.
 	Local netip.Addr
+	// IsLocal tells, when Local is 0.0.0.0, whether an address is one of
+	// this host's: segments to other addresses are not ours to answer (on
+	// a forwarding or promiscuous host AF_PACKET sees them too). nil
+	// means every address is.
+	IsLocal func(netip.Addr) bool
 	// TTL of sent packets; 0 means 64, like Linux.
 	TTL uint8
 	// Conn is the template of every connection (ports are filled in).
@@ -181,7 +188,7 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		return
 	}
 	s.traceSegment(In, now, pkt, f.Data, nil)
-	if pkt.IPVersion != 4 {
+	if pkt.IPVersion != 4 || !s.addressedToUs(pkt.Dst()) {
 		return
 	}
 	// A segment with a checksum proven wrong is dropped silently (RFC 9293
@@ -201,6 +208,14 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		return
 	}
 	s.resetUnknown(pkt, now)
+}
+
+// addressedToUs reports whether dst is ours to answer for.
+func (s *Stack) addressedToUs(dst netip.Addr) bool {
+	if !s.cfg.Local.IsUnspecified() {
+		return dst == s.cfg.Local
+	}
+	return s.cfg.IsLocal == nil || s.cfg.IsLocal(dst)
 }
 
 // resetUnknown answers a segment for which no connection exists as RFC 9293

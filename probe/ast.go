@@ -1,0 +1,302 @@
+package probe
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// SyntaxError is a script that does not parse: where and what was expected.
+type SyntaxError struct {
+	File string
+	Pos  Pos
+	Msg  string
+}
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Pos.Line, e.Pos.Col, e.Msg)
+}
+
+// Script is a parsed script.
+type Script struct {
+	Path    string
+	Options []ScriptOption
+	Events  []*Event
+}
+
+// ScriptOption is a "--name=value" line at the top of a script (packetdrill
+// command-line options given in the script itself).
+type ScriptOption struct {
+	Pos   Pos
+	Name  string // without the leading "--"
+	Value string
+}
+
+// TimeKind says how an event's time is written.
+type TimeKind int
+
+const (
+	TimeAbsolute      TimeKind = iota // 0.1: since the script's start
+	TimeRelative                      // +0.1: since the previous event
+	TimeAny                           // *: whenever (outbound packets only)
+	TimeAbsoluteRange                 // 0.1~0.2
+	TimeRelativeRange                 // +0.1~+0.2
+)
+
+// EventTime is the time written before an event.
+type EventTime struct {
+	Kind       TimeKind
+	Start, End time.Duration // End only for the range kinds
+}
+
+func (t EventTime) String() string {
+	s := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) }
+	switch t.Kind {
+	case TimeRelative:
+		return "+" + s(t.Start)
+	case TimeAny:
+		return "*"
+	case TimeAbsoluteRange:
+		return s(t.Start) + "~" + s(t.End)
+	case TimeRelativeRange:
+		return "+" + s(t.Start) + "~+" + s(t.End)
+	}
+	return s(t.Start)
+}
+
+// Event is one line of the script: exactly one of Packet, Syscall and Shell
+// is set.
+type Event struct {
+	Pos     Pos // where the event's time starts
+	Time    EventTime
+	Packet  *Packet
+	Syscall *Syscall
+	Shell   *Shell
+}
+
+// Direction says who sends a packet.
+type Direction int
+
+const (
+	// Inbound ("<"): tcpcraft sends the packet to the kernel under test.
+	Inbound Direction = iota
+	// Outbound (">"): the kernel under test sends it; tcpcraft checks it.
+	Outbound
+)
+
+// Packet is a packet line.
+type Packet struct {
+	Pos       Pos
+	Dir       Direction
+	FlagsText string // as written, e.g. "S." or "P."
+	Flags     craft.Flags
+	// Seq is the start sequence number as written and Len the payload
+	// length ("start:end(len)").
+	Seq uint32
+	Len int
+	// Ack is the acknowledgement number ("ack N"); it is used when the
+	// ACK flag (".") is set.
+	Ack uint32
+	// Window is "win N", or -1 when absent (an outbound packet's window
+	// is then not checked).
+	Window int32
+	Urgent uint16
+	// Options are the options as written; AnyOptions is "<...>" (not
+	// checked). No options written means "no options".
+	Options    []craft.Option
+	AnyOptions bool
+	// SrcPort and DstPort are the optional "SRC>DST" ports written before
+	// the flags; zero means the connection's ports.
+	SrcPort, DstPort uint16
+}
+
+// Syscall is a system call line.
+type Syscall struct {
+	NamePos Pos
+	Name    string
+	Args    []Expr
+	// Blocking is set for "...END name(...)": the call is expected to
+	// block and to return at End (script time).
+	Blocking bool
+	End      EventTime
+	Result   Expr
+	Errno    string // "EINPROGRESS", or "" for none
+	Note     string // the free text in parentheses after the result
+}
+
+// Shell is a `backquoted` command.
+type Shell struct {
+	Command string
+}
+
+// Expr is an argument or result expression of a system call.
+type Expr interface {
+	ExprPos() Pos
+	String() string
+}
+
+// Ellipsis is "...": a value tcpcraft fills in (an address, a buffer).
+type Ellipsis struct{ P Pos }
+
+// IntExpr is an integer literal.
+type IntExpr struct {
+	P     Pos
+	Value int64
+	Text  string
+}
+
+// WordExpr is a symbol such as AF_INET or SOCK_STREAM.
+type WordExpr struct {
+	P    Pos
+	Name string
+}
+
+// StringExpr is a string literal; Ellipsis marks `"abc"...`.
+type StringExpr struct {
+	P        Pos
+	Value    string
+	Ellipsis bool
+}
+
+// ListExpr is "[a, b]" (Open '[') or "{a, b}" (Open '{').
+type ListExpr struct {
+	P     Pos
+	Open  byte
+	Elems []Expr
+}
+
+// BinaryExpr is "a|b" (bitwise or) or "name=value" (a struct field).
+type BinaryExpr struct {
+	P     Pos
+	Op    string
+	Left  Expr
+	Right Expr
+}
+
+// CallExpr is "htons(8080)" or `inet_addr("10.0.2.20")`.
+type CallExpr struct {
+	P    Pos
+	Name string
+	Args []Expr
+}
+
+func (e *Ellipsis) ExprPos() Pos   { return e.P }
+func (e *IntExpr) ExprPos() Pos    { return e.P }
+func (e *WordExpr) ExprPos() Pos   { return e.P }
+func (e *StringExpr) ExprPos() Pos { return e.P }
+func (e *ListExpr) ExprPos() Pos   { return e.P }
+func (e *BinaryExpr) ExprPos() Pos { return e.P }
+func (e *CallExpr) ExprPos() Pos   { return e.P }
+
+func (e *Ellipsis) String() string { return "..." }
+func (e *IntExpr) String() string  { return e.Text }
+func (e *WordExpr) String() string { return e.Name }
+func (e *StringExpr) String() string {
+	if e.Ellipsis {
+		return strconv.Quote(e.Value) + "..."
+	}
+	return strconv.Quote(e.Value)
+}
+func (e *ListExpr) String() string {
+	closer := "]"
+	if e.Open == '{' {
+		closer = "}"
+	}
+	return string(e.Open) + joinExprs(e.Elems) + closer
+}
+func (e *BinaryExpr) String() string { return e.Left.String() + e.Op + e.Right.String() }
+func (e *CallExpr) String() string   { return e.Name + "(" + joinExprs(e.Args) + ")" }
+
+func joinExprs(list []Expr) string {
+	parts := make([]string, len(list))
+	for i, e := range list {
+		parts[i] = e.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+// String renders a packet in script syntax, e.g. "> S. 0:0(0) ack 1 <mss 1460>".
+func (p *Packet) String() string {
+	var b strings.Builder
+	if p.Dir == Inbound {
+		b.WriteString("< ")
+	} else {
+		b.WriteString("> ")
+	}
+	if p.SrcPort != 0 || p.DstPort != 0 {
+		fmt.Fprintf(&b, "%d>%d ", p.SrcPort, p.DstPort)
+	}
+	b.WriteString(scriptFlags(p.Flags))
+	fmt.Fprintf(&b, " %d:%d(%d)", p.Seq, p.Seq+uint32(p.Len), p.Len)
+	if p.Flags.Has(craft.FlagACK) {
+		fmt.Fprintf(&b, " ack %d", p.Ack)
+	}
+	if p.Window >= 0 {
+		fmt.Fprintf(&b, " win %d", p.Window)
+	}
+	if p.Urgent != 0 {
+		fmt.Fprintf(&b, " urg %d", p.Urgent)
+	}
+	switch {
+	case p.AnyOptions:
+		b.WriteString(" <...>")
+	case len(p.Options) > 0:
+		b.WriteString(" " + scriptOptions(p.Options))
+	}
+	return b.String()
+}
+
+// scriptFlags renders flags as packetdrill writes them: letters in the order
+// S F R P U E W, then "." for ACK; "-" for none.
+func scriptFlags(f craft.Flags) string {
+	var b strings.Builder
+	for _, fl := range []struct {
+		f craft.Flags
+		c byte
+	}{{craft.FlagSYN, 'S'}, {craft.FlagFIN, 'F'}, {craft.FlagRST, 'R'}, {craft.FlagPSH, 'P'},
+		{craft.FlagURG, 'U'}, {craft.FlagECE, 'E'}, {craft.FlagCWR, 'W'}} {
+		if f.Has(fl.f) {
+			b.WriteByte(fl.c)
+		}
+	}
+	if f.Has(craft.FlagACK) {
+		b.WriteByte('.')
+	}
+	if b.Len() == 0 {
+		return "-"
+	}
+	return b.String()
+}
+
+// scriptOptions renders options in script syntax: "<mss 1460,sackOK,...>".
+func scriptOptions(opts []craft.Option) string {
+	parts := make([]string, 0, len(opts))
+	for _, o := range opts {
+		switch o.Kind {
+		case craft.OptEOL:
+			parts = append(parts, "eol")
+		case craft.OptNOP:
+			parts = append(parts, "nop")
+		case craft.OptMSS:
+			parts = append(parts, fmt.Sprintf("mss %d", o.MSS))
+		case craft.OptWindowScale:
+			parts = append(parts, fmt.Sprintf("wscale %d", o.Shift))
+		case craft.OptSACKPermitted:
+			parts = append(parts, "sackOK")
+		case craft.OptSACK:
+			s := "sack"
+			for _, blk := range o.Blocks {
+				s += fmt.Sprintf(" %d:%d", uint32(blk.Left), uint32(blk.Right))
+			}
+			parts = append(parts, s)
+		case craft.OptTimestamps:
+			parts = append(parts, fmt.Sprintf("TS val %d ecr %d", o.TSVal, o.TSEcr))
+		default:
+			parts = append(parts, fmt.Sprintf("unknown-%d", o.Kind))
+		}
+	}
+	return "<" + strings.Join(parts, ",") + ">"
+}

@@ -1,0 +1,527 @@
+package probe
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// Parse parses a script. path is used in error messages. Any error is a
+// *SyntaxError naming the line and column and what was expected there.
+func Parse(path string, src []byte) (*Script, error) {
+	p := &parser{lx: newLexer(path, src), file: path}
+	p.advance()
+	s, err := p.script()
+	if err != nil {
+		return nil, err
+	}
+	s.Path = path
+	return s, nil
+}
+
+// parser is a recursive-descent parser with one token of lookahead, which
+// the grammar (packetdrill's, free-form like its yacc grammar) needs: every
+// event starts with a time, so an event ends where a time begins.
+type parser struct {
+	lx   *lexer
+	file string
+	tok  token
+}
+
+// errSyntax is panicked with inside the parser and recovered in script,
+// which keeps the many small parse functions free of error plumbing.
+type errSyntax struct{ err *SyntaxError }
+
+func (p *parser) advance() {
+	p.tok = p.lx.next()
+	if p.lx.err != nil {
+		panic(errSyntax{p.lx.err})
+	}
+}
+
+func (p *parser) failAt(pos Pos, format string, args ...any) {
+	panic(errSyntax{&SyntaxError{File: p.file, Pos: pos, Msg: fmt.Sprintf(format, args...)}})
+}
+
+// expected reports "expected WHAT, found <current token>".
+func (p *parser) expected(what string) {
+	p.failAt(p.tok.pos, "expected %s, found %s", what, p.tok.describe())
+}
+
+func (p *parser) isPunct(s string) bool { return p.tok.kind == tokPunct && p.tok.text == s }
+func (p *parser) isWord(s string) bool  { return p.tok.kind == tokWord && p.tok.text == s }
+
+func (p *parser) expectPunct(s, what string) Pos {
+	if !p.isPunct(s) {
+		p.expected(what)
+	}
+	pos := p.tok.pos
+	p.advance()
+	return pos
+}
+
+// integer reads an integer token in [lo, hi], naming what it is.
+func (p *parser) integer(what string, lo, hi int64) int64 {
+	if p.tok.kind != tokInt {
+		p.expected(what)
+	}
+	v := p.tok.num
+	if v < lo || v > hi {
+		p.failAt(p.tok.pos, "%s %s out of range (%d to %d)", what, p.tok.text, lo, hi)
+	}
+	p.advance()
+	return v
+}
+
+func (p *parser) script() (s *Script, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(errSyntax)
+			if !ok {
+				panic(r)
+			}
+			s, err = nil, e.err
+		}
+	}()
+	s = &Script{}
+	for p.tok.kind == tokOption {
+		s.Options = append(s.Options, p.option())
+	}
+	for p.tok.kind != tokEOF {
+		if p.tok.kind == tokOption {
+			p.failAt(p.tok.pos, "option %s must come before the first event", p.tok.text)
+		}
+		s.Events = append(s.Events, p.event())
+	}
+	if len(s.Events) == 0 {
+		p.expected("an event (a time such as 0 or +.1, then a packet, system call or `command`)")
+	}
+	if first := s.Events[0]; first.Time.Start != 0 || (first.Time.Kind != TimeAbsolute && first.Time.Kind != TimeRelative) {
+		p.failAt(first.Pos, "the first event must be at time 0, not %s", first.Time)
+	}
+	return s, nil
+}
+
+func (p *parser) option() ScriptOption {
+	t := p.tok
+	name, value, ok := strings.Cut(strings.TrimPrefix(t.text, "--"), "=")
+	if !ok || value == "" {
+		p.failAt(t.pos, "expected --name=value, found %s", t.text)
+	}
+	p.advance()
+	return ScriptOption{Pos: t.pos, Name: name, Value: value}
+}
+
+func (p *parser) event() *Event {
+	ev := &Event{Pos: p.tok.pos}
+	ev.Time = p.eventTime()
+	switch {
+	case p.isPunct("<") || p.isPunct(">"):
+		ev.Packet = p.packet()
+	case p.tok.kind == tokCommand:
+		ev.Shell = &Shell{Command: p.tok.text}
+		p.advance()
+	case p.tok.kind == tokEllipsis || p.tok.kind == tokWord:
+		ev.Syscall = p.syscall()
+	case p.tok.kind == tokCode:
+		p.failAt(p.tok.pos, "code blocks (%%{ ... }%%) are not supported")
+	default:
+		p.expected("a packet (< or >), a system call or a `command`")
+	}
+	rangeOrAny := ev.Time.Kind == TimeAny || ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange
+	if rangeOrAny && (ev.Packet == nil || ev.Packet.Dir != Outbound) {
+		what := "a time range"
+		if ev.Time.Kind == TimeAny {
+			what = "time *"
+		}
+		p.failAt(ev.Pos, "%s can only be used with outbound (>) packets", what)
+	}
+	return ev
+}
+
+// eventTime reads 0.1, +0.1, *, 0.1~0.2 or +0.1~+0.2.
+func (p *parser) eventTime() EventTime {
+	const what = "an event time (such as 0, +.1, 0.1~0.2 or *)"
+	switch {
+	case p.isPunct("*"):
+		p.advance()
+		return EventTime{Kind: TimeAny}
+	case p.isPunct("+"):
+		p.advance()
+		start := p.time(what)
+		if !p.isPunct("~") {
+			return EventTime{Kind: TimeRelative, Start: start}
+		}
+		tildePos := p.tok.pos
+		p.advance()
+		p.expectPunct("+", `"+" after "~" in a relative time range (+a~+b)`)
+		end := p.time("the end of the time range")
+		if end < start {
+			p.failAt(tildePos, "time range is backwards")
+		}
+		return EventTime{Kind: TimeRelativeRange, Start: start, End: end}
+	case p.tok.kind == tokInt || p.tok.kind == tokFloat:
+		start := p.time(what)
+		if !p.isPunct("~") {
+			return EventTime{Kind: TimeAbsolute, Start: start}
+		}
+		tildePos := p.tok.pos
+		p.advance()
+		end := p.time("the end of the time range")
+		if end < start {
+			p.failAt(tildePos, "time range is backwards")
+		}
+		return EventTime{Kind: TimeAbsoluteRange, Start: start, End: end}
+	}
+	p.expected(what)
+	return EventTime{}
+}
+
+// time reads a non-negative number of seconds.
+func (p *parser) time(what string) time.Duration {
+	if p.tok.kind != tokInt && p.tok.kind != tokFloat {
+		p.expected(what)
+	}
+	v, err := strconv.ParseFloat(p.tok.text, 64)
+	if err != nil || math.IsNaN(v) {
+		p.failAt(p.tok.pos, "bad time %s", p.tok.text)
+	}
+	if v < 0 {
+		p.failAt(p.tok.pos, "negative time %s", p.tok.text)
+	}
+	if v > 1e6 {
+		p.failAt(p.tok.pos, "time %s is more than 10^6 seconds", p.tok.text)
+	}
+	p.advance()
+	return time.Duration(math.Round(v * 1e6)) * time.Microsecond
+}
+
+// packet reads "< FLAGS start:end(len) [ack N] [win N] [urg N] [<options>]".
+func (p *parser) packet() *Packet {
+	pk := &Packet{Pos: p.tok.pos, Window: -1}
+	if p.tok.text == ">" {
+		pk.Dir = Outbound
+	}
+	p.advance()
+	if p.isPunct("(") || p.isPunct("[") {
+		p.failAt(p.tok.pos, "IP header fields (tos, ecn, ttl, flowlabel) are not supported")
+	}
+	if p.tok.kind == tokWord && (p.tok.text == "udp" || p.tok.text == "icmp" || p.tok.text == "GREv0" || p.tok.text == "gre" || p.tok.text == "mpls" || p.tok.text == "encap") {
+		p.failAt(p.tok.pos, "%s packets are not supported (TCP only)", p.tok.text)
+	}
+	if p.tok.kind == tokInt {
+		pk.SrcPort = uint16(p.integer("a source port", 1, 65535))
+		p.expectPunct(">", `">" between the ports (SRC>DST)`)
+		pk.DstPort = uint16(p.integer("a destination port", 1, 65535))
+	}
+	pk.Flags, pk.FlagsText = p.flags()
+
+	// start:end(len)
+	start := p.integer("the start sequence number (start:end(len))", 0, math.MaxUint32)
+	p.expectPunct(":", `":" in start:end(len)`)
+	endPos := p.tok.pos
+	end := p.integer("the end sequence number (start:end(len))", 0, math.MaxUint32)
+	p.expectPunct("(", `"(" in start:end(len)`)
+	lenPos := p.tok.pos
+	n := p.integer("the payload length (start:end(len))", 0, math.MaxUint16)
+	p.expectPunct(")", `")" in start:end(len)`)
+	if end != start+n {
+		if end < start {
+			p.failAt(endPos, "end sequence number %d is before start %d", end, start)
+		}
+		p.failAt(lenPos, "inconsistent sequence numbers and payload length: %d:%d is %d bytes, not %d", start, end, end-start, n)
+	}
+	pk.Seq, pk.Len = uint32(start), int(n)
+
+	seen := map[string]bool{}
+	for p.tok.kind == tokWord && (p.tok.text == "ack" || p.tok.text == "win" || p.tok.text == "urg") {
+		kw := p.tok.text
+		if seen[kw] {
+			p.failAt(p.tok.pos, "%q given twice", kw)
+		}
+		seen[kw] = true
+		p.advance()
+		switch kw {
+		case "ack":
+			pk.Ack = uint32(p.integer("the acknowledgement number after ack", 0, math.MaxUint32))
+		case "win":
+			pk.Window = int32(p.integer("the window after win", 0, math.MaxUint16))
+		case "urg":
+			pk.Urgent = uint16(p.integer("the urgent pointer after urg", 0, math.MaxUint16))
+		}
+	}
+	if p.isPunct("<") {
+		p.options(pk)
+	}
+	if pk.Dir == Inbound && pk.Window < 0 {
+		// packetdrill's rule too: tcpcraft builds the packet and needs a
+		// value for every field it sends.
+		p.failAt(pk.Pos, "an inbound (<) packet needs a window (win N)")
+	}
+	return pk
+}
+
+// flags reads the packet flags: letters S F R P U E W optionally followed
+// by "." (ACK), a lone "." or "-" (no flags).
+func (p *parser) flags() (craft.Flags, string) {
+	const what = `TCP flags (S, F, R, P, U, E, W and . for ACK, or - for none)`
+	switch {
+	case p.isPunct("."):
+		p.advance()
+		return craft.FlagACK, "."
+	case p.isPunct("-"):
+		p.advance()
+		return 0, "-"
+	case p.tok.kind == tokWord:
+	default:
+		p.expected(what)
+	}
+	var f craft.Flags
+	word := p.tok
+	for i, c := range word.text {
+		var bit craft.Flags
+		switch c {
+		case 'S':
+			bit = craft.FlagSYN
+		case 'F':
+			bit = craft.FlagFIN
+		case 'R':
+			bit = craft.FlagRST
+		case 'P':
+			bit = craft.FlagPSH
+		case 'U':
+			bit = craft.FlagURG
+		case 'E':
+			bit = craft.FlagECE
+		case 'W':
+			bit = craft.FlagCWR
+		default:
+			p.failAt(Pos{word.pos.Line, word.pos.Col + i}, "expected %s, found %q in %q", what, c, word.text)
+		}
+		if f.Has(bit) {
+			p.failAt(Pos{word.pos.Line, word.pos.Col + i}, "flag %q given twice in %q", c, word.text)
+		}
+		f |= bit
+	}
+	p.advance()
+	text := word.text
+	// "S." : the dot must follow the letters directly.
+	if p.isPunct(".") && p.tok.pos.Line == word.pos.Line && p.tok.pos.Col == word.pos.Col+len(word.text) {
+		f |= craft.FlagACK
+		text += "."
+		p.advance()
+	}
+	return f, text
+}
+
+// options reads "<...>" or "<opt, opt, ...>".
+func (p *parser) options(pk *Packet) {
+	open := p.tok.pos
+	p.advance()
+	if p.tok.kind == tokEllipsis {
+		if pk.Dir == Inbound {
+			p.failAt(p.tok.pos, "<...> (options not checked) is only meaningful for outbound (>) packets; write the options tcpcraft should send")
+		}
+		p.advance()
+		p.expectPunct(">", `">" after <...`)
+		pk.AnyOptions = true
+		return
+	}
+	for {
+		pk.Options = append(pk.Options, p.tcpOption())
+		if p.isPunct(",") {
+			p.advance()
+			continue
+		}
+		p.expectPunct(">", `"," or ">" in the TCP option list`)
+		break
+	}
+	if n, err := craft.OptionsLen(pk.Options); err != nil {
+		p.failAt(open, "bad TCP options: %v", err)
+	} else if (n+3)/4*4 > craft.TCPMaxOptionsLen {
+		p.failAt(open, "TCP options take %d bytes, more than the %d a header holds", n, craft.TCPMaxOptionsLen)
+	}
+}
+
+func (p *parser) tcpOption() craft.Option {
+	const what = "a TCP option (mss N, wscale N, sackOK, sack L:R, TS val N ecr N, nop, eol)"
+	if p.tok.kind != tokWord {
+		p.expected(what)
+	}
+	name := p.tok
+	p.advance()
+	switch name.text {
+	case "nop":
+		return craft.Option{Kind: craft.OptNOP}
+	case "eol":
+		return craft.Option{Kind: craft.OptEOL}
+	case "mss":
+		return craft.Option{Kind: craft.OptMSS, MSS: uint16(p.integer("the MSS after mss", 0, math.MaxUint16))}
+	case "wscale":
+		return craft.Option{Kind: craft.OptWindowScale, Shift: uint8(p.integer("the shift count after wscale", 0, math.MaxUint8))}
+	case "sackOK":
+		return craft.Option{Kind: craft.OptSACKPermitted}
+	case "sack":
+		o := craft.Option{Kind: craft.OptSACK}
+		for p.tok.kind == tokInt {
+			blockPos := p.tok.pos
+			l := p.integer("a SACK block's left edge", 0, math.MaxUint32)
+			p.expectPunct(":", `":" in a SACK block (left:right)`)
+			r := p.integer("a SACK block's right edge", 0, math.MaxUint32)
+			if len(o.Blocks) == craft.MaxSACKBlocks {
+				p.failAt(blockPos, "more than %d SACK blocks (RFC 2018 §3)", craft.MaxSACKBlocks)
+			}
+			o.Blocks = append(o.Blocks, craft.SACKBlock{Left: craft.Seq(l), Right: craft.Seq(r)})
+		}
+		if len(o.Blocks) == 0 {
+			p.expected("a SACK block (left:right) after sack")
+		}
+		return o
+	case "TS":
+		if !p.isWord("val") {
+			p.expected(`"val" after TS`)
+		}
+		p.advance()
+		val := p.integer("the timestamp value after TS val", 0, math.MaxUint32)
+		if !p.isWord("ecr") {
+			p.expected(`"ecr" after TS val N`)
+		}
+		p.advance()
+		ecr := p.integer("the timestamp echo reply after ecr", 0, math.MaxUint32)
+		return craft.Option{Kind: craft.OptTimestamps, TSVal: uint32(val), TSEcr: uint32(ecr)}
+	case "md5", "FO", "FOEXP", "ECN", "mptcp", "exp":
+		p.failAt(name.pos, "TCP option %q is not supported", name.text)
+	}
+	p.failAt(name.pos, "expected %s, found %s", what, name.describe())
+	return craft.Option{}
+}
+
+// syscall reads "[...END] name(args) = result [ERRNO] [(note)]".
+func (p *parser) syscall() *Syscall {
+	sc := &Syscall{}
+	if p.tok.kind == tokEllipsis {
+		p.advance()
+		sc.Blocking = true
+		sc.End = EventTime{Kind: TimeAbsolute, Start: p.time("the end time of a blocking call (...END)")}
+	}
+	if p.tok.kind != tokWord {
+		p.expected("a system call name")
+	}
+	sc.Name, sc.NamePos = p.tok.text, p.tok.pos
+	p.advance()
+	p.expectPunct("(", `"(" after the system call name`)
+	if !p.isPunct(")") {
+		sc.Args = p.exprList(")")
+	}
+	p.expectPunct(")", `"," or ")" in the argument list`)
+	p.expectPunct("=", `"=" and the expected result`)
+	sc.Result = p.expr()
+	if p.tok.kind == tokWord {
+		if !strings.HasPrefix(p.tok.text, "E") {
+			p.expected("an errno name (such as EINPROGRESS) or the next event")
+		}
+		sc.Errno = p.tok.text
+		p.advance()
+	}
+	if p.isPunct("(") {
+		start := p.tok.pos
+		note, ok := p.lx.rawUntil('(', ')')
+		if !ok {
+			p.failAt(start, "unterminated note: \"(\" without \")\" on the same line")
+		}
+		sc.Note = strings.TrimSpace(note)
+		p.advance()
+	}
+	return sc
+}
+
+func (p *parser) exprList(closer string) []Expr {
+	var list []Expr
+	for {
+		list = append(list, p.expr())
+		if !p.isPunct(",") {
+			return list
+		}
+		p.advance()
+	}
+}
+
+// expr reads an expression: primaries joined by "|".
+func (p *parser) expr() Expr {
+	left := p.primary()
+	for p.isPunct("|") {
+		pos := p.tok.pos
+		p.advance()
+		right := p.primary()
+		left = &BinaryExpr{P: pos, Op: "|", Left: left, Right: right}
+	}
+	return left
+}
+
+func (p *parser) primary() Expr {
+	const what = "an expression (a number, a name, \"string\", ..., [list] or {struct})"
+	t := p.tok
+	switch {
+	case t.kind == tokEllipsis:
+		p.advance()
+		return &Ellipsis{P: t.pos}
+	case t.kind == tokInt:
+		p.advance()
+		return &IntExpr{P: t.pos, Value: t.num, Text: t.text}
+	case t.kind == tokString:
+		var b strings.Builder
+		for p.tok.kind == tokString {
+			b.WriteString(p.tok.text)
+			p.advance()
+		}
+		s := &StringExpr{P: t.pos, Value: b.String()}
+		if p.tok.kind == tokEllipsis {
+			s.Ellipsis = true
+			p.advance()
+		}
+		return s
+	case t.kind == tokWord:
+		p.advance()
+		if p.isPunct("(") {
+			p.advance()
+			var args []Expr
+			if !p.isPunct(")") {
+				args = p.exprList(")")
+			}
+			p.expectPunct(")", `"," or ")" after the arguments of `+t.text)
+			return &CallExpr{P: t.pos, Name: t.text, Args: args}
+		}
+		if p.isPunct("=") {
+			pos := p.tok.pos
+			p.advance()
+			return &BinaryExpr{P: pos, Op: "=", Left: &WordExpr{P: t.pos, Name: t.text}, Right: p.expr()}
+		}
+		return &WordExpr{P: t.pos, Name: t.text}
+	case p.isPunct("[") || p.isPunct("{"):
+		open := t.text[0]
+		closer := "]"
+		if open == '{' {
+			closer = "}"
+		}
+		p.advance()
+		l := &ListExpr{P: t.pos, Open: open}
+		if !p.isPunct(closer) {
+			l.Elems = p.exprList(closer)
+		}
+		p.expectPunct(closer, fmt.Sprintf(`"," or %q`, closer))
+		return l
+	}
+	p.expected(what)
+	return nil
+}
+
+// IsSyntaxError reports whether err is (or wraps) a *SyntaxError.
+func IsSyntaxError(err error) bool {
+	var se *SyntaxError
+	return errors.As(err, &se)
+}
