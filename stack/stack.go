@@ -231,10 +231,10 @@ func (s *Stack) resetUnknown(pkt *craft.Packet, now time.Time) {
 // flush sends what c's machine produced and handles its events. Called with
 // s.mu held after every call into c.fc.
 func (s *Stack) flush(c *Conn, now time.Time) {
+	// Events are reported before the segments they caused are sent, so
+	// a trace reads in cause order: "LISTEN -> SYN-RECEIVED (rcvd SYN)",
+	// then the SYN-ACK.
 	s.segBuf = c.fc.AppendOutput(s.segBuf[:0])
-	for i := range s.segBuf {
-		s.send(c.local.Addr(), c.remote.Addr(), &s.segBuf[i], now)
-	}
 	s.evBuf = c.fc.AppendEvents(s.evBuf[:0])
 	changed := len(s.evBuf) > 0
 	for _, ev := range s.evBuf {
@@ -251,6 +251,9 @@ func (s *Stack) flush(c *Conn, now time.Time) {
 				c.listener.ready(c)
 			}
 		}
+	}
+	for i := range s.segBuf {
+		s.send(c.local.Addr(), c.remote.Addr(), &s.segBuf[i], now)
 	}
 	if st := c.fc.State(); st == fsm.Closed || st == fsm.Listen && c.listener != nil {
 		// A machine a listener created goes back to LISTEN when its
