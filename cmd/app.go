@@ -81,6 +81,7 @@ func NewApp() *cli.App {
 			listenCommand(),
 			sendCommand(),
 			probeCommand(),
+			probeSyscallsCommand(),
 			decodeCommand(),
 			cleanupCommand(),
 			labCommand(),

@@ -6,11 +6,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/probe"
 )
 
 // runCleanup is the action of "tcpcraft cleanup": it removes the RST-guard
 // rules of tcpcraft runs whose process is gone (killed with SIGKILL, say),
-// in the network namespace it runs in.
+// in the network namespace it runs in, and the namespaces of probe runs
+// that were killed.
 func runCleanup(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
@@ -18,16 +20,24 @@ func runCleanup(c *cli.Context) error {
 	if err := capture.CheckPrivileges(); err != nil {
 		return exitFailure(err)
 	}
-	removed, err := capture.CleanupStale(c.Context)
 	w := c.App.Writer
-	for _, r := range removed {
-		fmt.Fprintf(w, "removed %s\n", r)
+	rules, err := capture.CleanupStale(c.Context)
+	for _, r := range rules {
+		fmt.Fprintf(w, "removed rule %s\n", r)
 	}
 	if err != nil {
 		return exitFailure(err)
 	}
-	if len(removed) == 0 {
-		fmt.Fprintln(w, "no stale tcpcraft rules")
+	// Namespaces of `tcpcraft probe` runs that were killed (tcprobe-PID-*).
+	namespaces, err := probe.SweepStale(c.Context)
+	for _, ns := range namespaces {
+		fmt.Fprintf(w, "removed namespace %s\n", ns)
+	}
+	if err != nil {
+		return exitFailure(err)
+	}
+	if len(rules) == 0 && len(namespaces) == 0 {
+		fmt.Fprintln(w, "nothing stale: no tcpcraft rules or probe namespaces left by killed runs")
 	}
 	return nil
 }

@@ -466,6 +466,9 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 
 	r := e.tcpcraft(t, nil, "cleanup")
 	expectExit(t, r, 0)
+	if !strings.Contains(r.stdout, "removed rule") || !strings.Contains(r.stdout, guardComment(pid)) {
+		t.Errorf("cleanup should name the rule it removed:\n%s", r.stdout)
+	}
 	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
 		t.Errorf("cleanup left the stale rule: %q\ncleanup said:\n%s%s", rules, r.stdout, r.stderr)
 	}

@@ -1,6 +1,25 @@
 package cmd
 
-import "github.com/urfave/cli/v2"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/lab"
+	"github.com/tcpcraft/tcpcraft/probe"
+)
+
+// probeSyscallsName is the hidden helper command that executes a script's
+// system calls inside the kernel's namespace.
+const probeSyscallsName = "probe-syscalls"
 
 // probeCommand is "tcpcraft probe SCRIPT...": packetdrill-style scripts of
 // segments to send and segments to expect.
@@ -12,7 +31,224 @@ func probeCommand() *cli.Command {
 		Description: "probe runs each script: lines inject segments or expect segments (with don't-care\n" +
 			"fields) from the peer, with timing. A script passes when every expectation is met; the\n" +
 			"exit code is 1 when any script fails.\n\n" +
+			"The language is packetdrill's: times (0.1, +0.1, *, 0.1~0.2, +0...0.2 for a blocking call),\n" +
+			"packets (\"< S 0:0(0) win 1000 <mss 1460>\" is sent to the kernel, \"> S. 0:0(0) ack 1 <...>\"\n" +
+			"is expected from it), system calls (socket, bind, listen, accept, connect, read, write,\n" +
+			"send, recv, sendto, recvfrom, shutdown, close, fcntl, setsockopt, getsockopt) and\n" +
+			"`shell lines`. Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
+			"Without --peer-netns or --target each script gets a throwaway pair of network\n" +
+			"namespaces: the kernel under test at 10.0.2.20 (port 8080 unless the script binds\n" +
+			"another), tcpcraft at 10.0.2.21. Both are removed afterwards.\n\n" +
+			"Exit codes: 0 all scripts pass, 1 a script failed, 2 a script has a syntax error (nothing\n" +
+			"is run then) or the command line is wrong.\n\n" +
 			"Example: tcpcraft probe handshake.pkt",
-		Action: notImplemented,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "peer-netns", Usage: "the kernel under test is the one of this existing network `NAMESPACE`; tcpcraft stays where it was started"},
+			&cli.StringFlag{Name: "target", Usage: "probe a server at `HOST:PORT` with packets only (no system call or shell lines)"},
+			&cli.DurationFlag{Name: "tolerance", Value: probe.DefaultTolerance, Usage: "how far from its script time an event may happen (also at least 12.5% of the time since the previous event)"},
+			&cli.BoolFlag{Name: "ipv4", Value: true, Usage: "IPv4 (the only family supported for now)"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every packet, system call and command on stderr"},
+		},
+		Action: runProbe,
 	}
+}
+
+// probeSyscallsCommand is the hidden helper "tcpcraft probe-syscalls": it
+// runs inside the kernel's namespace (started by probe with `ip netns
+// exec`) and executes system calls it reads as JSON lines on stdin,
+// answering with JSON lines on stdout.
+func probeSyscallsCommand() *cli.Command {
+	return &cli.Command{
+		Name:   probeSyscallsName,
+		Usage:  "internal: execute tcpcraft probe's system calls (JSON lines on stdin/stdout)",
+		Hidden: true,
+		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			return probe.ServeHelper(c.App.Reader, c.App.Writer)
+		},
+	}
+}
+
+// probeMode says where scripts run.
+type probeMode struct {
+	peerNS string
+	target netip.AddrPort
+}
+
+func (m probeMode) packetsOnly() bool { return m.target.IsValid() }
+
+func runProbe(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usagef("want at least one SCRIPT")
+	}
+	if !c.Bool("ipv4") {
+		return usagef("--ipv4=false: only IPv4 is supported for now")
+	}
+	tol := c.Duration("tolerance")
+	if tol <= 0 {
+		return usagef("--tolerance %v: must be positive", tol)
+	}
+	var mode probeMode
+	mode.peerNS = c.String("peer-netns")
+	if t := c.String("target"); t != "" {
+		if mode.peerNS != "" {
+			return usagef("give --peer-netns or --target, not both")
+		}
+		var err error
+		if mode.target, err = parseHostPort(c.Context, t); err != nil {
+			return err
+		}
+	}
+
+	// Parse and check every script before anything changes on the system.
+	scripts, err := loadScripts(c.Args().Slice(), mode)
+	if err != nil {
+		return err
+	}
+	if err := capture.CheckPrivileges(); err != nil {
+		return exitFailure(err)
+	}
+	if mode.peerNS == "" && !mode.packetsOnly() {
+		if err := lab.CheckPrivileges(); err != nil {
+			return exitFailure(err)
+		}
+		// Namespaces of runs killed before their clean-up (SIGKILL).
+		removed, err := probe.SweepStale(c.Context)
+		for _, ns := range removed {
+			fmt.Fprintf(stderr(c), "removed namespace %s left by a killed tcpcraft probe\n", ns)
+		}
+		if err != nil {
+			return exitFailure(err)
+		}
+	}
+	cfg := probe.Config{Tolerance: tol}
+	if c.Bool("verbose") {
+		cfg.Verbose = stderr(c)
+	}
+	helper, err := helperCommand()
+	if err != nil {
+		return exitFailure(err)
+	}
+	failed := 0
+	for _, ls := range scripts {
+		ok, err := runOneScript(c.Context, stdout(c), ls, mode, cfg, helper)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return exitFailure(fmt.Errorf("%d of %d scripts failed", failed, len(scripts)))
+	}
+	return nil
+}
+
+// loadedScript is a parsed script, or the reason it cannot run.
+type loadedScript struct {
+	path   string
+	script *probe.Script
+	cannot error // a *probe.ScriptError: reported as FAIL without running
+}
+
+// loadScripts parses and validates the scripts. Syntax errors (and lines
+// the mode forbids) are usage errors: all of them are reported together.
+func loadScripts(paths []string, mode probeMode) ([]loadedScript, error) {
+	var scripts []loadedScript
+	var problems []string
+	for _, path := range paths {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		s, err := probe.Parse(path, src)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		ls := loadedScript{path: path, script: s}
+		var se *probe.ScriptError
+		if err := probe.Validate(s, mode.packetsOnly()); errors.As(err, &se) && se.ModeForbids {
+			problems = append(problems, err.Error())
+			continue
+		} else if err != nil {
+			ls.cannot = err
+		}
+		scripts = append(scripts, ls)
+	}
+	if len(problems) > 0 {
+		return nil, exitUsage(errors.New(strings.Join(problems, "\n")))
+	}
+	return scripts, nil
+}
+
+// helperCommand is the command that starts the system-call helper: this
+// very executable.
+func helperCommand() ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding tcpcraft's own executable for the system call helper: %w", err)
+	}
+	return []string{exe, probeSyscallsName}, nil
+}
+
+// runOneScript sets up the script's environment, runs it, tears the
+// environment down and prints PASS or FAIL. A non-nil error ends the whole
+// run (the environment could not be set up, or the run was interrupted).
+func runOneScript(ctx context.Context, out io.Writer, ls loadedScript, mode probeMode, cfg probe.Config, helper []string) (bool, error) {
+	if ls.cannot != nil {
+		fmt.Fprintf(out, "FAIL %v\n", ls.cannot)
+		return false, nil
+	}
+	started := time.Now()
+	var env *probe.Env
+	var err error
+	switch {
+	case mode.packetsOnly():
+		env, err = probe.NewTargetEnv(ctx, mode.target)
+	case mode.peerNS != "":
+		env, err = probe.NewPeerEnv(ctx, mode.peerNS, netip.Addr{}, helper)
+	default:
+		env, err = probe.NewLabEnv(ctx, helper)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return false, exitFailure(fmt.Errorf("%s: setting up: %w", ls.path, err))
+	}
+	if cfg.Verbose != nil {
+		fmt.Fprintf(cfg.Verbose, "%s: %s; tcpcraft at %v\n", ls.path, env.Describe, env.Local)
+	}
+	runErr := probe.Run(ctx, ls.script, env, cfg)
+	elapsed := time.Since(started).Seconds()
+	closeErr := env.Close()
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	passed := false
+	var failure *probe.Failure
+	var scriptErr *probe.ScriptError
+	switch {
+	case runErr == nil:
+		fmt.Fprintf(out, "PASS %s (%.2fs)\n", ls.path, elapsed)
+		passed = true
+	case errors.As(runErr, &failure):
+		fmt.Fprintf(out, "FAIL %s (%.2fs)\n", failure, elapsed)
+		for _, d := range failure.Details {
+			fmt.Fprintf(out, "  %s\n", d)
+		}
+	case errors.As(runErr, &scriptErr):
+		fmt.Fprintf(out, "FAIL %v\n", scriptErr)
+	default:
+		return false, exitFailure(errors.Join(fmt.Errorf("%s: %w", ls.path, runErr), closeErr))
+	}
+	if closeErr != nil {
+		return false, exitFailure(fmt.Errorf("%s: cleaning up: %w", ls.path, closeErr))
+	}
+	return passed, nil
 }

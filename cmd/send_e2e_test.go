@@ -207,6 +207,7 @@ func TestSendUsageErrors(t *testing.T) {
 		{"--payload-hex", "6"},
 		{"--seq", "4294967296"},
 		{"--count", "0"},
+		{"--opt", "ts=1:2", "--opt", "ts=1:2", "--opt", "ts=1:2", "--opt", "ts=1:2", "--opt", "ts=1:2"}, // 50 option bytes
 	} {
 		r := e.tcpcraft(t, nil, append(append([]string{"send"}, args...), e.serverAddr(80))...)
 		if r.code != 2 {

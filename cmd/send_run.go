@@ -85,8 +85,8 @@ func parseSendPlan(c *cli.Context) (sendPlan, error) {
 		}
 		p.options = append(p.options, opts...)
 	}
-	if len(craftOptionsBytes(p.options)) > 40 {
-		return p, usagef("--opt: the options take %d bytes, more than the 40 a TCP header can hold", len(craftOptionsBytes(p.options)))
+	if _, err := (&craft.TCP{Options: p.options}).HeaderLen(); err != nil {
+		return p, usagef("--opt: %v", err)
 	}
 	switch {
 	case c.String("payload") != "" && c.String("payload-hex") != "":
@@ -113,17 +113,6 @@ func parseSendPlan(c *cli.Context) (sendPlan, error) {
 		return p, usagef("--interval %v: must not be negative", p.interval)
 	}
 	return p, nil
-}
-
-// craftOptionsBytes is the encoded size of opts, used to refuse option lists
-// that cannot fit a header (RFC 9293 §3.1: data offset at most 15 words).
-func craftOptionsBytes(opts []craft.Option) []byte {
-	t := craft.TCP{Options: opts}
-	n, err := t.HeaderLen()
-	if err != nil {
-		return make([]byte, 41)
-	}
-	return make([]byte, n-20)
 }
 
 // parseFlagLetters reads flags like "SA" or "none".

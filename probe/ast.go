@@ -24,7 +24,14 @@ func (e *SyntaxError) Error() string {
 type Script struct {
 	Path    string
 	Options []ScriptOption
-	Events  []*Event
+	// Init is a backquoted command before the first event (run before the
+	// clock starts) and Cleanup one after the last (run even when the
+	// script fails), as in packetdrill; nil when absent.
+	Init, Cleanup *Shell
+	Events        []*Event
+	// Unsupported is the first construct that parsed but cannot run
+	// (a TCP Fast Open option, IP header fields); Validate reports it.
+	Unsupported *ScriptError
 }
 
 // ScriptOption is a "--name=value" line at the top of a script (packetdrill
@@ -67,14 +74,20 @@ func (t EventTime) String() string {
 	return s(t.Start)
 }
 
-// Event is one line of the script: exactly one of Packet, Syscall and Shell
-// is set.
+// Event is one line of the script: exactly one of Packet, Syscall, Shell
+// and Code is set.
 type Event struct {
 	Pos     Pos // where the event's time starts
 	Time    EventTime
 	Packet  *Packet
 	Syscall *Syscall
 	Shell   *Shell
+	Code    *Code
+}
+
+// Code is a packetdrill %{ python }% block; it parses but does not run.
+type Code struct {
+	Text string
 }
 
 // Direction says who sends a packet.
@@ -129,6 +142,7 @@ type Syscall struct {
 
 // Shell is a `backquoted` command.
 type Shell struct {
+	Pos     Pos
 	Command string
 }
 

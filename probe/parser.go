@@ -15,7 +15,6 @@ import (
 // *SyntaxError naming the line and column and what was expected there.
 func Parse(path string, src []byte) (*Script, error) {
 	p := &parser{lx: newLexer(path, src), file: path}
-	p.advance()
 	s, err := p.script()
 	if err != nil {
 		return nil, err
@@ -31,6 +30,9 @@ type parser struct {
 	lx   *lexer
 	file string
 	tok  token
+	// unsupported is the first construct the grammar accepts but tcpcraft
+	// cannot run; it becomes Script.Unsupported.
+	unsupported *ScriptError
 }
 
 // errSyntax is panicked with inside the parser and recovered in script,
@@ -88,18 +90,38 @@ func (p *parser) script() (s *Script, err error) {
 			s, err = nil, e.err
 		}
 	}()
+	p.advance()
 	s = &Script{}
 	for p.tok.kind == tokOption {
 		s.Options = append(s.Options, p.option())
+	}
+	if p.tok.kind == tokCommand {
+		// packetdrill's init command: a backquoted line before the first
+		// event, without a time, run before the script's clock starts.
+		s.Init = &Shell{Pos: p.tok.pos, Command: p.tok.text}
+		p.advance()
 	}
 	for p.tok.kind != tokEOF {
 		if p.tok.kind == tokOption {
 			p.failAt(p.tok.pos, "option %s must come before the first event", p.tok.text)
 		}
+		if p.tok.kind == tokCommand && len(s.Events) > 0 {
+			// The cleanup command: a backquoted line after the last
+			// event, without a time; it runs even when the script fails.
+			s.Cleanup = &Shell{Pos: p.tok.pos, Command: p.tok.text}
+			p.advance()
+			if p.tok.kind != tokEOF {
+				p.failAt(s.Cleanup.Pos, "a backquoted command without a time must be the first or the last line (init or cleanup command); give it a time (e.g. +0) to run it as an event")
+			}
+			break
+		}
 		s.Events = append(s.Events, p.event())
 	}
 	if len(s.Events) == 0 {
 		p.expected("an event (a time such as 0 or +.1, then a packet, system call or `command`)")
+	}
+	if p.unsupported != nil {
+		s.Unsupported = &ScriptError{Path: p.file, Pos: p.unsupported.Pos, Msg: p.unsupported.Msg}
 	}
 	if first := s.Events[0]; first.Time.Start != 0 || (first.Time.Kind != TimeAbsolute && first.Time.Kind != TimeRelative) {
 		p.failAt(first.Pos, "the first event must be at time 0, not %s", first.Time)
@@ -109,9 +131,9 @@ func (p *parser) script() (s *Script, err error) {
 
 func (p *parser) option() ScriptOption {
 	t := p.tok
-	name, value, ok := strings.Cut(strings.TrimPrefix(t.text, "--"), "=")
-	if !ok || value == "" {
-		p.failAt(t.pos, "expected --name=value, found %s", t.text)
+	name, value, hasValue := strings.Cut(strings.TrimPrefix(t.text, "--"), "=")
+	if hasValue && value == "" {
+		p.failAt(t.pos, "expected a value after %s", t.text)
 	}
 	p.advance()
 	return ScriptOption{Pos: t.pos, Name: name, Value: value}
@@ -124,12 +146,15 @@ func (p *parser) event() *Event {
 	case p.isPunct("<") || p.isPunct(">"):
 		ev.Packet = p.packet()
 	case p.tok.kind == tokCommand:
-		ev.Shell = &Shell{Command: p.tok.text}
+		ev.Shell = &Shell{Pos: p.tok.pos, Command: p.tok.text}
 		p.advance()
 	case p.tok.kind == tokEllipsis || p.tok.kind == tokWord:
 		ev.Syscall = p.syscall()
 	case p.tok.kind == tokCode:
-		p.failAt(p.tok.pos, "code blocks (%%{ ... }%%) are not supported")
+		// Recognised so that packetdrill scripts parse; Validate refuses
+		// them (tcpcraft has no Python tcp_info hook).
+		ev.Code = &Code{Text: p.tok.text}
+		p.advance()
 	default:
 		p.expected("a packet (< or >), a system call or a `command`")
 	}
@@ -198,7 +223,7 @@ func (p *parser) time(what string) time.Duration {
 		p.failAt(p.tok.pos, "time %s is more than 10^6 seconds", p.tok.text)
 	}
 	p.advance()
-	return time.Duration(math.Round(v * 1e6)) * time.Microsecond
+	return time.Duration(math.Round(v*1e6)) * time.Microsecond
 }
 
 // packet reads "< FLAGS start:end(len) [ack N] [win N] [urg N] [<options>]".
@@ -209,7 +234,21 @@ func (p *parser) packet() *Packet {
 	}
 	p.advance()
 	if p.isPunct("(") || p.isPunct("[") {
-		p.failAt(p.tok.pos, "IP header fields (tos, ecn, ttl, flowlabel) are not supported")
+		// IP fields such as (ect0) or [tos 0x1]: valid packetdrill that
+		// Validate refuses.
+		start := p.tok.pos
+		closer := ")"
+		if p.tok.text == "[" {
+			closer = "]"
+		}
+		p.advance()
+		for p.tok.kind != tokEOF && !p.isPunct(closer) {
+			p.advance()
+		}
+		p.expectPunct(closer, fmt.Sprintf("%q after the IP fields", closer))
+		if p.unsupported == nil {
+			p.unsupported = &ScriptError{Path: p.file, Pos: start, Msg: "IP header fields (tos, ecn, ttl, flowlabel) are not supported"}
+		}
 	}
 	if p.tok.kind == tokWord && (p.tok.text == "udp" || p.tok.text == "icmp" || p.tok.text == "GREv0" || p.tok.text == "gre" || p.tok.text == "mpls" || p.tok.text == "encap") {
 		p.failAt(p.tok.pos, "%s packets are not supported (TCP only)", p.tok.text)
@@ -310,8 +349,8 @@ func (p *parser) flags() (craft.Flags, string) {
 	}
 	p.advance()
 	text := word.text
-	// "S." : the dot must follow the letters directly.
-	if p.isPunct(".") && p.tok.pos.Line == word.pos.Line && p.tok.pos.Col == word.pos.Col+len(word.text) {
+	// "S." (a start sequence number always follows, so a "." here is ACK).
+	if p.isPunct(".") {
 		f |= craft.FlagACK
 		text += "."
 		p.advance()
@@ -395,7 +434,16 @@ func (p *parser) tcpOption() craft.Option {
 		ecr := p.integer("the timestamp echo reply after ecr", 0, math.MaxUint32)
 		return craft.Option{Kind: craft.OptTimestamps, TSVal: uint32(val), TSEcr: uint32(ecr)}
 	case "md5", "FO", "FOEXP", "ECN", "mptcp", "exp":
-		p.failAt(name.pos, "TCP option %q is not supported", name.text)
+		// Valid packetdrill, but not something tcpcraft can build or
+		// check yet: skip its arguments and let Validate refuse the
+		// script (a FAIL, not a syntax error).
+		for p.tok.kind != tokEOF && !p.isPunct(",") && !p.isPunct(">") {
+			p.advance()
+		}
+		if p.unsupported == nil {
+			p.unsupported = &ScriptError{Path: p.file, Pos: name.pos, Msg: fmt.Sprintf("TCP option %q is not supported", name.text)}
+		}
+		return craft.Option{Kind: craft.OptNOP}
 	}
 	p.failAt(name.pos, "expected %s, found %s", what, name.describe())
 	return craft.Option{}
@@ -494,7 +542,13 @@ func (p *parser) primary() Expr {
 				args = p.exprList(")")
 			}
 			p.expectPunct(")", `"," or ")" after the arguments of `+t.text)
-			return &CallExpr{P: t.pos, Name: t.text, Args: args}
+			call := &CallExpr{P: t.pos, Name: t.text, Args: args}
+			if p.isPunct("=") { // packetdrill's msg_name(...)=... field form
+				pos := p.tok.pos
+				p.advance()
+				return &BinaryExpr{P: pos, Op: "=", Left: call, Right: p.expr()}
+			}
+			return call
 		}
 		if p.isPunct("=") {
 			pos := p.tok.pos

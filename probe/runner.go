@@ -1,0 +1,428 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
+)
+
+// Defaults of Config.
+const (
+	// DefaultTolerance is how far an event may be from its script time.
+	// packetdrill's default is 4 ms on an idle machine with a tun device;
+	// tcpcraft crosses a veth pair, a helper process and Go's scheduler,
+	// so it allows 10 ms — still far below any TCP timer (the SYN-ACK
+	// retransmission is at 1 s, the next one 2 s later).
+	DefaultTolerance = 10 * time.Millisecond
+	// DefaultTolerancePercent widens the tolerance for events far apart:
+	// a percentage of the time since the previous event (packetdrill's
+	// --tolerance_percent, same default).
+	DefaultTolerancePercent = 12.5
+	// nonBlockingLimit is how long a call the script expects not to block
+	// may take before the run fails (instead of hanging).
+	nonBlockingLimit = 5 * time.Second
+	// idleWait is how long a new system call waits for a blocking one still
+	// in progress (packetdrill's await_idle_thread: 1 s).
+	idleWait = time.Second
+	// lateArrival is how long after an outbound packet's latest time the
+	// runner still waits for it, so a late packet is reported as late
+	// rather than missing (packetdrill waits 2 s too).
+	lateArrival = 2 * time.Second
+	// anyTimeLimit bounds the wait for a packet expected at time "*".
+	anyTimeLimit = 30 * time.Second
+)
+
+// Config tunes a run.
+type Config struct {
+	// Tolerance is the timing tolerance; 0 means DefaultTolerance.
+	Tolerance time.Duration
+	// TolerancePercent: see DefaultTolerancePercent; negative means 0,
+	// 0 means the default.
+	TolerancePercent float64
+	// Verbose, when not nil, receives one line per packet, system call and
+	// command as it happens.
+	Verbose io.Writer
+}
+
+// Failure is a script that ran and did not do what it said: the line, the
+// message in packetdrill's wording where it has one, and detail lines
+// (the script's and the actual packet).
+type Failure struct {
+	Path    string
+	Line    int
+	Msg     string
+	Details []string
+}
+
+func (f *Failure) Error() string { return fmt.Sprintf("%s:%d: %s", f.Path, f.Line, f.Msg) }
+
+// segment is a captured TCP segment from the kernel under test.
+type segment struct {
+	tcp craft.TCP // owns its memory (cloned)
+	src netip.AddrPort
+	at  time.Time
+}
+
+// blockingCall is a blocking system call the script has moved past.
+type blockingCall struct {
+	ev    *Event
+	call  *Call
+	req   Request
+	post  func(Reply) string
+	start time.Duration // script time the call started
+	end   time.Duration // script time it should return
+}
+
+// runner plays one script.
+type runner struct {
+	s    *Script
+	env  *Env
+	cfg  Config
+	dir  string
+	ctx  context.Context
+	verb io.Writer
+
+	tolerance  time.Duration
+	percent    float64
+	tsTick     time.Duration
+	localAlias map[netip.Addr]netip.Addr // script address → live address
+	bindPort   uint16
+
+	start      time.Time     // live time of script time 0 (wall clock)
+	lastT      time.Duration // script time of the previous event
+	lastAnchor time.Duration // when the previous event actually happened
+	lastEv     *Event
+
+	segs    chan segment
+	pending []segment // split leftovers, consumed before segs
+	readErr chan error
+
+	// Connection state, as packetdrill keeps it per socket.
+	kernelPort     uint16
+	remoteISN      uint32 // tcpcraft's ISN: script and live are the same
+	scriptLocalISN uint32 // the kernel's ISN as the script wrote it
+	liveLocalISN   uint32 // and as the kernel chose it
+	tsMap          map[uint32]uint32
+	haveFirstTS    bool
+	firstScriptTS  uint32
+	firstActualTS  uint32
+	haveKernelTS   bool
+	lastKernelTS   uint32
+	ipID           uint16
+	format         craft.Formatter
+
+	fds      map[int64]int // script fd → live fd
+	blocking *blockingCall
+}
+
+// Run plays script s in env. It returns nil when every expectation was
+// met, a *Failure when one was not, and another error when the run could
+// not go on (ctx cancelled, the environment broke).
+func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
+	r := &runner{
+		s: s, env: env, cfg: cfg, ctx: ctx, verb: cfg.Verbose,
+		dir:        filepath.Dir(s.Path),
+		tolerance:  cfg.Tolerance,
+		percent:    cfg.TolerancePercent,
+		kernelPort: env.PeerPort,
+		bindPort:   env.PeerPort,
+		tsMap:      map[uint32]uint32{},
+		fds:        map[int64]int{},
+		ipID:       uint16(mrand.Uint32()) | 1,
+		localAlias: map[netip.Addr]netip.Addr{},
+	}
+	r.format.Absolute = true
+	if r.tolerance <= 0 {
+		r.tolerance = DefaultTolerance
+	}
+	switch {
+	case r.percent == 0:
+		r.percent = DefaultTolerancePercent
+	case r.percent < 0:
+		r.percent = 0
+	}
+	if err := r.applyOptions(); err != nil {
+		return err
+	}
+	if env.Link == nil {
+		return errors.New("probe: no link to the kernel under test")
+	}
+
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	r.segs = make(chan segment, 4096)
+	r.readErr = make(chan error, 1)
+	go r.readSegments(readCtx)
+
+	if s.Init != nil {
+		if err := r.shell(s.Init, "init command"); err != nil {
+			return err
+		}
+	}
+	err := r.events()
+	if s.Cleanup != nil {
+		if cerr := r.shell(s.Cleanup, "cleanup command"); err == nil {
+			err = cerr
+		}
+	}
+	r.showLeftovers()
+	return err
+}
+
+func (r *runner) applyOptions() error {
+	// packetdrill's default addresses, so that scripts naming them in a
+	// sockaddr work unchanged.
+	r.localAlias[netip.MustParseAddr("192.168.0.1")] = r.env.Peer
+	r.localAlias[netip.MustParseAddr("192.0.2.1")] = r.env.Local.Addr()
+	for _, o := range r.s.Options {
+		set, err := parseOptionValue(o)
+		if err != nil {
+			return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: err.Error()}
+		}
+		switch o.Name {
+		case "tolerance_usecs":
+			r.tolerance = max(r.tolerance, set.tolerance)
+		case "tolerance_percent":
+			r.percent = set.tolerancePercent
+		case "tcp_ts_tick_usecs":
+			r.tsTick = set.tsTick
+		case "bind_port":
+			r.bindPort = set.bindPort
+		case "local_ip", "remote_ip":
+			a, err := netip.ParseAddr(o.Value)
+			if err != nil {
+				return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: fmt.Sprintf("--%s=%s: not an IP address", o.Name, o.Value)}
+			}
+			if o.Name == "local_ip" {
+				r.localAlias[a] = r.env.Peer
+			} else {
+				r.localAlias[a] = r.env.Local.Addr()
+			}
+		}
+	}
+	return nil
+}
+
+// readSegments turns captured frames into segments until ctx ends.
+func (r *runner) readSegments(ctx context.Context) {
+	var p craft.Packet
+	for {
+		f, err := r.env.Link.ReadFrame(ctx)
+		if err != nil {
+			r.readErr <- err
+			close(r.segs)
+			return
+		}
+		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil || p.IPVersion != 4 {
+			continue
+		}
+		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(p.IPv4.Src, p.TCP.SrcPort), at: f.Time}
+		select {
+		case r.segs <- seg:
+		case <-ctx.Done():
+			close(r.segs)
+			return
+		}
+	}
+}
+
+// since is a live time as script time (time since the start).
+func (r *runner) since(t time.Time) time.Duration { return t.Sub(r.start) }
+
+func (r *runner) now() time.Duration { return r.since(time.Now()) }
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.6f", d.Seconds()) }
+
+func (r *runner) verbosef(format string, args ...any) {
+	if r.verb != nil {
+		fmt.Fprintf(r.verb, format+"\n", args...)
+	}
+}
+
+func (r *runner) fail(ev *Event, format string, args ...any) *Failure {
+	return &Failure{Path: r.s.Path, Line: ev.Pos.Line, Msg: fmt.Sprintf(format, args...)}
+}
+
+func isInbound(ev *Event) bool { return ev != nil && ev.Packet != nil && ev.Packet.Dir == Inbound }
+
+// schedule returns an event's script time (and the end of its range),
+// packetdrill's way: absolute times count from the start; relative times
+// from the previous event — from its script time when both are inbound
+// packets (so that a burst does not drift), else from when the previous
+// event actually happened.
+func (r *runner) schedule(ev *Event) (t, tEnd, offset time.Duration) {
+	switch ev.Time.Kind {
+	case TimeRelative, TimeRelativeRange, TimeAny:
+		offset = r.lastAnchor
+		if isInbound(r.lastEv) && isInbound(ev) {
+			offset = r.lastT
+		}
+	}
+	t = offset + ev.Time.Start
+	tEnd = t
+	if ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange {
+		tEnd = offset + ev.Time.End
+	}
+	return t, tEnd, offset
+}
+
+// toleranceFor is the tolerance for an event at script time t: the
+// configured one, or a percentage of the time since the previous event
+// if that is larger (packetdrill's dynamic tolerance).
+func (r *runner) toleranceFor(t, since time.Duration) time.Duration {
+	dyn := time.Duration(float64(t-since) * r.percent / 100)
+	return max(r.tolerance, dyn)
+}
+
+// waitUntil sleeps until script time t.
+func (r *runner) waitUntil(t time.Duration) error {
+	d := t - r.now()
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+// checkLate fails an event that we could only start more than the
+// tolerance after its time (packetdrill: "timing error: expected ...").
+func (r *runner) checkLate(ev *Event, what string, t, tol time.Duration) error {
+	if ev.Time.Kind == TimeAny {
+		return nil
+	}
+	if now := r.now(); now > t+tol {
+		return r.fail(ev, "timing error: expected %s at %s sec but happened at %s sec; tolerance %s sec", what, secs(t), secs(now), secs(tol))
+	}
+	return nil
+}
+
+func (r *runner) events() error {
+	r.start = time.Now().Round(0) // wall clock, like capture and helper times
+	for _, ev := range r.s.Events {
+		if err := r.ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.pollBlocking(); err != nil {
+			return err
+		}
+		t, tEnd, offset := r.schedule(ev)
+		tol := r.toleranceFor(t, r.lastT)
+		var anchor time.Duration
+		var err error
+		switch {
+		case ev.Packet != nil && ev.Packet.Dir == Inbound:
+			anchor, err = r.inbound(ev, t, tol)
+		case ev.Packet != nil:
+			anchor, err = r.outbound(ev, t, tEnd, tol)
+		case ev.Syscall != nil:
+			anchor, err = r.syscall(ev, t, offset, tol)
+		case ev.Shell != nil:
+			if err = r.waitUntil(t); err == nil {
+				if err = r.checkLate(ev, "command", t, tol); err == nil {
+					err = r.shell(ev.Shell, "command")
+					anchor = r.now()
+				}
+			}
+		default:
+			err = r.fail(ev, "unsupported event")
+		}
+		if err != nil {
+			return err
+		}
+		r.lastEv, r.lastT, r.lastAnchor = ev, t, anchor
+	}
+	// packetdrill waits a little for a blocking call to finish and fails
+	// if it does not.
+	if r.blocking != nil {
+		if err := r.awaitBlocking(idleWait); err != nil {
+			return err
+		}
+		if b := r.blocking; b != nil {
+			return r.fail(b.ev, "runtime error: exiting while a blocking system call (%s) is in progress", b.req.Call)
+		}
+	}
+	return nil
+}
+
+// shell runs a backquoted command in the kernel's namespace.
+func (r *runner) shell(sh *Shell, what string) error {
+	if r.env.Kernel == nil {
+		return &Failure{Path: r.s.Path, Line: sh.Pos.Line, Msg: "shell lines need a kernel to run on (not with --target)"}
+	}
+	r.verbosef("%s `%s`", secs(r.nowOrZero()), sh.Command)
+	out, err := r.env.Kernel.Shell(r.ctx, r.dir, sh.Command)
+	if r.ctx.Err() != nil {
+		return r.ctx.Err()
+	}
+	if err != nil {
+		f := &Failure{Path: r.s.Path, Line: sh.Pos.Line, Msg: fmt.Sprintf("error executing `%s` %s: %v", sh.Command, what, err)}
+		if s := strings.TrimSpace(string(out)); s != "" {
+			f.Details = append(f.Details, "output: "+truncate(s, 2000))
+		}
+		return f
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		r.verbosef("  %s", strings.ReplaceAll(s, "\n", "\n  "))
+	}
+	return nil
+}
+
+func (r *runner) nowOrZero() time.Duration {
+	if r.start.IsZero() {
+		return 0
+	}
+	return r.now()
+}
+
+// showLeftovers prints, with --verbose, segments the script did not expect.
+func (r *runner) showLeftovers() {
+	if r.verb == nil {
+		return
+	}
+	show := func(seg segment) {
+		r.verbosef("%s > %s (not in the script)", secs(r.since(seg.at)), r.liveLine(seg))
+	}
+	for _, seg := range r.pending {
+		show(seg)
+	}
+	for {
+		select {
+		case seg, ok := <-r.segs:
+			if !ok {
+				return
+			}
+			show(seg)
+		default:
+			return
+		}
+	}
+}
+
+// liveLine renders a live segment the tcpdump way.
+func (r *runner) liveLine(seg segment) string {
+	ip := craft.IPv4{Src: seg.src.Addr(), Dst: r.env.Local.Addr(), TTL: 64, Protocol: craft.ProtocolTCP}
+	t := seg.tcp
+	pkt, err := craft.BuildIPv4TCP(ip, &t)
+	if err != nil {
+		return fmt.Sprintf("%v > %v: %v", seg.src, r.env.Local, err)
+	}
+	var p craft.Packet
+	if err := craft.ParsePacket(craft.LinkRaw, pkt, &p, craft.PacketOptions{}); err != nil {
+		return err.Error()
+	}
+	return r.format.Format(&p)
+}

@@ -1,0 +1,504 @@
+package probe
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// syscall runs a system call line on the kernel under test. A call the
+// script marks as blocking ("...END") runs on while the script goes on;
+// its result and return time are checked when it returns.
+func (r *runner) syscall(ev *Event, t, offset, tol time.Duration) (time.Duration, error) {
+	sc := ev.Syscall
+	if r.env.Kernel == nil {
+		return 0, r.fail(ev, "system call %s needs a kernel to run on (not with --target)", sc.Name)
+	}
+	if r.blocking != nil {
+		if err := r.awaitBlocking(idleWait); err != nil {
+			return 0, err
+		}
+		if r.blocking != nil && sc.Blocking {
+			return 0, r.fail(ev, "runtime error in %s call: blocking system call while another blocking system call is already in progress", sc.Name)
+		}
+	}
+	if err := r.waitUntil(t); err != nil {
+		return 0, err
+	}
+	if err := r.checkLate(ev, "system call start", t, tol); err != nil {
+		return 0, err
+	}
+	req, post, err := r.request(sc)
+	if err != nil {
+		return 0, r.fail(ev, "runtime error in %s call: %v", sc.Name, err)
+	}
+	req.Blocking = sc.Blocking
+	call := r.env.Kernel.Start(req)
+	limit := time.NewTimer(nonBlockingLimit)
+	defer limit.Stop()
+	if !sc.Blocking {
+		select {
+		case rep := <-call.Done:
+			r.showCall(sc, req, rep)
+			if msg := r.checkResult(sc, rep, post); msg != "" {
+				return 0, r.fail(ev, "runtime error in %s call: %s", sc.Name, msg)
+			}
+			return r.since(time.Unix(0, rep.End)), nil
+		case <-limit.C:
+			return 0, r.fail(ev, "runtime error in %s call: still running after %v; mark a call that should block with its return time, e.g. +0...0.1 %s(...)", sc.Name, nonBlockingLimit, sc.Name)
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+	b := &blockingCall{ev: ev, call: call, req: req, start: t, end: offset + sc.End.Start}
+	select {
+	case at := <-call.Blocked:
+		r.verbosef("%s %s(%s) blocked", secs(r.since(at)), sc.Name, joinExprs(sc.Args))
+		b.post = post
+		r.blocking = b
+		return r.since(at), nil
+	case rep := <-call.Done:
+		// It returned without ever sleeping: check it now.
+		b.post = post
+		r.blocking = b
+		if err := r.finishBlocking(rep); err != nil {
+			return 0, err
+		}
+		return r.since(time.Unix(0, rep.End)), nil
+	case <-limit.C:
+		return 0, r.fail(ev, "runtime error in %s call: neither blocked nor returned within %v", sc.Name, nonBlockingLimit)
+	case <-r.ctx.Done():
+		return 0, r.ctx.Err()
+	}
+}
+
+// pollBlocking checks, without waiting, whether the blocking call has
+// returned.
+func (r *runner) pollBlocking() error {
+	if r.blocking == nil {
+		return nil
+	}
+	select {
+	case rep := <-r.blocking.call.Done:
+		return r.finishBlocking(rep)
+	default:
+		return nil
+	}
+}
+
+// awaitBlocking waits up to d for the blocking call to return.
+func (r *runner) awaitBlocking(d time.Duration) error {
+	if r.blocking == nil {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case rep := <-r.blocking.call.Done:
+		return r.finishBlocking(rep)
+	case <-timer.C:
+		return nil
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+}
+
+// finishBlocking checks a blocking call's result and return time.
+func (r *runner) finishBlocking(rep Reply) error {
+	b := r.blocking
+	r.blocking = nil
+	sc := b.ev.Syscall
+	r.showCall(sc, b.req, rep)
+	if msg := r.checkResult(sc, rep, b.post); msg != "" {
+		return r.fail(b.ev, "runtime error in %s call: %s", sc.Name, msg)
+	}
+	end := r.since(time.Unix(0, rep.End))
+	tol := r.toleranceFor(b.end, b.start)
+	if end < b.end-tol || end > b.end+tol {
+		return r.fail(b.ev, "timing error: expected system call return at %s sec but happened at %s sec; tolerance %s sec", secs(b.end), secs(end), secs(tol))
+	}
+	return nil
+}
+
+func (r *runner) showCall(sc *Syscall, req Request, rep Reply) {
+	if r.verb == nil {
+		return
+	}
+	at := r.since(time.Unix(0, rep.End))
+	res := fmt.Sprint(rep.Ret)
+	switch {
+	case rep.Err != "":
+		res = "error: " + rep.Err
+	case rep.Ret == -1:
+		res += " " + ErrnoName(rep.Errno) + " (" + errnoText(rep.Errno) + ")"
+	}
+	live := ""
+	if sc.Name != "socket" {
+		live = fmt.Sprintf(" [live fd %d]", req.FD)
+	}
+	r.verbosef("%s %s(%s) = %s%s", secs(at), sc.Name, joinExprs(sc.Args), res, live)
+}
+
+// checkResult compares a call's outcome with "= result [ERRNO]", in
+// packetdrill's words. post checks what the call returned besides its
+// value (getsockopt's option value).
+func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) string {
+	if rep.Err != "" {
+		return rep.Err
+	}
+	if _, any := sc.Result.(*Ellipsis); any {
+		return ""
+	}
+	want, err := r.intValue(sc.Result)
+	if err != nil {
+		return fmt.Sprintf("bad result %s: %v", sc.Result, err)
+	}
+	if want < 0 {
+		if rep.Ret >= 0 {
+			return fmt.Sprintf("Expected result %d but got %d", want, rep.Ret)
+		}
+		if sc.Errno != "" {
+			wantErrno, ok := errnoByName(sc.Errno)
+			if !ok {
+				return fmt.Sprintf("unknown errno name %s", sc.Errno)
+			}
+			if rep.Errno != wantErrno {
+				return fmt.Sprintf("Expected errno %d (%s: %s) but got %d (%s: %s)",
+					wantErrno, sc.Errno, errnoText(wantErrno), rep.Errno, ErrnoName(rep.Errno), errnoText(rep.Errno))
+			}
+		}
+		return ""
+	}
+	if rep.Ret < 0 {
+		return fmt.Sprintf("Expected result %d but got -1 with errno %d (%s: %s)", want, rep.Errno, ErrnoName(rep.Errno), errnoText(rep.Errno))
+	}
+	if sc.Name == "socket" || sc.Name == "accept" {
+		// The script's descriptor stands for whatever the kernel
+		// returned (packetdrill maps script fds to live fds too).
+		r.fds[want] = int(rep.Ret)
+		return ""
+	}
+	if rep.Ret != want {
+		return fmt.Sprintf("Expected result %d but got %d", want, rep.Ret)
+	}
+	if post != nil {
+		return post(rep)
+	}
+	return ""
+}
+
+// intValue evaluates an integer expression: numbers, symbols (AF_INET,
+// O_NONBLOCK, ...), "a|b" and htons(N) (the port as a number: tcpcraft
+// builds the socket address itself).
+func (r *runner) intValue(e Expr) (int64, error) {
+	switch e := e.(type) {
+	case *IntExpr:
+		return e.Value, nil
+	case *WordExpr:
+		if v, ok := symbolValue(e.Name); ok {
+			return v, nil
+		}
+		if v, ok := errnoByName(e.Name); ok { // e.g. SO_ERROR's value
+			return int64(v), nil
+		}
+		return 0, fmt.Errorf("unknown symbol %s", e.Name)
+	case *BinaryExpr:
+		if e.Op == "|" {
+			a, err := r.intValue(e.Left)
+			if err != nil {
+				return 0, err
+			}
+			b, err := r.intValue(e.Right)
+			return a | b, err
+		}
+	case *CallExpr:
+		if (e.Name == "htons" || e.Name == "htonl") && len(e.Args) == 1 {
+			return r.intValue(e.Args[0])
+		}
+	case *ListExpr:
+		if e.Open == '[' && len(e.Elems) == 1 {
+			return r.intValue(e.Elems[0])
+		}
+	}
+	return 0, fmt.Errorf("expected an integer, found %s", e)
+}
+
+// fdValue maps a script descriptor to the live one; an unknown descriptor
+// becomes -1, which the kernel answers with EBADF as it would a stale one.
+func (r *runner) fdValue(e Expr) (int, error) {
+	v, err := r.intValue(e)
+	if err != nil {
+		return 0, err
+	}
+	if live, ok := r.fds[v]; ok {
+		return live, nil
+	}
+	return -1, nil
+}
+
+// sockaddrValue evaluates a socket address: "..." (def) or
+// {sa_family=AF_INET, sin_port=htons(N), sin_addr=inet_addr("A")}, where
+// packetdrill's default addresses and --local_ip/--remote_ip name the
+// kernel under test and tcpcraft.
+func (r *runner) sockaddrValue(e Expr, def netip.AddrPort) (netip.AddrPort, error) {
+	if _, ok := e.(*Ellipsis); ok {
+		return def, nil
+	}
+	l, ok := e.(*ListExpr)
+	if !ok || l.Open != '{' {
+		return netip.AddrPort{}, fmt.Errorf("expected ... or {sa_family=AF_INET, sin_port=htons(N), sin_addr=inet_addr(\"A\")}, found %s", e)
+	}
+	addr, port := def.Addr(), def.Port()
+	for _, el := range l.Elems {
+		f, ok := el.(*BinaryExpr)
+		name, okName := f.Left.(*WordExpr)
+		if !ok || f.Op != "=" || !okName {
+			return netip.AddrPort{}, fmt.Errorf("expected field=value in %s", e)
+		}
+		switch name.Name {
+		case "sa_family", "sin_family":
+			v, err := r.intValue(f.Right)
+			if err != nil {
+				return netip.AddrPort{}, err
+			}
+			if v != unix.AF_INET {
+				return netip.AddrPort{}, fmt.Errorf("only AF_INET addresses are supported")
+			}
+		case "sin_port":
+			v, err := r.intValue(f.Right)
+			if err != nil {
+				return netip.AddrPort{}, err
+			}
+			if v < 0 || v > 65535 {
+				return netip.AddrPort{}, fmt.Errorf("port %d out of range", v)
+			}
+			port = uint16(v)
+		case "sin_addr":
+			a, err := r.addrValue(f.Right)
+			if err != nil {
+				return netip.AddrPort{}, err
+			}
+			addr = a
+		default:
+			return netip.AddrPort{}, fmt.Errorf("unknown sockaddr field %s", name.Name)
+		}
+	}
+	return netip.AddrPortFrom(addr, port), nil
+}
+
+func (r *runner) addrValue(e Expr) (netip.Addr, error) {
+	switch e := e.(type) {
+	case *CallExpr:
+		if e.Name == "inet_addr" && len(e.Args) == 1 {
+			if s, ok := e.Args[0].(*StringExpr); ok {
+				a, err := netip.ParseAddr(s.Value)
+				if err != nil || !a.Is4() {
+					return netip.Addr{}, fmt.Errorf("inet_addr(%q): not an IPv4 address", s.Value)
+				}
+				if live, ok := r.localAlias[a]; ok {
+					return live, nil
+				}
+				return a, nil
+			}
+		}
+	case *WordExpr:
+		if e.Name == "INADDR_ANY" {
+			return netip.IPv4Unspecified(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("expected inet_addr(\"A.B.C.D\") or INADDR_ANY, found %s", e)
+}
+
+// bufferArgs reads a buffer and its length: the buffer is "..." (zero
+// bytes) or a string.
+func (r *runner) bufferArgs(buf, count Expr) (data []byte, n int, err error) {
+	v, err := r.intValue(count)
+	if err != nil {
+		return nil, 0, err
+	}
+	if v < 0 || v > maxBuffer {
+		return nil, 0, fmt.Errorf("length %d out of range", v)
+	}
+	n = int(v)
+	switch b := buf.(type) {
+	case *Ellipsis:
+		return nil, n, nil
+	case *StringExpr:
+		data = make([]byte, n)
+		copy(data, b.Value)
+		return data, n, nil
+	}
+	return nil, 0, fmt.Errorf("expected ... or a string as the buffer, found %s", buf)
+}
+
+// optionValue encodes a setsockopt value: [N] or N (an int), {onoff=A,
+// linger=B} (struct linger) or a string (TCP_CONGESTION).
+func (r *runner) optionValue(e Expr) ([]byte, error) {
+	switch v := e.(type) {
+	case *StringExpr:
+		return []byte(v.Value), nil
+	case *ListExpr:
+		if v.Open == '{' {
+			var onoff, linger int64
+			for _, el := range v.Elems {
+				f, ok := el.(*BinaryExpr)
+				if !ok || f.Op != "=" {
+					return nil, fmt.Errorf("expected {onoff=N, linger=N}, found %s", e)
+				}
+				n, err := r.intValue(f.Right)
+				if err != nil {
+					return nil, err
+				}
+				switch f.Left.String() {
+				case "onoff", "l_onoff":
+					onoff = n
+				case "linger", "l_linger":
+					linger = n
+				default:
+					return nil, fmt.Errorf("unknown linger field %s", f.Left)
+				}
+			}
+			return lingerOption(onoff, linger), nil
+		}
+	}
+	n, err := r.intValue(e)
+	if err != nil {
+		return nil, err
+	}
+	return intOption(n), nil
+}
+
+// request turns a system call line into a Request for the kernel.
+func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
+	req := Request{Call: sc.Name}
+	a := sc.Args
+	var err error
+	ints := func(es ...Expr) error {
+		for _, e := range es {
+			v, err := r.intValue(e)
+			if err != nil {
+				return err
+			}
+			req.Ints = append(req.Ints, v)
+		}
+		return nil
+	}
+	if sc.Name != "socket" {
+		if req.FD, err = r.fdValue(a[0]); err != nil {
+			return req, nil, err
+		}
+	}
+	var post func(Reply) string
+	switch sc.Name {
+	case "socket":
+		domain := int64(unix.AF_INET)
+		if _, ok := a[0].(*Ellipsis); !ok {
+			if domain, err = r.intValue(a[0]); err != nil {
+				return req, nil, err
+			}
+		}
+		if domain != unix.AF_INET {
+			return req, nil, fmt.Errorf("only AF_INET sockets are supported (IPv4 only for now)")
+		}
+		req.Ints = []int64{domain}
+		err = ints(a[1], a[2])
+	case "bind":
+		var ap netip.AddrPort
+		ap, err = r.sockaddrValue(a[1], netip.AddrPortFrom(r.env.Peer, r.bindPort))
+		req.Addr = ap.String()
+		post = func(Reply) string { r.kernelPort = ap.Port(); return "" }
+	case "connect":
+		var ap netip.AddrPort
+		ap, err = r.sockaddrValue(a[1], r.env.Local)
+		if err == nil && ap != r.env.Local {
+			err = fmt.Errorf("connect to %v: tcpcraft's end is %v; write ... for the address", ap, r.env.Local)
+		}
+		req.Addr = ap.String()
+	case "listen":
+		err = ints(a[1])
+	case "accept":
+	case "read":
+		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		req.Data = nil
+	case "write":
+		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+	case "send", "recv", "sendto", "recvfrom":
+		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		if err == nil {
+			err = ints(a[3])
+		}
+		if strings.HasPrefix(sc.Name, "recv") {
+			req.Data = nil
+		}
+		if err == nil && sc.Name == "sendto" {
+			if _, ok := a[4].(*Ellipsis); !ok {
+				var ap netip.AddrPort
+				ap, err = r.sockaddrValue(a[4], r.env.Local)
+				req.Addr = ap.String()
+			}
+		}
+	case "shutdown":
+		err = ints(a[1])
+	case "close":
+	case "fcntl":
+		err = ints(a[1:]...)
+	case "setsockopt":
+		if err = ints(a[1], a[2]); err == nil {
+			req.Data, err = r.optionValue(a[3])
+		}
+	case "getsockopt":
+		if err = ints(a[1], a[2]); err != nil {
+			break
+		}
+		var want []byte
+		if _, any := a[3].(*Ellipsis); !any {
+			if want, err = r.optionValue(a[3]); err != nil {
+				break
+			}
+		}
+		req.Len = max(len(want), 4)
+		if l, lerr := r.intValue(a[4]); lerr == nil && l > 0 && l <= 256 {
+			req.Len = int(l)
+		}
+		if s, ok := a[3].(*StringExpr); ok {
+			req.Len = max(req.Len, len(s.Value)+1, 16)
+		}
+		post = func(rep Reply) string { return checkOption(a[3], want, rep.Data) }
+	default:
+		err = fmt.Errorf("unsupported system call")
+	}
+	return req, post, err
+}
+
+// checkOption compares getsockopt's value with the script's.
+func checkOption(e Expr, want, got []byte) string {
+	if want == nil {
+		return ""
+	}
+	if _, ok := e.(*StringExpr); ok {
+		g := string(bytes.TrimRight(got, "\x00"))
+		if g != string(want) {
+			return fmt.Sprintf("Bad getsockopt optval: expected: %q actual: %q", want, g)
+		}
+		return ""
+	}
+	if len(want) == 4 {
+		w := int32(binary.NativeEndian.Uint32(want))
+		if len(got) < 4 {
+			return fmt.Sprintf("Bad getsockopt optval: expected: %d actual: %d bytes", w, len(got))
+		}
+		if g := int32(binary.NativeEndian.Uint32(got)); g != w {
+			return fmt.Sprintf("Bad getsockopt optval: expected: %d actual: %d", w, g)
+		}
+		return ""
+	}
+	if !bytes.Equal(want, got[:min(len(got), len(want))]) || len(got) < len(want) {
+		return fmt.Sprintf("Bad getsockopt optval: expected: %x actual: %x", want, got)
+	}
+	return ""
+}
