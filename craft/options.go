@@ -113,7 +113,9 @@ func ParseTCPOptions(dst []Option, b []byte) ([]Option, error) {
 			o.TSVal = binary.BigEndian.Uint32(body)
 			o.TSEcr = binary.BigEndian.Uint32(body[4:])
 		case OptSACK:
-			if len(body) == 0 || len(body)%sackBlockLen != 0 {
+			// RFC 2018 §3: length 8*n+2. More than 4 blocks cannot fit in a
+			// header; refusing them keeps every parse emittable.
+			if len(body) == 0 || len(body)%sackBlockLen != 0 || len(body)/sackBlockLen > MaxSACKBlocks {
 				return dst, &OptionError{Offset: base + i, Kind: kind, Reason: fmt.Sprintf("sack option length %d, want 2 + 8*n with n from 1 to %d", n, MaxSACKBlocks)}
 			}
 			var blocks []SACKBlock

@@ -62,6 +62,17 @@ func TestMalformedOptions(t *testing.T) {
 	}
 }
 
+// TestOptionsParseTooManySACKBlocks: a SACK option with five blocks cannot
+// occur in a header, but ParseTCPOptions takes any byte string; it must
+// refuse what Emit cannot write back (found by FuzzTCPOptions).
+func TestOptionsParseTooManySACKBlocks(t *testing.T) {
+	b := append([]byte{1, 1, 5, 42}, make([]byte, 40)...)
+	_, err := ParseTCPOptions(nil, b)
+	if err == nil || err.Error() != "tcp option at offset 22: sack option length 42, want 2 + 8*n with n from 1 to 4" {
+		t.Errorf("five SACK blocks: %v", err)
+	}
+}
+
 func TestOptionsParseEveryKind(t *testing.T) {
 	seg := segmentWithOptions(
 		2, 4, 0x05, 0xb4, // mss 1460
