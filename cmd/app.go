@@ -83,6 +83,7 @@ func NewApp() *cli.App {
 			probeCommand(),
 			probeSyscallsCommand(),
 			decodeCommand(),
+			drawCommand(),
 			cleanupCommand(),
 			labCommand(),
 		},

@@ -15,7 +15,8 @@ import (
 
 func connectFlags() []cli.Flag {
 	flags := append(linkFlags(), connFlags()...)
-	return append(flags,
+	flags = append(flags, ladderFlags()...)
+	return append(flags, statsFlag(),
 		&cli.DurationFlag{Name: "timeout", Aliases: []string{"w"}, Value: 10 * time.Second, Usage: "give up if the handshake has not completed after this long (0: only the SYN retry limit)"},
 	)
 }
@@ -34,11 +35,21 @@ func runConnect(c *cli.Context) error {
 	if _, err := connConfig(c, 0); err != nil {
 		return err
 	}
+	ladder, err := ladderFromFlags(c, true, time.Now())
+	if err != nil {
+		return err
+	}
+	statsOut, closeStats, err := openStats(c)
+	if err != nil {
+		return err
+	}
+	defer closeStats()
 	sess, err := openSession(ctx, c, sessionSpec{remote: remote}, func(mtu int) (fsm.Config, error) { return connConfig(c, mtu) })
 	if err != nil {
 		return err
 	}
 	defer sess.close()
+	sess.trace.attach(ladder, statsOut)
 	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
 
 	dialCtx, cancel := stack.SinceDeadline(ctx, c.Duration("timeout"))
@@ -55,8 +66,7 @@ func runConnect(c *cli.Context) error {
 	}
 
 	err = pipe(ctx, conn, c.App.Reader, c.App.Writer)
-	st := conn.Stats()
-	sess.trace.note("%s", summary(st))
+	sess.trace.summary(conn)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -138,16 +148,4 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 		return err
 	}
 	return conn.Err()
-}
-
-// summary is the one-line account of a finished connection.
-func summary(st fsm.Stats) string {
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	line := fmt.Sprintf("sent %d bytes in %d segments (%d retransmitted, %d timeouts), received %d bytes in %d segments",
-		st.BytesAcked, st.SegsSent, st.Retransmits, st.Timeouts, st.BytesReceived, st.SegsReceived)
-	if st.RTTSamples > 0 {
-		line += fmt.Sprintf("; rtt min/avg/max %.3f/%.3f/%.3f ms, srtt %.3f ms, rto %v",
-			ms(st.RTTMin), ms(st.RTTAvg), ms(st.RTTMax), ms(st.SRTT), st.RTO)
-	}
-	return line
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/draw/flow"
 )
 
 // Exit codes of tcpcraft decode (the app's convention: 1 runtime failure,
@@ -48,6 +49,16 @@ checksum is noted at the end of the line ("[bad tcp cksum 0xA -> 0xB]").
 Exit status: 0 when at least one packet was decoded, 1 when none could be
 (not a capture file, empty, every packet bad), 2 for usage errors.
 
+--conns prints a table of the capture's TCP connections instead: packets,
+bytes each way (each stream byte once), retransmissions, duration and each
+end's RFC 9293 state path as inferred from the segments (--json: one
+object per connection). --follow prints each connection's reassembled byte
+streams, like Wireshark's Follow TCP Stream: in sequence order,
+retransmissions and overlaps dropped; each chunk is a marker line
+(">>> client ADDR > server, N bytes at offset O", "<<<" for the server's)
+followed by exactly those N bytes and a newline. --side client|server
+prints only that end's bytes, raw. --conn picks one connection.
+
 --hex takes one packet as hex digits; spaces, colons, newlines and a 0x
 prefix are ignored. "--hex -" reads the hex from stdin. The framing is
 guessed (an Ethernet header announcing IP, else a bare IP packet) unless
@@ -57,6 +68,10 @@ guessed (an Ethernet header announcing IP, else a bare IP packet) unless
 			&cli.StringFlag{Name: "link", Value: "auto", Usage: "framing of --hex input: auto, eth, ip, sll, sll2"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per packet"},
 			&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "print absolute sequence numbers"},
+			&cli.BoolFlag{Name: "follow", Usage: "print each connection's reassembled byte stream, both directions, like Wireshark's Follow TCP Stream"},
+			&cli.BoolFlag{Name: "conns", Usage: "print a table of the TCP connections: state paths, packets, bytes each way, duration, retransmissions"},
+			&cli.StringFlag{Name: "conn", Usage: "with --follow or --conns: only the connection `N` (from --conns) or ADDR:PORT[-ADDR:PORT]"},
+			&cli.StringFlag{Name: "side", Usage: "with --follow: print only the bytes the `client` or the `server` sent, raw, nothing else"},
 		},
 		Action: decodeAction,
 	}
@@ -71,6 +86,9 @@ type decodeSession struct {
 	pkt     craft.Packet
 	line    []byte
 	decoded int
+	// flows, when set (--follow, --conns, draw), collects the packets into
+	// connections instead of printing them.
+	flows *flow.Builder
 }
 
 // report writes one "packet N: reason" line on stderr, after flushing the
@@ -99,6 +117,9 @@ func decodeAction(c *cli.Context) error {
 		errOut: c.App.ErrWriter,
 		asJSON: c.Bool("json"),
 		fmt:    craft.Formatter{Absolute: c.Bool("absolute"), IPPrefix: true},
+	}
+	if c.Bool("follow") || c.Bool("conns") || c.IsSet("conn") || c.IsSet("side") {
+		return decodeFlows(c, d) // cmd/decode_flows.go
 	}
 	var err error
 	if hexSet {
@@ -260,6 +281,11 @@ func (d *decodeSession) decodeFile(path string) error {
 			} else {
 				d.report("packet %d: %v\n", n, err)
 			}
+			continue
+		}
+		if d.flows != nil {
+			d.decoded++
+			d.flows.Add(n, ci.Timestamp, &d.pkt)
 			continue
 		}
 		if err := d.print(ci.Timestamp); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand"
 	"net/netip"
 	"os"
@@ -528,5 +529,187 @@ func TestDecodeSnaplenCut(t *testing.T) {
 	want := "packet 1 (captured 54 of 74 bytes): ipv4: total length 60 exceeds the 40 bytes given: truncated\n"
 	if !strings.HasPrefix(r.stderr, want) {
 		t.Errorf("stderr %q, want it to start with %q", r.stderr, want)
+	}
+}
+
+// payloadsOf concatenates, in capture order, the TCP payloads sent from
+// src (read with gopacket, independent of craft and draw/flow).
+func payloadsOf(t *testing.T, name, src string) []byte {
+	t.Helper()
+	frames, _ := pcapFrames(t, name)
+	var out []byte
+	for _, f := range frames {
+		p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if tcp == nil || p.NetworkLayer() == nil {
+			continue
+		}
+		if netip.AddrPortFrom(netip.MustParseAddr(p.NetworkLayer().NetworkFlow().Src().String()), uint16(tcp.SrcPort)).String() == src {
+			out = append(out, tcp.Payload...)
+		}
+	}
+	return out
+}
+
+func TestDecodeFollow(t *testing.T) {
+	client := payloadsOf(t, "linux-http.pcap", "10.0.2.21:53888")
+	server := payloadsOf(t, "linux-http.pcap", "10.0.2.20:80")
+	if len(client) != 83 || len(server) != 217 {
+		t.Fatalf("fixture: %d and %d payload bytes", len(client), len(server))
+	}
+	// --side: the raw bytes of one direction, nothing else.
+	for side, want := range map[string][]byte{"client": client, "server": server} {
+		r := runDecodeCmd(t, "", "--follow", "--conn", "0", "--side", side, "testdata/linux-http.pcap")
+		if r.code != 0 || r.stdout != string(want) {
+			t.Errorf("--side %s: exit %d, %d bytes, want %d; stderr %q", side, r.code, len(r.stdout), len(want), r.stderr)
+		}
+	}
+	// The marked-up form: each chunk's marker says how many bytes follow.
+	r := runDecodeCmd(t, "", "--follow", "testdata/linux-http.pcap")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("--follow: exit %d, stderr %q", r.code, r.stderr)
+	}
+	got := map[string][]byte{}
+	rest := r.stdout
+	var conns []string
+	for rest != "" {
+		line, after, ok := strings.Cut(rest, "\n")
+		if !ok {
+			t.Fatalf("unterminated line %q", rest)
+		}
+		rest = after
+		switch {
+		case strings.HasPrefix(line, "=== connection "):
+			conns = append(conns, line)
+		case strings.HasPrefix(line, "=== end of connection"):
+		case strings.HasPrefix(line, ">>> ") || strings.HasPrefix(line, "<<< "):
+			var who, addr, to string
+			var n, off int
+			if _, err := fmt.Sscanf(line[4:], "%s %s > %s %d bytes at offset %d", &who, &addr, &to, &n, &off); err != nil {
+				t.Fatalf("marker %q: %v", line, err)
+			}
+			if len(rest) < n+1 || rest[n] != '\n' {
+				t.Fatalf("marker %q: the %d bytes and a newline do not follow", line, n)
+			}
+			if off != len(got[addr]) {
+				t.Errorf("marker %q: offset %d after %d bytes", line, off, len(got[addr]))
+			}
+			got[addr] = append(got[addr], rest[:n]...)
+			rest = rest[n+1:]
+		default:
+			t.Fatalf("unexpected line %q", line)
+		}
+	}
+	if len(conns) != 3 || conns[0] != "=== connection 0: client 10.0.2.21:53888 > server 10.0.2.20:80" {
+		t.Errorf("connection headers %q", conns)
+	}
+	if !bytes.Equal(got["10.0.2.21:53888"], client) || !bytes.Equal(got["10.0.2.20:80"], server) ||
+		string(got["[fd00:2::21]:58208"]) != "ping\n" || string(got["[fd00:2::20]:8080"]) != "pong\n" {
+		t.Errorf("reassembled streams differ from the payloads: %q", got)
+	}
+	// JSON: base64 chunks.
+	r = runDecodeCmd(t, "", "--follow", "--json", "--conn", "10.0.2.20:80", "testdata/linux-http.pcap")
+	var chunks []followChunkJSON
+	for _, l := range lines(r.stdout) {
+		var c followChunkJSON
+		if err := json.Unmarshal([]byte(l), &c); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		chunks = append(chunks, c)
+	}
+	if len(chunks) != 2 || chunks[0].From != "client" || !bytes.Equal(chunks[0].Data, client) || !bytes.Equal(chunks[1].Data, server) || chunks[1].Len != 217 {
+		t.Errorf("--follow --json: %+v", chunks)
+	}
+}
+
+// TestDecodeFollowRetransmittedAndReordered: overlapping, repeated and
+// out-of-order segments give each byte once, in order.
+func TestDecodeFollowRetransmittedAndReordered(t *testing.T) {
+	frames, _ := pcapFrames(t, "linux-http.pcap")
+	// The 12 segments of the HTTP connection with the response's two data
+	// segments swapped and the request sent twice.
+	http := frames[:12]
+	re := [][]byte{http[0], http[1], http[2], http[3], http[3], http[4], http[7], http[5], http[6], http[8], http[9], http[10], http[11]}
+	p := writeTemp(t, "re.pcap", writePcap(t, layers.LinkTypeEthernet, re))
+	for side, src := range map[string]string{"client": "10.0.2.21:53888", "server": "10.0.2.20:80"} {
+		r := runDecodeCmd(t, "", "--follow", "--side", side, p)
+		if want := payloadsOf(t, "linux-http.pcap", src); r.code != 0 || r.stdout != string(want) {
+			t.Errorf("%s: exit %d, got %q, want %q", side, r.code, r.stdout, want)
+		}
+	}
+	r := runDecodeCmd(t, "", "--conns", "--json", p)
+	var c connJSON
+	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Bytes["client"] != 83 || c.Bytes["server"] != 217 || c.Retransmits["client"].Segments != 1 || c.Packets["client"] != 7 {
+		t.Errorf("--conns: %+v", c)
+	}
+}
+
+func TestDecodeConns(t *testing.T) {
+	r := runDecodeCmd(t, "", "--conns", "testdata/linux-http.pcap")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	ls := lines(r.stdout)
+	if len(ls) != 4 {
+		t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(ls), r.stdout)
+	}
+	wantRows := [][]string{
+		{"0", "10.0.2.21:53888", "10.0.2.20:80", "12", "83", "217", "0/0", "", "CLOSED>SYN-SENT>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED", "LISTEN>SYN-RCVD>ESTAB>FIN-WAIT-1>FIN-WAIT-2>TIME-WAIT"},
+		{"1", "10.0.2.21:45732", "10.0.2.20:81", "2", "0", "0", "0/0", "", "CLOSED>SYN-SENT>CLOSED", "CLOSED"},
+		{"2", "[fd00:2::21]:58208", "[fd00:2::20]:8080", "10", "5", "5", "0/0", "", "CLOSED>SYN-SENT>ESTAB>FIN-WAIT-1>FIN-WAIT-2>TIME-WAIT", "LISTEN>SYN-RCVD>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED"},
+	}
+	for i, want := range wantRows {
+		f := strings.Fields(ls[i+1])
+		if len(f) != len(want) {
+			t.Errorf("row %d: %q", i, ls[i+1])
+			continue
+		}
+		for j := range want {
+			if j == 7 { // duration
+				if !strings.HasSuffix(f[j], "ms") {
+					t.Errorf("row %d duration %q", i, f[j])
+				}
+				continue
+			}
+			if f[j] != want[j] {
+				t.Errorf("row %d column %d: %q, want %q", i, j, f[j], want[j])
+			}
+		}
+	}
+	r = runDecodeCmd(t, "", "--conns", "--json", "--conn", "2", "testdata/linux-http.pcap")
+	var c connJSON
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if c.Index != 2 || c.Client != "[fd00:2::21]:58208" || c.Packets["client"] != 6 || c.Packets["server"] != 4 ||
+		strings.Join(c.Paths["server"], " ") != "LISTEN SYN-RECEIVED ESTABLISHED CLOSE-WAIT LAST-ACK CLOSED" ||
+		c.DurationS <= 0 || c.DurationS > 1 {
+		t.Errorf("--conns --json: %+v", c)
+	}
+}
+
+func TestDecodeFlowUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--follow", "--conns", "testdata/linux-http.pcap"}, 2, "not both"},
+		{[]string{"--side", "client", "testdata/linux-http.pcap"}, 2, "go with --follow"},
+		{[]string{"--conns", "--side", "client", "testdata/linux-http.pcap"}, 2, "--side goes with --follow"},
+		{[]string{"--follow", "--hex", "4500"}, 2, "not --hex"},
+		{[]string{"--follow"}, 2, "give a pcap/pcapng file"},
+		{[]string{"--follow", "--side", "both", "testdata/linux-http.pcap"}, 2, `--side "both"`},
+		{[]string{"--follow", "--conn", "9", "testdata/linux-http.pcap"}, 1, "connection 9"},
+	} {
+		r := runDecodeCmd(t, "", tc.args...)
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit %d saying %q", tc.args, r.code, r.stdout, r.stderr, tc.code, tc.want)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,14 +22,16 @@ import (
 
 func listenFlags() []cli.Flag {
 	flags := append(linkFlags(), connFlags()...)
-	return append(flags,
+	flags = append(flags,
 		&cli.BoolFlag{Name: "keep-open", Aliases: []string{"k"}, Usage: "keep accepting connections, many at once, until interrupted"},
 		&cli.BoolFlag{Name: "echo", Usage: "echo each connection's bytes back to it"},
 		&cli.StringFlag{Name: "exec", Aliases: []string{"e"}, Usage: "run `CMD` (with sh -c) per connection, its stdin and stdout wired to the connection"},
 		&cli.IntFlag{Name: "max-conns", Usage: "at most this many connections at once; more are reset (0: no limit)"},
 		&cli.IntFlag{Name: "backlog", Value: 128, Usage: "connections half-open or not yet served; SYNs beyond are dropped unanswered, like Linux with a full accept queue"},
 		&cli.BoolFlag{Name: "force", Usage: "listen even if a kernel socket already listens on the port (the kernel will no longer see its segments)"},
+		statsFlag(),
 	)
+	return append(flags, ladderFlags()...)
 }
 
 // parseListenAddr reads "[ADDR]:PORT" (":8080", "10.0.2.20:8080", "8080").
@@ -76,6 +79,10 @@ func runListen(c *cli.Context) error {
 	if c.Uint("sport") != 0 {
 		return usagef("--sport has no meaning for listen: the port is in the address")
 	}
+	ladder, err := ladderFromFlags(c, false, time.Now())
+	if err != nil {
+		return err
+	}
 	if busy, err := kernelListening(local); err != nil {
 		return exitFailure(err)
 	} else if busy != "" && !c.Bool("force") {
@@ -91,6 +98,12 @@ func runListen(c *cli.Context) error {
 		return err
 	}
 	defer sess.close()
+	statsOut, closeStats, err := openStats(c)
+	if err != nil {
+		return err
+	}
+	defer closeStats()
+	sess.trace.attach(ladder, statsOut)
 	sess.trace.peerTag = true
 	l, err := sess.stack.Listen(local.Addr(), local.Port(), c.Int("backlog"))
 	if err != nil {
@@ -110,7 +123,7 @@ func runListen(c *cli.Context) error {
 		}
 		_ = l.Close()
 		err = h.serve(ctx, conn, true)
-		sess.trace.note("[%v] %s", conn.RemoteAddr(), summary(conn.Stats()))
+		sess.trace.summary(conn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -151,7 +164,7 @@ func runListen(c *cli.Context) error {
 			}
 			// Each connection's account, as the single-connection mode
 			// and connect give theirs.
-			sess.trace.note("[%v] %s", conn.RemoteAddr(), summary(conn.Stats()))
+			sess.trace.summary(conn)
 			mu.Lock()
 			active--
 			mu.Unlock()
@@ -270,11 +283,20 @@ func (h *connHandler) execFor(ctx context.Context, conn *stack.Conn) error {
 // kernelListening reports a kernel TCP socket in LISTEN on local's port
 // whose address overlaps local's (one of them a wildcard, or equal), from
 // /proc/net/tcp and tcp6 of this network namespace. "" means none.
+//
+// It reads /proc/thread-self/net: /proc/net (= /proc/self/net) shows the
+// namespace of the process's main thread, which is not this one when
+// tcpcraft runs in a goroutine locked on a thread switched into another
+// namespace (cmd.Run inside lab.Do, as the tests do).
 func kernelListening(local netip.AddrPort) (string, error) {
-	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+	dir := "/proc/thread-self/net"
+	if _, err := os.Stat(dir); err != nil {
+		dir = "/proc/net" // Linux before 3.17
+	}
+	for _, path := range []string{dir + "/tcp", dir + "/tcp6"} {
 		f, err := os.Open(path)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && path != "/proc/net/tcp" {
+			if errors.Is(err, os.ErrNotExist) && path != dir+"/tcp" {
 				continue
 			}
 			return "", fmt.Errorf("reading %s: %w", path, err)

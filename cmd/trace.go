@@ -37,6 +37,14 @@ type tracer struct {
 	line   []byte
 	// peerTag adds the peer's address to state lines (listen serves many).
 	peerTag bool
+	// ladder, when set (--ladder), draws segments and state changes as a
+	// ladder diagram instead of lines (cmd/ladder.go).
+	ladder *ladderTracer
+	// tallies count, per connection, what fsm.Stats does not: when it
+	// started and ended, and retransmissions by cause (cmd/stats.go).
+	tallies map[connKey]*connTally
+	// statsOut receives the --stats JSON of every finished connection.
+	statsOut io.Writer
 }
 
 func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *capture.PcapWriter, start time.Time) *tracer {
@@ -74,6 +82,11 @@ func (t *tracer) Segment(dir stack.Direction, at time.Time, p *craft.Packet, raw
 		// Every packet of the session goes to the pcap, malformed ones
 		// too: that is where a user looks at them.
 		_ = t.pcap.WritePacket(at, raw)
+	}
+	t.tallySegment(dir, at, p)
+	if t.ladder != nil {
+		t.ladder.Segment(dir, at, p, raw, err)
+		return
 	}
 	if t.level == traceQuiet && err == nil {
 		return
@@ -113,6 +126,11 @@ func (t *tracer) Segment(dir stack.Direction, at time.Time, p *craft.Packet, raw
 func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.tallyEvent(local, remote, ev)
+	if t.ladder != nil {
+		t.ladder.Event(at, local, remote, ev)
+		return
+	}
 	show := ev.Kind == fsm.StateChange || ev.Kind == fsm.Error
 	if t.level == traceQuiet || (!show && t.level < traceVerbose) {
 		return
@@ -174,6 +192,10 @@ func (t *tracer) note(format string, args ...any) {
 		return
 	}
 	msg := fmt.Sprintf(format, args...)
+	if t.ladder != nil {
+		t.ladder.Print("tcpcraft: " + msg + "\n") // after the rows held back
+		return
+	}
 	if t.json {
 		t.writeJSON(struct {
 			Type string `json:"type"`
