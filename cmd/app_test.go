@@ -45,7 +45,7 @@ func TestProductCommandsRegistered(t *testing.T) {
 	for _, p := range commandPaths(NewApp().Commands, nil) {
 		got = append(got, strings.Join(p, " "))
 	}
-	for _, want := range []string{"connect", "listen", "send", "probe", "decode", "cleanup", "lab", "lab up", "lab down", "lab status", "lab demo", "help"} {
+	for _, want := range []string{"connect", "listen", "send", "probe", "decode", "cleanup", "lab", "lab up", "lab down", "lab status", "lab demo", "draw", "help"} {
 		found := false
 		for _, g := range got {
 			found = found || g == want
