@@ -319,6 +319,18 @@ func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
 	}
 }
 
+// TryReadFrame returns the next frame of the flow if the kernel has
+// already handed one over, without waiting (ok false: none yet). A reader
+// that found one frame uses it to take the rest of a burst in one go.
+func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.ring == nil {
+		return Frame{}, false, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+	}
+	return c.take()
+}
+
 // take copies out the next ring frame if the kernel has handed it over and
 // gives the slot back. Frames that are not IPv4 (possible only with
 // KeepOutgoing, which binds to every protocol) are given back unread. The

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -87,6 +88,20 @@ func runConnect(c *cli.Context) error {
 func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// sending guards the hand-over of input to the connection: once the
+	// peer has closed, our FIN must not cut off a Write already under way
+	// (that input was consumed and would be lost), and input read after
+	// that point is not sent (like nc: the peer is gone).
+	var sending sync.Mutex
+	finished := false
+	closeOurSide := func() {
+		sending.Lock()
+		defer sending.Unlock()
+		if !finished {
+			finished = true
+			_ = conn.CloseWrite()
+		}
+	}
 	outErr := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 64<<10)
@@ -101,7 +116,7 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			if errors.Is(err, io.EOF) {
 				// The peer is done sending (RFC 9293 §3.10.4): finish
 				// our side once what is queued has gone.
-				_ = conn.CloseWrite()
+				closeOurSide()
 				outErr <- nil
 				return
 			}
@@ -117,19 +132,26 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			for {
 				n, err := in.Read(buf)
 				if n > 0 {
-					if _, werr := conn.Write(ctx, buf[:n]); werr != nil {
+					sending.Lock()
+					if finished {
+						sending.Unlock()
+						return
+					}
+					_, werr := conn.Write(ctx, buf[:n])
+					sending.Unlock()
+					if werr != nil {
 						return // the connection's end is reported by Wait
 					}
 				}
 				if err != nil {
 					// EOF (or an unreadable input): half-close, keep reading.
-					_ = conn.CloseWrite()
+					closeOurSide()
 					return
 				}
 			}
 		}()
 	} else {
-		_ = conn.CloseWrite()
+		closeOurSide()
 	}
 	var readErr error
 	select {

@@ -80,6 +80,11 @@ type Config struct {
 	KeepaliveInterval time.Duration
 	KeepaliveProbes   int
 
+	// Congestion names the congestion control algorithm: "cubic" (RFC
+	// 9438, the default, as in Linux) or "reno" (NewReno, RFC 5681 and
+	// RFC 6582). "" means the default.
+	Congestion string
+
 	// ChallengeACKLimit caps the challenge ACKs of RFC 5961 §7 sent per
 	// second; 0 = no limit. Default 1000 (Linux tcp_challenge_ack_limit).
 	ChallengeACKLimit int
@@ -105,6 +110,7 @@ func DefaultConfig() Config {
 		KeepaliveInterval: 75 * time.Second,
 		KeepaliveProbes:   9,
 		ChallengeACKLimit: 1000,
+		Congestion:        CongestionCubic,
 	}
 }
 
@@ -188,6 +194,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.KeepaliveProbes == 0 {
 		cfg.KeepaliveProbes = d.KeepaliveProbes
+	}
+	if cfg.Congestion == "" {
+		cfg.Congestion = d.Congestion
+	}
+	if _, err := newCongestionControl(cfg.Congestion, int(cfg.MSS)); err != nil {
+		return cfg, fmt.Errorf("fsm: config: %w", err)
 	}
 	if cfg.ChallengeACKLimit < 0 {
 		return cfg, errors.New("fsm: config: challenge ACK limit must not be negative")

@@ -51,9 +51,11 @@ type Conn struct {
 	offShift int       // the shift we offer (-1: none)
 
 	recv       recvBuffer
-	ooo        []seqRange // out-of-order data held in recv beyond n
-	lastOOO    seqRange   // most recent out-of-order arrival (first SACK block)
-	rcvFinSeen bool       // a FIN arrived, maybe ahead of a hole
+	ooo        []seqRange  // out-of-order data held in recv beyond n
+	sackRecent []craft.Seq // a byte of the ranges last reported, most recent first (RFC 2018 §4)
+	dsack      seqRange    // a duplicate to report in the next ACK (RFC 2883), if dsackSet
+	dsackSet   bool
+	rcvFinSeen bool // a FIN arrived, maybe ahead of a hole
 	rcvFinSeq  craft.Seq
 	rcvClosed  bool // the peer's FIN has been consumed: EOF after drain
 
@@ -86,9 +88,49 @@ type Conn struct {
 	rttSent                                             time.Time
 	lastRecv                                            time.Time
 
-	// Congestion window (RFC 5681) in bytes.
-	cwnd, ssthresh, caAcked uint32
-	lastDataSent            time.Time
+	// Congestion control (congestion.go); nil until our SYN is
+	// acknowledged, when the send MSS is known.
+	cc            CongestionControl
+	lastDataSent  time.Time
+	cwndLimited   bool      // sending stopped at cwnd since cwndLimitedTo was sent
+	cwndLimitedTo craft.Seq // SND.MAX when sending last stopped at cwnd
+
+	// Loss detection and recovery (recovery.go).
+	txq                              txQueue // the scoreboard
+	sackedBytes, lostBytes, rtxBytes uint32
+	renoDups                         uint32 // without SACK: duplicate ACKs standing for segments that arrived
+	dupAcks                          int    // consecutive duplicate ACKs (RFC 5681 §2)
+	ltBytes                          uint32 // sent by limited transmit since the last new ACK (RFC 3042)
+	recovery                         recoveryState
+	recoveryPoint                    craft.Seq // RecoveryPoint of RFC 6675 (recover of RFC 6582)
+	forceRtx                         bool      // the next retransmission goes regardless of pipe (RFC 6675 §5 step 4.3)
+	fastRtx, partialACK              bool      // why the next retransmission happens (for its event)
+	rtxHint                          craft.Seq // no segment below is lost and not retransmitted
+	lostBelow                        craft.Seq // IsLost was applied to every segment below
+	rtxEver                          bool
+	lastRtxEnd                       craft.Seq
+	// RACK (RFC 8985 §6): the most recently sent delivered segment.
+	rackOK, rackMoved         bool
+	rackXmit                  time.Duration // on the connection's clock
+	rackEnd, rackFack         craft.Seq
+	rackRTT, minRTT           time.Duration
+	reorderSeen               bool
+	reordering                int // DupThresh in use: 3, or the reordering seen (segments)
+	reoWndMult, reoWndPersist int
+	dsackRound                craft.Seq // no reo_wnd increase until SND.UNA passes it
+	dsackRoundSet             bool
+	rackAt                    time.Time // reordering timer
+	// Undoing a spurious fast recovery (RFC 2883 §5, RFC 4015).
+	undoActive       bool
+	undoFrom, undoTo craft.Seq // the sequence range the recovery covered
+	undoLimit        craft.Seq // after the recovery, undo until SND.UNA reaches it
+	undoBytes        int64     // retransmitted in it and not yet reported duplicate
+	// Tail loss probe (RFC 8985 §7).
+	tlpAt              time.Time
+	tlpOut, tlpRtx     bool
+	tlpRespond         bool // the probe went outside recovery (RFC 8985 §7.4 applies)
+	tlpCount           int  // probes sent since the ACKs last made progress
+	tlpHigh, tlpRtxSeq craft.Seq
 
 	// Challenge ACK rate limit (RFC 5961 §7).
 	challengeWindow time.Time
@@ -140,7 +182,8 @@ func NewConn(cfg Config) (*Conn, error) {
 	c.rto = cfg.InitialRTO
 	c.peerMSS = 536 // RFC 9293 §3.7.1: assume 536 until told otherwise
 	c.sndMSS = c.effectiveMSS()
-	c.ssthresh = 1 << 30
+	c.reoWndMult = 1
+	c.reordering = dupThresh
 	c.stats.RTO = c.rto
 	return c, nil
 }

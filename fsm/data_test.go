@@ -239,7 +239,7 @@ func TestRetransmissionTimeout(t *testing.T) {
 	h.advance(1600 * time.Millisecond)
 	h.expectNothing()
 	h.expectState(Closed)
-	if !errors.Is(h.c.Err(), ErrTimeout) || h.c.Err().Error() != "connection timed out" {
+	if !errors.Is(h.c.Err(), ErrTimeout) || h.c.Err().Error() != "connection timed out after 3 retransmissions" {
 		t.Fatalf("err %v", h.c.Err())
 	}
 	if _, err := h.c.Write([]byte("x"), h.now); !errors.Is(err, ErrTimeout) {
@@ -302,7 +302,9 @@ func TestSYNRetransmission(t *testing.T) {
 // After an RTO the congestion window is one segment (RFC 5681 §3.1), so
 // only the first segment goes again; ACKs grow it back.
 func TestCongestionWindowAfterRTO(t *testing.T) {
-	h := newHarness(t, plainConfig())
+	cfg := plainConfig()
+	cfg.Congestion = CongestionReno
+	h := newHarness(t, cfg)
 	h.establishedWith(1000, 64000)
 	data := bytes.Repeat([]byte("z"), 5000)
 	if _, err := h.c.Write(data, h.now); err != nil {
@@ -420,9 +422,10 @@ func TestRestartWindowAfterIdle(t *testing.T) {
 	cfg.SendBufferSize = 1 << 20
 	h := newHarness(t, cfg)
 	h.establishedWith(1000, 64000)
-	// Grow cwnd: 30 segments acknowledged one by one in slow start.
-	for i := 0; i < 30; i++ {
-		h.write(strings.Repeat("x", 1000))
+	// Grow cwnd: three windows' worth, each segment acknowledged in slow
+	// start while the sender is limited by cwnd.
+	h.write(strings.Repeat("x", 60000))
+	for i := 0; i < 3; i++ {
 		for _, s := range h.output() {
 			h.send(ack(s.Seq.Add(uint32(len(s.Payload))), 64000))
 		}

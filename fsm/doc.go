@@ -5,12 +5,25 @@
 // transition between them: active, passive and simultaneous open, half-close
 // in both directions, simultaneous close, TIME-WAIT, RST generation and
 // acceptance (RFC 9293 §3.10.7, RFC 5961 challenge ACKs), the SYN options of
-// RFC 7323 (window scale, timestamps and PAWS) and RFC 2018 (SACK-permitted,
-// with SACK blocks on our ACKs), retransmission (RFC 6298, Karn's rule,
-// go-back-N from SND.UNA after a timeout), zero-window probing, keep-alive,
-// delayed ACKs, Nagle (RFC 9293 §3.7.4), silly-window avoidance on both
-// sides, reassembly of out-of-order data in bounded memory, and a simple
-// RFC 5681 congestion window.
+// RFC 7323 (window scale, timestamps and PAWS) and RFC 2018 (SACK-permitted),
+// retransmission timeouts (RFC 6298, Karn's rule), zero-window probing,
+// keep-alive, delayed ACKs, Nagle (RFC 9293 §3.7.4), silly-window avoidance
+// on both sides, and reassembly of out-of-order data in bounded memory.
+//
+// Receiving, it acknowledges out-of-order data at once with SACK blocks in
+// the order of RFC 2018 §4 (the block of the latest segment first, then the
+// most recently reported ones) and reports duplicates as D-SACK blocks (RFC
+// 2883). Sending, it keeps a scoreboard of every segment in flight
+// (recovery.go) and recovers from loss the way a modern stack does: fast
+// retransmit and fast recovery (RFC 5681 §3.2) with limited transmit (RFC
+// 3042) and NewReno partial ACKs (RFC 6582) when the peer has no SACK;
+// SACK-based recovery (RFC 6675: IsLost with DupThresh 3, raised when
+// reordering is seen, NextSeg, pipe); RACK (RFC 8985 §6) to find lost
+// retransmissions and tail loss probes (§7); D-SACK to undo a recovery that
+// reordering caused (RFC 2883 §5, RFC 4015). The congestion window comes from
+// a CongestionControl (congestion.go): CUBIC (RFC 9438, the default, as in
+// Linux) or NewReno (RFC 5681), with the initial window of RFC 6928 and the
+// restart window after idle of RFC 5681 §4.1.
 //
 // What fsm must not do: it opens no sockets, reads no clocks (time is always
 // the now argument), starts no goroutines, keeps no global mutable state and

@@ -229,6 +229,12 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 			// §3.10.7.4 first: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, drop.
 			c.drop("segment not acceptable (RFC 9293 §3.10.7.4)")
 			c.ackNow = true
+			if n := uint32(len(seg.Payload)); n > 0 && seg.Flags&craft.FlagSYN == 0 && seg.Seq.Add(n).LessThanEq(c.rcvNxt) {
+				// Data we had already: report the duplicate (RFC 2883
+				// §4, D-SACK), so a sender can tell a spurious
+				// retransmission from a loss.
+				c.noteDSACK(seg.Seq, seg.Seq.Add(n))
+			}
 			if c.state == TimeWait && seg.Flags&craft.FlagFIN != 0 {
 				// §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN
 				// restarts the 2 MSL timeout.
@@ -388,6 +394,7 @@ func (c *Conn) backToListen() {
 	c.rttTiming = false
 	c.finQueued = false
 	c.ooo = c.ooo[:0]
+	c.sackRecent, c.dsackSet = c.sackRecent[:0], false
 	c.rcvFinSeen, c.rcvClosed = false, false
 	c.setState(Listen, "rcvd RST or SYN in SYN-RECEIVED")
 }
@@ -419,12 +426,33 @@ func (c *Conn) challengeACK(reason string, now time.Time) {
 }
 
 // processACK applies an acceptable ACK (RFC 9293 §3.10.7.4 fifth,
-// ESTABLISHED): advance SND.UNA and update the send window.
+// ESTABLISHED): update the scoreboard from its SACK blocks, advance
+// SND.UNA, run loss detection and recovery, and update the send window.
 func (c *Conn) processACK(seg *craft.TCP, now time.Time) {
+	prevUna := c.sndUna
+	wasSynAcked := c.synAcked
+	var newlySACKed, pipeBefore uint32
+	var tsEcr uint32
+	ts, hasTS := findTimestamps(seg)
+	if hasTS {
+		tsEcr = ts.TSEcr
+	}
+	if c.synAcked {
+		pipeBefore = c.pipe()
+		if c.sackOK {
+			newlySACKed = c.processSACK(seg, tsEcr, hasTS, now)
+		}
+	}
+	dup := false
 	if seg.Ack.GreaterThan(c.sndUna) {
 		c.ackAdvance(seg.Ack, now)
+		c.dropFront(seg.Ack, tsEcr, hasTS, now)
 	} else if c.isDupACK(seg) {
 		c.stats.DupACKs++
+		dup = true
+	}
+	if wasSynAcked {
+		c.onACKRecovery(prevUna.Size(c.sndUna), newlySACKed, dup, pipeBefore, now)
 	}
 	// Update the window when the segment is newer than the last one that
 	// did (SND.WL1 < SEG.SEQ or, equal, SND.WL2 =< SEG.ACK), provided the
@@ -445,19 +473,22 @@ func (c *Conn) processACK(seg *craft.TCP, now time.Time) {
 
 // isDupACK is the "duplicate acknowledgment" of RFC 5681 §2: data
 // outstanding, no data or SYN/FIN in the segment, the same ACK and the same
-// window as before. Fast retransmit will count these.
+// window as before (a window update is not a duplicate).
 func (c *Conn) isDupACK(seg *craft.TCP) bool {
 	return c.sndUna != c.sndMax && seg.Ack == c.sndUna && len(seg.Payload) == 0 &&
 		seg.Flags&(craft.FlagSYN|craft.FlagFIN) == 0 && uint32(seg.Window)<<c.sndShift == c.sndWnd
 }
 
 // ackAdvance moves SND.UNA to ack, releasing acknowledged bytes, taking an
-// RTT sample and opening the congestion window.
+// RTT sample and restarting the retransmission timer.
 func (c *Conn) ackAdvance(ack craft.Seq, now time.Time) {
-	acked := c.sndUna.Size(ack)
 	if !c.synAcked && ack.GreaterThan(c.iss) {
 		c.synAcked = true
-		c.cwnd = c.initialWindow()
+		// The congestion controller starts with the initial window of
+		// RFC 6928 now that the send MSS is known. The name was
+		// validated by NewConn.
+		c.cc, _ = newCongestionControl(c.cfg.Congestion, c.sndMSS)
+		c.rtxHint, c.lostBelow, c.rackFack = ack, ack, ack
 	}
 	// Data bytes acknowledged: from sndBufSeq up to ack (the FIN and the
 	// SYN take sequence numbers but no buffer space).
@@ -483,13 +514,12 @@ func (c *Conn) ackAdvance(ack craft.Seq, now time.Time) {
 		c.rttSample(now.Sub(c.rttSent))
 	}
 	// RFC 6298 §5.3: new data acknowledged, restart the timer; the backoff
-	// ends (the RTO is recomputed from SRTT).
+	// ends (the RTO is recomputed from SRTT). RFC 8985 §7.2: so does the
+	// loss probe timer.
 	c.retries = 0
 	c.rto = c.computeRTO()
 	c.rtoAt = time.Time{}
-	if c.synAcked {
-		c.growCwnd(acked)
-	}
+	c.tlpAt = time.Time{}
 }
 
 // receive handles the segment text and FIN (RFC 9293 §3.10.7.4 seventh and
@@ -519,8 +549,10 @@ func (c *Conn) receive(seg *craft.TCP, now time.Time) {
 		d := seq.Size(c.rcvNxt)
 		if d > uint32(len(data)) {
 			// Even the FIN is old.
+			c.noteDSACK(seq, seq.Add(uint32(len(data))))
 			data, fin = nil, false
 		} else {
+			c.noteDSACK(seq, c.rcvNxt)
 			data = data[d:]
 		}
 		seq = c.rcvNxt
@@ -620,6 +652,16 @@ func (c *Conn) receiveInOrder(data []byte, now time.Time) {
 // sequence numbers ... may be held for later processing").
 func (c *Conn) receiveOutOfOrder(seq craft.Seq, data []byte) {
 	r := seqRange{seq, seq.Add(uint32(len(data)))}
+	for _, o := range c.ooo {
+		if o.start.LessThanEq(r.start) && r.end.LessThanEq(o.end) {
+			// All of it is held already: a duplicate (RFC 2883 §4: the
+			// D-SACK block first, then the block that holds it).
+			c.noteDSACK(r.start, r.end)
+			c.noteSACKRecent(seq)
+			c.ackNow = true
+			return
+		}
+	}
 	if !c.insertOOO(r) {
 		c.drop("too many out-of-order ranges")
 		c.ackNow = true
@@ -628,7 +670,7 @@ func (c *Conn) receiveOutOfOrder(seq craft.Seq, data []byte) {
 	off := c.recv.n + int(c.rcvNxt.Size(seq))
 	c.recv.reserve(off + len(data))
 	c.recv.writeAt(off, data)
-	c.lastOOO = r
+	c.noteSACKRecent(seq)
 	// RFC 5681 §4.2: an out-of-order segment is acknowledged at once
 	// (the duplicate ACK tells the sender about the hole).
 	c.ackNow = true

@@ -73,47 +73,67 @@ func (c *Conn) finAcked() bool {
 	return c.finQueued && c.sndUna.GreaterThan(c.dataEnd())
 }
 
-// sendData cuts segments from the send buffer starting at sndNxt.
+// sendData sends what the windows allow: first the segments the
+// scoreboard deems lost, lowest first (RFC 6675 §4 NextSeg rule 1), then
+// new data from SND.MAX (rule 2). The congestion window bounds pipe (RFC
+// 6675 §5 step C; without losses pipe is the FlightSize of RFC 5681 §3.1),
+// and new data never goes beyond SND.UNA+SND.WND (RFC 9293 §3.8.6).
 func (c *Conn) sendData(now time.Time) {
 	dataEnd := c.dataEnd()
-	if c.sndUna == c.sndMax && c.sndNxt.LessThan(dataEnd) {
+	if c.sndUna == c.sndMax && c.sndMax.LessThan(dataEnd) {
 		c.cwndAfterIdle(now)
+	}
+	cwnd := c.cc.Cwnd()
+	for {
+		s := c.nextLost()
+		if s == nil {
+			break
+		}
+		pipe := c.pipe()
+		if !c.forceRtx && pipe > 0 && pipe+s.size() > cwnd {
+			c.noteCwndLimited()
+			break
+		}
+		if s = c.fitWindow(s); s == nil {
+			// Beyond a window the peer has shrunk since; into a zero
+			// window the RTO sends probes.
+			break
+		}
+		c.retransmit(s, now, c.retransmitReason())
+		c.forceRtx = false
+		cwnd = c.cc.Cwnd()
 	}
 	for {
 		avail := 0
-		if c.sndNxt.LessThan(dataEnd) {
-			avail = int(c.sndNxt.Size(dataEnd))
+		if c.sndMax.LessThan(dataEnd) {
+			avail = int(c.sndMax.Size(dataEnd))
 		}
-		finPending := c.finQueued && c.sndNxt.LessThanEq(dataEnd)
+		finPending := c.finQueued && c.sndMax.LessThanEq(dataEnd)
 		if avail == 0 && !finPending {
 			return
 		}
-		// Never beyond SND.UNA+SND.WND (RFC 9293 §3.8.6), nor beyond the
-		// congestion window (RFC 5681 §3.1).
-		wnd := c.sndWnd
-		if c.cwnd < wnd {
-			wnd = c.cwnd
-		}
-		edge := c.sndUna.Add(wnd)
+		// The peer's window (RFC 9293 §3.8.6) and the congestion window
+		// against what is in flight (RFC 5681 §3.1, RFC 6675 §5).
+		edge := c.sndUna.Add(c.sndWnd)
 		usable := 0
-		if c.sndNxt.LessThan(edge) {
-			usable = int(c.sndNxt.Size(edge))
+		if c.sndMax.LessThan(edge) {
+			usable = int(c.sndMax.Size(edge))
 		}
-		n := avail
-		if n > c.sndMSS {
-			n = c.sndMSS
+		room := 0
+		if p := c.pipe(); p < cwnd {
+			room = int(cwnd - p)
 		}
-		if n > usable {
-			n = usable
-		}
+		n := min(avail, c.sndMSS, usable, room)
 		// The FIN takes one sequence number and goes with the last data
-		// when it fits in the window too.
-		fin := finPending && n == avail && usable > n
+		// when it fits in both windows too.
+		fin := finPending && n == avail && usable > n && room > n
+		if n < min(avail, c.sndMSS, usable) || (finPending && n == avail && !fin && usable > n) {
+			c.noteCwndLimited()
+		}
 		if n == 0 && !fin {
 			return
 		}
-		newData := !c.sndNxt.LessThan(c.sndMax)
-		if newData && n < c.sndMSS && !fin {
+		if n < c.sndMSS && !fin {
 			outstanding := c.sndUna != c.sndMax
 			if n == avail {
 				// Nagle (RFC 9293 §3.7.4): hold a small segment while
@@ -129,11 +149,37 @@ func (c *Conn) sendData(now time.Time) {
 				return
 			}
 		}
-		c.emitData(c.sndNxt, n, fin, dataEnd, now)
+		c.emitData(c.sndMax, n, fin, dataEnd, now)
 	}
 }
 
-// emitData sends n bytes from seq (and the FIN if fin).
+// noteCwndLimited records that the congestion window, not the
+// application or the peer's window, stopped the sender: only then may the
+// window grow (RFC 7661 §4.3, as Linux's tcp_is_cwnd_limited).
+func (c *Conn) noteCwndLimited() {
+	c.cwndLimited = true
+	c.cwndLimitedTo = c.sndMax
+}
+
+// retransmitReason names why the next lost segment goes again.
+func (c *Conn) retransmitReason() string {
+	switch {
+	case c.recovery == recoveryRTO:
+		return "retransmission timeout"
+	case c.fastRtx:
+		c.fastRtx, c.partialACK = false, false
+		return "fast retransmit"
+	case c.partialACK:
+		c.partialACK = false
+		return "NewReno partial ACK"
+	case c.sackOK:
+		return "SACK recovery"
+	}
+	return "loss recovery"
+}
+
+// emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
+// puts the segment on the scoreboard.
 func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now time.Time) {
 	payload := c.slab.payload(n)
 	if n > 0 {
@@ -153,18 +199,21 @@ func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now t
 	if fin {
 		end = end.Add(1)
 	}
-	retrans := seq.LessThan(c.sndMax)
 	c.emit(seq, flags, payload, now)
 	c.lastDataSent = now
 	c.stats.BytesSent += uint64(n)
-	c.sndNxt = end
-	if c.sndMax.LessThan(end) {
-		c.sndMax = end
+	if c.recovery == recoveryNone {
+		// Data beyond cwnd, sent because duplicate ACKs or SACKs said
+		// segments had left the network, is limited transmit (RFC 3042).
+		if over := int64(seq.Size(end)) + int64(c.sndUna.Size(seq)) - int64(c.cc.Cwnd()); over > 0 {
+			c.ltBytes += uint32(min(over, int64(seq.Size(end))))
+		}
 	}
-	if retrans {
-		c.stats.BytesRetransmitted += uint64(n)
-		c.noteRetransmit(seq, seq.Size(end), "")
-	} else if !c.rttTiming {
+	c.sndNxt = end
+	c.sndMax = end
+	c.txq.push(txSeg{start: seq, end: end, sent: c.clock(now)})
+	c.tlpAt = time.Time{} // RFC 8985 §7.2: new data restarts the probe timer
+	if !c.rttTiming {
 		// Time one segment per round trip (RFC 6298 §3, Karn's rule: never
 		// a retransmitted one).
 		c.rttTiming, c.rttSeq, c.rttSent = true, seq, now
@@ -173,9 +222,6 @@ func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now t
 
 func (c *Conn) noteRetransmit(seq craft.Seq, size uint32, reason string) {
 	c.stats.Retransmits++
-	if reason == "" {
-		reason = "go-back-N after RTO"
-	}
 	c.events = append(c.events, Event{Kind: Retransmit, Seq: seq, Bytes: int(size), Reason: reason})
 }
 
@@ -317,17 +363,19 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 
 // segOptions are the options of a non-SYN segment: timestamps on every
 // segment once agreed (RFC 7323 §3.2), SACK blocks on ACKs while we hold
-// out-of-order data (RFC 2018 §4), each padded with NOPs like Linux does.
+// out-of-order data or have a duplicate to report (RFC 2018 §4, RFC 2883
+// §4), each padded with NOPs like Linux does.
 func (c *Conn) segOptions(now time.Time, payloadLen int) []craft.Option {
 	nblocks := 0
-	if c.sackOK && len(c.ooo) > 0 {
+	if c.sackOK && (len(c.ooo) > 0 || c.dsackSet) {
 		room := 40
 		if c.tsOK {
 			room -= 12
 		}
-		nblocks = (room - 4) / 8
-		if nblocks > len(c.ooo) {
-			nblocks = len(c.ooo)
+		// Up to 4 blocks, 3 with timestamps (RFC 2018 §3).
+		nblocks = min((room-4)/8, len(c.ooo))
+		if c.dsackSet {
+			nblocks = min((room-4)/8, len(c.ooo)+1)
 		}
 		// Keep the segment within the peer's MSS: data segments carry
 		// SACK blocks only when they fit.
@@ -368,27 +416,91 @@ func (c *Conn) tsLen() int {
 	return 0
 }
 
-// sackBlocks lists the out-of-order ranges, the one holding the latest
-// arrival first (RFC 2018 §4), then the others from the lowest.
+// sackBlocks builds up to n SACK blocks (RFC 2018 §4): a D-SACK block
+// first if a duplicate arrived (RFC 2883 §4, sent once); then the block
+// holding the most recently received segment; then the other blocks
+// reported most recently ("repeating the most recently reported SACK
+// blocks"); then any others, lowest first.
 func (c *Conn) sackBlocks(n int) []craft.SACKBlock {
 	b := c.slab.sackBlocks(n)[:0]
-	first := -1
-	for i, r := range c.ooo {
-		if c.lastOOO.start.InRange(r.start, r.end) {
-			first = i
-			b = append(b, craft.SACKBlock{Left: r.start, Right: r.end})
-			break
+	if c.dsackSet {
+		b = append(b, craft.SACKBlock{Left: c.dsack.start, Right: c.dsack.end})
+		c.dsackSet = false
+		c.stats.DSACKsSent++
+	}
+	used := uint64(0) // bit i: c.ooo[i] is in b (the first 64 ranges)
+	add := func(i int) {
+		if len(b) < n && (i >= 64 || used&(1<<i) == 0) {
+			if i < 64 {
+				used |= 1 << i
+			}
+			b = append(b, craft.SACKBlock{Left: c.ooo[i].start, Right: c.ooo[i].end})
 		}
 	}
-	for i, r := range c.ooo {
+	live := c.sackRecent[:0]
+	for _, s := range c.sackRecent {
+		if i := c.oooIndex(s); i >= 0 {
+			live = append(live, s)
+			add(i)
+		}
+	}
+	c.sackRecent = live
+	for i := range c.ooo {
 		if len(b) == n {
 			break
 		}
-		if i != first {
-			b = append(b, craft.SACKBlock{Left: r.start, Right: r.end})
+		add(i)
+	}
+	c.stats.SACKBlocksSent += uint64(len(b))
+	return b
+}
+
+// oooIndex returns the index of the out-of-order range holding seq, or -1.
+func (c *Conn) oooIndex(seq craft.Seq) int {
+	for i, r := range c.ooo {
+		if seq.InRange(r.start, r.end) {
+			return i
 		}
 	}
-	return b
+	return -1
+}
+
+// noteSACKRecent moves the range holding seq to the front of the SACK
+// blocks to report (RFC 2018 §4: "the first SACK block MUST specify the
+// contiguous block of data containing the segment which triggered this
+// ACK").
+func (c *Conn) noteSACKRecent(seq craft.Seq) {
+	i := c.oooIndex(seq)
+	if i < 0 {
+		return
+	}
+	r := c.ooo[i]
+	keep := c.sackRecent[:0]
+	for _, s := range c.sackRecent {
+		if !s.InRange(r.start, r.end) {
+			keep = append(keep, s)
+		}
+	}
+	if len(keep) >= maxSACKRecent {
+		keep = keep[:maxSACKRecent-1]
+	}
+	keep = append(keep, 0)
+	copy(keep[1:], keep)
+	keep[0] = seq
+	c.sackRecent = keep
+}
+
+// maxSACKRecent is how many recently reported blocks are remembered: a
+// SACK option holds at most four.
+const maxSACKRecent = 4
+
+// noteDSACK records a duplicate [start, end) to report as a D-SACK block
+// (RFC 2883 §4) in the next ACK.
+func (c *Conn) noteDSACK(start, end craft.Seq) {
+	if !c.sackOK || !start.LessThan(end) {
+		return
+	}
+	c.dsack, c.dsackSet = seqRange{start, end}, true
 }
 
 // sendRST emits a reset. With withAck it is <SEQ=seq><ACK=ack><CTL=RST,ACK>,

@@ -101,6 +101,46 @@ func (k *checker) check(out []craft.TCP, what string) {
 			fail("out-of-order data beyond the receive ring")
 		}
 	}
+	// The scoreboard covers [SND.UNA, SND.MAX) without gaps or overlaps
+	// once data flows, and its totals match its segments.
+	var sacked, lost, rtx uint32
+	q := &c.txq
+	for i := 0; i < q.len(); i++ {
+		s := q.at(i)
+		if !s.start.LessThan(s.end) {
+			fail("scoreboard segment %d [%d,%d) empty", i, s.start, s.end)
+		}
+		if i == 0 && s.start != c.sndUna {
+			fail("scoreboard starts at %d, SND.UNA %d", s.start, c.sndUna)
+		}
+		if i > 0 && q.at(i-1).end != s.start {
+			fail("scoreboard gap or overlap at segment %d: %d then %d", i, q.at(i-1).end, s.start)
+		}
+		if i == q.len()-1 && s.end != c.sndMax {
+			fail("scoreboard ends at %d, SND.MAX %d", s.end, c.sndMax)
+		}
+		if s.is(segSACKed) {
+			sacked += s.size()
+			if s.is(segLost) || s.is(segRtx) {
+				fail("segment %d SACKed and lost", i)
+			}
+		}
+		if s.is(segLost) {
+			lost += s.size()
+		}
+		if s.is(segRtx) {
+			rtx += s.size()
+			if !s.is(segLost) {
+				fail("segment %d has a retransmission in flight but is not lost", i)
+			}
+		}
+	}
+	if c.synAcked && c.sndUna != c.sndMax && q.len() == 0 {
+		fail("%d bytes outstanding and nothing on the scoreboard", c.sndUna.Size(c.sndMax))
+	}
+	if sacked != c.sackedBytes || lost != c.lostBytes || rtx != c.rtxBytes {
+		fail("scoreboard totals: SACKed %d/%d, lost %d/%d, retransmitted %d/%d", c.sackedBytes, sacked, c.lostBytes, lost, c.rtxBytes, rtx)
+	}
 	for i := range out {
 		s := &out[i]
 		k.segs++

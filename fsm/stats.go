@@ -16,6 +16,21 @@ type Stats struct {
 	ChallengeACKs         uint64
 	// DupACKs counts duplicate ACKs (RFC 5681 §2) received.
 	DupACKs uint64
+	// FastRecoveries counts loss episodes found by duplicate ACKs, SACK
+	// or RACK and repaired by fast recovery (RFC 5681 §3.2, RFC 6675 §5,
+	// RFC 8985), as opposed to Timeouts. LossProbes counts tail loss
+	// probes (RFC 8985 §7). LostRetransmits counts retransmissions found
+	// lost in their turn (RACK). DSACKs counts D-SACK blocks received
+	// (RFC 2883); SpuriousRetransmits those that reported data we had
+	// retransmitted (see everRetransmitted: an upper bound).
+	FastRecoveries, LossProbes, LostRetransmits uint64
+	DSACKs, SpuriousRetransmits                 uint64
+	// Undos counts fast recoveries taken back because D-SACKs showed
+	// every retransmission in them was spurious (RFC 2883 §5, RFC 4015).
+	Undos uint64
+	// SACKBlocksSent counts SACK blocks on our ACKs, DSACKsSent the
+	// D-SACK blocks among them (RFC 2018 §4, RFC 2883 §4).
+	SACKBlocksSent, DSACKsSent uint64
 
 	// RTT samples (RFC 6298, Karn's rule): count, minimum, mean, maximum.
 	RTTSamples             int
@@ -25,8 +40,16 @@ type Stats struct {
 	SRTT, RTTVAR, RTO time.Duration
 
 	// Current windows: congestion window and slow-start threshold (RFC
-	// 5681), the peer's window, our advertised window, bytes in flight.
-	Cwnd, Ssthresh, SndWnd, RcvWnd, InFlight uint32
+	// 5681), the peer's window, our advertised window, bytes outstanding
+	// (SND.MAX - SND.UNA), and pipe (RFC 6675 §4: outstanding bytes not
+	// SACKed nor deemed lost, plus retransmissions in flight).
+	Cwnd, Ssthresh, SndWnd, RcvWnd, InFlight, Pipe uint32
+	// SACKedBytes and LostBytes are the scoreboard's current totals.
+	SACKedBytes, LostBytes uint32
+	// Congestion is the congestion control algorithm ("cubic", "reno").
+	Congestion string
+	// InRecovery is true during fast recovery or recovery after an RTO.
+	InRecovery bool
 	// SndMSS is the payload size of a full segment we send.
 	SndMSS int
 }
@@ -38,11 +61,18 @@ func (c *Conn) Stats() Stats {
 		s.RTTAvg = s.rttSum / time.Duration(s.RTTSamples)
 	}
 	s.SRTT, s.RTTVAR, s.RTO = c.srtt, c.rttvar, c.rto
-	s.Cwnd, s.Ssthresh, s.SndWnd = c.cwnd, c.ssthresh, c.sndWnd
+	s.SndWnd = c.sndWnd
+	s.Congestion = c.cfg.Congestion
+	if c.cc != nil {
+		s.Cwnd, s.Ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
+		s.Pipe = c.pipe()
+	}
 	if c.state.synchronized() {
 		s.RcvWnd = c.rcvNxt.Size(c.rcvAdv)
 		s.InFlight = c.sndUna.Size(c.sndMax)
 	}
+	s.SACKedBytes, s.LostBytes = c.sackedBytes, c.lostBytes
+	s.InRecovery = c.recovery != recoveryNone
 	s.SndMSS = c.sndMSS
 	return s
 }

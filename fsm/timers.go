@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/tcpcraft/tcpcraft/craft"
@@ -26,6 +27,16 @@ func (c *Conn) Tick(now time.Time) {
 		c.stopTimers()
 		c.setState(Closed, "TIME-WAIT timeout")
 		return
+	}
+	if due(c.rackAt, now) {
+		// RFC 8985 §6.3: the reordering window of a suspect segment
+		// has passed.
+		c.rackAt = time.Time{}
+		c.detectLossesOnTimer(now)
+	}
+	if due(c.tlpAt, now) && (c.rtoAt.IsZero() || !c.rtoAt.Before(c.tlpAt)) {
+		// The loss probe (RFC 8985 §7.3); it restarts the RTO timer.
+		c.lossProbe(now)
 	}
 	if due(c.rtoAt, now) {
 		c.onRTO(now)
@@ -56,13 +67,21 @@ func (c *Conn) Tick(now time.Time) {
 // NextDeadline returns the earliest time at which Tick has work to do, and
 // false when no timer is running.
 func (c *Conn) NextDeadline() (time.Time, bool) {
-	var d time.Time
-	for _, t := range [...]time.Time{c.timeWaitAt, c.rtoAt, c.persistAt, c.delackAt, c.keepaliveAt} {
-		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
-			d = t
-		}
-	}
+	d := earliest(c.timeWaitAt, c.rtoAt)
+	d = earliest(d, c.persistAt)
+	d = earliest(d, c.delackAt)
+	d = earliest(d, c.keepaliveAt)
+	d = earliest(d, c.rackAt)
+	d = earliest(d, c.tlpAt)
 	return d, !d.IsZero()
+}
+
+// earliest returns the earlier of two deadlines, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if b.IsZero() || (!a.IsZero() && !b.Before(a)) {
+		return a
+	}
+	return b
 }
 
 // pending reports whether data or a FIN waits to be sent for the first time.
@@ -80,6 +99,7 @@ func (c *Conn) armTimers(now time.Time) {
 	switch c.state {
 	case Closed, Listen, TimeWait:
 		c.rtoAt, c.persistAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}
+		c.rackAt, c.tlpAt = time.Time{}, time.Time{}
 		return
 	}
 	if c.sndUna != c.sndMax {
@@ -87,11 +107,12 @@ func (c *Conn) armTimers(now time.Time) {
 		if c.rtoAt.IsZero() {
 			c.rtoAt = now.Add(c.rto)
 		}
+		c.armLossProbe(now)
 		c.persistAt = time.Time{}
 		c.persistShift = 0
 	} else {
 		// RFC 6298 §5.2: all acknowledged, stop the timer.
-		c.rtoAt = time.Time{}
+		c.rtoAt, c.rackAt, c.tlpAt = time.Time{}, time.Time{}, time.Time{}
 		if c.synAcked && c.sndWnd == 0 && c.pending() {
 			// RFC 9293 §3.8.6.1: the peer's window is shut and we have
 			// something to say: probe it.
@@ -131,36 +152,88 @@ func (c *Conn) persistInterval() time.Duration {
 	return d
 }
 
-// onRTO handles the expiry of the retransmission timer (RFC 6298 §5.4-5.6).
+// onRTO handles the expiry of the retransmission timer (RFC 6298
+// §5.4-5.6, RFC 5681 §3.1, RFC 6675 §5.1).
 func (c *Conn) onRTO(now time.Time) {
 	c.rtoAt = time.Time{}
 	if c.sndUna == c.sndMax {
 		return
 	}
-	limit := c.cfg.MaxRetries
 	if !c.synAcked {
-		limit = c.cfg.MaxSYNRetries
-	}
-	if c.retries >= limit {
-		c.fail(ErrTimeout, "retransmission limit reached")
+		// Our SYN (or SYN-ACK) again, from ISS.
+		if c.retries >= c.cfg.MaxSYNRetries {
+			c.fail(fmt.Errorf("%w after %d SYN retransmissions", ErrTimeout, c.retries), "SYN retransmission limit reached")
+			return
+		}
+		c.retries++
+		c.stats.Timeouts++
+		c.backoff()
+		c.sndNxt = c.sndUna
+		c.rttTiming = false // Karn's rule
+		c.rtoAt = now.Add(c.rto)
+		c.transmit(now)
 		return
 	}
-	c.retries++
+	zeroWindow := c.sndWnd == 0 && now.Sub(c.lastRecv) <= c.rto
+	if c.retries >= c.cfg.MaxRetries && !zeroWindow {
+		c.fail(fmt.Errorf("%w after %d retransmissions", ErrTimeout, c.retries), "retransmission limit reached")
+		return
+	}
+	if !zeroWindow {
+		// A peer that shrank its window to zero and answered within
+		// the last RTO is alive: what goes now is a window probe, not
+		// a retry (Linux likewise keeps probing a zero window that is
+		// answered).
+		c.retries++
+	}
 	c.stats.Timeouts++
-	// RFC 6298 §5.5: back off the timer.
+	c.backoff()
+	// RFC 5681 §3.1: ssthresh falls on the first timeout only; a timeout
+	// during a recovery keeps the ssthresh that recovery set (as Linux).
+	first := c.recovery == recoveryNone
+	c.cc.OnRTO(c.sndUna.Size(c.sndMax), first, now)
+	// RFC 6675 §5.1: everything not SACKed is lost; after a second
+	// timeout of the same data the SACK information goes too (the peer
+	// may have discarded what it SACKed, RFC 2018 §8).
+	c.timeoutScoreboard(c.retries >= 2)
+	c.rttTiming = false // Karn's rule
+	c.rtoAt = now.Add(c.rto)
+	if c.sndWnd == 0 {
+		// Nothing fits in a zero window: probe it like the persist
+		// timer does, so that the peer's answer brings its window.
+		c.emitProbe(now)
+		c.events = append(c.events, Event{Kind: Retransmit, Seq: c.sndUna.Add(^uint32(0)), Reason: "zero-window probe"})
+	}
+	c.transmit(now)
+}
+
+// backoff doubles the RTO (RFC 6298 §5.5), up to MaxRTO.
+func (c *Conn) backoff() {
 	c.rto *= 2
 	if c.rto > c.cfg.MaxRTO {
 		c.rto = c.cfg.MaxRTO
 	}
-	if c.synAcked {
-		c.cwndOnTimeout(c.retries == 1)
+}
+
+// detectLossesOnTimer runs RACK when its reordering timer fires and sends
+// what it finds lost (RFC 8985 §6.3).
+func (c *Conn) detectLossesOnTimer(now time.Time) {
+	if !c.synAcked || c.cc == nil {
+		return
 	}
-	// RFC 6298 §5.4: retransmit the earliest unacknowledged segment; going
-	// back to SND.UNA sends the rest again as the window allows.
-	c.sndNxt = c.sndUna
-	c.rttTiming = false // Karn's rule
-	c.rtoAt = now.Add(c.rto)
-	c.transmit(now)
+	c.rackDetect(now)
+	c.maybeEnterRecovery(now)
+}
+
+// cwndAfterIdle applies the restart window of RFC 5681 §4.1: after sending
+// nothing for more than an RTO, cwnd falls back to at most the initial
+// window (RW = min(IW, cwnd)), so an idle connection does not burst a
+// stale window.
+func (c *Conn) cwndAfterIdle(now time.Time) {
+	if c.lastDataSent.IsZero() || now.Sub(c.lastDataSent) <= c.rto {
+		return
+	}
+	c.cc.Restart(initialWindow(uint32(c.sndMSS)), now)
 }
 
 // onPersist sends a zero-window probe: like Linux, an ACK with the
@@ -171,7 +244,7 @@ func (c *Conn) onRTO(now time.Time) {
 func (c *Conn) onPersist(now time.Time) {
 	c.persistAt = time.Time{}
 	if c.persistProbes >= c.cfg.MaxRetries {
-		c.fail(ErrTimeout, "zero-window probes unanswered")
+		c.fail(fmt.Errorf("%w: %d zero-window probes unanswered", ErrTimeout, c.persistProbes), "zero-window probes unanswered")
 		return
 	}
 	c.persistProbes++
@@ -188,7 +261,7 @@ func (c *Conn) onPersist(now time.Time) {
 func (c *Conn) onKeepalive(now time.Time) {
 	c.keepaliveAt = time.Time{}
 	if c.keepaliveProbes >= c.cfg.KeepaliveProbes {
-		c.fail(ErrTimeout, "keep-alive probes unanswered")
+		c.fail(fmt.Errorf("%w: %d keep-alive probes unanswered", ErrTimeout, c.keepaliveProbes), "keep-alive probes unanswered")
 		return
 	}
 	c.keepaliveProbes++

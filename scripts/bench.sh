@@ -2,18 +2,35 @@
 # scripts/bench.sh SUBCOMMAND [go test flags...] — tcpcraft benchmarks that
 # compare it with the Linux kernel on the same veth, in the same run, in a
 # lab of network namespaces the benchmark makes and removes (needs root).
+# Every comparison runs interleaved rounds (tcpcraft, kernel, tcpcraft,
+# kernel, ...) and prints per-round numbers, medians and the ratio.
 #
-#   accept   connections per second accepted and echoed by
-#            `tcpcraft listen -k --echo` vs a kernel (Go) echo server,
-#            interleaved rounds, medians and the ratio
-#            (BenchmarkListenAcceptRate in cmd/listen_bench_test.go).
-#            CONNS (default 500) connections per round and per server.
+#   accept     connections per second accepted and echoed by
+#              `tcpcraft listen -k --echo` vs a kernel (Go) echo server
+#              (BenchmarkListenAcceptRate). CONNS (default 500) per round.
+#   bulk-send  `tcpcraft connect` uploading MB (default 200) MB from a file
+#              to a kernel sink vs a kernel client (BenchmarkPerfBulkSend).
+#   bulk-recv  `tcpcraft connect` downloading MB MB from a kernel source vs
+#              a kernel client (BenchmarkPerfBulkRecv).
+#   syn-rtt    median SYN->SYN-ACK of `tcpcraft send --flags S --count 300
+#              --interval 0` vs the kernel's connect() (BenchmarkPerfSYNRTT).
+#   conns      NCONNS (default 10000) connections held by `tcpcraft listen
+#              -k`: resident memory (BenchmarkPerfConns). WINDOW sets its
+#              --window.
+#   loss       goodput of `tcpcraft connect` uploading LOSS_MB (default 32)
+#              MB to a kernel sink vs a kernel client, with LOSS (default
+#              0.01) of segments dropped each way, and without loss; ratio,
+#              efficiency and retransmission counts (BenchmarkLossGoodput).
+#              LOSS_ROUNDS (default 5), LOSS_CC (cubic|reno).
+#   all        every one of the above, then a summary table.
 #
-# Extra arguments go to `go test` (e.g. -count 3, -v).
+# ROUNDS (default 3) sets the measured rounds of bulk-send, bulk-recv and
+# syn-rtt. Byte counts and CRC-32C checksums are verified in every round.
+# Extra arguments go to `go test` (e.g. -v).
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 accept [go test flags...]" >&2
+	echo "usage: $0 accept|bulk-send|bulk-recv|syn-rtt|conns|loss|all [go test flags...]" >&2
 	exit 2
 }
 
@@ -21,13 +38,59 @@ cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || usage
 sub=$1
 shift
+
+export TCPCRAFT_BENCH_MB="${MB:-200}"
+export TCPCRAFT_BENCH_ROUNDS="${ROUNDS:-3}"
+export TCPCRAFT_BENCH_CONNS="${NCONNS:-10000}"
+if [ -n "${WINDOW:-}" ]; then
+	export TCPCRAFT_BENCH_WINDOW="$WINDOW"
+fi
+ulimit -n 65536 2>/dev/null || true
+
+perf() { # perf BENCHMARK [go test flags...]
+	local name=$1
+	shift
+	go test ./cmd -run '^$' -bench "^${name}\$" -benchtime 1x -timeout 60m "$@"
+}
+
 case "$sub" in
 accept)
 	exec go test ./cmd -run '^$' -bench '^BenchmarkListenAcceptRate$' \
 		-benchtime "${CONNS:-500}x" -timeout 30m "$@"
 	;;
+bulk-send) perf BenchmarkPerfBulkSend "$@" ;;
+bulk-recv) perf BenchmarkPerfBulkRecv "$@" ;;
+syn-rtt) perf BenchmarkPerfSYNRTT "$@" ;;
+conns) perf BenchmarkPerfConns "$@" ;;
+loss)
+	TCPCRAFT_LOSS_P="${LOSS:-0.01}" TCPCRAFT_LOSS_MB="${LOSS_MB:-32}" \
+		TCPCRAFT_LOSS_ROUNDS="${LOSS_ROUNDS:-5}" TCPCRAFT_LOSS_CC="${LOSS_CC:-cubic}" \
+		perf BenchmarkLossGoodput "$@"
+	;;
+all)
+	out=$(mktemp)
+	trap 'rm -f "$out"' EXIT
+	for s in bulk-send bulk-recv syn-rtt conns accept loss; do
+		"$0" "$s" "$@" | tee -a "$out"
+	done
+	echo
+	echo "== summary (medians; ratio = tcpcraft / kernel) =="
+	awk '
+	/^Benchmark/ {
+		name = $1; sub(/-[0-9]+$/, "", name)
+		tc = ""; kc = ""; r = ""; unit = ""; extra = ""
+		for (i = 2; i < NF; i++) {
+			if ($(i+1) ~ /^tcpcraft-/) { tc = $i; unit = substr($(i+1), 10) }
+			if ($(i+1) ~ /^kernel-/) kc = $i
+			if ($(i+1) == "tcpcraft/kernel") r = $i
+			if ($(i+1) == "MB-RSS" || $(i+1) == "KB/conn") extra = extra " " $i " " $(i+1)
+		}
+		if (r != "") printf "%-45s tcpcraft %10s  kernel %10s  %-8s ratio %s\n", name, tc, kc, unit, r
+		else printf "%-45s%s\n", name, extra
+	}' "$out"
+	;;
 -h | --help | help)
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	usage

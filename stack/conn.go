@@ -29,6 +29,7 @@ type Conn struct {
 	changed chan struct{}
 	done    chan struct{} // closed when the machine reached CLOSED
 	removed bool
+	dirty   bool // fed a frame of the current burst, flush pending
 	err     error
 }
 

@@ -112,6 +112,11 @@ type Stack struct {
 	timerWake chan struct{}
 	closed    bool
 	sendErr   error
+
+	burst      bool    // reading a burst: flushes wait for its end
+	dirty      []*Conn // connections with input not yet flushed
+	gsoOff     bool    // the link's GSO failed once: segment by segment
+	gsoPayload []byte  // a super-segment's payload, reused
 }
 
 // New returns a Stack for link. Nothing runs until Run.
@@ -163,8 +168,21 @@ func (s *Stack) Run(ctx context.Context) error {
 	return err
 }
 
+// BurstReader is a Link that can also return a frame that is already
+// waiting without blocking (capture.Capture.TryReadFrame). With it the
+// stack takes a burst of frames (up to maxBurst) under one lock and
+// answers once per connection at its end, as Linux does per NAPI poll:
+// one ACK-clocked flush then releases many segments, which the link can
+// send as one super-segment (GSOLink), instead of one or two per frame.
+type BurstReader interface {
+	TryReadFrame() (capture.Frame, bool, error)
+}
+
+const maxBurst = 64
+
 func (s *Stack) readLoop(ctx context.Context) error {
 	var pkt craft.Packet
+	br, _ := s.link.(BurstReader)
 	for {
 		f, err := s.link.ReadFrame(ctx)
 		if err != nil {
@@ -174,7 +192,25 @@ func (s *Stack) readLoop(ctx context.Context) error {
 			return fmt.Errorf("stack: reading frames: %w", err)
 		}
 		s.mu.Lock()
+		s.burst = br != nil
 		s.input(f, &pkt)
+		for n := 1; br != nil && n < maxBurst; n++ {
+			f, ok, err := br.TryReadFrame()
+			if err != nil || !ok {
+				break // an error comes back from the next ReadFrame
+			}
+			s.input(f, &pkt)
+		}
+		s.burst = false
+		if len(s.dirty) > 0 {
+			now := s.now()
+			for i, c := range s.dirty {
+				c.dirty = false
+				s.flush(c, now)
+				s.dirty[i] = nil
+			}
+			s.dirty = s.dirty[:0]
+		}
 		s.mu.Unlock()
 	}
 }
@@ -200,6 +236,13 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 	key := pkt.Tuple()
 	if c, ok := s.conns[key]; ok {
 		c.fc.Input(&pkt.TCP, now)
+		if s.burst {
+			if !c.dirty {
+				c.dirty = true
+				s.dirty = append(s.dirty, c)
+			}
+			return
+		}
 		s.flush(c, now)
 		return
 	}
@@ -252,9 +295,7 @@ func (s *Stack) flush(c *Conn, now time.Time) {
 			}
 		}
 	}
-	for i := range s.segBuf {
-		s.send(c.local.Addr(), c.remote.Addr(), &s.segBuf[i], now)
-	}
+	s.sendSegments(c, now)
 	if st := c.fc.State(); st == fsm.Closed || st == fsm.Listen && c.listener != nil {
 		// A machine a listener created goes back to LISTEN when its
 		// half-open connection is reset (RFC 9293 §3.10.7.4): the

@@ -1,0 +1,571 @@
+package cmd
+
+// The performance comparisons of issue 8: tcpcraft (the CGO_ENABLED=0
+// binary, as users run it) against the Linux kernel's own TCP on the same
+// veth of one fresh lab, in the same run, in interleaved rounds (tcpcraft,
+// kernel, tcpcraft, kernel, ...), reported as medians and ratios. Run them
+// with scripts/bench.sh (bulk-send, bulk-recv, syn-rtt, conns, all) or
+//
+//	go test ./cmd -run '^$' -bench 'Perf' -benchtime 1x
+//
+// Every transfer is checked: the receiver counts the bytes and computes a
+// CRC-32C of them, which must match the sender's (a fast wrong transfer is
+// not a result). CRC-32C rather than SHA-256 because the checker shares two
+// cores with the stacks being measured: at several Gbit/s SHA-256 would be
+// the bottleneck of both sides and flatten the ratio.
+//
+// Knobs (environment): TCPCRAFT_BENCH_MB (size of a bulk transfer, default
+// 200), TCPCRAFT_BENCH_ROUNDS (measured rounds per side, default 3),
+// TCPCRAFT_BENCH_CONNS (connections of the memory benchmark, default
+// 10000), TCPCRAFT_BENCH_WINDOW (--window of that benchmark, default the
+// CLI's).
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tcpcraft/tcpcraft/lab"
+	"github.com/tcpcraft/tcpcraft/lab/labtest"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// envInt reads a positive integer knob, or def.
+func envInt(b *testing.B, name string, def int) int {
+	b.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return v
+}
+
+// perfLab builds the lab of one benchmark (removed at cleanup).
+func perfLab(b *testing.B) *e2eLab {
+	b.Helper()
+	labtest.RequireRoot(b)
+	labtest.RequireTools(b, "ip", "iptables", "iptables-save")
+	return &e2eLab{Lab: labtest.New(b), bin: tcpcraftBinary(b)}
+}
+
+// payload is the data of a bulk transfer: deterministic pseudo-random
+// bytes (incompressible, so nothing on the path can cheat), written to a
+// file for tcpcraft's stdin, with their CRC-32C.
+type payload struct {
+	data []byte
+	path string
+	crc  uint32
+}
+
+func newPayload(b *testing.B, mb int) payload {
+	b.Helper()
+	data := make([]byte, mb<<20)
+	r := rand.NewChaCha8([32]byte{'t', 'c', 'p', 'c', 'r', 'a', 'f', 't'})
+	_, _ = r.Read(data)
+	path := filepath.Join(b.TempDir(), "payload")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		b.Fatalf("writing the payload: %v", err)
+	}
+	return payload{data: data, path: path, crc: crc32.Checksum(data, castagnoli)}
+}
+
+// checker counts and checksums bytes and notes when the last one came.
+type checker struct {
+	mu   sync.Mutex
+	n    int64
+	crc  uint32
+	want int64
+	full chan struct{} // closed when want bytes were seen
+	at   time.Time
+}
+
+func newChecker(want int64) *checker { return &checker{want: want, full: make(chan struct{})} }
+
+func (c *checker) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.crc = crc32.Update(c.crc, castagnoli, p)
+	before := c.n
+	c.n += int64(len(p))
+	if before < c.want && c.n >= c.want {
+		c.at = time.Now()
+		close(c.full)
+	}
+	return len(p), nil
+}
+
+func (c *checker) verify(p payload) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n != int64(len(p.data)) || c.crc != p.crc {
+		return fmt.Errorf("received %d bytes with CRC-32C %#08x, sent %d bytes with %#08x", c.n, c.crc, len(p.data), p.crc)
+	}
+	return nil
+}
+
+// copyPlain copies with a 64 KiB buffer and plain read/write calls (no
+// sendfile or splice), the same work tcpcraft's pipe does.
+func copyPlain(dst io.Writer, src io.Reader) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, 64<<10))
+}
+
+// runInto runs tcpcraft in the client namespace with its stdout going to
+// out (so out sees bytes as they come) and returns an error unless it
+// exits 0.
+func runInto(e *e2eLab, in io.Reader, out io.Writer, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, e.ClientNS, e.bin, args...)
+	stderr := &syncBuffer{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("tcpcraft %s: %w\n%s", strings.Join(args, " "), err, tail(stderr.String(), 2000))
+	}
+	return nil
+}
+
+// results collects per-round measurements of both sides.
+type results map[string][]float64
+
+func (r results) report(b *testing.B, unit string, higherIsBetter bool) {
+	b.Helper()
+	tc, kc := median(r["tcpcraft"]), median(r["kernel"])
+	b.Logf("tcpcraft %s per round: %.1f", unit, r["tcpcraft"])
+	b.Logf("kernel   %s per round: %.1f", unit, r["kernel"])
+	// For a rate the ratio is tcpcraft's share of the kernel's (higher is
+	// better); for a time it is tcpcraft's as a multiple of the kernel's.
+	ratio := tc / kc
+	_ = higherIsBetter
+	b.Logf("medians: tcpcraft %.1f %s, kernel %.1f %s, ratio %.3f", tc, unit, kc, unit, ratio)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(tc, "tcpcraft-"+unit)
+	b.ReportMetric(kc, "kernel-"+unit)
+	b.ReportMetric(ratio, "tcpcraft/kernel")
+}
+
+// BenchmarkPerfBulkSend: `tcpcraft connect` uploads the payload from a file
+// to a kernel sink, against a kernel client (Go net.Dial in the same
+// namespace) doing the same. Throughput is measured at the sink, from the
+// accepted connection to the last byte, in Mbit/s.
+func BenchmarkPerfBulkSend(b *testing.B) {
+	e := perfLab(b)
+	p := newPayload(b, envInt(b, "TCPCRAFT_BENCH_MB", 200))
+	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
+	const port = 9200
+	ln := labtest.Listen(b, e.Lab, e.ServerNS, e.serverAddr(port))
+	type sunk struct {
+		c       *checker
+		elapsed time.Duration
+		err     error
+	}
+	sinks := make(chan sunk, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			start := time.Now()
+			chk := newChecker(int64(len(p.data)))
+			_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
+			_, err = copyPlain(chk, c)
+			elapsed := time.Since(start)
+			c.Close()
+			sinks <- sunk{chk, elapsed, err}
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+
+	res := results{}
+	b.ResetTimer()
+	for round := range rounds {
+		for _, side := range []string{"tcpcraft", "kernel"} {
+			var clientErr error
+			if side == "tcpcraft" {
+				f, err := os.Open(p.path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				clientErr = runInto(e, f, io.Discard, "connect", "-q", "--time-wait", "10ms", e.serverAddr(port))
+				f.Close()
+			} else {
+				clientErr = lab.Do(e.ClientNS, func() error {
+					c, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					f, err := os.Open(p.path)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					if _, err := copyPlain(c, f); err != nil {
+						return err
+					}
+					_ = c.(*net.TCPConn).CloseWrite()
+					_, err = io.Copy(io.Discard, c)
+					return err
+				})
+			}
+			var s sunk
+			select {
+			case s = <-sinks:
+			case <-time.After(5 * time.Minute):
+				b.Fatalf("%s round %d: the sink saw no end of the transfer (client: %v)", side, round, clientErr)
+			}
+			if clientErr != nil {
+				b.Fatalf("%s round %d: %v", side, round, clientErr)
+			}
+			if s.err != nil {
+				b.Fatalf("%s round %d: sink: %v", side, round, s.err)
+			}
+			if err := s.c.verify(p); err != nil {
+				b.Fatalf("%s round %d: %v", side, round, err)
+			}
+			res[side] = append(res[side], float64(len(p.data))*8/s.elapsed.Seconds()/1e6)
+		}
+	}
+	b.StopTimer()
+	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, rounds)
+	res.report(b, "Mbit/s", true)
+}
+
+// BenchmarkPerfBulkRecv: `tcpcraft connect` downloads the payload from a
+// kernel source (its stdout counted and checksummed), against a kernel
+// client doing the same. Throughput is from the source's accept to the last
+// byte handed to the receiving application, in Mbit/s.
+func BenchmarkPerfBulkRecv(b *testing.B) {
+	e := perfLab(b)
+	p := newPayload(b, envInt(b, "TCPCRAFT_BENCH_MB", 200))
+	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
+	const port = 9201
+	ln := labtest.Listen(b, e.Lab, e.ServerNS, e.serverAddr(port))
+	accepted := make(chan time.Time, 1)
+	sourceErr := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- time.Now()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
+			_, err = copyPlain(c, strings.NewReader(string(p.data)))
+			if err == nil {
+				_ = c.(*net.TCPConn).CloseWrite()
+				_, err = io.Copy(io.Discard, c)
+			}
+			c.Close()
+			sourceErr <- err
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+
+	res := results{}
+	b.ResetTimer()
+	for round := range rounds {
+		for _, side := range []string{"tcpcraft", "kernel"} {
+			chk := newChecker(int64(len(p.data)))
+			var clientErr error
+			if side == "tcpcraft" {
+				clientErr = runInto(e, nil, chk, "connect", "-q", "--time-wait", "10ms", e.serverAddr(port))
+			} else {
+				clientErr = lab.Do(e.ClientNS, func() error {
+					c, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
+					if err != nil {
+						return err
+					}
+					defer c.Close()
+					_ = c.(*net.TCPConn).CloseWrite()
+					_, err = copyPlain(chk, c)
+					return err
+				})
+			}
+			if clientErr != nil {
+				b.Fatalf("%s round %d: %v", side, round, clientErr)
+			}
+			start := <-accepted
+			if err := <-sourceErr; err != nil {
+				b.Fatalf("%s round %d: source: %v", side, round, err)
+			}
+			if err := chk.verify(p); err != nil {
+				b.Fatalf("%s round %d: %v", side, round, err)
+			}
+			res[side] = append(res[side], float64(len(p.data))*8/chk.at.Sub(start).Seconds()/1e6)
+		}
+	}
+	b.StopTimer()
+	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, rounds)
+	res.report(b, "Mbit/s", true)
+}
+
+// BenchmarkPerfSYNRTT: the median SYN→SYN-ACK round trip reported by
+// `tcpcraft send --flags S --count 300 --interval 0 --json`, against the
+// kernel's connect() latency (300 Go net.Dial calls from the same
+// namespace, timed), in µs; the ratio is tcpcraft's time over the kernel's
+// (lower is better).
+func BenchmarkPerfSYNRTT(b *testing.B) {
+	e := perfLab(b)
+	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
+	const port, count = 9202, 300
+	ln := labtest.Listen(b, e.Lab, e.ServerNS, e.serverAddr(port))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+
+	res := results{}
+	b.ResetTimer()
+	for round := range rounds {
+		// tcpcraft
+		var out syncBuffer
+		if err := runInto(e, nil, &out, "send", "--flags", "S", "--count", strconv.Itoa(count), "--interval", "0", "--json", e.serverAddr(port)); err != nil {
+			b.Fatalf("round %d: %v", round, err)
+		}
+		stdout := out.String()
+		var sum struct {
+			Type     string `json:"type"`
+			Sent     int    `json:"sent"`
+			Received int    `json:"received"`
+			MedianUs int64  `json:"rtt_median_us"`
+		}
+		found := false
+		sc := bufio.NewScanner(strings.NewReader(stdout))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), `"summary"`) {
+				if err := json.Unmarshal(sc.Bytes(), &sum); err != nil {
+					b.Fatalf("round %d: summary line %q: %v", round, sc.Text(), err)
+				}
+				found = true
+			}
+		}
+		if !found || sum.Sent != count || sum.Received != count {
+			b.Fatalf("round %d: want %d SYNs sent and answered, got summary %+v (found %v); stdout tail:\n%s", round, count, sum, found, tail(stdout, 2000))
+		}
+		res["tcpcraft"] = append(res["tcpcraft"], float64(sum.MedianUs))
+
+		// the kernel
+		var lat []float64
+		err := lab.Do(e.ClientNS, func() error {
+			for range count {
+				start := time.Now()
+				c, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
+				d := time.Since(start)
+				if err != nil {
+					return err
+				}
+				// RST on close (linger 0) so TIME-WAIT does not pile up.
+				_ = c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+				lat = append(lat, float64(d.Microseconds()))
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatalf("round %d: kernel connect: %v", round, err)
+		}
+		if len(lat) != count {
+			b.Fatalf("round %d: %d kernel connects, want %d", round, len(lat), count)
+		}
+		res["kernel"] = append(res["kernel"], median(lat))
+	}
+	b.StopTimer()
+	b.Logf("%d SYNs / connects per round, %d rounds each, interleaved; every SYN answered", count, rounds)
+	res.report(b, "us", false)
+}
+
+// BenchmarkPerfConns: TCPCRAFT_BENCH_CONNS (default 10,000) concurrent
+// connections from kernel clients held open by `tcpcraft listen -k`; the
+// metric is tcpcraft's resident memory (VmRSS) once all are established,
+// with the same count held by a kernel (Go) listener for comparison of
+// nothing but correctness (the kernel's memory is not a process's RSS).
+func BenchmarkPerfConns(b *testing.B) {
+	e := perfLab(b)
+	n := envInt(b, "TCPCRAFT_BENCH_CONNS", 10000)
+	const port = 9203
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	if lim.Cur < uint64(n)+1000 {
+		lim.Cur = max(lim.Max, uint64(n)+1000)
+		lim.Max = lim.Cur
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			b.Fatalf("raising RLIMIT_NOFILE to %d: %v", lim.Cur, err)
+		}
+	}
+	args := []string{"listen", "-q", "-k", "--echo", "--backlog", "4096"}
+	if w := os.Getenv("TCPCRAFT_BENCH_WINDOW"); w != "" {
+		args = append(args, "--window", w)
+	}
+	args = append(args, fmt.Sprintf(":%d", port))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := e.Command(ctx, e.ServerNS, e.bin, args...)
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting tcpcraft listen: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(60 * time.Second):
+			cancel()
+			<-exited
+			b.Errorf("tcpcraft listen did not stop within 60 s of SIGINT")
+		}
+	}()
+	rss := func() int64 {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			b.Fatalf("reading tcpcraft's status: %v", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+		b.Fatalf("no VmRSS in /proc/%d/status", cmd.Process.Pid)
+		return 0
+	}
+	// Wait until it answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := lab.Do(e.ClientNS, func() error {
+			c, err := net.DialTimeout("tcp", e.serverAddr(port), time.Second)
+			if err == nil {
+				_ = c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("tcpcraft listen does not answer: %v\n%s", err, tail(stderr.String(), 2000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	idle := rss()
+
+	b.ResetTimer()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	start := time.Now()
+	// Each worker enters the client namespace on its own thread (lab.Do):
+	// a goroutine started inside lab.Do would run on another thread, in
+	// the root namespace, and must never dial from there.
+	const workers = 32
+	var mu sync.Mutex
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- lab.Do(e.ClientNS, func() error {
+				d := net.Dialer{Timeout: 10 * time.Second}
+				for i := w; i < n; i += workers {
+					c, err := d.Dial("tcp", e.serverAddr(port))
+					if err != nil {
+						return fmt.Errorf("connection %d: %w", i, err)
+					}
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	err := errors.Join(all...)
+	if err != nil {
+		state := "still running"
+		select {
+		case werr := <-exited:
+			state = fmt.Sprintf("exited: %v", werr)
+			exited <- werr
+		case <-time.After(500 * time.Millisecond):
+		}
+		b.Fatalf("opening %d connections (%d open; tcpcraft %s): %v\n%s", n, len(conns), state, tail(err.Error(), 1000), tail(stderr.String(), 4000))
+	}
+	elapsed := time.Since(start)
+	time.Sleep(2 * time.Second) // let the last ACKs land and memory settle
+	held := rss()
+	b.StopTimer()
+	// Every connection must still be open: a read that times out (rather
+	// than EOF or a reset) says tcpcraft holds it.
+	var checks sync.WaitGroup
+	var deadN atomic.Int64
+	for i := 0; i < len(conns); i += 500 {
+		checks.Add(1)
+		go func(part []net.Conn) {
+			defer checks.Done()
+			var one [1]byte
+			for _, c := range part {
+				_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+				if _, err := c.Read(one[:]); !errors.Is(err, os.ErrDeadlineExceeded) {
+					deadN.Add(1)
+				}
+			}
+		}(conns[i:min(i+500, len(conns))])
+	}
+	checks.Wait()
+	if deadN.Load() > 0 {
+		b.Fatalf("%d of %d connections were not held open", deadN.Load(), len(conns))
+	}
+	if cmd.ProcessState != nil {
+		b.Fatalf("tcpcraft listen ended:\n%s", tail(stderr.String(), 2000))
+	}
+	b.Logf("%d connections opened in %v; tcpcraft VmRSS idle %.1f MB, holding them %.1f MB (%.1f KB per connection)",
+		len(conns), elapsed.Round(time.Millisecond), float64(idle)/1e6, float64(held)/1e6, float64(held-idle)/float64(n)/1e3)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(held)/1e6, "MB-RSS")
+	b.ReportMetric(float64(held-idle)/float64(n)/1e3, "KB/conn")
+}
