@@ -53,7 +53,7 @@ func runConnect(c *cli.Context) error {
 	sess.trace.attach(ladder, statsOut)
 	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
 
-	dialCtx, cancel := stack.SinceDeadline(ctx, c.Duration("timeout"))
+	dialCtx, cancel := withOptionalTimeout(ctx, c.Duration("timeout"))
 	conn, err := sess.stack.Dial(dialCtx, remote, sess.local.Port())
 	cancel()
 	switch {
@@ -170,4 +170,12 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 		return err
 	}
 	return conn.Err()
+}
+
+// withOptionalTimeout is ctx with a timeout of d, or none when d <= 0.
+func withOptionalTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
 }

@@ -272,6 +272,7 @@ func runSend(c *cli.Context) error {
 	var rtts []time.Duration
 	sent := 0
 	var local netip.AddrPort
+	var ifindex int
 	for i := 0; i < plan.count; i++ {
 		if i > 0 && plan.interval > 0 {
 			select {
@@ -285,12 +286,12 @@ func runSend(c *cli.Context) error {
 		// A fresh port per SYN probe (unless --sport): the peer keeps no
 		// state between probes, so each is a clean first SYN.
 		if i == 0 || (plan.flags.Has(craft.FlagSYN) && c.Uint("sport") == 0) {
-			_, _, local, err = pickEndpoint(c, sessionSpec{remote: remote})
+			_, ifindex, local, err = pickEndpoint(c, sessionSpec{remote: remote})
 			if err != nil {
 				return err
 			}
 		}
-		rtt, ok, err := sendOne(ctx, c, plan, rng, inj, pcap, &format, local, remote, i+1)
+		rtt, ok, err := sendOne(ctx, c, plan, rng, inj, pcap, &format, ifindex, local, remote, i+1)
 		if err != nil {
 			return err
 		}
@@ -313,16 +314,12 @@ func runSend(c *cli.Context) error {
 	return nil
 }
 
-// sendOne sends one crafted segment from local and reports the replies that
+// sendOne sends one crafted segment from local (on interface ifindex) and reports the replies that
 // arrive within plan.wait. The guard rule keeps the local kernel from
 // resetting the reply itself; a SYN-ACK to our SYN is reset by us, so the
 // peer is not left half-open.
-func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand, inj *capture.Injector, pcap *capture.PcapWriter, format *craft.Formatter, local, remote netip.AddrPort, probe int) (time.Duration, bool, error) {
+func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand, inj *capture.Injector, pcap *capture.PcapWriter, format *craft.Formatter, ifindex int, local, remote netip.AddrPort, probe int) (time.Duration, bool, error) {
 	out := c.App.Writer
-	_, ifindex, _, err := pickEndpoint(c, sessionSpec{remote: remote, local: local})
-	if err != nil {
-		return 0, false, err
-	}
 	guard, err := capture.InstallGuard(ctx, local)
 	if err != nil {
 		return 0, false, exitFailure(err)

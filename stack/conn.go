@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/netip"
-	"time"
 
 	"github.com/tcpcraft/tcpcraft/fsm"
 )
@@ -228,13 +227,4 @@ func (c *Conn) WaitState(ctx context.Context, states ...fsm.State) error {
 		}
 		return false
 	})
-}
-
-// SinceDeadline is a helper for callers that want a context with an
-// optional timeout: d <= 0 means none.
-func SinceDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	if d <= 0 {
-		return context.WithCancel(ctx)
-	}
-	return context.WithTimeout(ctx, d)
 }
