@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,12 +37,16 @@ import (
 //
 // Send may be called from several goroutines; Close more than once.
 type GSOSender struct {
-	file   *os.File
-	conn   syscall.RawConn
-	to     unix.SockaddrLinklayer
-	eth    [ethHdrLen]byte // destination, source, EtherType IPv4
-	mu     sync.Mutex      // guards buf
-	buf    []byte
+	file *os.File
+	conn syscall.RawConn
+	to   unix.RawSockaddrLinklayer
+	// mu guards the send scratch: the virtio_net_hdr and Ethernet header
+	// in front of every packet, and the sendmsg(2) arguments (kept here so
+	// that a send allocates nothing).
+	mu     sync.Mutex
+	prefix [virtioNetHdrLen + ethHdrLen]byte
+	iov    []unix.Iovec
+	msg    unix.Msghdr
 	closed atomic.Bool
 }
 
@@ -86,12 +91,15 @@ func OpenGSOSender(ifindex int, nextHop netip.Addr) (*GSOSender, error) {
 		file.Close()
 		return nil, fmt.Errorf("GSO sender: %w", err)
 	}
-	g := &GSOSender{file: file, conn: conn}
-	g.to = unix.SockaddrLinklayer{Ifindex: ifindex, Halen: 6}
+	g := &GSOSender{file: file, conn: conn, iov: make([]unix.Iovec, 0, 64)}
+	// Protocol 0 in the address: the kernel takes it from the Ethernet
+	// header (packet_parse_headers).
+	g.to = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(ifindex), Halen: 6}
 	copy(g.to.Addr[:], mac)
-	copy(g.eth[0:6], mac)
-	copy(g.eth[6:12], ifi.HardwareAddr)
-	binary.BigEndian.PutUint16(g.eth[12:], ethPIP)
+	eth := g.prefix[virtioNetHdrLen:]
+	copy(eth[0:6], mac)
+	copy(eth[6:12], ifi.HardwareAddr)
+	binary.BigEndian.PutUint16(eth[12:], ethPIP)
 	return g, nil
 }
 
@@ -122,47 +130,76 @@ func neighbour(dev string, addr netip.Addr) (net.HardwareAddr, error) {
 	return nil, fmt.Errorf("no neighbour entry for %v on %s", addr, dev)
 }
 
-// Send sends one IPv4/TCP packet. When mss > 0 and the TCP payload is
-// longer than mss, the packet is a super-segment the kernel cuts into
-// mss-byte segments: each gets the IP and TCP headers of the original
-// (options included) with the IP ID, length, sequence number and
-// checksums fixed up (the kernel computes the TCP checksums itself, so the
-// checksum field of pkt does not matter), and FIN/PSH only on the last
-// (tcp_gso_segment). Otherwise (mss == 0) the packet is sent as it is.
-func (g *GSOSender) Send(pkt []byte, mss int) error {
-	if len(pkt) < 20 || pkt[0]>>4 != 4 {
+// Send sends one IPv4/TCP packet made of hdr followed by the payload
+// pieces (a scatter-gather send: the pieces go to the kernel from where
+// they lie, with no copy in between). hdr holds at least the IPv4 and TCP
+// headers; a whole packet in hdr and no pieces is fine too. When mss > 0
+// and the TCP payload is longer than mss, the packet is a super-segment the
+// kernel cuts into mss-byte segments: each gets the IP and TCP headers of
+// the original (options included) with the IP ID, length, sequence number
+// and checksums fixed up (the kernel computes the TCP checksums itself, so
+// the checksum field of hdr does not matter), and FIN/PSH only on the last
+// (tcp_gso_segment). Otherwise the packet is sent as it is, and its
+// checksums must be right.
+func (g *GSOSender) Send(hdr []byte, payload [][]byte, mss int) error {
+	if len(hdr) < 20 || hdr[0]>>4 != 4 {
 		return errors.New("GSO send: not an IPv4 packet")
 	}
-	ihl := int(pkt[0]&0x0f) * 4
-	if ihl < 20 || len(pkt) < ihl+20 || pkt[9] != unix.IPPROTO_TCP {
+	ihl := int(hdr[0]&0x0f) * 4
+	if ihl < 20 || len(hdr) < ihl+20 || hdr[9] != unix.IPPROTO_TCP {
 		return errors.New("GSO send: not a TCP packet")
 	}
-	thl := int(pkt[ihl+12]>>4) * 4
-	if thl < 20 || len(pkt) < ihl+thl {
+	thl := int(hdr[ihl+12]>>4) * 4
+	if thl < 20 || len(hdr) < ihl+thl {
 		return errors.New("GSO send: bad TCP header length")
 	}
-	var h [virtioNetHdrLen]byte
-	if mss > 0 && len(pkt)-ihl-thl > mss {
+	total := len(hdr)
+	for _, p := range payload {
+		total += len(p)
+	}
+	if int(binary.BigEndian.Uint16(hdr[2:])) != total {
+		return fmt.Errorf("GSO send: IPv4 total length %d, but %d bytes given", binary.BigEndian.Uint16(hdr[2:]), total)
+	}
+	if len(payload)+2 > maxIovecs {
+		return fmt.Errorf("GSO send: %d payload pieces, at most %d", len(payload), maxIovecs-2)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	clear(g.prefix[:virtioNetHdrLen])
+	if mss > 0 && total-ihl-thl > mss {
 		// No VIRTIO_NET_HDR_F_NEEDS_CSUM: with it the kernel (6.18,
 		// veth) drops the packet in validate_xmit_skb (sendto says
 		// ENOMEM; ENOBUFS with PACKET_QDISC_BYPASS). Without it
 		// tcp4_gso_segment sets the checksum up itself (CHECKSUM_PARTIAL
 		// from the pseudo-header), and each segment is checksummed by
 		// the device or in software. Measured, not guessed.
+		h := g.prefix[:virtioNetHdrLen]
 		h[1] = virtioNetHdrGSOTCPv4
 		binary.LittleEndian.PutUint16(h[2:], uint16(ihl+thl)) // hdr_len
 		binary.LittleEndian.PutUint16(h[4:], uint16(mss))     // gso_size
 		binary.LittleEndian.PutUint16(h[6:], uint16(ihl))     // csum_start
 		binary.LittleEndian.PutUint16(h[8:], uint16(16))      // csum_offset: TCP checksum
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.buf = append(append(append(g.buf[:0], h[:]...), g.eth[:]...), pkt...)
+	g.iov = g.iov[:0]
+	g.iov = appendIovec(g.iov, g.prefix[:])
+	g.iov = appendIovec(g.iov, hdr)
+	for _, p := range payload {
+		g.iov = appendIovec(g.iov, p)
+	}
+	g.msg.Name = (*byte)(unsafe.Pointer(&g.to))
+	g.msg.Namelen = uint32(unsafe.Sizeof(g.to))
+	g.msg.Iov = &g.iov[0]
+	g.msg.SetIovlen(len(g.iov))
 	var sendErr error
 	err := g.conn.Write(func(fd uintptr) bool {
-		sendErr = unix.Sendto(int(fd), g.buf, 0, &g.to)
+		_, _, errno := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&g.msg)), 0)
+		sendErr = nil
+		if errno != 0 {
+			sendErr = errno
+		}
 		return !errors.Is(sendErr, unix.EAGAIN)
 	})
+	clear(g.iov) // keep no pointers to the caller's memory
 	if err != nil && g.closed.Load() {
 		return net.ErrClosed
 	}
@@ -170,9 +207,21 @@ func (g *GSOSender) Send(pkt []byte, mss int) error {
 		err = sendErr
 	}
 	if err != nil {
-		return fmt.Errorf("GSO send of %d bytes: %w", len(pkt), err)
+		return fmt.Errorf("GSO send of %d bytes: %w", total, err)
 	}
 	return nil
+}
+
+// maxIovecs bounds the pieces of one send (Linux's UIO_MAXIOV is 1024).
+const maxIovecs = 1024
+
+func appendIovec(iov []unix.Iovec, b []byte) []unix.Iovec {
+	if len(b) == 0 {
+		return iov
+	}
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return append(iov, v)
 }
 
 // Close closes the socket; safe more than once.

@@ -27,6 +27,11 @@ import (
 // they can clean up (firewall rules, open connections); a second one kills
 // the process the usual way.
 func Main(args []string) int {
+	// A closed output pipe (`tcpcraft connect ... | head -c 100`) must
+	// not kill tcpcraft with SIGPIPE before it has reset its connections
+	// and removed its firewall rule: ignored, a write to it fails with
+	// EPIPE instead, which ends the session like any output error.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -85,6 +85,11 @@ func runConnect(c *cli.Context) error {
 // has been read it closes our side too. It returns when the connection is
 // CLOSED (nil after a clean close, the connection's error after a reset or
 // timeout) or ctx ends.
+// inputChunk is the most pipe reads from its input at once (issue 8: with
+// 64 KiB reads a bulk upload sent a sub-MSS segment after every 45 full
+// ones, and ran about a quarter slower).
+const inputChunk = 1 << 20
+
 func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -128,7 +133,13 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 	}()
 	if in != nil {
 		go func() {
-			buf := make([]byte, 64<<10)
+			// Large reads: a bulk input (a file, a fast pipe) then
+			// reaches the connection in big writes, so the segment
+			// that ends a write short of a full MSS (sent at once:
+			// no Nagle by default) comes once per MiB rather than
+			// every 64 KiB. Interactive input still goes on as soon
+			// as a read returns it.
+			buf := make([]byte, inputChunk)
 			for {
 				n, err := in.Read(buf)
 				if n > 0 {

@@ -32,8 +32,9 @@ package cmd
 // Goodput is measured at the sink, from accepting the connection to its
 // EOF, so neither side pays for process start-up or the handshake. Every
 // upload is checked at the sink (byte count and SHA-256). Retransmissions:
-// tcpcraft's are counted in the pcap it writes (-q --pcap: data segments
-// that do not extend the highest sequence number sent); the kernel's are
+// tcpcraft's are its own count (-q --stats: quiet, so its bulk data goes
+// out by segmentation offload as in any quiet run, cut into MSS-sized
+// packets before the veth since offloads are off there); the kernel's are
 // RetransSegs of /proc/net/snmp in the client namespace, read before and
 // after each of its rounds. Reported: medians of goodput, the ratio
 // tcpcraft/kernel, and the total retransmissions of each side.
@@ -42,7 +43,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -54,9 +55,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket/pcapgo"
-
-	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/lab"
 	"github.com/tcpcraft/tcpcraft/lab/labtest"
 )
@@ -135,11 +133,11 @@ func BenchmarkLossGoodput(b *testing.B) {
 			return lossSinkResult{}, fmt.Errorf("%s: the sink got nothing", who)
 		}
 	}
-	pcapDir := b.TempDir()
+	statsDir := b.TempDir()
 	tcpcraftRound := func(i int) (lossSinkResult, int, error) {
-		pcap := filepath.Join(pcapDir, fmt.Sprintf("round%d.pcap", i))
+		statsPath := filepath.Join(statsDir, fmt.Sprintf("round%d.json", i))
 		r, err := lossStart(e, e.ClientNS, bytes.NewReader(data), io.Discard,
-			e.bin, "connect", "-q", "--pcap", pcap, "--cc", cc, "--timeout", "30s", "--time-wait", "10ms", addr)
+			e.bin, "connect", "-q", "--stats", statsPath, "--cc", cc, "--timeout", "30s", "--time-wait", "10ms", addr)
 		if err != nil {
 			return lossSinkResult{}, 0, err
 		}
@@ -153,8 +151,8 @@ func BenchmarkLossGoodput(b *testing.B) {
 		if err != nil {
 			return res, 0, err
 		}
-		rtx, err := pcapRetransmissions(pcap, port)
-		os.Remove(pcap)
+		rtx, err := statsRetransmissions(statsPath)
+		os.Remove(statsPath)
 		return res, rtx, err
 	}
 	kernelRound := func() (lossSinkResult, int, error) {
@@ -247,47 +245,19 @@ func BenchmarkLossGoodput(b *testing.B) {
 	b.ReportMetric(float64(lossy.kcRtx)/float64(rounds), "rtx/round-kernel")
 }
 
-// pcapRetransmissions counts, in a tcpcraft pcap file, the data segments
-// tcpcraft sent to port that did not extend the highest sequence number
-// sent before them: retransmissions (whole or partial).
-func pcapRetransmissions(path string, port uint16) (int, error) {
-	f, err := os.Open(path)
+// statsRetransmissions reads the retransmitted segments of the one
+// connection a `connect --stats FILE` run accounted for (fsm's count: each
+// segment sent again, whole or in part).
+func statsRetransmissions(path string) (int, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	rd, err := pcapgo.NewReader(f)
-	if err != nil {
+	var s statsJSON
+	if err := json.Unmarshal(bytes.TrimSpace(data), &s); err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	var pkt craft.Packet
-	var high craft.Seq
-	started := false
-	rtx := 0
-	for {
-		frame, _, err := rd.ReadPacketData()
-		if errors.Is(err, io.EOF) {
-			return rtx, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w", path, err)
-		}
-		if craft.ParsePacket(craft.LinkRaw, frame, &pkt, craft.PacketOptions{PartialChecksum: true}) != nil {
-			continue
-		}
-		if pkt.TCP.DstPort != port || len(pkt.TCP.Payload) == 0 {
-			continue
-		}
-		end := pkt.TCP.Seq.Add(uint32(len(pkt.TCP.Payload)))
-		switch {
-		case !started:
-			high, started = end, true
-		case end.GreaterThan(high):
-			high = end
-		default:
-			rtx++
-		}
-	}
+	return int(s.Retransmits.Segments), nil
 }
 
 // lossMedian is the median of xs.

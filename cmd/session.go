@@ -41,6 +41,7 @@ func connFlags() []cli.Flag {
 		&cli.UintFlag{Name: "mss", Usage: "MSS to advertise (default: the interface MTU - 40)"},
 		&cli.IntFlag{Name: "wscale", Value: 7, Usage: "window scale shift to offer, 0-14, or -1 for none"},
 		&cli.UintFlag{Name: "window", Value: 256 << 10, Usage: "receive buffer, the most we advertise (bytes)"},
+		&cli.UintFlag{Name: "sndbuf", Value: 4 << 20, Usage: "send buffer: the most bytes queued, unacknowledged ones included (grows on demand up to this; Linux's tcp_wmem maximum is 4 MiB)"},
 		&cli.BoolFlag{Name: "no-sack", Usage: "do not offer SACK-permitted"},
 		&cli.BoolFlag{Name: "no-timestamps", Usage: "do not offer timestamps"},
 		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default for interactive use)"},
@@ -96,7 +97,7 @@ type gsoStackLink struct {
 	gso     *capture.GSOSender
 }
 
-func (l *gsoStackLink) SendGSO(pkt []byte, mss int) error {
+func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
 	if l.gso == nil { // called with the stack's lock held: no race
 		g, err := capture.OpenGSOSender(l.ifindex, l.nextHop)
 		if err != nil {
@@ -104,7 +105,7 @@ func (l *gsoStackLink) SendGSO(pkt []byte, mss int) error {
 		}
 		l.gso = g
 	}
-	return l.gso.Send(pkt, mss)
+	return l.gso.Send(hdr, payload, mss)
 }
 
 // traceLevelOf reads -q/-v.
@@ -191,10 +192,14 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 	var link stack.Link = stackLink{s.cap, s.inj}
 	// Offload needs one interface and one next hop (not a listener on
 	// every address, not loopback). It is used only by quiet runs with no
-	// pcap or stats: coalesced super-segments would make the trace show
-	// other packets than fsm's segment counts. TCPCRAFT_NO_GSO=1 turns it
+	// pcap or ladder: coalesced super-segments would make those show
+	// other packets than fsm's segments. TCPCRAFT_NO_GSO=1 turns it
 	// off (for comparisons, scripts/bench.sh).
-	quietRun := traceLevelOf(c) == traceQuiet && c.String("pcap") == "" && !c.IsSet("stats") && !c.Bool("ladder")
+	quietRun := traceLevelOf(c) == traceQuiet && c.String("pcap") == "" && !c.Bool("ladder")
+	// Nothing of a quiet run shows good segments: the tracer needs only
+	// the failures and the events (--stats takes its figures from fsm's
+	// counters and the events).
+	scfg.SegmentErrorsOnly = quietRun
 	if quietRun && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == "" {
 		hop := s.route.Gateway
 		if !hop.IsValid() {
@@ -347,6 +352,15 @@ func connConfig(c *cli.Context, mtu int) (fsm.Config, error) {
 		return cfg, usagef("--window %d is too small for --wscale %d: at least %d bytes, or a smaller --wscale", w, ws, 4<<ws)
 	}
 	cfg.RecvBufferSize = int(w)
+	sb := c.Uint("sndbuf")
+	if sb < 1024 || sb > 1<<30 {
+		return cfg, usagef("--sndbuf %d: must be 1024 to 2^30 bytes", sb)
+	}
+	// A large send buffer keeps a fast path busy while ACKs are on their
+	// way (issue 8: 256 KiB held a bulk upload on a veth to about half
+	// the rate 4 MiB gives); the buffer grows only as data is queued, so
+	// an idle or interactive connection does not pay for it.
+	cfg.SendBufferSize = int(sb)
 	cfg.SACK = !c.Bool("no-sack")
 	cfg.Timestamps = !c.Bool("no-timestamps")
 	cfg.NoDelay = !c.Bool("nagle")

@@ -45,30 +45,46 @@ func (t *tracer) tallySegment(dir stack.Direction, at time.Time, p *craft.Packet
 	if dir == stack.In {
 		k = connKey{dst, src}
 	}
+	if tl := t.tallyFor(k, at); tl != nil {
+		tl.last = at
+	}
+}
+
+// tallyFor returns the tally of connection k, starting one at time at if
+// there is none yet (nil past a bound: a flood of strays is accounted only
+// for its first connections). Called with t.mu held.
+func (t *tracer) tallyFor(k connKey, at time.Time) *connTally {
 	if t.tallies == nil {
 		t.tallies = make(map[connKey]*connTally)
 	}
 	tl := t.tallies[k]
 	if tl == nil {
 		if len(t.tallies) > 4096 {
-			return // a flood of strays: account only the first ones
+			return nil
 		}
-		tl = &connTally{first: at}
+		tl = &connTally{first: at, last: at}
 		t.tallies[k] = tl
 	}
-	tl.last = at
+	return tl
 }
 
-// tallyEvent counts a Retransmit event by cause. Called with t.mu held.
-func (t *tracer) tallyEvent(local, remote netip.AddrPort, ev fsm.Event) {
-	if ev.Kind != fsm.Retransmit {
-		return
-	}
-	tl := t.tallies[connKey{local, remote}]
+// tallyEvent counts a Retransmit event by cause, and extends the
+// connection's span: a quiet run whose segments go out coalesced by
+// offload traces no good segment (stack.Config.SegmentErrorsOnly), and its
+// events (state changes, bytes acknowledged or received) mark the same
+// moments. The end of TIME-WAIT is a timer, not activity. Called with t.mu
+// held.
+func (t *tracer) tallyEvent(at time.Time, local, remote netip.AddrPort, ev fsm.Event) {
+	tl := t.tallyFor(connKey{local, remote}, at)
 	if tl == nil {
 		return
 	}
-	tl.count(ev.Reason)
+	if !(ev.Kind == fsm.StateChange && ev.From == fsm.TimeWait) && at.After(tl.last) {
+		tl.last = at
+	}
+	if ev.Kind == fsm.Retransmit {
+		tl.count(ev.Reason)
+	}
 }
 
 // count files one retransmission under its cause, read from the fsm's

@@ -126,7 +126,7 @@ func (t *tracer) Segment(dir stack.Direction, at time.Time, p *craft.Packet, raw
 func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.tallyEvent(local, remote, ev)
+	t.tallyEvent(at, local, remote, ev)
 	if t.ladder != nil {
 		t.ladder.Event(at, local, remote, ev)
 		return

@@ -154,6 +154,15 @@ func TestBuildNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("AppendIPv4TCP allocates %v times", allocs)
 	}
+	allocs = testing.AllocsPerRun(100, func() {
+		var err error
+		if buf, err = AppendIPv4TCPHeaders(buf[:0], &ip, &tcp, [][]byte{tcp.Payload}, BuildOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("AppendIPv4TCPHeaders allocates %v times", allocs)
+	}
 	v6 := randomIPv6(rand.New(rand.NewSource(1)))
 	allocs = testing.AllocsPerRun(100, func() {
 		var err error

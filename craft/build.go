@@ -40,6 +40,70 @@ func AppendIPv4TCP(dst []byte, ip *IPv4, tcp *TCP, opts BuildOptions) ([]byte, e
 	return dst, nil
 }
 
+// AppendIPv4TCPHeaders is AppendIPv4TCP without the payload: it appends the
+// IPv4 and TCP headers of the packet that carries tcp with the payload
+// made of the pieces in payload (tcp.Payload is not used), and leaves the
+// payload for the caller to send from where it lies (a scatter-gather
+// send, no copy). Lengths count the pieces; the TCP checksum covers them,
+// pieces of odd length included, unless opts.KeepTCPChecksum (then
+// tcp.Checksum is written, e.g. for a segmentation offload that computes
+// its own).
+func AppendIPv4TCPHeaders(dst []byte, ip *IPv4, tcp *TCP, payload [][]byte, opts BuildOptions) ([]byte, error) {
+	hl, err := tcp.HeaderLen()
+	if err != nil {
+		return dst, err
+	}
+	n := 0
+	for _, p := range payload {
+		n += len(p)
+	}
+	hdr := *ip
+	if hdr.Protocol == 0 {
+		hdr.Protocol = ProtocolTCP
+	}
+	start := len(dst)
+	dst, err = hdr.AppendHeader(dst, hl+n, EmitOptions{KeepChecksum: opts.KeepIPChecksum})
+	if err != nil {
+		return dst, err
+	}
+	tcpStart := len(dst)
+	if dst, err = tcp.appendHeader(dst, hl); err != nil {
+		return dst[:start], fmt.Errorf("tcp: %w", err)
+	}
+	if !opts.KeepTCPChecksum {
+		if err := checkPseudoAddrs(hdr.Src, hdr.Dst); err != nil {
+			return dst[:start], fmt.Errorf("tcp: %w", err)
+		}
+		h := dst[tcpStart:]
+		binary.BigEndian.PutUint16(h[16:], 0)
+		sum := PseudoHeaderSum(hdr.Src, hdr.Dst, ProtocolTCP, uint32(hl+n))
+		// The header is a whole number of 32-bit words, so the payload
+		// starts at an even offset; a piece after an odd-length one
+		// starts at an odd offset, and its sum counts byte-swapped
+		// (RFC 1071 §2(B)).
+		sum = ChecksumAdd(sum, h)
+		odd := false
+		for _, p := range payload {
+			part := foldTo16(ChecksumAdd(0, p))
+			if odd {
+				part = part>>8 | (part&0xff)<<8
+			}
+			sum += part
+			odd = odd != (len(p)%2 == 1)
+		}
+		binary.BigEndian.PutUint16(h[16:], ChecksumFinish(sum))
+	}
+	return dst, nil
+}
+
+// foldTo16 folds a ones' complement accumulator to 16 bits.
+func foldTo16(sum uint32) uint32 {
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum
+}
+
 // BuildIPv4TCP returns a new IPv4 packet carrying tcp with lengths and both
 // checksums filled in; see AppendIPv4TCP.
 func BuildIPv4TCP(ip IPv4, tcp *TCP) ([]byte, error) {

@@ -67,6 +67,21 @@ func (r *ring) readAt(off int, p []byte) {
 	}
 }
 
+// slice returns offsets [off, off+n) as one slice of the buffer, or false
+// when they wrap around its end. Its capacity runs to the end of the
+// buffer, so that a driver can tell (and join) slices that follow each
+// other; nobody may append to it.
+func (r *ring) slice(off, n int) ([]byte, bool) {
+	i := r.head + off
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	if i+n > len(r.buf) {
+		return nil, false
+	}
+	return r.buf[i : i+n], true
+}
+
 // advance drops n bytes from the head.
 func (r *ring) advance(n int) {
 	if len(r.buf) == 0 {

@@ -88,6 +88,19 @@ type Config struct {
 	// ChallengeACKLimit caps the challenge ACKs of RFC 5961 §7 sent per
 	// second; 0 = no limit. Default 1000 (Linux tcp_challenge_ack_limit).
 	ChallengeACKLimit int
+
+	// ReuseOutput lets the machine lend its own memory to the segments it
+	// returns: their payload, option and SACK-block slices are valid only
+	// until the next call into the Conn after Output or AppendOutput (a
+	// payload may point straight into the send buffer, and the scratch of
+	// one batch of segments is reused by the next; segments not drained
+	// yet stay valid). A lent payload's capacity may reach further into
+	// the machine's buffer: never append to it. A driver that sends every segment before it
+	// calls again (stack does) saves a copy of each payload and the
+	// allocations. false (the default) gives segments that own their
+	// memory for as long as the caller keeps them, which simulations that
+	// queue segments need.
+	ReuseOutput bool
 }
 
 // DefaultConfig returns the defaults described on each Config field, with

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// NewReno arithmetic (RFC 5681 §3.1): slow start adds min(acked, SMSS)
-// per ACK; congestion avoidance one SMSS per window of acknowledged bytes;
+// NewReno arithmetic (RFC 5681 §3.1): slow start adds the bytes acked,
+// stretch ACKs included (slowStartIncrease), up to ssthresh; congestion avoidance one SMSS per window of acknowledged bytes;
 // a loss sets ssthresh = max(FlightSize/2, 2*SMSS); a timeout the loss
 // window of one segment; an unused window does not grow (RFC 7661).
 func TestRenoArithmetic(t *testing.T) {
@@ -17,12 +17,12 @@ func TestRenoArithmetic(t *testing.T) {
 		t.Fatalf("initial window %d (RFC 6928: 10 segments)", r.Cwnd())
 	}
 	now := time.Unix(0, 0)
-	r.OnAck(3000, true, 0, now) // a stretch ACK: at most one SMSS
-	if r.Cwnd() != 11000 {
-		t.Fatalf("slow start after a 3000-byte ACK: %d, want 11000", r.Cwnd())
+	r.OnAck(3000, true, 0, now) // a stretch ACK counts in full
+	if r.Cwnd() != 13000 {
+		t.Fatalf("slow start after a 3000-byte ACK: %d, want 13000", r.Cwnd())
 	}
 	r.OnAck(1000, false, 0, now)
-	if r.Cwnd() != 11000 {
+	if r.Cwnd() != 13000 {
 		t.Fatalf("grew while not cwnd-limited: %d", r.Cwnd())
 	}
 	r.OnLoss(20000, now)
@@ -189,5 +189,27 @@ func TestCongestionConfig(t *testing.T) {
 	cfg.Congestion = "bbr"
 	if _, err := NewConn(cfg); err == nil || !strings.Contains(err.Error(), `congestion control "bbr": want reno or cubic`) {
 		t.Fatalf("unknown algorithm: %v", err)
+	}
+}
+
+// TestSlowStartCountsStretchACKs: in slow start an ACK for many segments
+// at once (a GRO receiver's stretch ACK) opens the window by all the bytes
+// it acknowledges, as Linux's tcp_slow_start does, but never past
+// ssthresh.
+func TestSlowStartCountsStretchACKs(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, cc := range []CongestionControl{NewReno(1000), NewCubic(1000)} {
+		cc.OnAck(20000, true, time.Millisecond, now)
+		if cc.Cwnd() != 30000 {
+			t.Errorf("%s: a 20-segment ACK from a 10-segment window: cwnd %d, want 30000", cc.Name(), cc.Cwnd())
+		}
+		cc.OnRTO(40000, true, now) // ssthresh 20000 (Reno) or 21000 (CUBIC), cwnd one segment
+		if cc.Cwnd() != 1000 || cc.Ssthresh() > 21000 {
+			t.Fatalf("%s: after an RTO cwnd %d ssthresh %d", cc.Name(), cc.Cwnd(), cc.Ssthresh())
+		}
+		cc.OnAck(64000, true, time.Millisecond, now)
+		if cc.Cwnd() != cc.Ssthresh() {
+			t.Errorf("%s: slow start past ssthresh: cwnd %d, ssthresh %d", cc.Name(), cc.Cwnd(), cc.Ssthresh())
+		}
 	}
 }

@@ -178,6 +178,7 @@ func NewConn(cfg Config) (*Conn, error) {
 	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
 	c.sndBufSeq = c.iss.Add(1)
 	c.send.max = cfg.SendBufferSize
+	c.slab.reuse = cfg.ReuseOutput
 	c.recv.max = cfg.RecvBufferSize
 	c.rto = cfg.InitialRTO
 	c.peerMSS = 536 // RFC 9293 §3.7.1: assume 536 until told otherwise
@@ -264,6 +265,19 @@ func (c *Conn) Write(p []byte, now time.Time) (int, error) {
 	}
 	if c.finQueued {
 		return 0, fmt.Errorf("fsm: write: %w", ErrClosing)
+	}
+	if c.slab.reuse && len(c.out) > 0 {
+		// Segments not yet drained may borrow bytes of the send buffer
+		// that an ACK since freed and this write could overwrite: give
+		// them their own copy first (a driver that drains after every
+		// call never gets here).
+		for i := range c.out {
+			if p := c.out[i].Payload; len(p) > 0 {
+				own := c.slab.payload(len(p))
+				copy(own, p)
+				c.out[i].Payload = own
+			}
+		}
 	}
 	n := c.send.write(p)
 	if n > 0 {
@@ -372,7 +386,9 @@ func (c *Conn) Abort(now time.Time) {
 }
 
 // Output drains the segments to send, in order. The returned segments own
-// their payload and option slices (they are never reused by the Conn).
+// their payload and option slices (they are never reused by the Conn)
+// unless Config.ReuseOutput is set: then they are valid until the next
+// call into the Conn.
 func (c *Conn) Output() []craft.TCP {
 	if len(c.out) == 0 {
 		return nil
@@ -380,15 +396,18 @@ func (c *Conn) Output() []craft.TCP {
 	o := make([]craft.TCP, len(c.out))
 	copy(o, c.out)
 	c.out = c.out[:0]
+	c.slab.drained = c.slab.reuse
 	return o
 }
 
 // AppendOutput appends the segments to send to dst and drains them; it
-// avoids an allocation per call on the bulk path.
+// avoids an allocation per call on the bulk path. Their memory is as
+// Output's.
 func (c *Conn) AppendOutput(dst []craft.TCP) []craft.TCP {
 	dst = append(dst, c.out...)
 	clear(c.out)
 	c.out = c.out[:0]
+	c.slab.drained = c.slab.reuse
 	return dst
 }
 

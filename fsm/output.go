@@ -180,11 +180,27 @@ func (c *Conn) retransmitReason() string {
 
 // emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
 // puts the segment on the scoreboard.
-func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now time.Time) {
-	payload := c.slab.payload(n)
-	if n > 0 {
-		c.send.readAt(int(c.sndBufSeq.Size(seq)), payload)
+// payloadAt returns the n queued bytes from seq on for a segment: with
+// Config.ReuseOutput a slice of the send buffer itself when they lie in one
+// piece of the ring (no copy; the caller sends it before it calls again,
+// and nothing overwrites unacknowledged bytes before then), else a copy.
+func (c *Conn) payloadAt(seq craft.Seq, n int) []byte {
+	if n == 0 {
+		return nil
 	}
+	off := int(c.sndBufSeq.Size(seq))
+	if c.slab.reuse {
+		if p, ok := c.send.slice(off, n); ok {
+			return p
+		}
+	}
+	payload := c.slab.payload(n)
+	c.send.readAt(off, payload)
+	return payload
+}
+
+func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now time.Time) {
+	payload := c.payloadAt(seq, n)
 	flags := craft.FlagACK
 	if fin {
 		flags |= craft.FlagFIN

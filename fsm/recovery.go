@@ -796,10 +796,7 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, reason string) {
 		end = dataEnd
 	}
 	n := int(s.start.Size(end))
-	payload := c.slab.payload(n)
-	if n > 0 {
-		c.send.readAt(int(c.sndBufSeq.Size(s.start)), payload)
-	}
+	payload := c.payloadAt(s.start, n)
 	flags := craft.FlagACK
 	if fin {
 		flags |= craft.FlagFIN

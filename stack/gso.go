@@ -20,8 +20,12 @@ import (
 // the device.
 type GSOLink interface {
 	Link
-	// SendGSO sends pkt as segments of mss payload bytes.
-	SendGSO(pkt []byte, mss int) error
+	// SendGSO sends the IPv4 packet made of hdr (its headers) and the
+	// payload pieces, without copying them first. With mss > 0 and a
+	// payload longer than mss it is a super-segment the link cuts into
+	// segments of mss payload bytes (and checksums itself); otherwise it
+	// is sent as it is.
+	SendGSO(hdr []byte, payload [][]byte, mss int) error
 }
 
 // maxSuperPayload keeps a super-segment with the largest headers (60 + 60
@@ -29,28 +33,32 @@ type GSOLink interface {
 const maxSuperPayload = 65535 - 120
 
 // sendSegments sends s.segBuf for c, coalescing where it can. Called with
-// s.mu held.
+// s.mu held. Through a GSOLink every data segment goes out by SendGSO, its
+// payload straight from fsm's send buffer (fsm.Config.ReuseOutput lends
+// it until the next call into the machine, and nothing calls it before
+// the send returns); the first failure turns that off for good and
+// segments go out one by one through Link.Send.
 func (s *Stack) sendSegments(c *Conn, now time.Time) {
 	gl, ok := s.link.(GSOLink)
+	ok = ok && !s.gsoOff
 	segs := s.segBuf
 	src, dst := c.local.Addr(), c.remote.Addr()
 	for i := 0; i < len(segs); {
 		j := i + 1
-		if ok && !s.gsoOff {
+		if ok {
 			for j < len(segs) && mergeable(&segs[i], &segs[j-1], &segs[j]) {
 				j++
 			}
-		}
-		if j-i < 2 {
-			s.send(src, dst, &segs[i], now)
-			i++
-			continue
-		}
-		if !s.sendSuper(gl, src, dst, segs[i:j], now) {
-			s.gsoOff = true
-			for k := i; k < j; k++ {
-				s.send(src, dst, &segs[k], now)
+			if j-i > 1 || len(segs[i].Payload) > 0 {
+				if s.sendVector(gl, src, dst, segs[i:j], now) {
+					i = j
+					continue
+				}
+				s.gsoOff, ok = true, false
 			}
+		}
+		for k := i; k < j; k++ {
+			s.send(src, dst, &segs[k], now)
 		}
 		i = j
 	}
@@ -99,29 +107,39 @@ func sameOptions(a, b []craft.Option) bool {
 	return true
 }
 
-// sendSuper builds segs as one super-segment and sends it; false if the
-// link refused (the caller falls back).
-func (s *Stack) sendSuper(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, now time.Time) bool {
+// sendVector sends segs, consecutive and mergeable, as one packet through
+// gl: a super-segment when there are several, else the one segment. Only
+// the headers are built; the payloads are handed over where they lie
+// (pieces that are adjacent in memory, as consecutive ones from fsm's send
+// buffer are, become one). It reports false if the link refused (the
+// caller falls back).
+func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, now time.Time) bool {
 	super := segs[0]
-	s.gsoPayload = s.gsoPayload[:0]
+	super.Payload = nil
+	s.pieces = s.pieces[:0]
 	for k := range segs {
-		s.gsoPayload = append(s.gsoPayload, segs[k].Payload...)
 		super.Flags |= segs[k].Flags & craft.FlagPSH
+		s.pieces = appendPiece(s.pieces, segs[k].Payload)
 	}
-	super.Payload = s.gsoPayload
 	id := s.ipID + 1
 	if id == 0 {
 		id = 1
 	}
 	ip := craft.IPv4{TTL: s.cfg.TTL, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst}
-	// Checksums complete, so that traces and pcap files show a valid
-	// packet; the kernel recomputes each segment's (tcp_gso_segment).
-	pkt, err := craft.AppendIPv4TCP(s.pktBuf[:0], &ip, &super, craft.BuildOptions{})
+	mss := 0
+	if len(segs) > 1 {
+		mss = len(segs[0].Payload)
+	}
+	// A super-segment's checksum is the kernel's to compute per segment
+	// (tcp_gso_segment); a lone segment goes out as built, so it needs
+	// one. A traced packet has a true one either way, for pcap readers.
+	opts := craft.BuildOptions{KeepTCPChecksum: mss > 0 && !s.traceSegments()}
+	hdr, err := craft.AppendIPv4TCPHeaders(s.pktBuf[:0], &ip, &super, s.pieces, opts)
 	if err != nil {
 		return false
 	}
-	s.pktBuf = pkt[:0]
-	if err := gl.SendGSO(pkt, len(segs[0].Payload)); err != nil {
+	s.pktBuf = hdr[:0]
+	if err := gl.SendGSO(hdr, s.pieces, mss); err != nil {
 		// Not worth a line in the trace: nothing was sent, the
 		// segments go out one by one instead, and nothing is lost.
 		return false
@@ -130,10 +148,36 @@ func (s *Stack) sendSuper(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, now
 	if s.ipID == 0 {
 		s.ipID = 1
 	}
-	if s.tracer != nil {
-		if err := craft.ParsePacket(craft.LinkRaw, pkt, &s.outPkt, craft.PacketOptions{}); err == nil {
-			s.tracer.Segment(Out, now, &s.outPkt, pkt, nil)
+	if s.traceSegments() {
+		// The trace shows the packet handed to the link, so it needs
+		// the bytes in one piece (only traced runs pay for the copy).
+		s.tracePkt = append(s.tracePkt[:0], hdr...)
+		for _, p := range s.pieces {
+			s.tracePkt = append(s.tracePkt, p...)
+		}
+		if err := craft.ParsePacket(craft.LinkRaw, s.tracePkt, &s.outPkt, craft.PacketOptions{}); err == nil {
+			s.tracer.Segment(Out, now, &s.outPkt, s.tracePkt, nil)
 		}
 	}
+	clear(s.pieces) // keep no reference to the machine's memory
 	return true
+}
+
+// appendPiece adds p to the payload pieces, extending the last piece
+// instead when p continues it in the same buffer (consecutive segments cut
+// from one stretch of fsm's send buffer, whose payload slices have the
+// rest of that buffer as capacity): fewer, larger pieces for the kernel to
+// walk. Reslicing within the capacity never leaves the buffer.
+func appendPiece(pieces [][]byte, p []byte) [][]byte {
+	if len(p) == 0 {
+		return pieces
+	}
+	if n := len(pieces); n > 0 {
+		last := pieces[n-1]
+		if k := len(last); cap(last) >= k+len(p) && &last[:k+1][k] == &p[0] {
+			pieces[n-1] = last[:k+len(p)]
+			return pieces
+		}
+	}
+	return append(pieces, p)
 }

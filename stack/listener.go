@@ -72,7 +72,7 @@ func (l *Listener) handleSYN(pkt *craft.Packet, now time.Time) {
 	if l.pending >= l.backlog {
 		return // accept queue full: drop the SYN, the client retransmits
 	}
-	cfg := l.s.cfg.Conn
+	cfg := l.s.connConfig()
 	cfg.LocalPort, cfg.RemotePort = l.port, seg.SrcPort
 	fc, err := fsm.NewConn(cfg)
 	if err != nil {

@@ -87,6 +87,10 @@ type Config struct {
 	Conn fsm.Config
 	// Tracer, if set, sees every segment and event.
 	Tracer Tracer
+	// SegmentErrorsOnly tells the Tracer only about segments that failed
+	// (to parse, build or send), not every good one: for a quiet run
+	// that shows nothing else, it saves parsing each sent packet back.
+	SegmentErrorsOnly bool
 	// Now is the clock; nil means time.Now. Tests may pass a fake.
 	Now func() time.Time
 	// Rand picks IP IDs; nil means a randomly seeded source.
@@ -113,10 +117,16 @@ type Stack struct {
 	closed    bool
 	sendErr   error
 
-	burst      bool    // reading a burst: flushes wait for its end
-	dirty      []*Conn // connections with input not yet flushed
-	gsoOff     bool    // the link's GSO failed once: segment by segment
-	gsoPayload []byte  // a super-segment's payload, reused
+	burst    bool     // reading a burst: flushes wait for its end
+	dirty    []*Conn  // connections with input not yet flushed
+	gsoOff   bool     // the link's GSO failed once: segment by segment
+	pieces   [][]byte // the payload pieces of a vectored send, reused
+	tracePkt []byte   // a vectored packet in one piece, for the tracer
+}
+
+// traceSegments reports whether the tracer wants every good segment.
+func (s *Stack) traceSegments() bool {
+	return s.tracer != nil && !s.cfg.SegmentErrorsOnly
 }
 
 // New returns a Stack for link. Nothing runs until Run.
@@ -223,7 +233,9 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		s.traceSegment(In, now, nil, f.Data, err)
 		return
 	}
-	s.traceSegment(In, now, pkt, f.Data, nil)
+	if s.traceSegments() {
+		s.tracer.Segment(In, now, pkt, f.Data, nil)
+	}
 	if pkt.IPVersion != 4 || !s.addressedToUs(pkt.Dst()) {
 		return
 	}
@@ -351,7 +363,7 @@ func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
 		return
 	}
 	s.pktBuf = pkt[:0]
-	if s.tracer != nil {
+	if s.traceSegments() {
 		// Trace the packet as built, not the structs it was built from:
 		// the builder fills in lengths, data offset and checksums, and
 		// the trace must show what went on the wire.
@@ -426,10 +438,20 @@ func (s *Stack) timerLoop(ctx context.Context) {
 	}
 }
 
+// connConfig is the machine configuration of a new connection. The stack
+// sends every segment a machine returns before it calls the machine again,
+// so the machine may lend its buffers (fsm.Config.ReuseOutput): no payload
+// copy, no allocation on the bulk path.
+func (s *Stack) connConfig() fsm.Config {
+	cfg := s.cfg.Conn
+	cfg.ReuseOutput = true
+	return cfg
+}
+
 // Dial opens a connection from local port lport to remote (active open) and
 // waits until it is established, fails, or ctx ends (then it is aborted).
 func (s *Stack) Dial(ctx context.Context, remote netip.AddrPort, lport uint16) (*Conn, error) {
-	cfg := s.cfg.Conn
+	cfg := s.connConfig()
 	cfg.LocalPort, cfg.RemotePort = lport, remote.Port()
 	fc, err := fsm.NewConn(cfg)
 	if err != nil {
