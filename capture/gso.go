@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -43,11 +44,15 @@ type GSOSender struct {
 	// mu guards the send scratch: the virtio_net_hdr and Ethernet header
 	// in front of every packet, and the sendmsg(2) arguments (kept here so
 	// that a send allocates nothing).
-	mu     sync.Mutex
-	prefix [virtioNetHdrLen + ethHdrLen]byte
-	iov    []unix.Iovec
-	msg    unix.Msghdr
-	closed atomic.Bool
+	mu       sync.Mutex
+	prefix   [virtioNetHdrLen + ethHdrLen]byte
+	iov      []unix.Iovec
+	msg      unix.Msghdr
+	arp      *os.File // the neighbour table of the sender's namespace
+	dev      string
+	nextHop  netip.Addr
+	resolved bool // the next hop's address is in to and prefix
+	closed   atomic.Bool
 }
 
 const (
@@ -58,11 +63,19 @@ const (
 )
 
 // OpenGSOSender opens an AF_PACKET socket on interface ifindex that sends
-// to the link-layer address of nextHop (which must be in the neighbour
-// table already). It fails cleanly where GSO cannot work (no neighbour
-// entry, a device without a link-layer address such as loopback, or a
-// kernel without PACKET_VNET_HDR): callers then keep sending per segment.
+// to the link-layer address of nextHop. Everything is bound to the network
+// namespace of the calling thread (not the process's: a test drives
+// tcpcraft from a thread that entered a lab namespace): the socket, the
+// interface, and the neighbour table, which is opened now and read at the
+// first Send, when the address is known (the handshake, which goes through
+// the kernel's IP layer, makes the kernel resolve it). It fails cleanly
+// where GSO cannot work (a device without a link-layer address such as
+// loopback, or a kernel without PACKET_VNET_HDR), and Send fails while
+// there is no neighbour entry: callers then send per segment.
 func OpenGSOSender(ifindex int, nextHop netip.Addr) (*GSOSender, error) {
+	if !nextHop.Is4() {
+		return nil, fmt.Errorf("GSO sender: next hop %v is not IPv4", nextHop)
+	}
 	ifi, err := net.InterfaceByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("GSO sender: interface %d: %w", ifindex, err)
@@ -70,48 +83,66 @@ func OpenGSOSender(ifindex int, nextHop netip.Addr) (*GSOSender, error) {
 	if len(ifi.HardwareAddr) != 6 || ifi.Flags&net.FlagLoopback != 0 {
 		return nil, fmt.Errorf("GSO sender: %s has no Ethernet address", ifi.Name)
 	}
-	mac, err := neighbour(ifi.Name, nextHop)
+	// /proc/thread-self, not /proc/net (= /proc/self/net, the main
+	// thread's namespace); an open file stays bound to its namespace.
+	arp, err := os.Open("/proc/thread-self/net/arp")
 	if err != nil {
-		return nil, fmt.Errorf("GSO sender: %w", err)
+		return nil, fmt.Errorf("GSO sender: opening the neighbour table: %w", err)
 	}
 	// Protocol 0: this socket only sends, it never receives a frame.
 	// SOCK_RAW (we write the Ethernet header) because the kernel accepts
 	// PACKET_VNET_HDR only on raw packet sockets.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
+		arp.Close()
 		return nil, fmt.Errorf("GSO sender: AF_PACKET socket: %w", permissionError(err))
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		unix.Close(fd)
+		arp.Close()
 		return nil, fmt.Errorf("GSO sender: PACKET_VNET_HDR: %w", err)
 	}
 	file := os.NewFile(uintptr(fd), "af_packet-gso")
 	conn, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
+		arp.Close()
 		return nil, fmt.Errorf("GSO sender: %w", err)
 	}
-	g := &GSOSender{file: file, conn: conn, iov: make([]unix.Iovec, 0, 64)}
+	g := &GSOSender{file: file, conn: conn, iov: make([]unix.Iovec, 0, 64),
+		arp: arp, dev: ifi.Name, nextHop: nextHop}
 	// Protocol 0 in the address: the kernel takes it from the Ethernet
 	// header (packet_parse_headers).
 	g.to = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(ifindex), Halen: 6}
-	copy(g.to.Addr[:], mac)
 	eth := g.prefix[virtioNetHdrLen:]
-	copy(eth[0:6], mac)
 	copy(eth[6:12], ifi.HardwareAddr)
 	binary.BigEndian.PutUint16(eth[12:], ethPIP)
 	return g, nil
 }
 
-// neighbour reads the link-layer address of addr on interface dev from
-// /proc/net/arp (the calling process's network namespace).
-func neighbour(dev string, addr netip.Addr) (net.HardwareAddr, error) {
-	f, err := os.Open("/proc/net/arp")
+// resolve looks the next hop's link-layer address up, once. Called with
+// g.mu held.
+func (g *GSOSender) resolve() error {
+	if g.resolved {
+		return nil
+	}
+	mac, err := neighbour(g.arp, g.dev, g.nextHop)
 	if err != nil {
+		return fmt.Errorf("GSO sender: %w", err)
+	}
+	copy(g.to.Addr[:], mac)
+	copy(g.prefix[virtioNetHdrLen:virtioNetHdrLen+6], mac)
+	g.resolved = true
+	return nil
+}
+
+// neighbour reads the link-layer address of addr on interface dev from the
+// neighbour table arp (/proc/<tid>/net/arp), from its start.
+func neighbour(arp *os.File, dev string, addr netip.Addr) (net.HardwareAddr, error) {
+	if _, err := arp.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("reading the neighbour table: %w", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(arp)
 	for sc.Scan() {
 		// IP address, HW type, Flags, HW address, Mask, Device
 		fs := strings.Fields(sc.Text())
@@ -126,6 +157,9 @@ func neighbour(dev string, addr netip.Addr) (net.HardwareAddr, error) {
 			return nil, fmt.Errorf("neighbour %v on %s: bad address %q", addr, dev, fs[3])
 		}
 		return mac, nil
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the neighbour table: %w", err)
 	}
 	return nil, fmt.Errorf("no neighbour entry for %v on %s", addr, dev)
 }
@@ -165,6 +199,12 @@ func (g *GSOSender) Send(hdr []byte, payload [][]byte, mss int) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.closed.Load() {
+		return net.ErrClosed
+	}
+	if err := g.resolve(); err != nil {
+		return err
+	}
 	clear(g.prefix[:virtioNetHdrLen])
 	if mss > 0 && total-ihl-thl > mss {
 		// No VIRTIO_NET_HDR_F_NEEDS_CSUM: with it the kernel (6.18,
@@ -229,5 +269,6 @@ func (g *GSOSender) Close() error {
 	if g == nil || g.closed.Swap(true) {
 		return nil
 	}
+	g.arp.Close()
 	return g.file.Close()
 }

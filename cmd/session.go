@@ -87,24 +87,16 @@ func (l stackLink) TryReadFrame() (capture.Frame, bool, error)           { retur
 
 // gsoStackLink adds segmentation offload (stack.GSOLink): bulk data goes to
 // the kernel as 64 KB super-segments through an AF_PACKET socket (issue 8).
-// The socket is opened at the first super-segment, after the handshake, when
-// the next hop is in the neighbour table; if that fails the stack falls back
-// to one raw send per segment.
+// The socket is opened with the session, in its network namespace; the
+// next hop's link-layer address is looked up at the first super-segment,
+// after the handshake; if that fails the stack falls back to one raw send
+// per segment.
 type gsoStackLink struct {
 	stackLink
-	ifindex int
-	nextHop netip.Addr
-	gso     *capture.GSOSender
+	gso *capture.GSOSender
 }
 
 func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
-	if l.gso == nil { // called with the stack's lock held: no race
-		g, err := capture.OpenGSOSender(l.ifindex, l.nextHop)
-		if err != nil {
-			return err
-		}
-		l.gso = g
-	}
 	return l.gso.Send(hdr, payload, mss)
 }
 
@@ -205,8 +197,14 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 		if !hop.IsValid() {
 			hop = spec.remote.Addr()
 		}
-		s.gso = &gsoStackLink{stackLink: stackLink{s.cap, s.inj}, ifindex: ifindex, nextHop: hop}
-		link = s.gso
+		// Opened here, on the thread that opened the capture and the
+		// injector: in the session's network namespace (a test may
+		// drive tcpcraft from a thread inside a lab namespace, and the
+		// stack's goroutines run elsewhere).
+		if g, err := capture.OpenGSOSender(ifindex, hop); err == nil {
+			s.gso = &gsoStackLink{stackLink: stackLink{s.cap, s.inj}, gso: g}
+			link = s.gso
+		}
 	}
 	s.stack, err = stack.New(link, scfg)
 	if err != nil {
@@ -297,7 +295,7 @@ func (s *session) close() error {
 	if s.inj != nil {
 		_ = s.inj.Close()
 	}
-	if s.gso != nil && s.gso.gso != nil {
+	if s.gso != nil {
 		_ = s.gso.gso.Close()
 	}
 	if s.guard != nil {

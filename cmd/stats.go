@@ -36,7 +36,7 @@ type connTally struct {
 // tallySegment notes a traced segment's time for its connection. Called
 // with t.mu held.
 func (t *tracer) tallySegment(dir stack.Direction, at time.Time, p *craft.Packet) {
-	if p == nil {
+	if p == nil || !t.accounting() {
 		return
 	}
 	src := netip.AddrPortFrom(p.Src(), p.TCP.SrcPort)
@@ -49,6 +49,11 @@ func (t *tracer) tallySegment(dir stack.Direction, at time.Time, p *craft.Packet
 		tl.last = at
 	}
 }
+
+// accounting reports whether anything will read the tallies: the summary
+// of a trace, or --stats. A quiet run without --stats (the fast path of
+// listen -q -k) keeps none. Called with t.mu held.
+func (t *tracer) accounting() bool { return t.level != traceQuiet || t.statsOut != nil }
 
 // tallyFor returns the tally of connection k, starting one at time at if
 // there is none yet (nil past a bound: a flood of strays is accounted only
@@ -75,6 +80,9 @@ func (t *tracer) tallyFor(k connKey, at time.Time) *connTally {
 // moments. The end of TIME-WAIT is a timer, not activity. Called with t.mu
 // held.
 func (t *tracer) tallyEvent(at time.Time, local, remote netip.AddrPort, ev fsm.Event) {
+	if !t.accounting() {
+		return
+	}
 	tl := t.tallyFor(connKey{local, remote}, at)
 	if tl == nil {
 		return
@@ -226,6 +234,12 @@ func (t *tracer) sessionStats(cs connSnapshot) statsJSON {
 // summary reports a finished connection: a short block of text on the
 // trace (a "stats" object with --json), and the --stats object.
 func (t *tracer) summary(conn *stack.Conn) {
+	t.mu.Lock()
+	quiet := !t.accounting()
+	t.mu.Unlock()
+	if quiet {
+		return // nothing to show, and no tally was kept
+	}
 	cs := snapshot(conn) // before t.mu: see snapshot
 	t.mu.Lock()
 	defer t.mu.Unlock()

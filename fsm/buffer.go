@@ -10,7 +10,9 @@ type ring struct {
 }
 
 // initialRing is the first allocation of a ring; it doubles from there.
-const initialRing = 16 << 10
+// Small, because most connections of a busy listener carry a few bytes
+// (and a bulk transfer reaches megabytes after ten doublings).
+const initialRing = 4 << 10
 
 // reserve makes sure offsets [0, size) are backed by memory, keeping the
 // first keep bytes (the rest is scratch that may hold out-of-order data, so

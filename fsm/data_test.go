@@ -128,6 +128,51 @@ func TestDelayedACK(t *testing.T) {
 	h.expect(pat{Flags: fA | fP, Seq: lISS + 1, Ack: rISS + 6 + 2921, Window: anyWin, Payload: "r"}) // RTO, not a delayed ACK
 }
 
+// TestFINAckRidesOnOurFIN: with delayed ACKs, the ACK of the peer's FIN in
+// ESTABLISHED waits like a delayed ACK, so an application that closes on
+// end of stream sends one FIN+ACK instead of an ACK then a FIN (as Linux
+// does); if the application does not close, the ACK goes out when the
+// delayed-ACK timer fires; in FIN-WAIT-2 the FIN is acknowledged at once.
+func TestFINAckRidesOnOurFIN(t *testing.T) {
+	cfg := plainConfig()
+	cfg.DelayedACK = 40 * time.Millisecond
+	h := newHarness(t, cfg)
+	h.established()
+	h.send(craft.TCP{Flags: fF | fA, Seq: rISS + 1, Ack: lISS + 1, Window: 64000})
+	h.expectState(CloseWait)
+	h.expectNothing()
+	h.advance(5 * time.Millisecond)
+	if err := h.c.Close(h.now); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(pat{Flags: fF | fA, Seq: lISS + 1, Ack: rISS + 2, Window: anyWin})
+	h.expectState(LastAck)
+	h.advance(40 * time.Millisecond)
+	h.expectNothing() // the delayed ACK was sent with the FIN
+
+	h = newHarness(t, cfg)
+	h.established()
+	h.send(craft.TCP{Flags: fF | fA, Seq: rISS + 1, Ack: lISS + 1, Window: 64000})
+	h.expectNothing()
+	h.advance(39 * time.Millisecond)
+	h.expectNothing()
+	h.advance(time.Millisecond)
+	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 2, Window: anyWin})
+	h.expectState(CloseWait)
+
+	h = newHarness(t, cfg)
+	h.established()
+	if err := h.c.Close(h.now); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(pat{Flags: fF | fA, Seq: lISS + 1, Ack: rISS + 1, Window: anyWin})
+	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS + 2, Window: 64000})
+	h.expectState(FinWait2)
+	h.send(craft.TCP{Flags: fF | fA, Seq: rISS + 1, Ack: lISS + 2, Window: 64000})
+	h.expect(pat{Flags: fA, Seq: lISS + 2, Ack: rISS + 2, Window: anyWin})
+	h.expectState(TimeWait)
+}
+
 // Out-of-order data is held and acknowledged at once with SACK blocks;
 // the segment filling the hole is acknowledged at once too (RFC 5681 §4.2,
 // RFC 2018 §4).

@@ -710,12 +710,27 @@ func (c *Conn) insertOOO(r seqRange) bool {
 func (c *Conn) consumeFIN(now time.Time) {
 	c.rcvNxt = c.rcvNxt.Add(1)
 	c.rcvClosed = true
-	c.ackNow = true // FIN is acknowledged at once
 	c.events = append(c.events, Event{Kind: PeerClosed})
 	switch c.state {
 	case SynReceived, Established:
-		// §3.10.7.4 eighth: enter CLOSE-WAIT.
+		// §3.10.7.4 eighth: enter CLOSE-WAIT. The FIN's ACK may wait
+		// like any delayed ACK (§3.8.6.3): an application that closes
+		// when it reads the end of the stream (an echo server, a
+		// request-response peer) then sends it on its own FIN, one
+		// segment instead of two, as Linux does (tcp_fin in ping-pong
+		// mode).
+		if c.cfg.DelayedACK > 0 && c.delackAt.IsZero() {
+			c.delackAt = now.Add(c.cfg.DelayedACK)
+		} else if c.cfg.DelayedACK == 0 {
+			c.ackNow = true
+		}
 		c.setState(CloseWait, "rcvd FIN")
+	default:
+		// In the closing states the FIN is acknowledged at once: we
+		// have nothing left to send it with.
+		c.ackNow = true
+	}
+	switch c.state {
 	case FinWait1:
 		// §3.10.7.4 eighth, FIN-WAIT-1: if our FIN is acknowledged, enter
 		// TIME-WAIT, otherwise CLOSING.
