@@ -132,33 +132,64 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 		}
 	}()
 	if in != nil {
+		// Reading the input and handing it to the connection overlap:
+		// one goroutine reads into one buffer while another writes the
+		// other one, so a bulk upload's read(2) runs on one core while
+		// the send (which on a veth also runs the peer's receive path)
+		// runs on the other. Large reads: a bulk input (a file, a fast
+		// pipe) reaches the connection in big writes, so the segment
+		// that ends a write short of a full MSS (sent at once: no Nagle
+		// by default) comes once per MiB rather than every 64 KiB.
+		// Interactive input still goes on as soon as a read returns it.
+		type chunk struct {
+			buf []byte
+			n   int
+			err error
+		}
+		free := make(chan []byte, 2)
+		full := make(chan chunk, 2)
+		free <- make([]byte, inputChunk)
+		free <- make([]byte, inputChunk)
 		go func() {
-			// Large reads: a bulk input (a file, a fast pipe) then
-			// reaches the connection in big writes, so the segment
-			// that ends a write short of a full MSS (sent at once:
-			// no Nagle by default) comes once per MiB rather than
-			// every 64 KiB. Interactive input still goes on as soon
-			// as a read returns it.
-			buf := make([]byte, inputChunk)
+			defer close(full)
 			for {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+					return
+				}
 				n, err := in.Read(buf)
-				if n > 0 {
+				select {
+				case full <- chunk{buf, n, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			for c := range full {
+				if c.n > 0 {
 					sending.Lock()
 					if finished {
 						sending.Unlock()
 						return
 					}
-					_, werr := conn.Write(ctx, buf[:n])
+					_, werr := conn.Write(ctx, c.buf[:c.n])
 					sending.Unlock()
 					if werr != nil {
 						return // the connection's end is reported by Wait
 					}
 				}
-				if err != nil {
+				if c.err != nil {
 					// EOF (or an unreadable input): half-close, keep reading.
 					closeOurSide()
 					return
 				}
+				free <- c.buf
 			}
 		}()
 	} else {
