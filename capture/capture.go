@@ -118,9 +118,15 @@ type Capture struct {
 	blockSize int
 	frames    int
 
-	readMu sync.Mutex // serializes readers; guards ring and next
-	ring   []byte     // nil once closed
-	next   int        // index of the next ring frame to read
+	// waitMu serializes ReadFrame calls (their deadline handling);
+	// readMu guards ring and next and is held only while a frame is
+	// taken, never while ReadFrame waits, so that TryReadFrame from
+	// another goroutine (a stack taking the ACKs its own send caused,
+	// without a wake-up) is never blocked by a waiting reader.
+	waitMu sync.Mutex
+	readMu sync.Mutex
+	ring   []byte // nil once closed
+	next   int    // index of the next ring frame to read
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -265,13 +271,10 @@ func (c *Capture) Interface() int { return c.ifindex }
 // ReadFrame returns the next frame of the flow, waiting for one until ctx
 // is done or the capture is closed (then the error is net.ErrClosed).
 func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if c.ring == nil {
-		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
-	}
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
 	// Fast path: a frame is already waiting; no deadline bookkeeping.
-	if f, ok, err := c.take(); ok || err != nil {
+	if f, ok, err := c.TryReadFrame(); ok || err != nil {
 		return f, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -298,8 +301,10 @@ func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
 	var f Frame
 	var takeErr error
 	err := c.conn.Read(func(uintptr) bool {
+		// Woken for a frame another goroutine may have taken already
+		// (TryReadFrame): then this finds none and waits again.
 		var ok bool
-		f, ok, takeErr = c.take()
+		f, ok, takeErr = c.TryReadFrame()
 		return ok || takeErr != nil
 	})
 	switch {
@@ -321,7 +326,9 @@ func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
 
 // TryReadFrame returns the next frame of the flow if the kernel has
 // already handed one over, without waiting (ok false: none yet). A reader
-// that found one frame uses it to take the rest of a burst in one go.
+// that found one frame uses it to take the rest of a burst in one go. It
+// may be called while another goroutine waits in ReadFrame (which then
+// finds the frame gone and goes on waiting).
 func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()

@@ -121,6 +121,10 @@ func (c *Conn) Read(ctx context.Context, p []byte) (int, error) {
 		now := c.s.now()
 		n, err := c.fc.Read(p, now)
 		c.s.flush(c, now) // reading may open the window: a window update goes out
+		if c.s.drainInline() && n == 0 && err == nil {
+			c.s.mu.Unlock()
+			continue // data may have come in with those frames
+		}
 		if n == 0 && err == nil && c.removed {
 			err = c.errOrEOFLocked()
 		}
@@ -156,6 +160,10 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 		now := c.s.now()
 		n, err := c.fc.Write(p[written:], now)
 		c.s.flush(c, now)
+		if c.s.drainInline() && n == 0 && err == nil {
+			c.s.mu.Unlock()
+			continue // ACKs in those frames may have made room
+		}
 		if err == nil && n == 0 && c.removed {
 			err = c.errOrEOFLocked()
 		}

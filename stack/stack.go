@@ -122,6 +122,8 @@ type Stack struct {
 	gsoOff   bool     // the link's GSO failed once: segment by segment
 	pieces   [][]byte // the payload pieces of a vectored send, reused
 	tracePkt []byte   // a vectored packet in one piece, for the tracer
+	// inlinePkt is drainInline's parse scratch (readLoop has its own).
+	inlinePkt craft.Packet
 }
 
 // traceSegments reports whether the tracer wants every good segment.
@@ -212,17 +214,65 @@ func (s *Stack) readLoop(ctx context.Context) error {
 			s.input(f, &pkt)
 		}
 		s.burst = false
-		if len(s.dirty) > 0 {
-			now := s.now()
-			for i, c := range s.dirty {
-				c.dirty = false
-				s.flush(c, now)
-				s.dirty[i] = nil
-			}
-			s.dirty = s.dirty[:0]
-		}
+		s.flushDirty()
 		s.mu.Unlock()
 	}
+}
+
+// flushDirty flushes the connections fed frames of a burst. Called with
+// s.mu held.
+func (s *Stack) flushDirty() {
+	if len(s.dirty) == 0 {
+		return
+	}
+	now := s.now()
+	for i, c := range s.dirty {
+		c.dirty = false
+		s.flush(c, now)
+		s.dirty[i] = nil
+	}
+	s.dirty = s.dirty[:0]
+}
+
+// maxInlineBursts bounds drainInline: an application call handles at most
+// this many bursts of frames before it returns.
+const maxInlineBursts = 4
+
+// drainInline takes the frames already waiting on the link, without
+// waiting, and handles them as readLoop would. It runs after an
+// application call sent something: on a veth the peer's receive path runs
+// inside our send, so its ACKs are usually waiting by the time the send
+// returns, and taking them here, with the lock already held, spares a
+// wake-up of the reader goroutine per round trip (the kernel's own TCP
+// handles them in the same softirq). In a window-limited transfer the
+// round trip is what sets the rate. Called with s.mu held.
+//
+// It reports whether it handled any frame: a caller that found nothing to
+// do before must then look again rather than wait, since what it waits for
+// may have come in here, before it took the channel it would wait on.
+func (s *Stack) drainInline() (handled bool) {
+	br, ok := s.link.(BurstReader)
+	if !ok || s.burst {
+		return false
+	}
+	for range maxInlineBursts {
+		s.burst = true
+		n := 0
+		for ; n < maxBurst; n++ {
+			f, ok, err := br.TryReadFrame()
+			if err != nil || !ok {
+				break // an error comes back from readLoop's ReadFrame
+			}
+			s.input(f, &s.inlinePkt)
+		}
+		s.burst = false
+		s.flushDirty()
+		handled = handled || n > 0
+		if n < maxBurst {
+			return handled
+		}
+	}
+	return handled
 }
 
 // input handles one captured frame. Called with s.mu held.
