@@ -121,10 +121,6 @@ func (c *Conn) Read(ctx context.Context, p []byte) (int, error) {
 		now := c.s.now()
 		n, err := c.fc.Read(p, now)
 		c.s.flush(c, now) // reading may open the window: a window update goes out
-		if c.s.drainInline() && n == 0 && err == nil {
-			c.s.mu.Unlock()
-			continue // data may have come in with those frames
-		}
 		if n == 0 && err == nil && c.removed {
 			err = c.errOrEOFLocked()
 		}

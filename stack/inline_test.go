@@ -48,47 +48,62 @@ func (l *stallLink) TryReadFrame() (capture.Frame, bool, error) {
 	return capture.Frame{Data: pkt, Time: time.Now(), Length: len(pkt)}, true, nil
 }
 
-// TestInlineDrainWakesItsOwnCaller: a Read that finds nothing, then takes
-// (in drainInline) the very frame that carries its data, must return that
-// data instead of waiting for a wake-up that already happened. (The first
-// version of drainInline lost that wake-up and an echo server hung; Write
-// has the same guard for the room the ACKs it takes inline make.)
+// TestInlineDrainWakesItsOwnCaller: a Write that finds the send buffer
+// full, then takes (in drainInline) the ACKs that make room, must go on
+// writing instead of waiting for a wake-up that already happened. (The
+// first version of drainInline lost that wake-up; an echo server that
+// drained inline in Read hung the same way.)
 func TestInlineDrainWakesItsOwnCaller(t *testing.T) {
 	sl, cl := newWire()
-	server := &stallLink{memLink: sl}
+	clientLink := &stallLink{memLink: cl}
+	clientCfg := testConnConfig()
+	clientCfg.SendBufferSize = 16 << 10
 	p := &pair{serverLink: sl, clientLink: cl, serverTrace: newRecorder(), clientTrace: newRecorder()}
-	p.server = startStack(t, server, serverIP, testConnConfig(), p.serverTrace)
-	p.client = startStack(t, cl, clientIP, testConnConfig(), p.clientTrace)
+	p.server = startStack(t, sl, serverIP, testConnConfig(), p.serverTrace)
+	p.client = startStack(t, clientLink, clientIP, clientCfg, p.clientTrace)
 	l := listen(t, p.server, 80, 4)
 	client, srv := p.connect(t, l, 48000)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	// Hold the server's reader: from now on only TryReadFrame, which
-	// the reader goroutine calls only after a frame from ReadFrame,
-	// hands frames over.
-	server.stall.Store(true)
-	if _, err := client.Write(ctx, []byte("hello")); err != nil {
-		t.Fatal(err)
+	// Hold the client's reader: from now on only TryReadFrame, which the
+	// reader goroutine calls only after a frame from ReadFrame, hands
+	// frames over.
+	clientLink.stall.Store(true)
+	if n, err := client.Write(ctx, make([]byte, 16<<10)); n != 16<<10 || err != nil {
+		t.Fatalf("first Write = %d, %v", n, err)
 	}
-	// The data segment waits in the server's queue, untaken.
-	waitQueued := time.Now().Add(2 * time.Second)
-	for {
-		sl.mu.Lock()
-		n := len(sl.queue)
-		sl.mu.Unlock()
-		if n > 0 {
-			break
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		total := 0
+		for total < 16<<10+1000 {
+			n, err := srv.Read(ctx, buf)
+			if err != nil {
+				break
+			}
+			total += n
 		}
-		if time.Now().After(waitQueued) {
-			t.Fatal("the client's data never reached the server's queue")
-		}
-		time.Sleep(time.Millisecond)
+		got <- total
+	}()
+	// The server's ACKs (delayed ones too) pile up, untaken, in the
+	// client's queue.
+	time.Sleep(100 * time.Millisecond)
+	cl.mu.Lock()
+	queued := len(cl.queue)
+	cl.mu.Unlock()
+	if queued == 0 {
+		t.Fatal("no ACK reached the client's queue")
 	}
-	buf := make([]byte, 16)
-	n, err := srv.Read(ctx, buf)
-	if err != nil || string(buf[:n]) != "hello" {
-		t.Fatalf("Read = %q, %v; want \"hello\" taken inline (the reader goroutine is held)", buf[:n], err)
+	// The buffer is full until those ACKs are taken: only this Write's
+	// drainInline can take them.
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer wcancel()
+	if n, err := client.Write(wctx, make([]byte, 1000)); n != 1000 || err != nil {
+		t.Fatalf("second Write = %d, %v; want 1000 bytes written once the ACKs taken inline made room (the reader goroutine is held)", n, err)
 	}
-	server.stall.Store(false)
+	clientLink.stall.Store(false)
+	if total := <-got; total != 16<<10+1000 {
+		t.Fatalf("the server read %d bytes, want %d", total, 16<<10+1000)
+	}
 }

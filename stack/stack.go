@@ -239,8 +239,9 @@ func (s *Stack) flushDirty() {
 const maxInlineBursts = 4
 
 // drainInline takes the frames already waiting on the link, without
-// waiting, and handles them as readLoop would. It runs after an
-// application call sent something: on a veth the peer's receive path runs
+// waiting, and handles them as readLoop would. It runs after a Write
+// (not after a Read: on the goroutine of every idle connection of a busy
+// listener the deeper stack cost more memory than it saved time): on a veth the peer's receive path runs
 // inside our send, so its ACKs are usually waiting by the time the send
 // returns, and taking them here, with the lock already held, spares a
 // wake-up of the reader goroutine per round trip (the kernel's own TCP
