@@ -37,8 +37,10 @@
 // order, ports set, checksums left to the emitter) and AppendEvents (state
 // changes with reasons, readable data, acknowledged bytes, RTT samples,
 // errors). Segments returned by Output own their slices: they stay valid
-// for as long as the caller keeps them. ResetFor answers segments for which
-// no Conn exists.
+// for as long as the caller keeps them, unless Config.ReuseOutput lets the
+// Conn lend its own buffers until the next call (no copy, no allocation:
+// what a driver that sends at once wants). ResetFor answers segments for
+// which no Conn exists.
 //
 // The segment-processing logic lives in input.go as one switch over
 // (state, segment kind), each arm naming the RFC rule it implements, in the
