@@ -290,8 +290,11 @@ func (u *upRun) vethPair(cfg Config, before Snapshot) error {
 		}
 		if err := u.do([]string{"-n", l.ns, "link", "del", "dev", l.link.Name}, nil,
 			fmt.Sprintf("removed stale veth end %s from %s", l.link.Name, l.ns)); err != nil {
-			// The peer may already have gone with the first deletion.
-			if !strings.Contains(err.Error(), "Cannot find device") {
+			// The end may already be gone: with the first deletion
+			// (its peer), or because the kernel was still tearing
+			// down a deleted namespace when we looked (that cleanup
+			// is asynchronous: "RTNETLINK answers: No such device").
+			if !deviceGone(err) {
 				return err
 			}
 		}
@@ -322,9 +325,20 @@ func (u *upRun) rollback() error {
 	return errors.Join(errs...)
 }
 
+// deviceGone reports whether ip failed because the device no longer exists.
+func deviceGone(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find device") || strings.Contains(msg, "No such device")
+}
+
+// undoTargetGone reports whether an undo step failed only because what it
+// would remove is already gone.
 func undoTargetGone(err error) bool {
 	msg := err.Error()
-	for _, s := range []string{"Cannot find device", "No such file or directory", "Cannot open network namespace", "does not exist"} {
+	if deviceGone(err) {
+		return true
+	}
+	for _, s := range []string{"No such file or directory", "Cannot open network namespace", "does not exist"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
