@@ -19,25 +19,12 @@ type BuildOptions struct {
 // ip.Protocol becomes 6 (TCP). It does not allocate when dst has room for
 // the packet, which makes it suitable for a send path that reuses a buffer.
 func AppendIPv4TCP(dst []byte, ip *IPv4, tcp *TCP, opts BuildOptions) ([]byte, error) {
-	hl, err := tcp.HeaderLen()
-	if err != nil {
-		return dst, err
-	}
-	segLen := hl + len(tcp.Payload)
-	hdr := *ip
-	if hdr.Protocol == 0 {
-		hdr.Protocol = ProtocolTCP
-	}
 	start := len(dst)
-	dst, err = hdr.AppendHeader(dst, segLen, EmitOptions{KeepChecksum: opts.KeepIPChecksum})
+	dst, err := AppendIPv4TCPHeaders(dst, ip, tcp, [][]byte{tcp.Payload}, opts)
 	if err != nil {
-		return dst, err
+		return dst[:start], err
 	}
-	dst, err = tcp.emit(dst, hdr.Src, hdr.Dst, EmitOptions{KeepChecksum: opts.KeepTCPChecksum}, hl)
-	if err != nil {
-		return dst[:start], fmt.Errorf("tcp: %w", err)
-	}
-	return dst, nil
+	return append(dst, tcp.Payload...), nil
 }
 
 // AppendIPv4TCPHeaders is AppendIPv4TCP without the payload: it appends the

@@ -38,18 +38,14 @@ func benchConn(b testing.TB, reuse bool) (*Conn, time.Time) {
 
 // BenchmarkBulkSend: the application writes, segments go out, the peer
 // acknowledges every second segment.
-func BenchmarkBulkSend(b *testing.B) {
-	bs := newBulkSender(b, false)
-	b.SetBytes(64 << 10)
-	b.ReportAllocs()
-	b.ResetTimer()
-	bs.run(b.N)
-}
+func BenchmarkBulkSend(b *testing.B) { benchBulkSend(b, false) }
 
 // BenchmarkBulkSendReuse is BenchmarkBulkSend with Config.ReuseOutput, as
 // stack runs it: payloads borrowed from the send buffer, no allocation.
-func BenchmarkBulkSendReuse(b *testing.B) {
-	bs := newBulkSender(b, true)
+func BenchmarkBulkSendReuse(b *testing.B) { benchBulkSend(b, true) }
+
+func benchBulkSend(b *testing.B, reuse bool) {
+	bs := newBulkSender(b, reuse)
 	b.SetBytes(64 << 10)
 	b.ReportAllocs()
 	b.ResetTimer()

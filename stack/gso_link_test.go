@@ -72,20 +72,7 @@ func (l *gsoLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
 }
 
 // TryReadFrame returns a queued frame without waiting (BurstReader).
-func (l *gsoLink) TryReadFrame() (capture.Frame, bool, error) {
-	m := l.memLink
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.broken != nil {
-		return capture.Frame{}, false, m.broken
-	}
-	if len(m.queue) == 0 {
-		return capture.Frame{}, false, nil
-	}
-	pkt := m.queue[0]
-	m.queue = m.queue[1:]
-	return capture.Frame{Data: pkt, Time: time.Now(), Length: len(pkt)}, true, nil
-}
+func (l *gsoLink) TryReadFrame() (capture.Frame, bool, error) { return l.memLink.take() }
 
 func (l *gsoLink) snapshot() (calls []gsoCall, violations []string) {
 	l.callMu.Lock()

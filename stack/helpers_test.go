@@ -48,19 +48,9 @@ func newWire() (a, b *memLink) {
 
 func (l *memLink) ReadFrame(ctx context.Context) (capture.Frame, error) {
 	for {
-		l.mu.Lock()
-		if l.broken != nil {
-			err := l.broken
-			l.mu.Unlock()
-			return capture.Frame{}, err
+		if f, ok, err := l.take(); ok || err != nil {
+			return f, err
 		}
-		if len(l.queue) > 0 {
-			pkt := l.queue[0]
-			l.queue = l.queue[1:]
-			l.mu.Unlock()
-			return capture.Frame{Data: pkt, Time: time.Now(), Length: len(pkt)}, nil
-		}
-		l.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return capture.Frame{}, ctx.Err()
@@ -69,6 +59,24 @@ func (l *memLink) ReadFrame(ctx context.Context) (capture.Frame, error) {
 		case <-l.wake:
 		}
 	}
+}
+
+// take returns the next queued frame without waiting (ok false: none), or
+// the error the link was broken with. Links that are BurstReaders use it
+// as their TryReadFrame; memLink itself is not one, so the plain tests
+// read frame by frame.
+func (l *memLink) take() (capture.Frame, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil {
+		return capture.Frame{}, false, l.broken
+	}
+	if len(l.queue) == 0 {
+		return capture.Frame{}, false, nil
+	}
+	pkt := l.queue[0]
+	l.queue = l.queue[1:]
+	return capture.Frame{Data: pkt, Time: time.Now(), Length: len(pkt)}, true, nil
 }
 
 func (l *memLink) Send(pkt []byte) error {

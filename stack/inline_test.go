@@ -21,8 +21,8 @@ type stallLink struct {
 func (l *stallLink) ReadFrame(ctx context.Context) (capture.Frame, error) {
 	for {
 		if !l.stall.Load() {
-			if f, ok, _ := l.TryReadFrame(); ok {
-				return f, nil
+			if f, ok, err := l.take(); ok || err != nil {
+				return f, err
 			}
 		}
 		select {
@@ -36,17 +36,7 @@ func (l *stallLink) ReadFrame(ctx context.Context) (capture.Frame, error) {
 	}
 }
 
-func (l *stallLink) TryReadFrame() (capture.Frame, bool, error) {
-	m := l.memLink
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.queue) == 0 {
-		return capture.Frame{}, false, nil
-	}
-	pkt := m.queue[0]
-	m.queue = m.queue[1:]
-	return capture.Frame{Data: pkt, Time: time.Now(), Length: len(pkt)}, true, nil
-}
+func (l *stallLink) TryReadFrame() (capture.Frame, bool, error) { return l.memLink.take() }
 
 // TestInlineDrainWakesItsOwnCaller: a Write that finds the send buffer
 // full, then takes (in drainInline) the ACKs that make room, must go on
