@@ -80,16 +80,16 @@ func runConnect(c *cli.Context) error {
 	return nil
 }
 
-// pipe copies in to the connection and the connection to out, like nc -N:
-// at the end of in it sends FIN and goes on reading; when the peer's FIN
-// has been read it closes our side too. It returns when the connection is
-// CLOSED (nil after a clean close, the connection's error after a reset or
-// timeout) or ctx ends.
 // inputChunk is the most pipe reads from its input at once (issue 8: with
 // 64 KiB reads a bulk upload sent a sub-MSS segment after every 45 full
 // ones, and ran about a quarter slower).
 const inputChunk = 1 << 20
 
+// pipe copies in to the connection and the connection to out, like nc -N:
+// at the end of in it sends FIN and goes on reading; when the peer's FIN
+// has been read it closes our side too. It returns when the connection is
+// CLOSED (nil after a clean close, the connection's error after a reset or
+// timeout) or ctx ends.
 func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
