@@ -13,9 +13,10 @@ package cmd
 // Settings (environment): TCPCRAFT_LOSS_P (drop probability, default
 // 0.01), TCPCRAFT_LOSS_MB (megabytes per upload, default 32),
 // TCPCRAFT_LOSS_ROUNDS (measured rounds per side and phase, default 5),
-// TCPCRAFT_LOSS_CC (tcpcraft's --cc, default cubic; the kernel uses its
-// default, cubic), TCPCRAFT_LOSS_OFFLOAD=on to keep the veth's
-// segmentation offloads.
+// TCPCRAFT_LOSS_CC (tcpcraft's --cc, default cubic; the kernel's client
+// uses the same algorithm through TCP_CONGESTION, whatever the machine's
+// default is, unless TCPCRAFT_BENCH_KERNEL_CC names another or "default"),
+// TCPCRAFT_LOSS_OFFLOAD=on to keep the veth's segmentation offloads.
 //
 // Offloads are off by default: with TSO/GSO the kernel hands the veth
 // 64 KB super-segments and iptables drops (or keeps) each as one packet,
@@ -90,12 +91,22 @@ func BenchmarkLossGoodput(b *testing.B) {
 	if cc == "" {
 		cc = "cubic"
 	}
+	// Like for like: the kernel runs tcpcraft's algorithm unless
+	// TCPCRAFT_BENCH_KERNEL_CC says otherwise ("default", "bbr", ...).
+	kcc := kernelCC(cc)
 	e := &e2eLab{Lab: labtest.New(b), bin: tcpcraftBinary(b)}
 	const port = 9300
 	addr := e.serverAddr(port)
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{'l', 'o', 's', 's'}).Read(data)
 	want := sha256.Sum256(data)
+	// Both sides read the upload from the same file, the way a user would
+	// hand tcpcraft its input, so neither pays for a feeding process the
+	// other does not have.
+	dataPath := filepath.Join(memoryDir(b), "upload")
+	if err := os.WriteFile(dataPath, data, 0o600); err != nil {
+		b.Fatalf("writing the upload: %v", err)
+	}
 
 	// The kernel sink: every connection read to EOF, hashed and timed.
 	ln := labtest.Listen(b, e.Lab, e.ServerNS, addr)
@@ -136,7 +147,12 @@ func BenchmarkLossGoodput(b *testing.B) {
 	statsDir := b.TempDir()
 	tcpcraftRound := func(i int) (lossSinkResult, int, error) {
 		statsPath := filepath.Join(statsDir, fmt.Sprintf("round%d.json", i))
-		r, err := lossStart(e, e.ClientNS, bytes.NewReader(data), io.Discard,
+		in, err := os.Open(dataPath)
+		if err != nil {
+			return lossSinkResult{}, 0, err
+		}
+		defer in.Close()
+		r, err := lossStart(e, e.ClientNS, in, io.Discard,
 			e.bin, "connect", "-q", "--stats", statsPath, "--cc", cc, "--timeout", "30s", "--time-wait", "10ms", addr)
 		if err != nil {
 			return lossSinkResult{}, 0, err
@@ -161,13 +177,18 @@ func BenchmarkLossGoodput(b *testing.B) {
 			return lossSinkResult{}, 0, err
 		}
 		err = lab.Do(e.ClientNS, func() error {
-			c, err := net.DialTimeout("tcp", addr, 30*time.Second)
+			c, err := dialCC(addr, kcc, 30*time.Second)
 			if err != nil {
 				return err
 			}
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
-			if _, err := c.Write(data); err != nil {
+			in, err := os.Open(dataPath)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			if _, err := copyPlain(c, in); err != nil {
 				return err
 			}
 			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
@@ -229,8 +250,8 @@ func BenchmarkLossGoodput(b *testing.B) {
 	b.StopTimer()
 	tm, km := lossMedian(lossy.tc), lossMedian(lossy.kc)
 	t0, k0 := lossMedian(clean.tc), lossMedian(clean.kc)
-	b.Logf("%d MB uploads, %d rounds per side and phase, interleaved; tcpcraft --cc %s, kernel cubic; offloads %s",
-		size>>20, rounds, cc, map[bool]string{true: "on", false: "off"}[os.Getenv("TCPCRAFT_LOSS_OFFLOAD") == "on"])
+	b.Logf("%d MB uploads, %d rounds per side and phase, interleaved; tcpcraft --cc %s, kernel %s (namespace default %s); offloads %s",
+		size>>20, rounds, cc, kcc, namespaceCC(e, e.ClientNS), map[bool]string{true: "on", false: "off"}[os.Getenv("TCPCRAFT_LOSS_OFFLOAD") == "on"])
 	b.Logf("no loss:      tcpcraft %.1f MB/s, kernel %.1f MB/s, ratio %.3f", t0, k0, t0/k0)
 	b.Logf("%.2f%% loss:   tcpcraft %.1f MB/s, kernel %.1f MB/s, ratio %.3f", 100*loss, tm, km, tm/km)
 	b.Logf("efficiency (with loss / without): tcpcraft %.2f, kernel %.2f", tm/t0, km/k0)

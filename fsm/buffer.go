@@ -101,10 +101,46 @@ func (r *ring) advance(n int) {
 // so the retransmission queue is just a range of this buffer.
 type sendBuffer struct {
 	ring
-	n int
+	n    int
+	lent int // free bytes after the queued ones lent by Conn.SendSpace
 }
 
-func (b *sendBuffer) free() int { return b.max - b.n }
+func (b *sendBuffer) free() int { return b.max - b.n - b.lent }
+
+// space lends up to max free bytes that follow the queued ones, as one
+// slice of the buffer (it stops where the ring wraps, so it may be
+// shorter than asked), growing the buffer first as a write would. The
+// loan lasts until commit; meanwhile the buffer must not move: no write
+// (which could grow it), and discard keeps the head where it is.
+func (b *sendBuffer) space(max int) []byte {
+	if max > b.free() {
+		max = b.free()
+	}
+	if max <= 0 {
+		return nil
+	}
+	b.reserve(b.n + max)
+	i := b.head + b.n
+	if i >= len(b.buf) {
+		i -= len(b.buf)
+	}
+	// The free bytes run from i for len(buf)-n bytes (mod len): reserve
+	// made that at least max, so only the end of the buffer cuts it.
+	end := min(i+max, len(b.buf))
+	b.lent = end - i
+	return b.buf[i:end:end]
+}
+
+// commit queues the first n bytes of the lent space; the loan ends if
+// end, else the rest of it stays lent.
+func (b *sendBuffer) commit(n int, end bool) {
+	n = min(n, b.lent)
+	b.n += n
+	b.lent -= n
+	if end {
+		b.lent = 0
+	}
+}
 
 // write appends as much of p as fits and returns the count.
 func (b *sendBuffer) write(p []byte) int {
@@ -127,8 +163,8 @@ func (b *sendBuffer) discard(k int) {
 	}
 	b.advance(k)
 	b.n -= k
-	if b.n == 0 {
-		b.head = 0
+	if b.n == 0 && b.lent == 0 {
+		b.head = 0 // a lent slice starts at the tail: it must not move
 	}
 }
 

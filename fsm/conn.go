@@ -252,38 +252,110 @@ func (c *Conn) Listen() error {
 // once the connection is established.
 func (c *Conn) Write(p []byte, now time.Time) (int, error) {
 	c.touch(now)
-	if c.err != nil {
-		return 0, c.err
+	if err := c.writeAllowed(); err != nil {
+		return 0, err
 	}
-	switch c.state {
-	case Closed:
-		return 0, fmt.Errorf("fsm: write: %w", ErrNotConnected)
-	case Listen:
-		return 0, fmt.Errorf("fsm: write in LISTEN: %w", ErrNotConnected)
-	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
-		return 0, fmt.Errorf("fsm: write: %w", ErrClosing)
+	if c.send.lent > 0 {
+		return 0, fmt.Errorf("fsm: write: %w", ErrLent)
 	}
-	if c.finQueued {
-		return 0, fmt.Errorf("fsm: write: %w", ErrClosing)
-	}
-	if c.slab.reuse && len(c.out) > 0 {
-		// Segments not yet drained may borrow bytes of the send buffer
-		// that an ACK since freed and this write could overwrite: give
-		// them their own copy first (a driver that drains after every
-		// call never gets here).
-		for i := range c.out {
-			if p := c.out[i].Payload; len(p) > 0 {
-				own := c.slab.payload(len(p))
-				copy(own, p)
-				c.out[i].Payload = own
-			}
-		}
-	}
+	c.ownPendingPayloads()
 	n := c.send.write(p)
 	if n > 0 {
 		c.transmit(now)
 	}
 	return n, nil
+}
+
+// ownPendingPayloads gives segments not yet drained their own copy of
+// payload bytes they borrow from the send buffer: an ACK may since have
+// freed those bytes, and new data may now be put there (a driver that
+// drains after every call never needs it).
+func (c *Conn) ownPendingPayloads() {
+	if !c.slab.reuse || len(c.out) == 0 {
+		return
+	}
+	for i := range c.out {
+		if p := c.out[i].Payload; len(p) > 0 {
+			own := c.slab.payload(len(p))
+			copy(own, p)
+			c.out[i].Payload = own
+		}
+	}
+}
+
+// SendSpace lends the driver up to max bytes of free send buffer to fill
+// with application data, so that input can be read straight into the
+// buffer instead of being copied in by Write (issue 8: that copy sat on
+// a bulk sender's critical path). The slice stops where the buffer
+// wraps, so it may be shorter than max; it is empty when the buffer is
+// full or the connection cannot take data (then the error says why, as
+// Write's would). The loan ends with CommitSend. Until then the driver
+// may fill the slice from another goroutine while it goes on calling
+// into the Conn, except Write (which fails with ErrLent) and SendSpace.
+func (c *Conn) SendSpace(max int) ([]byte, error) {
+	if err := c.writeAllowed(); err != nil {
+		return nil, err
+	}
+	if c.send.lent > 0 {
+		return nil, fmt.Errorf("fsm: send space: %w", ErrLent)
+	}
+	c.ownPendingPayloads()
+	return c.send.space(max), nil
+}
+
+// CommitSend queues the first n bytes of the space SendSpace lent, as
+// Write would have queued them (RFC 9293 §3.10.2 SEND), and ends the loan.
+// If the connection can no longer send (closed, reset, our FIN queued
+// meanwhile) the bytes are dropped and the error says why, as Write's
+// would.
+func (c *Conn) CommitSend(n int, now time.Time) (int, error) {
+	return c.commitSend(n, true, now)
+}
+
+// CommitSendPart queues the first n bytes of what is still lent, like
+// CommitSend, but keeps the rest of the loan: the driver may go on filling
+// it (from another goroutine, meanwhile) and commit it later, in order.
+// The loan ends when all of it is committed, or with CommitSend. On an
+// error the loan ends too.
+func (c *Conn) CommitSendPart(n int, now time.Time) (int, error) {
+	return c.commitSend(n, false, now)
+}
+
+func (c *Conn) commitSend(n int, end bool, now time.Time) (int, error) {
+	c.touch(now)
+	if n < 0 || n > c.send.lent {
+		lent := c.send.lent
+		c.send.lent = 0
+		return 0, fmt.Errorf("fsm: commit of %d bytes of a %d-byte loan", n, lent)
+	}
+	if err := c.writeAllowed(); err != nil {
+		c.send.lent = 0
+		return 0, err
+	}
+	c.send.commit(n, end)
+	if n > 0 {
+		c.transmit(now)
+	}
+	return n, nil
+}
+
+// writeAllowed says why the connection cannot take data now, or nil.
+func (c *Conn) writeAllowed() error {
+	if c.err != nil {
+		return c.err
+	}
+	switch c.state {
+	case Closed:
+		return fmt.Errorf("fsm: write: %w", ErrNotConnected)
+	case Listen:
+		return fmt.Errorf("fsm: write in LISTEN: %w", ErrNotConnected)
+	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
+		return fmt.Errorf("fsm: write: %w", ErrClosing)
+	}
+	if c.finQueued {
+		return fmt.Errorf("fsm: write: %w", ErrClosing)
+	}
+	return nil
 }
 
 // Writable returns how many bytes Write would accept now.

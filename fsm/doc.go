@@ -39,8 +39,11 @@
 // errors). Segments returned by Output own their slices: they stay valid
 // for as long as the caller keeps them, unless Config.ReuseOutput lets the
 // Conn lend its own buffers until the next call (no copy, no allocation:
-// what a driver that sends at once wants). ResetFor answers segments for
-// which no Conn exists.
+// what a driver that sends at once wants). Instead of Write, a driver may
+// borrow free send buffer with SendSpace, fill it (read(2) straight into
+// it, from another goroutine if it likes) and queue it with CommitSend or,
+// a filled part at a time, CommitSendPart: the bytes are then never copied
+// in user space. ResetFor answers segments for which no Conn exists.
 //
 // The segment-processing logic lives in input.go as one switch over
 // (state, segment kind), each arm naming the RFC rule it implements, in the

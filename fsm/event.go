@@ -27,6 +27,9 @@ var (
 	ErrExists = errors.New("connection already exists")
 	// ErrAborted: the local side aborted the connection.
 	ErrAborted = errors.New("connection aborted")
+	// ErrLent: Write was called while space of the send buffer is lent
+	// (SendSpace without CommitSend).
+	ErrLent = errors.New("send buffer space is lent")
 )
 
 // EventKind says what an Event reports.

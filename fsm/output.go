@@ -406,6 +406,16 @@ func (c *Conn) segOptions(now time.Time, payloadLen int) []craft.Option {
 	if !c.tsOK && nblocks == 0 {
 		return nil
 	}
+	if nblocks == 0 && len(c.out) > 0 {
+		// The segments of one burst carry the same timestamps: share the
+		// options of the one before (not drained yet, so still valid)
+		// rather than build them again for each MSS of a bulk send, and
+		// a driver can tell equal options by their address.
+		if prev := c.out[len(c.out)-1].Options; len(prev) == 3 && prev[2].Kind == craft.OptTimestamps &&
+			prev[2].TSVal == c.tsNow(now) && prev[2].TSEcr == c.tsRecent && prev[0].Kind == craft.OptNOP && prev[1].Kind == craft.OptNOP {
+			return prev
+		}
+	}
 	n := 0
 	if c.tsOK {
 		n += 3

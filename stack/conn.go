@@ -187,6 +187,75 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 	return written, nil
 }
 
+// SendSpace lends up to size bytes of the send buffer's free space for the
+// caller to fill, so that input can be read straight into the buffer
+// rather than copied in by Write (see fsm.Conn.SendSpace). It blocks until
+// size bytes, or a quarter of the buffer, are free (large reads keep a bulk
+// sender's segments full), the connection can no longer take data (its
+// error), or ctx ends. The slice may be shorter than asked where the
+// buffer wraps. The loan ends with CommitSend; until then Write fails
+// with fsm.ErrLent, while Read and everything else go on as usual.
+func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
+	want := max(1, min(size, c.fc.Config().SendBufferSize/4))
+	for {
+		c.s.mu.Lock()
+		if c.removed {
+			err := c.errOrEOFLocked()
+			c.s.mu.Unlock()
+			if errors.Is(err, io.EOF) {
+				err = fsm.ErrNotConnected
+			}
+			return nil, err
+		}
+		if free := c.fc.Writable(); free >= want || free == 0 {
+			// free == 0 is a full buffer, or a connection that cannot
+			// take data: fsm says which.
+			p, err := c.fc.SendSpace(size)
+			if err != nil || len(p) > 0 {
+				c.s.mu.Unlock()
+				return p, err
+			}
+		}
+		changed := c.changes()
+		c.s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-changed:
+		case <-c.done:
+		}
+	}
+}
+
+// CommitSend queues the first n bytes of the space SendSpace lent, ends the
+// loan, and sends what the windows allow. n may be 0 (nothing was read).
+// When the connection can no longer send, the bytes are dropped and the
+// error says why.
+func (c *Conn) CommitSend(n int) error { return c.commitSend(n, true) }
+
+// CommitSendPart is CommitSend that keeps the rest of the loan lent (see
+// fsm.Conn.CommitSendPart): one goroutine may commit, and send, the part
+// of the loan already filled while another goes on filling the rest.
+func (c *Conn) CommitSendPart(n int) error { return c.commitSend(n, false) }
+
+func (c *Conn) commitSend(n int, end bool) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	now := c.s.now()
+	var err error
+	if end {
+		_, err = c.fc.CommitSend(n, now)
+	} else {
+		_, err = c.fc.CommitSendPart(n, now)
+	}
+	c.s.flush(c, now)
+	c.s.drainInline()
+	if err != nil && c.err != nil {
+		err = c.err
+	}
+	return err
+}
+
 // CloseWrite sends FIN after the queued data (half-close: Read goes on).
 func (c *Conn) CloseWrite() error {
 	c.s.mu.Lock()
