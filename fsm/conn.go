@@ -398,7 +398,7 @@ func (c *Conn) Read(p []byte, now time.Time) (int, error) {
 	c.recv.readAt(0, p[:n])
 	c.recv.advance(n)
 	c.recv.n -= n
-	c.maybeWindowUpdate()
+	c.maybeWindowUpdate(now)
 	c.transmit(now)
 	return n, nil
 }
@@ -552,8 +552,16 @@ func (c *Conn) effectiveMSS() int {
 // maybeWindowUpdate queues an ACK after a read that opened the window a lot:
 // when the window left to the peer is at most half the buffer and the new
 // one is at least twice as large (Linux's rule), and by at least the
-// receiver's SWS threshold (RFC 9293 §3.8.6.2.2).
-func (c *Conn) maybeWindowUpdate() {
+// receiver's SWS threshold (RFC 9293 §3.8.6.2.2). The update goes out at
+// once only when the peer is short of window (less than windowUpdateRoom
+// full segments left); otherwise it may wait like a delayed ACK (RFC 9293
+// §3.8.6.3) and ride on our next segment. That matters after the
+// handshake: the SYN-ACK could offer at most 64 KiB (unscaled, RFC 7323
+// §2.2), so the first read opens a larger buffer's window by a lot, and
+// an application that answers what it read (an echo server, any
+// request-response server) would send a pure window update just before
+// its answer: two segments where one does.
+func (c *Conn) maybeWindowUpdate(now time.Time) {
 	switch c.state {
 	case Established, FinWait1, FinWait2:
 	default:
@@ -566,6 +574,16 @@ func (c *Conn) maybeWindowUpdate() {
 	free := c.freeSpace()
 	thresh := min(c.cfg.RecvBufferSize/2, int(c.cfg.MSS))
 	if 2*cur <= c.cfg.RecvBufferSize && free >= 2*cur && free-cur >= thresh {
+		if c.cfg.DelayedACK > 0 && cur >= windowUpdateRoom*int(c.cfg.MSS) {
+			if c.delackAt.IsZero() {
+				c.delackAt = now.Add(c.cfg.DelayedACK)
+			}
+			return
+		}
 		c.ackNow = true
 	}
 }
+
+// windowUpdateRoom is how many full segments of window the peer must still
+// have for a window update to wait (maybeWindowUpdate).
+const windowUpdateRoom = 8
