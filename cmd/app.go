@@ -46,6 +46,16 @@ func Main(args []string) int {
 // was cancelled (interrupted). Errors are printed on app.ErrWriter.
 func Run(ctx context.Context, app *cli.App, args []string) int {
 	err := app.RunContext(ctx, args)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped by SIGINT/SIGTERM: say so rather than "context
+		// canceled" (the cleanup has run by now).
+		var p *prefixedError
+		if errors.As(err, &p) {
+			err = &prefixedError{name: p.name, err: errors.New("interrupted")}
+		} else {
+			err = errors.New("interrupted")
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(app.ErrWriter, err)
 		if code := exitCode(err); code == codeUsage && !errors.Is(err, errNotImplemented) {

@@ -185,7 +185,7 @@ func TestExitCodes(t *testing.T) {
 		{"usage", context.Background(), func(*cli.Context) error { return usagef("want %s", "HOST:PORT") }, 2,
 			"tcpcraft x: want HOST:PORT\nRun 'tcpcraft x --help' for usage.\n"},
 		{"cli.Exit", context.Background(), func(*cli.Context) error { return cli.Exit("odd", 3) }, 3, "tcpcraft x: odd\n"},
-		{"interrupted", cancelled, func(c *cli.Context) error { return c.Context.Err() }, 130, "tcpcraft x: context canceled\n"},
+		{"interrupted", cancelled, func(c *cli.Context) error { return c.Context.Err() }, 130, "tcpcraft x: interrupted\n"},
 		{"interrupted, clean exit", cancelled, func(*cli.Context) error { return nil }, 130, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
