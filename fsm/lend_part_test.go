@@ -102,3 +102,102 @@ func TestCommitSendPartBounds(t *testing.T) {
 		t.Fatalf("Write after CommitSend(0): %d, %v", n, err)
 	}
 }
+
+// A loan stops where the ring wraps: with a 3000-byte buffer (the ring
+// cannot grow past it), 2500 bytes queued and 2000 acknowledged, the free
+// space runs from offset 2500 to the end (500 bytes) and on from the
+// start; SendSpace lends the first stretch, then the second. The bytes on
+// the wire across the wrap are the ones written.
+func TestSendSpaceStopsWhereTheRingWraps(t *testing.T) {
+	cfg := plainConfig()
+	cfg.SendBufferSize = 3000
+	h := newHarness(t, cfg)
+	h.establishedWith(1000, 64000)
+	fill := func(p []byte, from int) {
+		for i := range p {
+			p[i] = byte(from + i)
+		}
+	}
+	// onWire keeps every byte sent, by stream offset.
+	onWire := map[int]byte{}
+	drain := func() {
+		for _, s := range h.output() {
+			for i, b := range s.Payload {
+				onWire[int(s.Seq-(lISS+1))+i] = b
+			}
+		}
+	}
+	loan, err := h.c.SendSpace(2500)
+	if err != nil || len(loan) != 2500 {
+		t.Fatalf("SendSpace(2500): %d bytes, %v", len(loan), err)
+	}
+	fill(loan, 0)
+	if _, err := h.c.CommitSend(2500, h.now); err != nil {
+		t.Fatal(err)
+	}
+	drain()
+	h.send(ack(lISS+2001, 64000))
+	drain()
+	loan, err = h.c.SendSpace(3000)
+	if err != nil || len(loan) != 500 {
+		t.Fatalf("SendSpace at the ring's end: %d bytes, %v; want the 500 up to the end", len(loan), err)
+	}
+	fill(loan, 2500)
+	if _, err := h.c.CommitSend(500, h.now); err != nil {
+		t.Fatal(err)
+	}
+	drain()
+	loan, err = h.c.SendSpace(3000)
+	if err != nil || len(loan) != 2000 {
+		t.Fatalf("SendSpace after the wrap: %d bytes, %v; want the 2000 up to the head", len(loan), err)
+	}
+	fill(loan, 3000)
+	if _, err := h.c.CommitSend(2000, h.now); err != nil {
+		t.Fatal(err)
+	}
+	for acked, round := 2000, 0; acked < 5000; round++ {
+		if round == 50 {
+			t.Fatalf("the stream stalls at offset %d", acked)
+		}
+		drain()
+		for acked < 5000 {
+			if _, ok := onWire[acked]; !ok {
+				break
+			}
+			acked++
+		}
+		h.send(ack(lISS+1+craft.Seq(acked), 64000))
+	}
+	for off := range 5000 {
+		if b, ok := onWire[off]; !ok || b != byte(off) {
+			t.Fatalf("stream offset %d: sent %#x (%v), want %#x", off, b, ok, byte(off))
+		}
+	}
+}
+
+// Space cannot be borrowed from a connection that cannot send, and a loan
+// whose connection queued its FIN meanwhile is refused at commit: the
+// bytes are dropped, only the FIN goes.
+func TestSendSpaceAndClosing(t *testing.T) {
+	h := newHarness(t, plainConfig())
+	if _, err := h.c.SendSpace(100); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("SendSpace before Connect: %v, want ErrNotConnected", err)
+	}
+	h.establishedWith(1000, 64000)
+	loan, err := h.c.SendSpace(100)
+	if err != nil || len(loan) != 100 {
+		t.Fatalf("SendSpace: %d, %v", len(loan), err)
+	}
+	copy(loan, "late")
+	if err := h.c.Close(h.now); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(pat{Flags: fA | fF, Seq: lISS + 1, Ack: rISS + 1, Window: anyWin})
+	if _, err := h.c.CommitSend(4, h.now); !errors.Is(err, ErrClosing) {
+		t.Fatalf("CommitSend after Close: %v, want ErrClosing", err)
+	}
+	h.expectNothing()
+	if _, err := h.c.SendSpace(100); !errors.Is(err, ErrClosing) {
+		t.Fatalf("SendSpace after Close: %v, want ErrClosing", err)
+	}
+}
