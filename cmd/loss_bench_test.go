@@ -35,10 +35,12 @@ package cmd
 // upload is checked at the sink (byte count and SHA-256). Retransmissions:
 // tcpcraft's are its own count (-q --stats: quiet, so its bulk data goes
 // out by segmentation offload as in any quiet run, cut into MSS-sized
-// packets before the veth since offloads are off there); the kernel's are
-// RetransSegs of /proc/net/snmp in the client namespace, read before and
-// after each of its rounds. Reported: medians of goodput, the ratio
-// tcpcraft/kernel, and the total retransmissions of each side.
+// packets before the veth since offloads are off there), with its
+// retransmission timer expiries; the kernel's are RetransSegs of
+// /proc/net/snmp and TCPTimeouts of /proc/net/netstat in the client
+// namespace, read before and after each of its rounds. Reported: medians
+// of goodput, the ratio tcpcraft/kernel, and the total retransmissions and
+// timeouts of each side.
 
 import (
 	"bytes"
@@ -145,36 +147,46 @@ func BenchmarkLossGoodput(b *testing.B) {
 		}
 	}
 	statsDir := b.TempDir()
-	tcpcraftRound := func(i int) (lossSinkResult, int, error) {
+	// Each round returns the sink's result and the sender's retransmitted
+	// segments and retransmission timeouts.
+	tcpcraftRound := func(i int) (lossSinkResult, lossCounts, error) {
 		statsPath := filepath.Join(statsDir, fmt.Sprintf("round%d.json", i))
 		in, err := os.Open(dataPath)
 		if err != nil {
-			return lossSinkResult{}, 0, err
+			return lossSinkResult{}, lossCounts{}, err
 		}
 		defer in.Close()
 		r, err := lossStart(e, e.ClientNS, in, io.Discard,
 			e.bin, "connect", "-q", "--stats", statsPath, "--cc", cc, "--timeout", "30s", "--time-wait", "10ms", addr)
 		if err != nil {
-			return lossSinkResult{}, 0, err
+			return lossSinkResult{}, lossCounts{}, err
 		}
 		defer r.stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		if err := r.finish(ctx); err != nil {
-			return lossSinkResult{}, 0, err
+			return lossSinkResult{}, lossCounts{}, err
 		}
 		res, err := sink("tcpcraft")
 		if err != nil {
-			return res, 0, err
+			return res, lossCounts{}, err
 		}
-		rtx, err := statsRetransmissions(statsPath)
+		n, err := statsRetransmissions(statsPath)
 		os.Remove(statsPath)
-		return res, rtx, err
+		return res, n, err
 	}
-	kernelRound := func() (lossSinkResult, int, error) {
-		before, err := kernelRetransSegs(e, e.ClientNS)
+	kernelCounts := func() (lossCounts, error) {
+		rtx, err := kernelRetransSegs(e, e.ClientNS)
 		if err != nil {
-			return lossSinkResult{}, 0, err
+			return lossCounts{}, err
+		}
+		rtos, err := kernelTCPCounter(e, e.ClientNS, "/proc/net/netstat", "TcpExt:", "TCPTimeouts")
+		return lossCounts{int(rtx), int(rtos)}, err
+	}
+	kernelRound := func() (lossSinkResult, lossCounts, error) {
+		before, err := kernelCounts()
+		if err != nil {
+			return lossSinkResult{}, lossCounts{}, err
 		}
 		err = lab.Do(e.ClientNS, func() error {
 			c, err := dialCC(addr, kcc, 30*time.Second)
@@ -198,14 +210,14 @@ func BenchmarkLossGoodput(b *testing.B) {
 			return err
 		})
 		if err != nil {
-			return lossSinkResult{}, 0, fmt.Errorf("kernel client: %w", err)
+			return lossSinkResult{}, lossCounts{}, fmt.Errorf("kernel client: %w", err)
 		}
 		res, err := sink("kernel")
 		if err != nil {
-			return res, 0, err
+			return res, lossCounts{}, err
 		}
-		after, err := kernelRetransSegs(e, e.ClientNS)
-		return res, int(after - before), err
+		after, err := kernelCounts()
+		return res, lossCounts{after.rtx - before.rtx, after.rtos - before.rtos}, err
 	}
 
 	if os.Getenv("TCPCRAFT_LOSS_OFFLOAD") != "on" {
@@ -216,7 +228,7 @@ func BenchmarkLossGoodput(b *testing.B) {
 	mbps := func(r lossSinkResult) float64 { return float64(size) / (1 << 20) / r.duration.Seconds() }
 	type phase struct {
 		tc, kc       []float64
-		tcRtx, kcRtx int
+		tcRtx, kcRtx lossCounts
 	}
 	measure := func(name string) phase {
 		var ph phase
@@ -233,9 +245,9 @@ func BenchmarkLossGoodput(b *testing.B) {
 				continue
 			}
 			ph.tc, ph.kc = append(ph.tc, mbps(t)), append(ph.kc, mbps(k))
-			ph.tcRtx += trtx
-			ph.kcRtx += krtx
-			b.Logf("%s, round %d: tcpcraft %.1f MB/s (%d retransmitted segments), kernel %.1f MB/s (%d retransmitted segments)",
+			ph.tcRtx.add(trtx)
+			ph.kcRtx.add(krtx)
+			b.Logf("%s, round %d: tcpcraft %.1f MB/s (%v), kernel %.1f MB/s (%v)",
 				name, round, mbps(t), trtx, mbps(k), krtx)
 		}
 		return ph
@@ -255,30 +267,43 @@ func BenchmarkLossGoodput(b *testing.B) {
 	b.Logf("no loss:      tcpcraft %.1f MB/s, kernel %.1f MB/s, ratio %.3f", t0, k0, t0/k0)
 	b.Logf("%.2f%% loss:   tcpcraft %.1f MB/s, kernel %.1f MB/s, ratio %.3f", 100*loss, tm, km, tm/km)
 	b.Logf("efficiency (with loss / without): tcpcraft %.2f, kernel %.2f", tm/t0, km/k0)
-	b.Logf("retransmitted segments, all measured rounds with loss: tcpcraft %d, kernel %d (without loss: %d, %d)",
+	b.Logf("all measured rounds with loss: tcpcraft %v, kernel %v (without loss: %v, %v)",
 		lossy.tcRtx, lossy.kcRtx, clean.tcRtx, clean.kcRtx)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(tm, "tcpcraft-MB/s")
 	b.ReportMetric(km, "kernel-MB/s")
 	b.ReportMetric(tm/km, "tcpcraft/kernel")
 	b.ReportMetric(t0/k0, "noloss-tcpcraft/kernel")
-	b.ReportMetric(float64(lossy.tcRtx)/float64(rounds), "rtx/round-tcpcraft")
-	b.ReportMetric(float64(lossy.kcRtx)/float64(rounds), "rtx/round-kernel")
+	b.ReportMetric(float64(lossy.tcRtx.rtx)/float64(rounds), "rtx/round-tcpcraft")
+	b.ReportMetric(float64(lossy.kcRtx.rtx)/float64(rounds), "rtx/round-kernel")
+	b.ReportMetric(float64(lossy.tcRtx.rtos)/float64(rounds), "rto/round-tcpcraft")
+	b.ReportMetric(float64(lossy.kcRtx.rtos)/float64(rounds), "rto/round-kernel")
 }
 
-// statsRetransmissions reads the retransmitted segments of the one
-// connection a `connect --stats FILE` run accounted for (fsm's count: each
-// segment sent again, whole or in part).
-func statsRetransmissions(path string) (int, error) {
+// lossCounts is what a sender retransmitted: segments, and retransmission
+// timeouts (each stalls the transfer for at least the minimum RTO, 200 ms
+// on both sides, which dominates a short upload's goodput).
+type lossCounts struct{ rtx, rtos int }
+
+func (c *lossCounts) add(o lossCounts) { c.rtx += o.rtx; c.rtos += o.rtos }
+
+func (c lossCounts) String() string {
+	return fmt.Sprintf("%d retransmitted segments, %d timeouts", c.rtx, c.rtos)
+}
+
+// statsRetransmissions reads the retransmitted segments (fsm's count: each
+// segment sent again, whole or in part) and retransmission timer expiries
+// of the one connection a `connect --stats FILE` run accounted for.
+func statsRetransmissions(path string) (lossCounts, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return lossCounts{}, err
 	}
 	var s statsJSON
 	if err := json.Unmarshal(bytes.TrimSpace(data), &s); err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
+		return lossCounts{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return int(s.Retransmits.Segments), nil
+	return lossCounts{int(s.Retransmits.Segments), int(s.Retransmits.RTOExpiries)}, nil
 }
 
 // lossMedian is the median of xs.

@@ -180,15 +180,22 @@ func lossAccountOf(stderr string) lossAccount {
 // retransSegs reads RetransSegs of /proc/net/snmp in ns: the segments the
 // kernel retransmitted there.
 func kernelRetransSegs(e *e2eLab, ns string) (int64, error) {
+	return kernelTCPCounter(e, ns, "/proc/net/snmp", "Tcp:", "RetransSegs")
+}
+
+// kernelTCPCounter reads one counter of the kernel's TCP in namespace ns:
+// file is /proc/net/snmp or /proc/net/netstat, prefix the table ("Tcp:",
+// "TcpExt:"), name the column.
+func kernelTCPCounter(e *e2eLab, ns, file, prefix, name string) (int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := e.Command(ctx, ns, "cat", "/proc/net/snmp").Output()
+	out, err := e.Command(ctx, ns, "cat", file).Output()
 	if err != nil {
-		return 0, fmt.Errorf("reading /proc/net/snmp in %s: %w", ns, err)
+		return 0, fmt.Errorf("reading %s in %s: %w", file, ns, err)
 	}
 	var names []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if !strings.HasPrefix(line, "Tcp:") {
+		if !strings.HasPrefix(line, prefix) {
 			continue
 		}
 		f := strings.Fields(line)[1:]
@@ -197,12 +204,12 @@ func kernelRetransSegs(e *e2eLab, ns string) (int64, error) {
 			continue
 		}
 		for i, n := range names {
-			if n == "RetransSegs" && i < len(f) {
+			if n == name && i < len(f) {
 				return strconv.ParseInt(f[i], 10, 64)
 			}
 		}
 	}
-	return 0, fmt.Errorf("no RetransSegs in /proc/net/snmp of %s", ns)
+	return 0, fmt.Errorf("no %s %s in %s of %s", prefix, name, file, ns)
 }
 
 // lossOutcome is one transfer's result.
