@@ -9,7 +9,8 @@
 #              `tcpcraft listen -k --echo` vs a kernel (Go) echo server
 #              (BenchmarkListenAcceptRate). CONNS (default 500) per round.
 #   bulk-send  `tcpcraft connect` uploading MB (default 200) MB from a file
-#              to a kernel sink vs a kernel client (BenchmarkPerfBulkSend).
+#              to a kernel sink vs a kernel client reading the same file
+#              (BenchmarkPerfBulkSend).
 #   bulk-recv  `tcpcraft connect` downloading MB MB from a kernel source vs
 #              a kernel client (BenchmarkPerfBulkRecv).
 #   syn-rtt    median SYN->SYN-ACK of `tcpcraft send --flags S --count 300
@@ -27,6 +28,10 @@
 # ROUNDS (default 3) sets the measured rounds of bulk-send, bulk-recv and
 # syn-rtt. Byte counts and CRC-32C checksums are verified in every round.
 # Extra arguments go to `go test` (e.g. -v).
+#
+# In bulk-send and loss the kernel's client uses tcpcraft's congestion
+# control (TCP_CONGESTION: cubic, or LOSS_CC), whatever the machine's
+# default is; TCPCRAFT_BENCH_KERNEL_CC=default (or bbr, ...) overrides it.
 set -euo pipefail
 
 usage() {
@@ -90,7 +95,7 @@ all)
 	}' "$out"
 	;;
 -h | --help | help)
-	sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'
+	awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'
 	;;
 *)
 	usage
