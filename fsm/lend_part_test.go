@@ -127,34 +127,25 @@ func TestSendSpaceStopsWhereTheRingWraps(t *testing.T) {
 			}
 		}
 	}
-	loan, err := h.c.SendSpace(2500)
-	if err != nil || len(loan) != 2500 {
-		t.Fatalf("SendSpace(2500): %d bytes, %v", len(loan), err)
+	// lend borrows ask bytes, expects want, fills them with the stream
+	// from offset from on and commits them.
+	lend := func(ask, want, from int, where string) {
+		t.Helper()
+		loan, err := h.c.SendSpace(ask)
+		if err != nil || len(loan) != want {
+			t.Fatalf("SendSpace(%d) %s: %d bytes, %v; want %d", ask, where, len(loan), err, want)
+		}
+		fill(loan, from)
+		if _, err := h.c.CommitSend(want, h.now); err != nil {
+			t.Fatal(err)
+		}
+		drain()
 	}
-	fill(loan, 0)
-	if _, err := h.c.CommitSend(2500, h.now); err != nil {
-		t.Fatal(err)
-	}
-	drain()
+	lend(2500, 2500, 0, "on an empty buffer")
 	h.send(ack(lISS+2001, 64000))
 	drain()
-	loan, err = h.c.SendSpace(3000)
-	if err != nil || len(loan) != 500 {
-		t.Fatalf("SendSpace at the ring's end: %d bytes, %v; want the 500 up to the end", len(loan), err)
-	}
-	fill(loan, 2500)
-	if _, err := h.c.CommitSend(500, h.now); err != nil {
-		t.Fatal(err)
-	}
-	drain()
-	loan, err = h.c.SendSpace(3000)
-	if err != nil || len(loan) != 2000 {
-		t.Fatalf("SendSpace after the wrap: %d bytes, %v; want the 2000 up to the head", len(loan), err)
-	}
-	fill(loan, 3000)
-	if _, err := h.c.CommitSend(2000, h.now); err != nil {
-		t.Fatal(err)
-	}
+	lend(3000, 500, 2500, "up to the ring's end")
+	lend(3000, 2000, 3000, "after the wrap, up to the head")
 	for acked, round := 2000, 0; acked < 5000; round++ {
 		if round == 50 {
 			t.Fatalf("the stream stalls at offset %d", acked)

@@ -321,6 +321,19 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// everyNth is a drop function for memLink.setDrop that drops every nth
+// frame (safe for concurrent use).
+func everyNth(n int) func([]byte) bool {
+	var mu sync.Mutex
+	count := 0
+	return func([]byte) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		count++
+		return count%n == 0
+	}
+}
+
 // async runs fn in a goroutine and returns a channel with its result.
 func async[T any](fn func() T) <-chan T {
 	ch := make(chan T, 1)

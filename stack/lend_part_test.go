@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,16 @@ func TestFillAndCommitPartsConcurrently(t *testing.T) {
 	client, server := p.connect(t, l, 47100)
 	ctx := testContext(t)
 
-	var mu sync.Mutex
-	var frames int
+	// Every 13th data frame and every 11th ACK is lost.
+	dropData := everyNth(13)
 	p.clientLink.setDrop(func(pkt []byte) bool {
 		var pp craft.Packet
 		if craft.ParsePacket(craft.LinkRaw, pkt, &pp, craft.PacketOptions{}) != nil || len(pp.TCP.Payload) == 0 {
 			return false
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		frames++
-		return frames%13 == 0
+		return dropData(pkt)
 	})
-	p.serverLink.setDrop(func([]byte) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		frames++
-		return frames%11 == 0
-	})
+	p.serverLink.setDrop(everyNth(11))
 
 	data := randomData(t, 1<<20)
 	type part struct {

@@ -586,7 +586,7 @@ func TestLossyWireDeliversIntact(t *testing.T) {
 	// the server's ACKs in 5.
 	var mu sync.Mutex
 	seen := map[craft.Seq]bool{}
-	var dataCount, ackCount int
+	var dataCount int
 	p.clientLink.setDrop(func(pkt []byte) bool {
 		var pp craft.Packet
 		if craft.ParsePacket(craft.LinkRaw, pkt, &pp, craft.PacketOptions{}) != nil || len(pp.TCP.Payload) == 0 {
@@ -601,12 +601,7 @@ func TestLossyWireDeliversIntact(t *testing.T) {
 		dataCount++
 		return dataCount%7 == 0
 	})
-	p.serverLink.setDrop(func([]byte) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		ackCount++
-		return ackCount%5 == 0
-	})
+	p.serverLink.setDrop(everyNth(5))
 	data := randomData(t, 200<<10)
 	go func() {
 		if _, err := client.Write(ctx, data); err != nil {
