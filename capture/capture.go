@@ -271,19 +271,64 @@ func (c *Capture) Interface() int { return c.ifindex }
 // ReadFrame returns the next frame of the flow, waiting for one until ctx
 // is done or the capture is closed (then the error is net.ErrClosed).
 func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
+	var f Frame
+	var takeErr error
+	err := c.wait(ctx, func() bool {
+		// Woken for a frame another goroutine may have taken already
+		// (TryReadFrame): then this finds none and waits again.
+		var ok bool
+		f, ok, takeErr = c.TryReadFrame()
+		return ok || takeErr != nil
+	})
+	if err == nil {
+		err = takeErr
+	}
+	return f, err
+}
+
+// WaitFrame blocks until a frame is ready to be taken (by TryReadFrame),
+// without taking it, or ctx ends. A reader that must take frames in a
+// critical section of its own (the stack does, so that frames are handled
+// in the order they came, whoever takes them) waits with this, then takes
+// them inside.
+func (c *Capture) WaitFrame(ctx context.Context) error {
+	if err := c.wait(ctx, c.ready); err != nil {
+		return err
+	}
+	if c.closed.Load() {
+		return fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+	}
+	return nil
+}
+
+// ready reports whether the ring's next slot holds a frame, or the capture
+// is closed (the next take then says so).
+func (c *Capture) ready() bool {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.ring == nil {
+		return true
+	}
+	hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&c.ring[c.frameOffset(c.next)]))
+	return atomic.LoadUint32(&hdr.Status)&unix.TP_STATUS_USER != 0
+}
+
+// wait blocks until done (called first at once, then each time the socket
+// signals new frames) returns true, ctx ends, or the capture is closed.
+func (c *Capture) wait(ctx context.Context, done func() bool) error {
 	c.waitMu.Lock()
 	defer c.waitMu.Unlock()
 	// Fast path: a frame is already waiting; no deadline bookkeeping.
-	if f, ok, err := c.TryReadFrame(); ok || err != nil {
-		return f, err
+	if done() {
+		return nil
 	}
 	if err := ctx.Err(); err != nil {
-		return Frame{}, err
+		return err
 	}
 
 	deadline, _ := ctx.Deadline() // zero: none
 	if err := c.file.SetReadDeadline(deadline); err != nil {
-		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, err)
+		return fmt.Errorf("reading capture %s: %w", c.flow, err)
 	}
 	if ctx.Done() != nil {
 		woken := make(chan struct{})
@@ -298,29 +343,19 @@ func (c *Capture) ReadFrame(ctx context.Context) (Frame, error) {
 		}()
 	}
 
-	var f Frame
-	var takeErr error
-	err := c.conn.Read(func(uintptr) bool {
-		// Woken for a frame another goroutine may have taken already
-		// (TryReadFrame): then this finds none and waits again.
-		var ok bool
-		f, ok, takeErr = c.TryReadFrame()
-		return ok || takeErr != nil
-	})
+	err := c.conn.Read(func(uintptr) bool { return done() })
 	switch {
-	case takeErr != nil:
-		return Frame{}, takeErr
 	case err == nil:
-		return f, nil
+		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return Frame{}, ctxErr
+			return ctxErr
 		}
-		return Frame{}, context.DeadlineExceeded
+		return context.DeadlineExceeded
 	case c.closed.Load():
-		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+		return fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
 	default:
-		return Frame{}, fmt.Errorf("reading capture %s: %w", c.flow, err)
+		return fmt.Errorf("reading capture %s: %w", c.flow, err)
 	}
 }
 

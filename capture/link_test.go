@@ -775,3 +775,61 @@ func BenchmarkSYNToSYNACK(b *testing.B) {
 	b.ReportMetric(float64(kernelDelay.Nanoseconds())/float64(b.N), "ns-to-capture/op")
 	b.ReportMetric(float64(readDelay.Nanoseconds())/float64(b.N), "ns-to-read/op")
 }
+
+// WaitFrame waits for a frame without taking it: the one SYN that arrives
+// is still there for TryReadFrame, and only once. It honours its context
+// and ends with net.ErrClosed once the capture is closed.
+func TestWaitFrameLeavesTheFrame(t *testing.T) {
+	l := labtest.New(t)
+	server := netip.AddrPortFrom(l.ServerIP(), 8099) // nobody listens: one SYN, one RST
+	c := openIn(t, l.ServerNS, 0, Flow{Local: server}, Config{})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	err := c.WaitFrame(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitFrame on a silent flow: %v, want context.DeadlineExceeded", err)
+	}
+
+	waited := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		waited <- c.WaitFrame(ctx)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if conn, err := l.Dial(dctx, l.ClientNS, "tcp", server.String()); err == nil {
+		conn.Close()
+		t.Fatal("a connection to a port nobody listens on succeeded")
+	}
+	dcancel()
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitFrame: %v", err)
+	}
+	f, ok, err := c.TryReadFrame()
+	if !ok || err != nil {
+		t.Fatalf("TryReadFrame after WaitFrame: ok %v, %v; the frame WaitFrame saw is gone", ok, err)
+	}
+	if d := decode(t, f.Data); d.dst != server {
+		t.Fatalf("frame to %v, want the SYN to %v", d.dst, server)
+	}
+	if _, ok, _ := c.TryReadFrame(); ok {
+		t.Fatal("a second frame for one SYN")
+	}
+
+	go func() { waited <- c.WaitFrame(context.Background()) }()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-waited:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("WaitFrame after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake WaitFrame")
+	}
+	if err := c.WaitFrame(context.Background()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WaitFrame on a closed capture: %v, want net.ErrClosed", err)
+	}
+}

@@ -1187,3 +1187,49 @@ func TestKernelListeningSeesThisThreadsNamespace(t *testing.T) {
 		}
 	}
 }
+
+// A traced echo listener answering short connections one after the other,
+// as fast as a kernel client makes them, sends no RST: every connection
+// ends by FIN both ways. (Frames the reader goroutine took before the
+// stack's lock could be handled after later ones that an echo's write took
+// inline: a client's last ACK of the echo then came after the ACK of our
+// FIN, found the connection gone and drew a RST, dozens per thousand
+// connections.)
+func TestListenSequentialConnectionsNoStrayRST(t *testing.T) {
+	t.Parallel()
+	e := newListenLab(t)
+	const port, n = 8094, 400
+	p := e.startListen(t, nil, "-k", "--echo", "--time-wait", "10ms", fmt.Sprintf(":%d", port))
+	waitEchoing(t, e, p, port)
+	before := strings.Count(p.stderr.String(), "CLOSED after")
+	err := lab.Do(e.ClientNS, func() error {
+		for i := range n {
+			conn, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+			err = echoCheck(conn, []byte{'e', byte(i)})
+			conn.Close()
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(p.stderr.String(), "CLOSED after")-before < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections ended", strings.Count(p.stderr.String(), "CLOSED after")-before, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	trace := p.stderr.String()
+	if k := strings.Count(trace, "Flags [R"); k > 0 {
+		i := strings.Index(trace, "Flags [R")
+		t.Fatalf("%d RSTs in the trace of %d clean connections; the first:\n%s", k, n, trace[max(0, i-2000):i+200])
+	}
+	interruptListen(t, e, p)
+}

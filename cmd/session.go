@@ -84,6 +84,7 @@ type stackLink struct {
 func (l stackLink) ReadFrame(ctx context.Context) (capture.Frame, error) { return l.cap.ReadFrame(ctx) }
 func (l stackLink) Send(pkt []byte) error                                { return l.inj.Send(pkt) }
 func (l stackLink) TryReadFrame() (capture.Frame, bool, error)           { return l.cap.TryReadFrame() }
+func (l stackLink) WaitFrame(ctx context.Context) error                  { return l.cap.WaitFrame(ctx) }
 
 // gsoStackLink adds segmentation offload (stack.GSOLink): bulk data goes to
 // the kernel as 64 KB super-segments through an AF_PACKET socket (issue 8).

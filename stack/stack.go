@@ -190,9 +190,25 @@ type BurstReader interface {
 	TryReadFrame() (capture.Frame, bool, error)
 }
 
+// FrameWaiter is a BurstReader that can also wait for a frame without
+// taking it (capture.Capture.WaitFrame). With it the read loop takes
+// frames only under the stack's lock, as an application call's
+// drainInline does, so the frames of a flow are handled in the order they
+// came whoever takes them. (Taken before the lock, a frame could wait for
+// it while drainInline handled later ones: a peer's last ACK of our data
+// then came after the ACK of our FIN, found its connection gone and drew
+// a RST.)
+type FrameWaiter interface {
+	BurstReader
+	WaitFrame(ctx context.Context) error
+}
+
 const maxBurst = 64
 
 func (s *Stack) readLoop(ctx context.Context) error {
+	if fw, ok := s.link.(FrameWaiter); ok {
+		return s.readLoopOrdered(ctx, fw)
+	}
 	var pkt craft.Packet
 	br, _ := s.link.(BurstReader)
 	for {
@@ -216,6 +232,41 @@ func (s *Stack) readLoop(ctx context.Context) error {
 		s.burst = false
 		s.flushDirty()
 		s.mu.Unlock()
+	}
+}
+
+// readLoopOrdered is readLoop for a FrameWaiter: wait outside the lock,
+// take and handle a burst inside it.
+func (s *Stack) readLoopOrdered(ctx context.Context, fw FrameWaiter) error {
+	var pkt craft.Packet
+	for {
+		if err := fw.WaitFrame(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stack: reading frames: %w", err)
+		}
+		s.mu.Lock()
+		s.burst = true
+		var err error
+		for range maxBurst {
+			var f capture.Frame
+			var ok bool
+			f, ok, err = fw.TryReadFrame()
+			if err != nil || !ok {
+				break
+			}
+			s.input(f, &pkt)
+		}
+		s.burst = false
+		s.flushDirty()
+		s.mu.Unlock()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("stack: reading frames: %w", err)
+		}
 	}
 }
 
