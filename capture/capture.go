@@ -373,11 +373,39 @@ func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 	return c.take()
 }
 
+// TakeFrame hands the next frame of the flow to fn, if the kernel has
+// already handed one over, without copying it out of the ring (issue 8:
+// a peer's 64 KB GRO segments were copied once more than needed): f.Data
+// points into the ring slot and is valid only until fn returns, when the
+// slot goes back to the kernel. ok false: none yet. fn runs with the ring
+// locked, so it must not call back into the Capture. Like TryReadFrame it
+// may be called while another goroutine waits in ReadFrame or WaitFrame.
+func (c *Capture) TakeFrame(fn func(Frame)) (ok bool, err error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.ring == nil {
+		return false, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+	}
+	return c.takeWith(fn)
+}
+
 // take copies out the next ring frame if the kernel has handed it over and
-// gives the slot back. Frames that are not IPv4 (possible only with
-// KeepOutgoing, which binds to every protocol) are given back unread. The
-// caller holds readMu and the ring is mapped.
+// gives the slot back. The caller holds readMu and the ring is mapped.
 func (c *Capture) take() (Frame, bool, error) {
+	var f Frame
+	ok, err := c.takeWith(func(in Frame) {
+		f = in
+		f.Data = append([]byte(nil), in.Data...)
+	})
+	return f, ok, err
+}
+
+// takeWith hands the next ring frame, in place, to fn and gives the slot
+// back. Frames that are not IPv4 (possible only with KeepOutgoing, which
+// binds to every protocol) are given back unread; a slot whose frame does
+// not fit is an error (ok true, fn not called). The caller holds readMu
+// and the ring is mapped.
+func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 	for {
 		base := c.frameOffset(c.next)
 		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&c.ring[base]))
@@ -385,34 +413,33 @@ func (c *Capture) take() (Frame, bool, error) {
 		// TP_STATUS_USER (with a write barrier); read the status first.
 		status := atomic.LoadUint32(&hdr.Status)
 		if status&unix.TP_STATUS_USER == 0 {
-			return Frame{}, false, nil
+			return false, nil
 		}
 		// The sockaddr_ll the kernel writes after the header says which
 		// protocol, interface and direction the frame had.
 		sll := (*unix.RawSockaddrLinklayer)(unsafe.Pointer(&c.ring[base+sockaddrLLOffset]))
 		start, n := int(hdr.Net), int(hdr.Snaplen)
-		var f Frame
 		var err error
 		isIPv4 := sll.Protocol == htons(ethPIP)
 		switch {
 		case start < tpacket2HdrLen || n < 0 || start+n > c.frameSize:
 			err = fmt.Errorf("reading capture %s: ring frame with data at %d+%d does not fit a %d-byte slot", c.flow, start, n, c.frameSize)
 		case isIPv4:
-			f = Frame{
-				Data:             append([]byte(nil), c.ring[base+start:base+start+n]...),
+			fn(Frame{
+				Data:             c.ring[base+start : base+start+n : base+start+n],
 				Time:             time.Unix(int64(hdr.Sec), int64(hdr.Nsec)),
 				Length:           int(hdr.Len),
 				ChecksumNotReady: status&unix.TP_STATUS_CSUMNOTREADY != 0,
 				ChecksumValid:    status&unix.TP_STATUS_CSUM_VALID != 0,
 				Interface:        int(sll.Ifindex),
 				Outgoing:         sll.Pkttype == unix.PACKET_OUTGOING,
-			}
+			})
 		}
-		// Hand the slot back to the kernel only after copying out of it.
+		// Hand the slot back to the kernel only after fn is done with it.
 		atomic.StoreUint32(&hdr.Status, unix.TP_STATUS_KERNEL)
 		c.next = (c.next + 1) % c.frames
 		if isIPv4 || err != nil {
-			return f, true, err
+			return true, err
 		}
 	}
 }

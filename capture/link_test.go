@@ -833,3 +833,42 @@ func TestWaitFrameLeavesTheFrame(t *testing.T) {
 		t.Fatalf("WaitFrame on a closed capture: %v, want net.ErrClosed", err)
 	}
 }
+
+// TakeFrame hands a frame over in place, once: the SYN decodes inside the
+// call, and the slot is given back (nothing more to take). Closed, it
+// says so.
+func TestTakeFrameInPlace(t *testing.T) {
+	l := labtest.New(t)
+	server := netip.AddrPortFrom(l.ServerIP(), 8098) // nobody listens: one SYN, one RST
+	c := openIn(t, l.ServerNS, 0, Flow{Local: server}, Config{})
+	if ok, err := c.TakeFrame(func(Frame) { t.Error("a frame on a silent flow") }); ok || err != nil {
+		t.Fatalf("TakeFrame on a silent flow: %v, %v", ok, err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if conn, err := l.Dial(dctx, l.ClientNS, "tcp", server.String()); err == nil {
+		conn.Close()
+		t.Fatal("a connection to a port nobody listens on succeeded")
+	}
+	dcancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitFrame(ctx); err != nil {
+		t.Fatalf("WaitFrame: %v", err)
+	}
+	var dst netip.AddrPort
+	calls := 0
+	ok, err := c.TakeFrame(func(f Frame) {
+		calls++
+		dst = decode(t, f.Data).dst
+	})
+	if !ok || err != nil || calls != 1 || dst != server {
+		t.Fatalf("TakeFrame: ok %v, %v, %d calls, frame to %v; want the SYN to %v once", ok, err, calls, dst, server)
+	}
+	if ok, _ := c.TakeFrame(func(Frame) { t.Error("the SYN handed over twice") }); ok {
+		t.Fatal("a second frame for one SYN")
+	}
+	c.Close()
+	if _, err := c.TakeFrame(func(Frame) {}); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("TakeFrame after Close: %v, want net.ErrClosed", err)
+	}
+}

@@ -42,6 +42,14 @@ type e2eBuild struct {
 var theBuild e2eBuild
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(kernelReceiverEnv); addr != "" {
+		// A helper process of BenchmarkPerfBulkRecv, not a test run.
+		if err := kernelReceiver(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "kernel receiver:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "tcpcraft-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: temporary directory:", err)

@@ -85,6 +85,7 @@ func (l stackLink) ReadFrame(ctx context.Context) (capture.Frame, error) { retur
 func (l stackLink) Send(pkt []byte) error                                { return l.inj.Send(pkt) }
 func (l stackLink) TryReadFrame() (capture.Frame, bool, error)           { return l.cap.TryReadFrame() }
 func (l stackLink) WaitFrame(ctx context.Context) error                  { return l.cap.WaitFrame(ctx) }
+func (l stackLink) TakeFrame(fn func(capture.Frame)) (bool, error)       { return l.cap.TakeFrame(fn) }
 
 // gsoStackLink adds segmentation offload (stack.GSOLink): bulk data goes to
 // the kernel as 64 KB super-segments through an AF_PACKET socket (issue 8).

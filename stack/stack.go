@@ -124,6 +124,9 @@ type Stack struct {
 	tracePkt []byte   // a vectored packet in one piece, for the tracer
 	// inlinePkt is drainInline's parse scratch (readLoop has its own).
 	inlinePkt craft.Packet
+	// inputInline is s.input with inlinePkt, made once: a FrameTaker is
+	// handed it for every frame.
+	inputInline func(capture.Frame)
 }
 
 // traceSegments reports whether the tracer wants every good segment.
@@ -147,7 +150,7 @@ func New(link Link, cfg Config) (*Stack, error) {
 	if r == nil {
 		r = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return &Stack{
+	s := &Stack{
 		link:      link,
 		cfg:       cfg,
 		now:       now,
@@ -157,7 +160,9 @@ func New(link Link, cfg Config) (*Stack, error) {
 		ipID:      uint16(r.Uint32()) | 1,
 		pktBuf:    make([]byte, 0, 65536+128),
 		timerWake: make(chan struct{}, 1),
-	}, nil
+	}
+	s.inputInline = func(f capture.Frame) { s.input(f, &s.inlinePkt) }
+	return s, nil
 }
 
 // Run reads frames and fires timers until ctx is done or the link fails. It
@@ -188,6 +193,30 @@ func (s *Stack) Run(ctx context.Context) error {
 // send as one super-segment (GSOLink), instead of one or two per frame.
 type BurstReader interface {
 	TryReadFrame() (capture.Frame, bool, error)
+}
+
+// FrameTaker is a Link that can hand a waiting frame over in place
+// (capture.Capture.TakeFrame): the frame's bytes are valid only during the
+// call, and the stack parses and handles them there, so a peer's 64 KB
+// GRO segment is not copied out of the capture ring first (fsm copies its
+// payload once, into the receive buffer). With it, readLoop and
+// drainInline take frames this way instead of TryReadFrame.
+type FrameTaker interface {
+	TakeFrame(fn func(capture.Frame)) (bool, error)
+}
+
+// takeFrame takes one waiting frame and handles it with handle (which
+// parses into its own scratch): in place through a FrameTaker, else
+// copied through TryReadFrame. Called with s.mu held.
+func (s *Stack) takeFrame(br BurstReader, handle func(capture.Frame)) (bool, error) {
+	if ft, ok := s.link.(FrameTaker); ok {
+		return ft.TakeFrame(handle)
+	}
+	f, ok, err := br.TryReadFrame()
+	if ok && err == nil {
+		handle(f)
+	}
+	return ok, err
 }
 
 // FrameWaiter is a BurstReader that can also wait for a frame without
@@ -239,6 +268,7 @@ func (s *Stack) readLoop(ctx context.Context) error {
 // take and handle a burst inside it.
 func (s *Stack) readLoopOrdered(ctx context.Context, fw FrameWaiter) error {
 	var pkt craft.Packet
+	handle := func(f capture.Frame) { s.input(f, &pkt) }
 	for {
 		if err := fw.WaitFrame(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -250,13 +280,11 @@ func (s *Stack) readLoopOrdered(ctx context.Context, fw FrameWaiter) error {
 		s.burst = true
 		var err error
 		for range maxBurst {
-			var f capture.Frame
 			var ok bool
-			f, ok, err = fw.TryReadFrame()
+			ok, err = s.takeFrame(fw, handle)
 			if err != nil || !ok {
 				break
 			}
-			s.input(f, &pkt)
 		}
 		s.burst = false
 		s.flushDirty()
@@ -311,11 +339,10 @@ func (s *Stack) drainInline() (handled bool) {
 		s.burst = true
 		n := 0
 		for ; n < maxBurst; n++ {
-			f, ok, err := br.TryReadFrame()
+			ok, err := s.takeFrame(br, s.inputInline)
 			if err != nil || !ok {
 				break // an error comes back from readLoop's ReadFrame
 			}
-			s.input(f, &s.inlinePkt)
 		}
 		s.burst = false
 		s.flushDirty()
