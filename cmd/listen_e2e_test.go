@@ -125,6 +125,26 @@ func interruptListen(t *testing.T, e *e2eLab, p *process) runResult {
 	return r
 }
 
+// echoSequentially makes n short connections to 10.0.2.20:port from one
+// thread in the client namespace, one after the other, each sending msg(i)
+// and checking its echo.
+func echoSequentially(e *e2eLab, port, n int, msg func(i int) []byte) error {
+	return lab.Do(e.ClientNS, func() error {
+		for i := range n {
+			conn, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+			err = echoCheck(conn, msg(i))
+			conn.Close()
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
 // dialServer connects a kernel client in the client namespace to
 // 10.0.2.20:port; the connection is closed at cleanup.
 func dialServer(t *testing.T, e *e2eLab, port int) *net.TCPConn {
@@ -599,21 +619,10 @@ func TestListenNoLeakAfterManyConnections(t *testing.T) {
 	// the client namespace.
 	connectMany := func(n int) {
 		t.Helper()
-		err := lab.Do(e.ClientNS, func() error {
-			msg := []byte("ping-0000")
-			for i := range n {
-				copy(msg[5:], fmt.Sprintf("%04d", i%10000))
-				conn, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
-				if err != nil {
-					return fmt.Errorf("connection %d: %w", i, err)
-				}
-				err = echoCheck(conn, msg)
-				conn.Close()
-				if err != nil {
-					return fmt.Errorf("connection %d: %w", i, err)
-				}
-			}
-			return nil
+		msg := []byte("ping-0000")
+		err := echoSequentially(e, port, n, func(i int) []byte {
+			copy(msg[5:], fmt.Sprintf("%04d", i%10000))
+			return msg
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -1202,21 +1211,7 @@ func TestListenSequentialConnectionsNoStrayRST(t *testing.T) {
 	p := e.startListen(t, nil, "-k", "--echo", "--time-wait", "10ms", fmt.Sprintf(":%d", port))
 	waitEchoing(t, e, p, port)
 	before := strings.Count(p.stderr.String(), "CLOSED after")
-	err := lab.Do(e.ClientNS, func() error {
-		for i := range n {
-			conn, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
-			if err != nil {
-				return fmt.Errorf("connection %d: %w", i, err)
-			}
-			err = echoCheck(conn, []byte{'e', byte(i)})
-			conn.Close()
-			if err != nil {
-				return fmt.Errorf("connection %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := echoSequentially(e, port, n, func(i int) []byte { return []byte{'e', byte(i)} }); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)

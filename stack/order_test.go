@@ -64,6 +64,26 @@ func (a *ackTracer) Segment(dir Direction, _ time.Time, p *craft.Packet, _ []byt
 
 func (a *ackTracer) Event(time.Time, netip.AddrPort, netip.AddrPort, fsm.Event) {}
 
+// connectOver runs a server stack on serverLink and a client stack on
+// clientLink (traced by clientTracer) and connects them from port lport;
+// it returns the test's context and both ends.
+func connectOver(t *testing.T, serverLink, clientLink Link, clientTracer Tracer, lport uint16) (ctx context.Context, client, server *Conn) {
+	t.Helper()
+	s := startStack(t, serverLink, serverIP, testConnConfig(), newRecorder())
+	c := startStack(t, clientLink, clientIP, testConnConfig(), clientTracer)
+	l := listen(t, s, 80, 4)
+	ctx = testContext(t)
+	client, err := c.Dial(ctx, netip.AddrPortFrom(serverIP, 80), lport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, client, server
+}
+
 // The frames of a flow are handled in the order they came, even while an
 // application's writes take frames inline (drainInline) beside the read
 // loop: the peer's ACKs, sent in order, are handled in order. Taking a
@@ -72,19 +92,8 @@ func (a *ackTracer) Event(time.Time, netip.AddrPort, netip.AddrPort, fsm.Event) 
 // its connection gone and drew a RST (a listener under load sent dozens).
 func TestFramesHandledInArrivalOrder(t *testing.T) {
 	sl, cl := newWire()
-	server := startStack(t, sl, serverIP, testConnConfig(), newRecorder())
 	acks := &ackTracer{}
-	client := startStack(t, &slowTakeLink{cl}, clientIP, testConnConfig(), acks)
-	l := listen(t, server, 80, 4)
-	ctx := testContext(t)
-	conn, err := client.Dial(ctx, netip.AddrPortFrom(serverIP, 80), 47300)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, conn, peer := connectOver(t, sl, &slowTakeLink{cl}, acks, 47300)
 	data := randomData(t, 4<<20)
 	go func() {
 		for off := 0; off < len(data); off += 16 << 10 {
@@ -132,18 +141,7 @@ func (l *scribbleLink) TakeFrame(fn func(capture.Frame)) (bool, error) {
 // over links that overwrite every frame once handled, arrives intact.
 func TestFramesTakenInPlaceAreNotKept(t *testing.T) {
 	sl, cl := newWire()
-	server := startStack(t, &scribbleLink{slowTakeLink{sl}}, serverIP, testConnConfig(), newRecorder())
-	client := startStack(t, &scribbleLink{slowTakeLink{cl}}, clientIP, testConnConfig(), newRecorder())
-	l := listen(t, server, 80, 4)
-	ctx := testContext(t)
-	conn, err := client.Dial(ctx, netip.AddrPortFrom(serverIP, 80), 47400)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, conn, peer := connectOver(t, &scribbleLink{slowTakeLink{sl}}, &scribbleLink{slowTakeLink{cl}}, newRecorder(), 47400)
 	up, down := randomData(t, 1<<20), randomData(t, 1<<20)
 	go func() {
 		if _, err := conn.Write(ctx, up); err != nil {
