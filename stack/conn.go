@@ -196,9 +196,9 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 // buffer wraps. The loan ends with CommitSend; until then Write fails
 // with fsm.ErrLent, while Read and everything else go on as usual.
 func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
-	want := max(1, min(size, c.fc.Config().SendBufferSize/4))
 	for {
 		c.s.mu.Lock()
+		want := max(1, min(size, c.fc.Config().SendBufferSize/4))
 		if c.removed {
 			err := c.errOrEOFLocked()
 			c.s.mu.Unlock()
