@@ -303,6 +303,10 @@ func (c *Conn) SendSpace(max int) ([]byte, error) {
 	return c.send.space(max), nil
 }
 
+// Lent is how many bytes of send buffer SendSpace has lent and CommitSend
+// has not yet taken back: 0 when no loan is out.
+func (c *Conn) Lent() int { return c.send.lent }
+
 // CommitSend queues the first n bytes of the space SendSpace lent, as
 // Write would have queued them (RFC 9293 §3.10.2 SEND), and ends the loan.
 // If the connection can no longer send (closed, reset, our FIN queued

@@ -194,7 +194,9 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 // sender's segments full), the connection can no longer take data (its
 // error), or ctx ends. The slice may be shorter than asked where the
 // buffer wraps. The loan ends with CommitSend; until then Write fails
-// with fsm.ErrLent, while Read and everything else go on as usual.
+// with fsm.ErrLent, while Read and everything else go on as usual. A size
+// of 0 or less lends nothing and returns at once, and so does a SendSpace
+// while a loan is out, with fsm.ErrLent.
 func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
 	for {
 		c.s.mu.Lock()
@@ -206,6 +208,15 @@ func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
 				err = fsm.ErrNotConnected
 			}
 			return nil, err
+		}
+		if size <= 0 || c.fc.Lent() > 0 {
+			// Nothing to wait for: an empty request lends nothing (as
+			// an empty io.Reader Read), and a second loan is refused
+			// with fsm.ErrLent however much is free. fsm says so, or
+			// why the connection takes no data.
+			p, err := c.fc.SendSpace(size)
+			c.s.mu.Unlock()
+			return p, err
 		}
 		if free := c.fc.Writable(); free >= want || free == 0 {
 			// free == 0 is a full buffer, or a connection that cannot
