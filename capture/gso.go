@@ -92,7 +92,15 @@ func OpenGSOSender(ifindex int, nextHop netip.Addr) (*GSOSender, error) {
 	// Protocol 0: this socket only sends, it never receives a frame.
 	// SOCK_RAW (we write the Ethernet header) because the kernel accepts
 	// PACKET_VNET_HDR only on raw packet sockets.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	//
+	// Blocking, so that Go's poller does not watch it: a watched socket
+	// is woken (sock_def_write_space, an epoll callback) every time the
+	// peer's receive path frees one of our packets, which on a veth is
+	// once per packet, and cost a bulk upload 2% of its CPU (issue 8).
+	// A send that finds the socket's buffer full then waits in the
+	// kernel rather than in the poller; the packets leave at once on
+	// the devices tcpcraft uses, so that wait is short.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		arp.Close()
 		return nil, fmt.Errorf("GSO sender: AF_PACKET socket: %w", permissionError(err))

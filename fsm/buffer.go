@@ -131,6 +131,27 @@ func (b *sendBuffer) space(max int) []byte {
 	return b.buf[i:end:end]
 }
 
+// extend lends up to max more free bytes, those that follow the ones
+// already lent (or starts a loan, as space, when none is out). The lent
+// bytes do not move, so a loan grows only into memory the buffer already
+// has; the new slice too stops where the ring wraps.
+func (b *sendBuffer) extend(max int) []byte {
+	if b.lent == 0 {
+		return b.space(max)
+	}
+	max = min(max, b.free(), len(b.buf)-b.n-b.lent)
+	if max <= 0 {
+		return nil
+	}
+	i := b.head + b.n + b.lent
+	for i >= len(b.buf) {
+		i -= len(b.buf)
+	}
+	end := min(i+max, len(b.buf))
+	b.lent += end - i
+	return b.buf[i:end:end]
+}
+
 // commit queues the first n bytes of the lent space; the loan ends if
 // end, else the rest of it stays lent.
 func (b *sendBuffer) commit(n int, end bool) {

@@ -40,7 +40,11 @@ type Conn struct {
 	send      sendBuffer
 	sndBufSeq craft.Seq // sequence number of send.buf offset 0
 	finQueued bool      // Close called: FIN follows the queued data
-	synAcked  bool      // our SYN has been acknowledged
+	// corked: the driver said more data follows at once (CommitSendMore):
+	// a last segment short of a full MSS waits for it, until corkAt.
+	corked   bool
+	corkAt   time.Time
+	synAcked bool // our SYN has been acknowledged
 
 	// Receive sequence variables.
 	irs      craft.Seq
@@ -258,6 +262,7 @@ func (c *Conn) Write(p []byte, now time.Time) (int, error) {
 	if c.send.lent > 0 {
 		return 0, fmt.Errorf("fsm: write: %w", ErrLent)
 	}
+	c.uncork()
 	c.ownPendingPayloads()
 	n := c.send.write(p)
 	if n > 0 {
@@ -303,6 +308,22 @@ func (c *Conn) SendSpace(max int) ([]byte, error) {
 	return c.send.space(max), nil
 }
 
+// ExtendSendSpace is SendSpace that, while a loan is out, lends up to max
+// more bytes: those that follow the loan in the send buffer. The loan
+// grows, and its parts are still committed in order from its front, so a
+// driver can read ahead into the buffer while the part it read before is
+// being committed and sent, without waiting for the loan to end (issue 8:
+// that wait idled the sender once per loan). The slice is empty when
+// nothing more is free (or, under a loan, when the buffer would have to
+// grow: lent bytes do not move).
+func (c *Conn) ExtendSendSpace(max int) ([]byte, error) {
+	if err := c.writeAllowed(); err != nil {
+		return nil, err
+	}
+	c.ownPendingPayloads()
+	return c.send.extend(max), nil
+}
+
 // Lent is how many bytes of send buffer SendSpace has lent and CommitSend
 // has not yet taken back: 0 when no loan is out.
 func (c *Conn) Lent() int { return c.send.lent }
@@ -313,7 +334,18 @@ func (c *Conn) Lent() int { return c.send.lent }
 // meanwhile) the bytes are dropped and the error says why, as Write's
 // would.
 func (c *Conn) CommitSend(n int, now time.Time) (int, error) {
-	return c.commitSend(n, true, now)
+	return c.commitSend(n, true, false, now)
+}
+
+// CommitSendMore is CommitSendPart for a driver that knows more data
+// follows at once (its read of the input filled all it asked for): a last
+// segment short of a full MSS is held back, for the next commit to fill,
+// as Linux's TCP_CORK and MSG_MORE do. Without it each commit of a bulk
+// sender's chunks ended in a small segment, and every one of those cost
+// about as much on both hosts as a full 64 KB burst (issue 8). The held
+// bytes go with the next commit, Write or Close, or after corkTimeout.
+func (c *Conn) CommitSendMore(n int, now time.Time) (int, error) {
+	return c.commitSend(n, false, true, now)
 }
 
 // CommitSendPart queues the first n bytes of what is still lent, like
@@ -322,11 +354,19 @@ func (c *Conn) CommitSend(n int, now time.Time) (int, error) {
 // The loan ends when all of it is committed, or with CommitSend. On an
 // error the loan ends too.
 func (c *Conn) CommitSendPart(n int, now time.Time) (int, error) {
-	return c.commitSend(n, false, now)
+	return c.commitSend(n, false, false, now)
 }
 
-func (c *Conn) commitSend(n int, end bool, now time.Time) (int, error) {
+// uncork ends a cork (CommitSendMore): what it held may go.
+func (c *Conn) uncork() {
+	c.corked = false
+	c.corkAt = time.Time{}
+}
+
+func (c *Conn) commitSend(n int, end, more bool, now time.Time) (int, error) {
 	c.touch(now)
+	wasCorked := c.corked
+	c.uncork()
 	if n < 0 || n > c.send.lent {
 		lent := c.send.lent
 		c.send.lent = 0
@@ -337,7 +377,10 @@ func (c *Conn) commitSend(n int, end bool, now time.Time) (int, error) {
 		return 0, err
 	}
 	c.send.commit(n, end)
-	if n > 0 {
+	// A cork's timer runs from the last commit: a bulk sender's next
+	// one comes long before it, and fills the held segment.
+	c.corked = more
+	if n > 0 || wasCorked && !more {
 		c.transmit(now)
 	}
 	return n, nil
@@ -411,6 +454,7 @@ func (c *Conn) Read(p []byte, now time.Time) (int, error) {
 // already queued; we can still receive (half-close).
 func (c *Conn) Close(now time.Time) error {
 	c.touch(now)
+	c.uncork()
 	switch c.state {
 	case Closed:
 		// RFC 9293 §3.10.4 CLOSED: "connection does not exist".
@@ -525,6 +569,7 @@ func (c *Conn) fail(err error, reason string) {
 
 func (c *Conn) stopTimers() {
 	c.rtoAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	c.uncork()
 	c.ackNow = false
 }
 

@@ -136,6 +136,14 @@ func (c *Conn) sendData(now time.Time) {
 		if n < c.sndMSS && !fin {
 			outstanding := c.sndUna != c.sndMax
 			if n == avail {
+				if c.corked {
+					// More data follows at once (CommitSendMore):
+					// let it fill the segment.
+					if c.corkAt.IsZero() {
+						c.corkAt = now.Add(corkTimeout)
+					}
+					return
+				}
 				// Nagle (RFC 9293 §3.7.4): hold a small segment while
 				// data is unacknowledged.
 				if !c.cfg.NoDelay && outstanding {

@@ -15,10 +15,16 @@ const clockGranularity = time.Millisecond
 // (RFC 7323 §5.5).
 const tsRecentMaxIdle = 24 * 24 * time.Hour
 
+// corkTimeout is the longest a cork (CommitSendMore) holds a segment short
+// of a full MSS: Linux's TCP_CORK ceiling (tcp(7): 200 milliseconds), so
+// that input which stops right after a full read still goes out.
+const corkTimeout = 200 * time.Millisecond
+
 func due(t, now time.Time) bool { return !t.IsZero() && !now.Before(t) }
 
 // Tick fires the timers that are due at now: TIME-WAIT expiry, the
-// retransmission timer, the persist timer, the delayed ACK and keep-alive.
+// retransmission timer, the persist timer, the delayed ACK, a cork's
+// limit and keep-alive.
 func (c *Conn) Tick(now time.Time) {
 	c.touch(now)
 	if due(c.timeWaitAt, now) {
@@ -55,6 +61,10 @@ func (c *Conn) Tick(now time.Time) {
 		c.delackAt = time.Time{}
 		c.ackNow = true
 	}
+	if due(c.corkAt, now) {
+		// The data a cork held waited long enough for more.
+		c.uncork()
+	}
 	if due(c.keepaliveAt, now) {
 		c.onKeepalive(now)
 		if c.state == Closed {
@@ -73,6 +83,7 @@ func (c *Conn) NextDeadline() (time.Time, bool) {
 	d = earliest(d, c.keepaliveAt)
 	d = earliest(d, c.rackAt)
 	d = earliest(d, c.tlpAt)
+	d = earliest(d, c.corkAt)
 	return d, !d.IsZero()
 }
 

@@ -198,6 +198,24 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 // of 0 or less lends nothing and returns at once, and so does a SendSpace
 // while a loan is out, with fsm.ErrLent.
 func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
+	return c.sendSpace(ctx, size, false)
+}
+
+// ExtendSendSpace is SendSpace that, while a loan is out, grows it by up
+// to size bytes, those that follow it in the buffer (see
+// fsm.Conn.ExtendSendSpace), waiting for room as SendSpace does. One
+// goroutine can so read ahead while another commits the parts filled
+// before (CommitSendPart), and neither waits for the other at the end of
+// a loan.
+func (c *Conn) ExtendSendSpace(ctx context.Context, size int) ([]byte, error) {
+	return c.sendSpace(ctx, size, true)
+}
+
+func (c *Conn) sendSpace(ctx context.Context, size int, extend bool) ([]byte, error) {
+	lend := c.fc.SendSpace
+	if extend {
+		lend = c.fc.ExtendSendSpace
+	}
 	for {
 		c.s.mu.Lock()
 		want := max(1, min(size, c.fc.Config().SendBufferSize/4))
@@ -209,19 +227,19 @@ func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
 			}
 			return nil, err
 		}
-		if size <= 0 || c.fc.Lent() > 0 {
+		if size <= 0 || (!extend && c.fc.Lent() > 0) {
 			// Nothing to wait for: an empty request lends nothing (as
 			// an empty io.Reader Read), and a second loan is refused
 			// with fsm.ErrLent however much is free. fsm says so, or
 			// why the connection takes no data.
-			p, err := c.fc.SendSpace(size)
+			p, err := lend(size)
 			c.s.mu.Unlock()
 			return p, err
 		}
 		if free := c.fc.Writable(); free >= want || free == 0 {
 			// free == 0 is a full buffer, or a connection that cannot
 			// take data: fsm says which.
-			p, err := c.fc.SendSpace(size)
+			p, err := lend(size)
 			if err != nil || len(p) > 0 {
 				c.s.mu.Unlock()
 				return p, err
@@ -242,21 +260,29 @@ func (c *Conn) SendSpace(ctx context.Context, size int) ([]byte, error) {
 // loan, and sends what the windows allow. n may be 0 (nothing was read).
 // When the connection can no longer send, the bytes are dropped and the
 // error says why.
-func (c *Conn) CommitSend(n int) error { return c.commitSend(n, true) }
+func (c *Conn) CommitSend(n int) error { return c.commitSend(n, true, false) }
 
 // CommitSendPart is CommitSend that keeps the rest of the loan lent (see
 // fsm.Conn.CommitSendPart): one goroutine may commit, and send, the part
 // of the loan already filled while another goes on filling the rest.
-func (c *Conn) CommitSendPart(n int) error { return c.commitSend(n, false) }
+func (c *Conn) CommitSendPart(n int) error { return c.commitSend(n, false, false) }
 
-func (c *Conn) commitSend(n int, end bool) error {
+// CommitSendMore is CommitSendPart for a caller that knows more data
+// follows at once (its read filled all it asked for): a last segment short
+// of a full MSS waits for the next commit (see fsm.Conn.CommitSendMore).
+func (c *Conn) CommitSendMore(n int) error { return c.commitSend(n, false, true) }
+
+func (c *Conn) commitSend(n int, end, more bool) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	now := c.s.now()
 	var err error
-	if end {
+	switch {
+	case end:
 		_, err = c.fc.CommitSend(n, now)
-	} else {
+	case more:
+		_, err = c.fc.CommitSendMore(n, now)
+	default:
 		_, err = c.fc.CommitSendPart(n, now)
 	}
 	c.s.flush(c, now)
