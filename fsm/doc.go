@@ -43,7 +43,10 @@
 // borrow free send buffer with SendSpace, fill it (read(2) straight into
 // it, from another goroutine if it likes) and queue it with CommitSend or,
 // a filled part at a time, CommitSendPart: the bytes are then never copied
-// in user space. ResetFor answers segments for which no Conn exists.
+// in user space. ExtendSendSpace grows a loan while its front is being
+// committed, and CommitSendMore says more follows at once, so that a short
+// last segment waits for it (a cork). ResetFor answers segments for which
+// no Conn exists.
 //
 // The segment-processing logic lives in input.go as one switch over
 // (state, segment kind), each arm naming the RFC rule it implements, in the
