@@ -380,13 +380,7 @@ func TestLendSendSpaceWaitsForSizeOrQuarter(t *testing.T) {
 	if err := client.CommitSend(len(r.p)); err != nil {
 		t.Fatal(err)
 	}
-	if err := client.CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	rest, err := readAll(ctx, server)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rest := closeAndReadRest(t, ctx, client, server)
 	if got = append(got, rest...); !bytes.Equal(got, want) {
 		t.Fatalf("server received %d bytes that differ from the %d queued", len(got), len(want))
 	}
@@ -472,13 +466,7 @@ func TestLendWriteRefusedDuringLoan(t *testing.T) {
 		t.Fatalf("Write after CommitSend(0): %d, %v", n, err)
 	}
 	want = append(want, "again"...)
-	if err := client.CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	rest, err := readAll(ctx, server)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rest := closeAndReadRest(t, ctx, client, server)
 	if received = append(received, rest...); !bytes.Equal(received, want) {
 		t.Fatalf("server received %q, want %q", received, want)
 	}
@@ -522,16 +510,24 @@ func TestLendLoanSurvivesAckOfEverythingBefore(t *testing.T) {
 	if err := client.CommitSend(len(loan)); err != nil {
 		t.Fatal(err)
 	}
+	rest := closeAndReadRest(t, ctx, client, server)
+	if !bytes.Equal(rest, fill) {
+		t.Fatalf("the server read %d bytes after the prefix that differ from the %d filled into the loan", len(rest), len(fill))
+	}
+}
+
+// closeAndReadRest half-closes client and returns what server reads from
+// then to EOF.
+func closeAndReadRest(t *testing.T, ctx context.Context, client, server *Conn) []byte {
+	t.Helper()
 	if err := client.CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := readAll(ctx, server)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("server read: %v (after %d bytes)", err, len(rest))
 	}
-	if !bytes.Equal(rest, fill) {
-		t.Fatalf("the server read %d bytes after the prefix that differ from the %d filled into the loan", len(rest), len(fill))
-	}
+	return rest
 }
 
 // connReader adapts Conn.Read to io.Reader with a context.
@@ -692,13 +688,7 @@ func TestLendEmptyAndSecondLoanReturnAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = append(want, fill...)
-	if err := client.CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	got, err := readAll(ctx, server)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := closeAndReadRest(t, ctx, client, server)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("server received %d bytes that differ from the %d sent", len(got), len(want))
 	}
