@@ -476,6 +476,11 @@ const (
 	stallTime = 2 * time.Second
 )
 
+// stallWindow is tcpcraft's receive buffer in the zero-window tests: well
+// below stallSize, so that a stalled reader fills it (the default, 6 MiB,
+// would take all the data).
+const stallWindow = 256 << 10
+
 // zeroWindowTrace looks through tcpcraft's --json trace for a zero window
 // and what followed: dir is who advertised it ("out": tcpcraft, "in":
 // the kernel). It returns the segments that advertised zero, the window
@@ -562,9 +567,9 @@ func TestZeroWindowTcpcraftReaderStalls(t *testing.T) {
 					defer c.Close()
 					kernelDone <- send(c.(*net.TCPConn))
 				}()
-				run, err = lossStart(e, e.ClientNS, nil, pw, e.bin, "connect", "--json", "--time-wait", "100ms", e.serverAddr(port))
+				run, err = lossStart(e, e.ClientNS, nil, pw, e.bin, "connect", "--json", "--window", fmt.Sprint(stallWindow), "--time-wait", "100ms", e.serverAddr(port))
 			} else {
-				run, err = lossStart(e, e.ServerNS, nil, pw, e.bin, "listen", "--json", "--time-wait", "100ms", fmt.Sprintf(":%d", port))
+				run, err = lossStart(e, e.ServerNS, nil, pw, e.bin, "listen", "--json", "--window", fmt.Sprint(stallWindow), "--time-wait", "100ms", fmt.Sprintf(":%d", port))
 			}
 			if err != nil {
 				t.Fatal(err)
