@@ -20,16 +20,21 @@ type Conn struct {
 	queued        bool      // handed to the listener's accept queue
 	accepted      bool      // returned by Accept
 
-	// changed is closed (and forgotten) when something changed that a
-	// blocked Read, Write or Wait may be waiting for: a broadcast, since
-	// a reader and a writer may wait at once. A waiter takes it under the
-	// stack's lock in the same critical section as its check, so no
-	// change can slip between check and wait.
-	changed chan struct{}
-	done    chan struct{} // closed when the machine reached CLOSED
-	removed bool
-	dirty   bool // fed a frame of the current burst, flush pending
-	err     error
+	// wake[k] is closed (and forgotten) when something changed that a
+	// blocked waiter of kind k may be waiting for: a broadcast, since
+	// several may wait at once. A waiter takes it under the stack's lock
+	// in the same critical section as its check, so no change can slip
+	// between check and wait. Readers and writers wait apart (issue 8):
+	// woken by every event, a bulk upload's input goroutine and its idle
+	// output goroutine both woke for each ACK only to find nothing to do.
+	wake [waitKinds]chan struct{}
+	// writeWant is the least free send buffer a waiting writer needs;
+	// ACKs that leave less free do not wake it.
+	writeWant int
+	done      chan struct{} // closed when the machine reached CLOSED
+	removed   bool
+	dirty     bool // fed a frame of the current burst, flush pending
+	err       error
 }
 
 func newConn(s *Stack, fc *fsm.Conn, local, remote netip.AddrPort, l *Listener) *Conn {
@@ -39,22 +44,44 @@ func newConn(s *Stack, fc *fsm.Conn, local, remote netip.AddrPort, l *Listener) 
 	}
 }
 
-// signal wakes every goroutine blocked in Read, Write or Wait. Called with
-// the stack's lock held.
-func (c *Conn) signal() {
-	if c.changed != nil {
-		close(c.changed)
-		c.changed = nil
+// waitKind says what a blocked goroutine waits for.
+type waitKind int
+
+const (
+	waitAny   waitKind = iota // any event: a state, the handshake's end
+	waitRead                  // bytes to read, EOF or an error
+	waitWrite                 // free send buffer or an error
+	waitKinds
+)
+
+// signal wakes the goroutines blocked waiting for kind. Called with the
+// stack's lock held.
+func (c *Conn) signal(kind waitKind) {
+	if c.wake[kind] != nil {
+		close(c.wake[kind])
+		c.wake[kind] = nil
 	}
 }
 
-// changes returns the channel closed at the next signal. Called with the
-// stack's lock held.
-func (c *Conn) changes() <-chan struct{} {
-	if c.changed == nil {
-		c.changed = make(chan struct{})
+// changes returns the channel closed at the next signal of kind. Called
+// with the stack's lock held.
+func (c *Conn) changes(kind waitKind) <-chan struct{} {
+	if c.wake[kind] == nil {
+		c.wake[kind] = make(chan struct{})
 	}
-	return c.changed
+	return c.wake[kind]
+}
+
+// writeChanges is changes(waitWrite) for a writer that needs want bytes
+// of free send buffer. The threshold is the least of the writers waiting
+// since the last wake-up; one that gave up (its context ended) leaves its
+// own behind until then, so that another may wake once too often, never
+// too late.
+func (c *Conn) writeChanges(want int) <-chan struct{} {
+	if c.wake[waitWrite] == nil || want < c.writeWant {
+		c.writeWant = want
+	}
+	return c.changes(waitWrite)
 }
 
 // LocalAddr is tcpcraft's end of the connection.
@@ -95,7 +122,7 @@ func (c *Conn) waitFor(ctx context.Context, cond func() bool) error {
 	for {
 		c.s.mu.Lock()
 		ok := cond() || c.removed
-		changed := c.changes()
+		changed := c.changes(waitAny)
 		c.s.mu.Unlock()
 		if ok {
 			return nil
@@ -127,7 +154,7 @@ func (c *Conn) Read(ctx context.Context, p []byte) (int, error) {
 		if err != nil && !errors.Is(err, io.EOF) && c.err != nil {
 			err = c.err
 		}
-		changed := c.changes()
+		changed := c.changes(waitRead)
 		c.s.mu.Unlock()
 		if n > 0 || err != nil {
 			return n, err
@@ -166,7 +193,7 @@ func (c *Conn) Write(ctx context.Context, p []byte) (int, error) {
 		if err != nil && c.err != nil {
 			err = c.err
 		}
-		changed := c.changes()
+		changed := c.writeChanges(1)
 		c.s.mu.Unlock()
 		written += n
 		if err != nil {
@@ -245,7 +272,7 @@ func (c *Conn) sendSpace(ctx context.Context, size int, extend bool) ([]byte, er
 				return p, err
 			}
 		}
-		changed := c.changes()
+		changed := c.writeChanges(want)
 		c.s.mu.Unlock()
 		select {
 		case <-ctx.Done():

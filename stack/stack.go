@@ -420,8 +420,18 @@ func (s *Stack) flush(c *Conn, now time.Time) {
 	// then the SYN-ACK.
 	s.segBuf = c.fc.AppendOutput(s.segBuf[:0])
 	s.evBuf = c.fc.AppendEvents(s.evBuf[:0])
-	changed := len(s.evBuf) > 0
+	var wake [waitKinds]bool
+	wake[waitAny] = len(s.evBuf) > 0
 	for _, ev := range s.evBuf {
+		switch ev.Kind {
+		case fsm.DataReadable, fsm.PeerClosed:
+			wake[waitRead] = true
+		case fsm.BytesAcked:
+			wake[waitWrite] = true
+		case fsm.StateChange, fsm.Error:
+			wake[waitRead], wake[waitWrite] = true, true
+			c.writeWant = 0 // whatever the buffer holds
+		}
 		if s.tracer != nil {
 			s.tracer.Event(now, c.local, c.remote, ev)
 		}
@@ -444,8 +454,13 @@ func (s *Stack) flush(c *Conn, now time.Time) {
 		// backlog slot is free again.
 		s.remove(c)
 	}
-	if changed {
-		c.signal()
+	if wake[waitWrite] && c.fc.Writable() < c.writeWant && !c.removed {
+		wake[waitWrite] = false // ACKs, but not yet the room it waits for
+	}
+	for kind, ok := range wake {
+		if ok {
+			c.signal(waitKind(kind))
+		}
 	}
 	if d, ok := c.fc.NextDeadline(); ok && (s.planned.IsZero() || d.Before(s.planned)) {
 		s.planned = d

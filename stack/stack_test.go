@@ -445,7 +445,7 @@ func TestReadAndWriteBlockedTogether(t *testing.T) {
 				defer p.client.mu.Unlock()
 				p.server.mu.Lock()
 				defer p.server.mu.Unlock()
-				return client.fc.Writable() == 0 && server.fc.Readable() > 0 && client.changed != nil
+				return client.fc.Writable() == 0 && server.fc.Readable() > 0 && client.wake[waitWrite] != nil
 			})
 			// Wait until nothing is on its way: the server has no delayed
 			// ACK pending, so no segment will reach the client (and wake
