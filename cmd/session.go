@@ -102,13 +102,38 @@ func (l stackLink) TakeFrame(fn func(capture.Frame)) (bool, error)       { retur
 // next hop's link-layer address is looked up at the first super-segment,
 // after the handshake; if that fails the stack falls back to one raw send
 // per segment.
+//
+// Once the next hop is known, the small packets to the peer (ACKs, window
+// updates) go through that socket too: straight to the device, where the
+// raw IPv4 socket takes each through routing and the firewall's hooks. A
+// bulk download sends one ACK per 64 KB the kernel hands it.
 type gsoStackLink struct {
 	stackLink
-	gso *capture.GSOSender
+	gso    *capture.GSOSender
+	peer   [4]byte // the one destination the GSO socket reaches
+	failed bool    // the GSO socket could not send a small packet: stop trying
 }
 
 func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
 	return l.gso.Send(hdr, payload, mss)
+}
+
+func (l *gsoStackLink) Send(pkt []byte) error {
+	if !l.failed && len(pkt) >= 40 && [4]byte(pkt[16:20]) == l.peer && (l.gso.Resolved() || !isSYN(pkt)) {
+		// A SYN goes the kernel's way, which looks the next hop up
+		// (ARP); after it, the neighbour table has the address.
+		if err := l.gso.Send(pkt, nil, 0); err == nil {
+			return nil
+		}
+		l.failed = true
+	}
+	return l.inj.Send(pkt)
+}
+
+// isSYN says whether an IPv4 packet carries a TCP SYN.
+func isSYN(pkt []byte) bool {
+	ihl := int(pkt[0]&0x0f) * 4
+	return len(pkt) > ihl+13 && pkt[ihl+13]&0x02 != 0
 }
 
 // traceLevelOf reads -q/-v.
@@ -213,7 +238,7 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 		// drive tcpcraft from a thread inside a lab namespace, and the
 		// stack's goroutines run elsewhere).
 		if g, err := capture.OpenGSOSender(ifindex, hop); err == nil {
-			s.gso = &gsoStackLink{stackLink: stackLink{s.cap, s.inj}, gso: g}
+			s.gso = &gsoStackLink{stackLink: stackLink{s.cap, s.inj}, gso: g, peer: spec.remote.Addr().As4()}
 			link = s.gso
 		}
 	}
