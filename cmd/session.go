@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -110,8 +111,8 @@ func (l stackLink) TakeFrame(fn func(capture.Frame)) (bool, error)       { retur
 type gsoStackLink struct {
 	stackLink
 	gso    *capture.GSOSender
-	peer   [4]byte // the one destination the GSO socket reaches
-	failed bool    // the GSO socket could not send a small packet: stop trying
+	peer   [4]byte     // the one destination the GSO socket reaches
+	failed atomic.Bool // the GSO socket could not send a small packet: stop trying
 }
 
 func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
@@ -119,13 +120,13 @@ func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
 }
 
 func (l *gsoStackLink) Send(pkt []byte) error {
-	if !l.failed && len(pkt) >= 40 && [4]byte(pkt[16:20]) == l.peer && (l.gso.Resolved() || !isSYN(pkt)) {
+	if !l.failed.Load() && len(pkt) >= 40 && [4]byte(pkt[16:20]) == l.peer && (l.gso.Resolved() || !isSYN(pkt)) {
 		// A SYN goes the kernel's way, which looks the next hop up
 		// (ARP); after it, the neighbour table has the address.
 		if err := l.gso.Send(pkt, nil, 0); err == nil {
 			return nil
 		}
-		l.failed = true
+		l.failed.Store(true)
 	}
 	return l.inj.Send(pkt)
 }
