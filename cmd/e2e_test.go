@@ -42,6 +42,15 @@ type e2eBuild struct {
 var theBuild e2eBuild
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(kernelSenderEnv); v != "" {
+		// A helper process of BenchmarkPerfBulkSend, not a test run.
+		cc, addr, _ := strings.Cut(v, " ")
+		if err := kernelSender(cc, addr); err != nil {
+			fmt.Fprintln(os.Stderr, "kernel sender:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if addr := os.Getenv(kernelReceiverEnv); addr != "" {
 		// A helper process of BenchmarkPerfBulkRecv, not a test run.
 		if err := kernelReceiver(addr); err != nil {

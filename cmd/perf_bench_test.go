@@ -228,7 +228,8 @@ func (r results) report(b *testing.B, unit string, higherIsBetter bool) {
 
 // BenchmarkPerfBulkSend: `tcpcraft connect` uploads the payload from a file
 // to a kernel sink, against a kernel client (Go net.Dial in the same
-// namespace) doing the same. Throughput is measured at the sink, from the
+// namespace, a process of its own reading the same file from its standard
+// input: runKernelSender) doing the same. Throughput is measured at the sink, from the
 // accepted connection to the last byte, in Mbit/s.
 func BenchmarkPerfBulkSend(b *testing.B) {
 	e := perfLab(b)
@@ -273,24 +274,12 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 				clientErr = runInto(e, f, io.Discard, "connect", "-q", "--time-wait", "10ms", e.serverAddr(port))
 				f.Close()
 			} else {
-				clientErr = lab.Do(e.ClientNS, func() error {
-					c, err := dialCC(e.serverAddr(port), cc, 5*time.Second)
-					if err != nil {
-						return err
-					}
-					defer c.Close()
-					f, err := os.Open(p.path)
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					if _, err := copyPlain(c, f); err != nil {
-						return err
-					}
-					_ = c.(*net.TCPConn).CloseWrite()
-					_, err = io.Copy(io.Discard, c)
-					return err
-				})
+				f, err := os.Open(p.path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				clientErr = runKernelSender(e, f, e.serverAddr(port), cc)
+				f.Close()
 			}
 			var s sunk
 			select {
@@ -375,6 +364,51 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 	b.StopTimer()
 	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, rounds)
 	res.report(b, "Mbit/s", true)
+}
+
+// kernelSenderEnv, set in a re-run of this test binary, makes it the
+// kernel's side of the send comparison (see runKernelSender) instead of
+// running tests: the value is the congestion control, a space and the
+// address to upload to.
+const kernelSenderEnv = "TCPCRAFT_BENCH_KERNEL_SENDER"
+
+// runKernelSender uploads in to addr with the kernel's TCP (congestion
+// control cc) in a process of its own in the client namespace (this test
+// binary again, as kernelSender) that reads in as its standard input: the
+// same path as tcpcraft's (a process that sends the file it is given).
+// With the client inside the benchmark's own process, beside the sink and
+// its checker, the two shared one Go scheduler that tcpcraft's process
+// did not: the same reason the receive comparison runs its kernel client
+// apart.
+func runKernelSender(e *e2eLab, in io.Reader, addr, cc string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, e.ClientNS, os.Args[0])
+	cmd.Env = append(os.Environ(), kernelSenderEnv+"="+cc+" "+addr)
+	stderr := &syncBuffer{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, io.Discard, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kernel sender: %w\n%s", err, tail(stderr.String(), 2000))
+	}
+	return nil
+}
+
+// kernelSender is the kernel's side of the send comparison: connect to
+// addr with congestion control cc, copy standard input to the connection
+// with plain 64 KiB reads and writes, half-close, and wait for the peer's
+// end.
+func kernelSender(cc, addr string) error {
+	c, err := dialCC(addr, cc, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := copyPlain(c, os.Stdin); err != nil {
+		return err
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	_, err = io.Copy(io.Discard, c)
+	return err
 }
 
 // kernelReceiverEnv, set in a re-run of this test binary, makes it the
