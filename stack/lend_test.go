@@ -230,14 +230,7 @@ func fillSendBuffer(t *testing.T, ctx context.Context, c *Conn) []byte {
 // waiting SendSpace returns a loan whose bytes reach the peer after the
 // ones written before.
 func TestLendSendSpaceBlocksWhileBufferFull(t *testing.T) {
-	clientCfg := testConnConfig()
-	clientCfg.SendBufferSize = 16 << 10
-	serverCfg := testConnConfig()
-	serverCfg.RecvBufferSize = 8 << 10
-	p := newPair(t, serverCfg, clientCfg)
-	l := listen(t, p.server, 80, 4)
-	client, server := p.connect(t, l, 47400)
-	ctx := testContext(t)
+	client, server, ctx := smallBuffersPair(t, 47400)
 
 	want := fillSendBuffer(t, ctx, client)
 	if len(want) < 16<<10 {
@@ -311,14 +304,7 @@ func TestLendSendSpaceBlocksWhileBufferFull(t *testing.T) {
 // the quarter its read frees is enough.
 func TestLendSendSpaceWaitsForSizeOrQuarter(t *testing.T) {
 	const sendBuffer, quarter = 16 << 10, 4 << 10
-	clientCfg := testConnConfig()
-	clientCfg.SendBufferSize = sendBuffer
-	serverCfg := testConnConfig()
-	serverCfg.RecvBufferSize = 8 << 10
-	p := newPair(t, serverCfg, clientCfg)
-	l := listen(t, p.server, 80, 4)
-	client, server := p.connect(t, l, 47450)
-	ctx := testContext(t)
+	client, server, ctx := smallBuffersPair(t, 47450)
 
 	// The peer's window takes about 8 KiB and closes; the rest stays in
 	// the send buffer, which then has about 3000 bytes free.
@@ -528,6 +514,22 @@ func closeAndReadRest(t *testing.T, ctx context.Context, client, server *Conn) [
 		t.Fatalf("server read: %v (after %d bytes)", err, len(rest))
 	}
 	return rest
+}
+
+// smallBuffersPair connects a client with a 16 KiB send buffer to a
+// server with an 8 KiB receive buffer, from client port port: a server
+// that does not read soon shuts its window, and the client's buffer
+// fills.
+func smallBuffersPair(t *testing.T, port uint16) (client, server *Conn, ctx context.Context) {
+	t.Helper()
+	clientCfg := testConnConfig()
+	clientCfg.SendBufferSize = 16 << 10
+	serverCfg := testConnConfig()
+	serverCfg.RecvBufferSize = 8 << 10
+	p := newPair(t, serverCfg, clientCfg)
+	l := listen(t, p.server, 80, 4)
+	client, server = p.connect(t, l, port)
+	return client, server, testContext(t)
 }
 
 // connReader adapts Conn.Read to io.Reader with a context.

@@ -63,15 +63,8 @@ func TestBlockedReadSleepsThroughACKs(t *testing.T) {
 // A SendSpace waiting for a quarter of the send buffer is not woken by an
 // ACK that frees less than that, and is woken once one frees enough.
 func TestWaitingSendSpaceSleepsUntilEnoughIsFree(t *testing.T) {
-	const sendBuffer, quarter = 16 << 10, 4 << 10
-	clientCfg := testConnConfig()
-	clientCfg.SendBufferSize = sendBuffer
-	serverCfg := testConnConfig()
-	serverCfg.RecvBufferSize = 8 << 10
-	p := newPair(t, serverCfg, clientCfg)
-	l := listen(t, p.server, 80, 4)
-	client, server := p.connect(t, l, 47750)
-	ctx := testContext(t)
+	const quarter = 4 << 10 // of smallBuffersPair's 16 KiB send buffer
+	client, server, ctx := smallBuffersPair(t, 47750)
 
 	// Fill the buffer with loans of what is free, which never wait: a
 	// Write that waited and gave up would leave its threshold of one
