@@ -272,14 +272,6 @@ func appendIovec(iov []unix.Iovec, b []byte) []unix.Iovec {
 	return append(iov, v)
 }
 
-// Resolved reports whether the next hop's link-layer address is known:
-// from the first Send that found it on.
-func (g *GSOSender) Resolved() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.resolved
-}
-
 // Close closes the socket; safe more than once.
 func (g *GSOSender) Close() error {
 	if g == nil || g.closed.Swap(true) {

@@ -104,8 +104,8 @@ func (l stackLink) TakeFrame(fn func(capture.Frame)) (bool, error)       { retur
 // after the handshake; if that fails the stack falls back to one raw send
 // per segment.
 //
-// Once the next hop is known, the small packets to the peer (ACKs, window
-// updates) go through that socket too: straight to the device, where the
+// The small packets to the peer other than SYNs (ACKs, window updates)
+// go through that socket too: straight to the device, where the
 // raw IPv4 socket takes each through routing and the firewall's hooks. A
 // bulk download sends one ACK per 64 KB the kernel hands it.
 type gsoStackLink struct {
@@ -120,7 +120,7 @@ func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
 }
 
 func (l *gsoStackLink) Send(pkt []byte) error {
-	if !l.failed.Load() && len(pkt) >= 40 && [4]byte(pkt[16:20]) == l.peer && (l.gso.Resolved() || !isSYN(pkt)) {
+	if !l.failed.Load() && len(pkt) >= 40 && [4]byte(pkt[16:20]) == l.peer && !isSYN(pkt) {
 		// A SYN goes the kernel's way, which looks the next hop up
 		// (ARP); after it, the neighbour table has the address.
 		if err := l.gso.Send(pkt, nil, 0); err == nil {
