@@ -178,7 +178,7 @@ func (d *decodeSession) decodeHex(c *cli.Command, arg, linkName string) error {
 	default:
 		link = decodeGuessLink(frame)
 	}
-	if err := craft.ParsePacket(link, frame, &d.pkt, craft.PacketOptions{}); err != nil {
+	if err := craft.ParsePacket(link, frame, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
 		return cli.Exit(fmt.Sprintf("%s packet: %v", link, err), decodeFailure)
 	}
 	return d.print(time.Time{})
@@ -295,7 +295,7 @@ func (d *decodeSession) decodeFile(path string) error {
 			d.report("packet %d: %v\n", n, err)
 			break
 		}
-		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{}); err != nil {
+		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
 			if ci.CaptureLength < ci.Length {
 				d.report("packet %d (captured %d of %d bytes): %v\n", n, ci.CaptureLength, ci.Length, err)
 			} else {
