@@ -305,7 +305,24 @@ func splitPlaceholder(usage string) (string, string) {
 // exclusive refuses two flags given together.
 func exclusive(c *cli.Command, a, b string) error {
 	if c.IsSet(a) && c.IsSet(b) {
-		return usagef("give %s or %s, not both", flagName(a), flagName(b))
+		return usagef("give %s or %s, not both", flagNames(c, a), flagNames(c, b))
 	}
 	return nil
+}
+
+// flagNames writes a flag with its short alias, as help lists it:
+// "--quiet (-q)".
+func flagNames(c *cli.Command, name string) string {
+	for _, f := range c.Flags {
+		names := f.Names()
+		if len(names) == 0 || names[0] != name {
+			continue
+		}
+		s := flagName(name)
+		for _, alias := range names[1:] {
+			s += " (" + flagName(alias) + ")"
+		}
+		return s
+	}
+	return flagName(name)
 }

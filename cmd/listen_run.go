@@ -26,7 +26,7 @@ func listenFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep-open", Aliases: []string{"k"}, Usage: "keep accepting connections, many at once, until interrupted"},
 		&cli.BoolFlag{Name: "echo", Usage: "echo each connection's bytes back to it"},
 		&cli.StringFlag{Name: "exec", Aliases: []string{"e"}, Usage: "run `CMD` (with sh -c) per connection, its stdin and stdout wired to the connection"},
-		&intFlag{Name: "max-conns", Usage: "at most `N` connections at once; more are reset", DefaultText: "no limit", Config: intRange{min: 0, max: 1 << 30}},
+		&intFlag{Name: "max-conns", Usage: "at most `N` connections at once; more are reset", DefaultText: "no limit", Config: intRange{min: 0, max: 1 << 30, hint: "must be 0 or more"}},
 		&intFlag{Name: "backlog", Value: 128, Usage: "connections half-open or not yet served; SYNs beyond are dropped unanswered, like Linux with a full accept queue", Config: intRange{min: 1, max: 1 << 20}},
 		&cli.BoolFlag{Name: "force", Usage: "listen even if a kernel socket already listens on the port (the kernel will no longer see its segments)"},
 		statsFlag(),

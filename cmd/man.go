@@ -172,7 +172,8 @@ func roffParagraphs(text string) string {
 }
 
 // roffText escapes prose for roff: a backslash is \e, and a line must not
-// start with a control character ('.' or '\”) or it would be a request.
+// start with a control character (a dot or an apostrophe) or it would be
+// a request.
 func roffText(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\e`)
 	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "'") {

@@ -24,7 +24,7 @@ func sendFlags() []cli.Flag {
 	return []cli.Flag{
 		ifaceFlag(), sportFlag(), ttlFlag(), pcapFlag(),
 		&cli.BoolFlag{Name: "json", Usage: "replies, statistics and the final error as one JSON object per line on standard output"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per segment sent or reply: only the statistics (with -c) and errors"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per segment sent or reply: only the statistics (with -c) and errors (--json output is whole)"},
 		&cli.StringFlag{Name: "flags", Aliases: []string{"f"}, Value: "S", Usage: "TCP flags as `LETTERS`: S(YN) A(CK) F(IN) R(ST) P(SH) U(RG) E(CE) C(WR) N(S/AE), or \"none\""},
 		seqNumberFlag("seq", "sequence `NUMBER`", "random"),
 		seqNumberFlag("ack", "acknowledgement `NUMBER`", "0"),
@@ -34,7 +34,7 @@ func sendFlags() []cli.Flag {
 		&cli.StringFlag{Name: "payload", Usage: "payload bytes as `TEXT`"},
 		&cli.StringFlag{Name: "payload-hex", Usage: "payload bytes as `HEX`"},
 		&durationFlag{Name: "wait", Value: time.Second, Usage: "how long to wait for replies to each segment", Config: durationRules{positive: true}},
-		&intFlag{Name: "count", Aliases: []string{"c"}, Value: 1, Usage: "send `N` segments (SYNs get a fresh source port each unless --sport)", Config: intRange{min: 1, max: 1 << 30}},
+		&intFlag{Name: "count", Aliases: []string{"c"}, Value: 1, Usage: "send `N` segments (SYNs get a fresh source port each unless --sport)", Config: intRange{min: 1, max: 1 << 30, hint: "must be at least 1"}},
 		&durationFlag{Name: "interval", Value: time.Second, Usage: "pause between segments; 0: back to back"},
 	}
 }
@@ -137,7 +137,7 @@ func parseOption(s string) ([]craft.Option, error) {
 		}
 		v, err := strconv.ParseUint(val, 0, bits)
 		if err != nil {
-			return 0, fmt.Errorf("%s=%s: want a number 0 to %d", name, val, uint64(1)<<bits-1)
+			return 0, fmt.Errorf("want a number 0 to %d", uint64(1)<<bits-1)
 		}
 		return v, nil
 	}
@@ -368,11 +368,11 @@ func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand,
 		}
 		var werr error
 		switch {
-		case quiet:
 		case c.Bool("json"):
 			pj := format.JSON(&reply)
 			pj.Time = f.Time.UTC().Format(time.RFC3339Nano)
 			werr = writeJSONLine(out, sendReply{Type: "reply", Probe: probe, RTTus: rtt.Microseconds(), PacketJSON: &pj})
+		case quiet:
 		default:
 			_, werr = fmt.Fprintf(out, "%s  rtt=%.3f ms\n", format.Format(&reply), float64(rtt.Microseconds())/1000)
 		}
@@ -405,10 +405,10 @@ func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand,
 	}
 	var werr error
 	switch {
-	case got || quiet:
+	case got:
 	case c.Bool("json"):
 		werr = writeJSONLine(out, sendReply{Type: "timeout", Probe: probe})
-	case plan.count > 1:
+	case plan.count > 1 && !quiet:
 		_, werr = fmt.Fprintf(out, "probe %d: no reply within %v\n", probe, plan.wait)
 	}
 	if werr != nil {

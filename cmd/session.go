@@ -67,8 +67,8 @@ func connFlags() []cli.Flag {
 		// less the headers).
 		&intFlag{Name: "mss", Usage: "MSS to advertise, in `BYTES`", DefaultText: "the interface MTU - 40", Config: intRange{min: 64, max: 65495}},
 		&intFlag{Name: "wscale", Value: 7, Usage: "window scale shift to offer, 0-14, or -1 for none (RFC 7323 §2.3)", Config: intRange{min: -1, max: 14, hint: "must be 0 to 14, or -1 for none (RFC 7323 §2.3)"}},
-		&intFlag{Name: "window", Value: defaultWindow, Usage: "receive buffer in `BYTES`, the most we advertise (it grows on demand up to this; Linux's own grows to 6 MiB or more)", Config: intRange{min: 1, max: 1 << 30}},
-		&intFlag{Name: "sndbuf", Value: 4 << 20, Usage: "send buffer in `BYTES`: the most queued, unacknowledged bytes included (it grows on demand up to this; Linux's tcp_wmem maximum is 4 MiB)", Config: intRange{min: 1024, max: 1 << 30}},
+		&intFlag{Name: "window", Value: defaultWindow, Usage: "receive buffer in `BYTES`, the most we advertise (it grows on demand up to this; Linux's own grows to 6 MiB or more)", Config: intRange{min: 1, max: 1 << 30, hint: "must be 1 to 2^30 bytes"}},
+		&intFlag{Name: "sndbuf", Value: 4 << 20, Usage: "send buffer in `BYTES`: the most queued, unacknowledged bytes included (it grows on demand up to this; Linux's tcp_wmem maximum is 4 MiB)", Config: intRange{min: 1024, max: 1 << 30, hint: "must be 1024 to 2^30 bytes"}},
 		&cli.BoolFlag{Name: "no-sack", Usage: "do not offer SACK-permitted"},
 		&cli.BoolFlag{Name: "no-timestamps", Usage: "do not offer timestamps"},
 		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default, for interactive use)"},
