@@ -52,6 +52,10 @@ func Main(args []string) int {
 // line on the stream a --json command writes its JSON to.
 func Run(ctx context.Context, app *cli.Command, args []string) int {
 	app.Writer = outputWriter{app.Writer}
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[argsKey] = args
 	err := app.Run(ctx, args)
 	if err != nil && errors.As(err, new(*outputClosedError)) {
 		// The reader of our output left (`tcpcraft decode x | head -1`):
@@ -269,11 +273,25 @@ func examplesOf(c *cli.Command) []example {
 // connect and listen).
 const jsonStreamKey = "json-stream"
 
+// argsKey keeps, in the root command's Metadata, the arguments Run was
+// given.
+const argsKey = "args"
+
 // jsonStream is where c writes JSON when --json is given, or nil when it
-// was not (or c has no --json).
+// was not (or c has no --json). A command line whose parsing stopped at an
+// error before --json counts as --json when --json is among its options.
 func jsonStream(c *cli.Command) io.Writer {
-	if !slices.ContainsFunc(c.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") }) || !c.Bool("json") {
+	if !slices.ContainsFunc(c.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") }) {
 		return nil
+	}
+	if !c.Bool("json") {
+		args, _ := c.Root().Metadata[argsKey].([]string)
+		if i := slices.Index(args, "--"); i >= 0 {
+			args = args[:i]
+		}
+		if !slices.Contains(args, "--json") {
+			return nil
+		}
 	}
 	if c.Metadata[jsonStreamKey] == "stderr" {
 		return stderr(c)
