@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -278,4 +279,122 @@ func ethernetFrames(t *testing.T, path string) [][]byte {
 			frames = append(frames, data)
 		}
 	}
+}
+
+// TestListenFlagsShapeTheSYNACK: listen's options, after the address: the
+// SYN-ACK is on the wire as asked (read back from --pcap), -S and -v show
+// in the trace, -i names the interface. --nagle, --sndbuf and --cc change
+// nothing a short echo shows: they are only accepted here.
+func TestListenFlagsShapeTheSYNACK(t *testing.T) {
+	t.Parallel()
+	e := newListenLab(t)
+	file := filepath.Join(t.TempDir(), "synack.pcap")
+	p := e.startListen(t, nil, e.ServerIP().String()+":7603", "--echo",
+		"--pcap", file, "--isn", "5000", "--mss", "1000", "--wscale", "2", "--no-sack", "--no-timestamps", "--ttl", "7",
+		"-i", e.ServerIf, "-S", "-v", "--time-wait", "0.1", "--nagle", "--sndbuf", "65536", "--cc", "reno")
+	waitListening(t, p)
+	conn := dialServer(t, e, 7603)
+	if err := echoCheck(conn, []byte("shape")); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	r := p.wait(t)
+	expectExit(t, r, 0)
+	var synack craft.Packet
+	found := false
+	for _, pkt := range pcapPackets(t, file) {
+		var q craft.Packet
+		if craft.ParsePacket(craft.LinkRaw, pkt, &q, craft.PacketOptions{}) == nil && q.TCP.Flags == craft.FlagSYN|craft.FlagACK {
+			synack, found = q, true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("no SYN-ACK in the pcap")
+	}
+	var mss uint16
+	ws := -1
+	sack, ts := false, false
+	for _, o := range synack.TCP.Options {
+		switch o.Kind {
+		case craft.OptMSS:
+			mss = o.MSS
+		case craft.OptWindowScale:
+			ws = int(o.Shift)
+		case craft.OptSACKPermitted:
+			sack = true
+		case craft.OptTimestamps:
+			ts = true
+		}
+	}
+	if synack.TCP.Seq != 5000 || synack.IPv4.TTL != 7 || mss != 1000 || ws != 2 || sack || ts {
+		t.Errorf("SYN-ACK seq %d ttl %d mss %d wscale %d sackOK %v TS %v; want 5000, 7, 1000, 2, no, no",
+			synack.TCP.Seq, synack.IPv4.TTL, mss, ws, sack, ts)
+	}
+	for _, want := range []string{"Flags [S.], seq 5000,", " rtt ", "(" + e.ServerIf + ")"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the trace does not have %q:\n%s", want, r.stderr)
+		}
+	}
+}
+
+// TestLadderOptions: --ladder-chars and --ladder-width shape the live
+// ladder of connect and listen.
+func TestLadderOptions(t *testing.T) {
+	t.Parallel()
+	e := newListenLab(t)
+	p := e.startListen(t, nil, ":7604", "--echo", "--ladder", "--ladder-chars", "ascii", "--ladder-width", "100", "--time-wait", "0.1")
+	waitEchoing(t, e, p, 7604) // the probe connection is the one served
+	lr := p.wait(t)
+	expectExit(t, lr, 0)
+	cr := e.tcpcraft(t, strings.NewReader("x"), "connect", e.serverAddr(7605), "--ladder", "--ladder-chars", "unicode", "--ladder-width", "64", "--time-wait", "0.1")
+	expectExit(t, cr, 1) // nobody listens on 7605: refused, which draws a ladder too
+	arrow := func(trace, rail string) int {
+		n := 0
+		for _, line := range strings.Split(trace, "\n") {
+			if strings.Count(line, rail) == 2 && strings.Contains(line, "seq") {
+				n = max(n, len([]rune(line)))
+			}
+		}
+		return n
+	}
+	wide, narrow := arrow(lr.stderr, "|"), arrow(cr.stderr, "│")
+	if wide == 0 || narrow == 0 || narrow >= wide {
+		t.Errorf("arrows: %d columns at --ladder-width 100 (ASCII rails), %d at 64 (Unicode rails)\nlisten:\n%s\nconnect:\n%s", wide, narrow, lr.stderr, cr.stderr)
+	}
+	for _, line := range strings.Split(cr.stderr, "\n") {
+		if n := len([]rune(line)); n > 64 && !strings.HasPrefix(line, "tcpcraft") {
+			t.Errorf("a ladder line of %d columns at --ladder-width 64: %q", n, line)
+		}
+	}
+	if strings.Contains(lr.stderr, "│") {
+		t.Errorf("--ladder-chars ascii drew Unicode rails:\n%s", lr.stderr)
+	}
+}
+
+// TestLabDemo runs `tcpcraft lab demo` with names of its own (its options,
+// after the command): it builds the lab, fetches the kernel's page with
+// tcpcraft connect, shows the trace, and takes down the lab it built.
+func TestLabDemo(t *testing.T) {
+	cfg := labtest.Config(t)
+	bin := tcpcraftBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "lab", "demo",
+		"--client-ns", cfg.ClientNS, "--server-ns", cfg.ServerNS, "--client-if", cfg.ClientIf, "--server-if", cfg.ServerIf,
+		"--client-addr", cfg.ClientAddr.String(), "--server-addr", cfg.ServerAddr.String())
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lab demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	for _, want := range []string{"lab is up: client " + cfg.ClientAddr.String(), "Hello from the Linux kernel", "lab taken down (namespaces " + cfg.ClientNS + " and " + cfg.ServerNS + " removed)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout does not say %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(errOut.String(), "state SYN-SENT -> ESTABLISHED") {
+		t.Errorf("no trace of the connection on stderr:\n%s", errOut.String())
+	}
+	labtest.AssertNoLeftovers(t, cfg)
 }

@@ -126,6 +126,20 @@ func TestDrawCommandOutputs(t *testing.T) {
 	if n := strings.Count(r.stdout, "->|") + strings.Count(r.stdout, "|<-"); n != 3 {
 		t.Errorf("%d arrows in the text ladder, want 3:\n%s", n, r.stdout)
 	}
+
+	// --ladder said outright, Unicode, absolute numbers, into a .txt file
+	// that ends with a newline like any text file.
+	txtPath := filepath.Join(dir, "ladder.txt")
+	if r := runApp(t, ctx, "draw", pcap, "--ladder", "--unicode", "-S", "-n", "1", "-o", txtPath); r.code != 0 {
+		t.Fatalf("draw --ladder --unicode -S: exit %d, stderr %q", r.code, r.stderr)
+	}
+	txt, err := os.ReadFile(txtPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(txt), "│") || !strings.Contains(string(txt), "►") || !strings.Contains(string(txt), "seq 2619426933") || !strings.HasSuffix(string(txt), "\n") {
+		t.Errorf("Unicode ladder with absolute numbers ending in a newline:\n%q", txt)
+	}
 }
 
 // TestDrawOtherFramings: pcapng and Linux cooked captures draw the same

@@ -22,6 +22,18 @@ const (
 	codeBrokenPipe = 141
 )
 
+// exitCodes says what each exit code means, for the manual.
+var exitCodes = []struct {
+	code int
+	what string
+}{
+	{codeOK, "success"},
+	{codeFailure, "runtime failure: the network, the peer or the system said no (a refused or timed-out connection, no reply, a name that does not resolve, a file that cannot be read)"},
+	{codeUsage, "usage error: an unknown command or option, a bad or missing argument or value; nothing on the system was changed"},
+	{codeInterrupted, "interrupted by SIGINT or SIGTERM, after resetting open connections and removing firewall rules"},
+	{codeBrokenPipe, "standard output closed by its reader (tcpcraft decode x.pcap | head -1), after the same clean-up; nothing is printed"},
+}
+
 // exitError carries the exit code an error should end the process with.
 // It satisfies cli.ExitCoder.
 type exitError struct {

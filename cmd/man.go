@@ -59,6 +59,10 @@ func manPage(app *cli.Command) string {
 		b.WriteString(".SH GLOBAL OPTIONS\n")
 		writeManFlags(&b, opts)
 	}
+	b.WriteString(".SH EXIT STATUS\n")
+	for _, e := range exitCodes {
+		fmt.Fprintf(&b, ".TP\n.B %d\n%s\n", e.code, roffText(e.what))
+	}
 	b.WriteString(".SH ENVIRONMENT\n")
 	b.WriteString(".TP\n.B TCPCRAFT_CLIENT_NS, TCPCRAFT_SERVER_NS, TCPCRAFT_CLIENT_IF, TCPCRAFT_SERVER_IF, TCPCRAFT_CLIENT_ADDR, TCPCRAFT_SERVER_ADDR\n")
 	b.WriteString("The names and addresses of the lab, as the options of tcpcraft lab set them.\n")

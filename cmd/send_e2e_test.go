@@ -135,7 +135,9 @@ func TestSendNoReply(t *testing.T) {
 }
 
 // What was asked for is what went on the wire: flags (ECN bits included),
-// window, every option in order, and the payload, read back from --pcap.
+// sequence and acknowledgement numbers, window, urgent pointer, every option
+// in order, and the payload, read back from --pcap; sent on the interface
+// -i names.
 func TestSendCraftsExactly(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
@@ -143,7 +145,7 @@ func TestSendCraftsExactly(t *testing.T) {
 	pcapPath := filepath.Join(t.TempDir(), "send.pcap")
 	r := e.tcpcraft(t, nil, "send", "--flags", "SEC", "--seq", "7", "--window", "1234",
 		"--opt", "mss=1000", "--opt", "nop", "--opt", "wscale=3", "--opt", "sackok", "--opt", "ts=5:0", "--opt", "raw=254:0102",
-		"--payload", "hi", "--pcap", pcapPath, e.serverAddr(8085))
+		"--payload", "hi", "--pcap", pcapPath, e.serverAddr(8085), "--ack", "99", "--urg", "5", "-i", e.ClientIf)
 	expectExit(t, r, 0)
 	f, err := os.Open(pcapPath)
 	if err != nil {
@@ -163,8 +165,8 @@ func TestSendCraftsExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	seg := p.TCP
-	if seg.Flags != craft.FlagSYN|craft.FlagECE|craft.FlagCWR || seg.Seq != 7 || seg.Window != 1234 || string(seg.Payload) != "hi" {
-		t.Errorf("sent flags %v seq %d win %d payload %q", seg.Flags, seg.Seq, seg.Window, seg.Payload)
+	if seg.Flags != craft.FlagSYN|craft.FlagECE|craft.FlagCWR || seg.Seq != 7 || seg.Ack != 99 || seg.Window != 1234 || seg.Urgent != 5 || string(seg.Payload) != "hi" {
+		t.Errorf("sent flags %v seq %d ack %d win %d urg %d payload %q", seg.Flags, seg.Seq, seg.Ack, seg.Window, seg.Urgent, seg.Payload)
 	}
 	var kinds []craft.OptionKind
 	for _, o := range seg.Options {
