@@ -322,7 +322,6 @@ func flagsExercised(t *testing.T) map[string]bool {
 	return out
 }
 
-
 // exampleArgs reads the tcpcraft command line of an example: the words
 // after "tcpcraft", up to the first shell operator, with quotes removed.
 func exampleArgs(line string) ([]string, bool) {
