@@ -1,6 +1,6 @@
 package cmd
 
-// End-to-end tests of issue 9 against the real Linux kernel: connect
+// End-to-end tests against the real Linux kernel: connect
 // --ladder and --stats, and decode --follow/--conns and draw on captures
 // tcpcraft made with --pcap (each test in a lab of its own, see e2e_test.go).
 
