@@ -637,7 +637,7 @@ func TestDecodeConns(t *testing.T) {
 		t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(ls), r.stdout)
 	}
 	wantRows := [][]string{
-		{"0", "10.0.2.21:53888", "10.0.2.20:80", "12", "83", "217", "0/0", "", "CLOSED>SYN-SENT>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED", "LISTEN>SYN-RCVD>ESTAB>FIN-WAIT-1>FIN-WAIT-2>TIME-WAIT"},
+		{"0", "10.0.2.21:53888", "10.0.2.20:80", "12", "83", "217", "0/0", "", "CLOSED>SYN-SENT>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED", "LISTEN>SYN-RCVD>ESTAB>FIN-WAIT-1>TIME-WAIT"},
 		{"1", "10.0.2.21:45732", "10.0.2.20:81", "2", "0", "0", "0/0", "", "CLOSED>SYN-SENT>CLOSED", "CLOSED"},
 		{"2", "[fd00:2::21]:58208", "[fd00:2::20]:8080", "10", "5", "5", "0/0", "", "CLOSED>SYN-SENT>ESTAB>FIN-WAIT-1>FIN-WAIT-2>TIME-WAIT", "LISTEN>SYN-RCVD>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED"},
 	}

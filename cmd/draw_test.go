@@ -210,7 +210,7 @@ func TestDrawErrors(t *testing.T) {
 		{[]string{"draw", "--format", "gif", pcap}, 2, "--format gif: want svg, png or txt"},
 		{[]string{"draw", "--tsg", pcap, "-o", "x.txt"}, 2, "text format draws ladders only"},
 		{[]string{"draw", "--side", "middle", pcap}, 2, "--side middle: want auto, client or server"},
-		{[]string{"draw", "--count", "-1", pcap}, 2, "--count -1: must be 0 to"},
+		{[]string{"draw", "--count", "-1", pcap}, 2, "--count -1: must be 0 or more"},
 		{[]string{"draw", pcap, "--bogus"}, 2, "unknown flag --bogus"},
 		{[]string{"draw", pcap, "-o"}, 2, "-o needs a value"},
 		{[]string{"draw", pcap, "--count", "many"}, 2, "--count many: not a whole number"},

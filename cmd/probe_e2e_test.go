@@ -246,7 +246,10 @@ func TestProbeTarget(t *testing.T) {
 // leftover segments listed at the end.
 func TestProbeVerboseStampsInOrder(t *testing.T) {
 	scripts := []string{scriptPath("client-connect.pkt"), scriptPath("server-data-close.pkt"), scriptPath("blocking-accept-read.pkt")}
-	r := probeRun(t, 0, append([]string{"probe", "-v"}, scripts...)...)
+	// A loose tolerance: this test is about the order of the stamps, and
+	// on a loaded machine the scripts' timing (which measures the
+	// machine) could fail them before their end.
+	r := probeRun(t, 0, append([]string{"probe", "-v", "--tolerance", "1"}, scripts...)...)
 	if r.code != codeOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -108,7 +108,7 @@ func TestProbeHelpMentionsModes(t *testing.T) {
 	if r.code != codeOK {
 		t.Fatalf("exit %d", r.code)
 	}
-	for _, flag := range []string{"--peer-netns", "--target", "--tolerance", "--ipv4", "--verbose"} {
+	for _, flag := range []string{"--peer-netns", "--target", "--tolerance", "--verbose"} {
 		if !strings.Contains(r.stdout, flag) {
 			t.Errorf("help does not mention %s:\n%s", flag, r.stdout)
 		}
