@@ -179,6 +179,10 @@ func prepare(c *cli.Command) {
 		c.CustomHelpTemplate = commandHelpTemplate
 		if len(c.Commands) > 0 {
 			c.CustomHelpTemplate = groupHelpTemplate
+			// urfave/cli shows a group's --help with its own layout,
+			// which has no room for examples: they go in the
+			// description, where both layouts show them.
+			c.Description = withExampleText(c.Description, examplesOf(c))
 		}
 	}
 	for _, f := range c.Flags {
@@ -234,12 +238,7 @@ USAGE:
    {{.FullName}} COMMAND [options]{{if .Description}}
 
 DESCRIPTION:
-   {{template "descriptionTemplate" .}}{{end}}{{with index .Metadata "examples"}}
-
-EXAMPLES:{{range .}}{{if .What}}
-
-   # {{.What}}{{end}}
-   {{.Cmd}}{{end}}{{end}}
+   {{template "descriptionTemplate" .}}{{end}}
 
 COMMANDS:{{template "visibleCommandTemplate" .}}{{if .VisibleFlags}}
 
@@ -260,6 +259,23 @@ func withExamples(c *cli.Command, ex ...example) *cli.Command {
 	}
 	c.Metadata["examples"] = ex
 	return c
+}
+
+// withExampleText is a group's description with its examples after it.
+func withExampleText(description string, ex []example) string {
+	if len(ex) == 0 {
+		return description
+	}
+	var b strings.Builder
+	b.WriteString(description)
+	b.WriteString("\n\nExamples:")
+	for _, e := range ex {
+		if e.What != "" {
+			b.WriteString("\n\n  # " + e.What)
+		}
+		b.WriteString("\n  " + e.Cmd)
+	}
+	return b.String()
 }
 
 // examplesOf returns the examples attached to c.

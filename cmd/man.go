@@ -95,7 +95,7 @@ func writeManCommand(b *strings.Builder, c *cli.Command, parent string) {
 		b.WriteString(".PP\n")
 		b.WriteString(roffParagraphs(c.Description))
 	}
-	if ex := examplesOf(c); len(ex) > 0 {
+	if ex := examplesOf(c); len(ex) > 0 && len(c.Commands) == 0 { // a group's are in its description
 		b.WriteString(".PP\n.B Examples\n.RS\n.nf\n")
 		for i, e := range ex {
 			if e.What != "" {
