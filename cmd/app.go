@@ -1,25 +1,29 @@
 // Package cmd is tcpcraft's command-line interface: one file per command,
-// built with urfave/cli/v2. It owns flags, output and exit codes, and turns
-// them into calls on the packages that do the work (craft, capture, stack,
-// lab, ...).
+// built with urfave/cli/v3 (whose parser takes flags before and after the
+// arguments). It owns flags, help, output and exit codes, and turns them
+// into calls on the packages that do the work (craft, capture, stack, lab,
+// probe, draw).
 //
 // What it must not do: hold protocol logic of its own, or write anywhere but
-// the App's Writer and ErrWriter (so tests can capture every byte), or exit
-// the process — Main returns the exit code and main.go exits.
+// the root command's Writer and ErrWriter (so tests can capture every byte),
+// or exit the process — Main returns the exit code and main.go exits.
 package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 )
 
 // Main runs tcpcraft with the process arguments (os.Args) and returns the
@@ -30,7 +34,7 @@ func Main(args []string) int {
 	// A closed output pipe (`tcpcraft connect ... | head -c 100`) must
 	// not kill tcpcraft with SIGPIPE before it has reset its connections
 	// and removed its firewall rule: ignored, a write to it fails with
-	// EPIPE instead, which ends the session like any output error.
+	// EPIPE instead, which ends the run quietly with codeBrokenPipe.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -43,50 +47,84 @@ func Main(args []string) int {
 
 // Run runs app with args (args[0] is the program name) and maps the outcome
 // to an exit code: 0 success, 1 runtime failure, 2 usage error, 130 when ctx
-// was cancelled (interrupted). Errors are printed on app.ErrWriter.
-func Run(ctx context.Context, app *cli.App, args []string) int {
-	err := app.RunContext(ctx, args)
+// was cancelled (interrupted), 141 when standard output was a pipe whose
+// reader went away. Errors are printed on app.ErrWriter, or as one JSON
+// line on the stream a --json command writes its JSON to.
+func Run(ctx context.Context, app *cli.Command, args []string) int {
+	app.Writer = outputWriter{app.Writer}
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[argsKey] = args
+	err := app.Run(ctx, args)
+	if err != nil && errors.As(err, new(*outputClosedError)) {
+		// The reader of our output left (`tcpcraft decode x | head -1`):
+		// its choice, not an error worth a message. The session, if
+		// any, was closed on the way out.
+		return codeBrokenPipe
+	}
 	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		// Stopped by SIGINT/SIGTERM: say so rather than "context
 		// canceled" (the cleanup has run by now).
 		var p *prefixedError
 		if errors.As(err, &p) {
-			err = &prefixedError{name: p.name, err: errors.New("interrupted")}
+			err = &prefixedError{name: p.name, jsonOut: p.jsonOut, err: errors.New("interrupted")}
 		} else {
 			err = errors.New("interrupted")
 		}
 	}
-	if err != nil {
-		fmt.Fprintln(app.ErrWriter, err)
-		if code := exitCode(err); code == codeUsage && !errors.Is(err, errNotImplemented) {
-			if hint := helpHint(err); hint != "" {
-				fmt.Fprintln(app.ErrWriter, hint)
-			}
-		}
-	}
+	code := codeOK
 	switch {
 	case ctx.Err() != nil:
-		return codeInterrupted
-	case err == nil:
-		return codeOK
-	default:
-		return exitCode(err)
+		code = codeInterrupted
+	case err != nil:
+		code = exitCode(err)
+	}
+	if err != nil {
+		reportError(app.ErrWriter, err, code)
+	}
+	return code
+}
+
+// reportError prints the error a run ended with: as text with a hint after
+// a usage error, or, for a --json run, as one JSON object on its JSON
+// stream, so that every line there is JSON.
+func reportError(errOut io.Writer, err error, code int) {
+	var p *prefixedError
+	if errors.As(err, &p) && p.jsonOut != nil {
+		b, jerr := json.Marshal(struct {
+			Type    string `json:"type"`
+			Command string `json:"command"`
+			Error   string `json:"error"`
+			Exit    int    `json:"exit"`
+		}{"error", p.name, p.err.Error(), code})
+		if jerr == nil {
+			_, _ = p.jsonOut.Write(append(b, '\n'))
+			return
+		}
+	}
+	fmt.Fprintln(errOut, err)
+	if code == codeUsage {
+		fmt.Fprintln(errOut, helpHint(err))
 	}
 }
 
-// NewApp builds the tcpcraft application with every command registered.
-// Output goes to os.Stdout and os.Stderr; tests replace app.Writer and
-// app.ErrWriter.
-func NewApp() *cli.App {
-	app := &cli.App{
-		Name:     "tcpcraft",
-		HelpName: "tcpcraft",
-		Usage:    "speak TCP from userspace against real Linux kernel peers, showing every segment",
+// NewApp builds the tcpcraft command with every subcommand registered.
+// Output goes to os.Stdout and os.Stderr; tests replace Writer, ErrWriter
+// and Reader. A Command holds the state of its one run: build a new one
+// for every Run.
+func NewApp() *cli.Command {
+	app := &cli.Command{
+		Name:  "tcpcraft",
+		Usage: "speak TCP from userspace against real Linux kernel peers, showing every segment",
 		Description: "tcpcraft builds IPv4/TCP segments by hand, injects them with a raw socket, captures the\n" +
 			"replies with AF_PACKET and keeps the local kernel out of the way with a scoped firewall\n" +
 			"rule, so it completes real handshakes, moves data and tears connections down against\n" +
 			"live kernel peers. Most commands need root (raw sockets, firewall, namespaces).\n\n" +
-			"Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted.",
+			"Options go before or after the arguments; -- ends the options. A DURATION is a number of\n" +
+			"seconds (2, 0.5) or a number with a unit (2s, 100ms, 1m30s).\n\n" +
+			"Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted,\n" +
+			"141 standard output closed by its reader (tcpcraft decode x.pcap | head -1).",
 		Version:   version(),
 		Reader:    os.Stdin,
 		Writer:    os.Stdout,
@@ -101,73 +139,221 @@ func NewApp() *cli.App {
 			drawCommand(),
 			cleanupCommand(),
 			labCommand(),
+			manCommand(),
 		},
 		// Errors are printed and mapped to exit codes by Run, never by
 		// urfave/cli itself (which would call os.Exit).
-		ExitErrHandler:  func(*cli.Context, error) {},
+		ExitErrHandler:  func(context.Context, *cli.Command, error) {},
 		HideHelpCommand: true, // replaced by helpCommand, which exits 2 on unknown topics
-		// urfave/cli adds --help only when it adds its own help command.
-		Flags: []cli.Flag{cli.HelpFlag},
+		// --opt sack=1-2,5-6 is one option: a comma does not split values.
+		DisableSliceFlagSeparator: true,
+		EnableShellCompletion:     true,
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			configureCompletion(c)
+			prepare(c)
+		},
+		CustomRootCommandHelpTemplate: rootHelpTemplate,
+		Action:                        unknownCommand,
 	}
-	app.Action = func(c *cli.Context) error { return prefixed(app.HelpName, unknownCommand(c)) }
 	app.Commands = append(app.Commands, helpCommand())
-	for _, c := range app.Commands {
-		prepare(c)
-		// App.Setup prefixes top-level names itself; deeper ones are set
-		// here so that `tcpcraft help lab up` can show them before lab runs.
-		for _, sub := range c.Subcommands {
-			setHelpNames(sub, app.HelpName+" "+c.Name)
-		}
-	}
-	app.OnUsageError = usageError
+	prepare(app)
 	return app
 }
 
-// prepare gives every command (recursively) the shared behaviour: flag
-// errors as usage errors (exit 2), and errors from its action prefixed with
-// the command's full name ("tcpcraft lab up: ...").
+// prepare gives a command and its subcommands (recursively) the shared
+// behaviour: flag errors as usage errors (exit 2) in tcpcraft's words,
+// errors from its action prefixed with the command's full name
+// ("tcpcraft lab up: ..."), tcpcraft's help layout with the examples, and
+// flags shown by flagHelp.
 func prepare(c *cli.Command) {
-	c.HideHelpCommand = true
 	c.OnUsageError = usageError
-	if len(c.Subcommands) > 0 && c.Action == nil {
+	if len(c.Commands) > 0 && c.Action == nil {
 		c.Action = unknownCommand
 	}
 	if action := c.Action; action != nil {
-		c.Action = func(ctx *cli.Context) error {
-			return prefixed(ctx.Command.HelpName, action(ctx))
+		c.Action = func(ctx context.Context, cmd *cli.Command) error {
+			return prefixed(cmd, action(ctx, cmd))
 		}
 	}
-	for _, sub := range c.Subcommands {
+	if c.CustomHelpTemplate == "" {
+		c.CustomHelpTemplate = commandHelpTemplate
+		if len(c.Commands) > 0 {
+			c.CustomHelpTemplate = groupHelpTemplate
+			// urfave/cli shows a group's --help with its own layout,
+			// which has no room for examples: they go in the
+			// description, where both layouts show them.
+			c.Description = withExampleText(c.Description, examplesOf(c))
+		}
+	}
+	for _, f := range c.Flags {
+		if s, ok := f.(interface{ SetStringer(cli.FlagStringFunc) }); ok {
+			s.SetStringer(flagHelp)
+		}
+	}
+	for _, sub := range c.Commands {
 		prepare(sub)
 	}
 }
 
-// setHelpNames sets the full name ("tcpcraft lab up") of c and its
-// subcommands.
-func setHelpNames(c *cli.Command, parent string) {
-	c.HelpName = parent + " " + c.Name
-	for _, sub := range c.Subcommands {
-		setHelpNames(sub, c.HelpName)
-	}
+// The help layouts: urfave/cli's, with the examples after the description.
+const (
+	rootHelpTemplate = `NAME:
+   {{template "helpNameTemplate" .}}
+
+USAGE:
+   {{.FullName}} COMMAND [options] [arguments]
+
+VERSION:
+   {{.Version}}
+
+DESCRIPTION:
+   {{template "descriptionTemplate" .}}
+
+COMMANDS:{{template "visibleCommandTemplate" .}}
+
+GLOBAL OPTIONS:{{template "visibleFlagTemplate" .}}
+
+Run 'tcpcraft COMMAND --help' for a command's options and examples; 'tcpcraft man' prints the manual.
+`
+	commandHelpTemplate = `NAME:
+   {{template "helpNameTemplate" .}}
+
+USAGE:
+   {{template "usageTemplate" .}}{{if .Description}}
+
+DESCRIPTION:
+   {{template "descriptionTemplate" .}}{{end}}{{with index .Metadata "examples"}}
+
+EXAMPLES:{{range .}}{{if .What}}
+
+   # {{.What}}{{end}}
+   {{.Cmd}}{{end}}{{end}}{{if .VisibleFlags}}
+
+OPTIONS:{{template "visibleFlagTemplate" .}}{{end}}
+`
+	groupHelpTemplate = `NAME:
+   {{template "helpNameTemplate" .}}
+
+USAGE:
+   {{.FullName}} COMMAND [options]{{if .Description}}
+
+DESCRIPTION:
+   {{template "descriptionTemplate" .}}{{end}}
+
+COMMANDS:{{template "visibleCommandTemplate" .}}{{if .VisibleFlags}}
+
+OPTIONS:{{template "visibleFlagTemplate" .}}{{end}}
+`
+)
+
+// example is one example of a command's help and manual page: what it
+// does and the command line.
+type example struct {
+	What, Cmd string
 }
+
+// withExamples attaches examples to c, common tasks first.
+func withExamples(c *cli.Command, ex ...example) *cli.Command {
+	if c.Metadata == nil {
+		c.Metadata = map[string]any{}
+	}
+	c.Metadata["examples"] = ex
+	return c
+}
+
+// withExampleText is a group's description with its examples after it.
+func withExampleText(description string, ex []example) string {
+	if len(ex) == 0 {
+		return description
+	}
+	var b strings.Builder
+	b.WriteString(description)
+	b.WriteString("\n\nExamples:")
+	for _, e := range ex {
+		if e.What != "" {
+			b.WriteString("\n\n  # " + e.What)
+		}
+		b.WriteString("\n  " + e.Cmd)
+	}
+	return b.String()
+}
+
+// examplesOf returns the examples attached to c.
+func examplesOf(c *cli.Command) []example {
+	ex, _ := c.Metadata["examples"].([]example)
+	return ex
+}
+
+// jsonStreamKey marks, in a command's Metadata, the stream its --json
+// output goes to when it is not standard output ("stderr": the trace of
+// connect and listen).
+const jsonStreamKey = "json-stream"
+
+// argsKey keeps, in the root command's Metadata, the arguments Run was
+// given.
+const argsKey = "args"
+
+// jsonStream is where c writes JSON when --json is given, or nil when it
+// was not (or c has no --json). A command line whose parsing stopped at an
+// error before --json counts as --json when --json is among its options.
+func jsonStream(c *cli.Command) io.Writer {
+	if !slices.ContainsFunc(c.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") }) {
+		return nil
+	}
+	if !c.Bool("json") {
+		args, _ := c.Root().Metadata[argsKey].([]string)
+		if i := slices.Index(args, "--"); i >= 0 {
+			args = args[:i]
+		}
+		if !slices.Contains(args, "--json") {
+			return nil
+		}
+	}
+	if c.Metadata[jsonStreamKey] == "stderr" {
+		return stderr(c)
+	}
+	return stdout(c)
+}
+
+// v3Usage matches urfave/cli's flag errors, to put them in tcpcraft's
+// words: "--ttl 0: must be 1 to 255", "unknown flag --bogus".
+var (
+	v3InvalidValue = regexp.MustCompile(`^invalid value "(.*)" for flag -(\S+): (.*)$`)
+	v3Undefined    = regexp.MustCompile(`^flag provided but not defined: -(.*)$`)
+	v3NeedsValue   = regexp.MustCompile(`^flag needs an argument: (-*)(.*)$`)
+)
 
 // usageError turns a flag-parsing error into an exit-2 error naming the
 // command.
-func usageError(c *cli.Context, err error, _ bool) error {
-	return prefixed(c.Command.HelpName, exitUsage(err))
+func usageError(_ context.Context, c *cli.Command, err error, _ bool) error {
+	msg := err.Error()
+	switch {
+	case v3InvalidValue.MatchString(msg):
+		m := v3InvalidValue.FindStringSubmatch(msg)
+		value := m[1]
+		if value == "" || strings.ContainsAny(value, " \t") {
+			value = fmt.Sprintf("%q", value)
+		}
+		err = fmt.Errorf("%s %s: %s", flagName(m[2]), value, m[3])
+	case v3Undefined.MatchString(msg):
+		err = fmt.Errorf("unknown flag %s", flagName(v3Undefined.FindStringSubmatch(msg)[1]))
+	case v3NeedsValue.MatchString(msg):
+		err = fmt.Errorf("%s needs a value", flagName(v3NeedsValue.FindStringSubmatch(msg)[2]))
+	}
+	return prefixed(c, exitUsage(err))
 }
 
 // unknownCommand is the action of the app and of every command that only
 // groups subcommands: it runs when no (known) subcommand was named.
-func unknownCommand(c *cli.Context) error {
+func unknownCommand(_ context.Context, c *cli.Command) error {
 	var names []string
-	for _, sub := range c.Command.VisibleCommands() {
+	for _, sub := range c.VisibleCommands() {
 		names = append(names, sub.Name)
 	}
 	if c.Args().Present() {
-		return exitUsage(fmt.Errorf("unknown command %q (commands: %s)", c.Args().First(), strings.Join(names, ", ")))
+		return usagef("unknown command %q (commands: %s)", c.Args().First(), strings.Join(names, ", "))
 	}
-	return exitUsage(fmt.Errorf("a command is required (commands: %s)", strings.Join(names, ", ")))
+	return usagef("a command is required (commands: %s)", strings.Join(names, ", "))
 }
 
 // helpCommand is "tcpcraft help [COMMAND [SUBCOMMAND]]".
@@ -176,26 +362,22 @@ func helpCommand() *cli.Command {
 		Name:      "help",
 		Usage:     "show help for tcpcraft or one of its commands",
 		ArgsUsage: "[COMMAND [SUBCOMMAND]]",
-		Action: func(c *cli.Context) error {
+		Action: func(ctx context.Context, c *cli.Command) error {
+			root := c.Root()
 			if !c.Args().Present() {
-				return cli.ShowAppHelp(c)
+				return cli.ShowRootCommandHelp(root)
 			}
-			commands := c.App.Commands
+			parent := root
+			var found *cli.Command
 			for _, name := range c.Args().Slice() {
-				var found *cli.Command
-				for _, cand := range commands {
-					if cand.HasName(name) {
-						found = cand
-					}
+				if found != nil {
+					parent = found
 				}
-				if found == nil {
+				if found = parent.Command(name); found == nil {
 					return usagef("no help for %q: no such command", strings.Join(c.Args().Slice(), " "))
 				}
-				commands = found.Subcommands
 			}
-			// The command exists: let it show its own help, as --help does.
-			args := append([]string{c.App.Name}, c.Args().Slice()...)
-			return c.App.RunContext(c.Context, append(args, "--help"))
+			return cli.ShowCommandHelp(ctx, parent, found.Name)
 		},
 	}
 }
@@ -209,15 +391,72 @@ func helpHint(err error) string {
 	return "Run 'tcpcraft --help' for usage."
 }
 
-// version is the module version the binary was built from, if known.
+// version is what --version prints: the module version when the binary
+// was built from a tagged module (go install ...@v1.2.3), else the commit
+// it was built from with its date and whether the tree had changes, else
+// "devel".
 func version() string {
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		return info.Main.Version
-	}
-	return "dev"
+	info, _ := debug.ReadBuildInfo()
+	return versionOf(info)
 }
 
-// stdout and stderr are where commands write; they are the App's writers so
-// that tests see all output.
-func stdout(c *cli.Context) io.Writer { return c.App.Writer }
-func stderr(c *cli.Context) io.Writer { return c.App.ErrWriter }
+// versionOf reads the version out of build information.
+func versionOf(info *debug.BuildInfo) string {
+	if info == nil {
+		return "devel"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, at string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	v := "devel " + rev
+	if at != "" {
+		v += " " + at
+	}
+	if modified {
+		v += " (modified)"
+	}
+	return v
+}
+
+// stdout, stderr and stdin are the root command's streams: the ones tests
+// replace.
+func stdout(c *cli.Command) io.Writer { return c.Root().Writer }
+func stderr(c *cli.Command) io.Writer { return c.Root().ErrWriter }
+func stdin(c *cli.Command) io.Reader  { return c.Root().Reader }
+
+// outputWriter is standard output as commands see it: a write that fails
+// because the reader of a pipe went away (EPIPE) returns an
+// outputClosedError, which ends the run quietly.
+type outputWriter struct{ w io.Writer }
+
+func (o outputWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		err = &outputClosedError{err}
+	}
+	return n, err
+}
+
+// outputClosedError is a write to standard output whose reader has gone.
+type outputClosedError struct{ err error }
+
+func (e *outputClosedError) Error() string { return "standard output closed: " + e.err.Error() }
+func (e *outputClosedError) Unwrap() error { return e.err }

@@ -1,9 +1,10 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/probe"
@@ -13,15 +14,15 @@ import (
 // rules of tcpcraft runs whose process is gone (killed with SIGKILL, say),
 // in the network namespace it runs in, and the namespaces of probe runs
 // that were killed.
-func runCleanup(c *cli.Context) error {
+func runCleanup(ctx context.Context, c *cli.Command) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
 	if err := capture.CheckPrivileges(); err != nil {
 		return exitFailure(err)
 	}
-	w := c.App.Writer
-	rules, err := capture.CleanupStale(c.Context)
+	w := stdout(c)
+	rules, err := capture.CleanupStale(ctx)
 	for _, r := range rules {
 		fmt.Fprintf(w, "removed rule %s\n", r)
 	}
@@ -29,7 +30,7 @@ func runCleanup(c *cli.Context) error {
 		return exitFailure(err)
 	}
 	// Namespaces of `tcpcraft probe` runs that were killed (tcprobe-PID-*).
-	namespaces, err := probe.SweepStale(c.Context)
+	namespaces, err := probe.SweepStale(ctx)
 	for _, ns := range namespaces {
 		fmt.Fprintf(w, "removed namespace %s\n", ns)
 	}

@@ -1,20 +1,30 @@
 package cmd
 
-import "github.com/urfave/cli/v2"
+import "github.com/urfave/cli/v3"
 
 // connectCommand is "tcpcraft connect HOST:PORT": an active open from
 // userspace, then stdin to the peer and the peer to stdout, like `nc -N`.
 func connectCommand() *cli.Command {
-	return &cli.Command{
+	return withExamples(&cli.Command{
 		Name:      "connect",
 		Usage:     "open a TCP connection from userspace and pipe stdin/stdout through it, like nc -N, showing every segment",
 		ArgsUsage: "HOST:PORT",
 		Description: "connect performs the three-way handshake itself (raw socket out, AF_PACKET in, a scoped\n" +
 			"firewall rule keeping the local kernel from answering with RST), copies standard input to\n" +
 			"the peer, the peer's data to standard output, and closes with FIN when standard input ends\n" +
-			"(like nc -N). Every segment and state change is shown on standard error.\n\n" +
-			"Example: tcpcraft connect 10.0.2.20:80",
-		Flags:  connectFlags(),
-		Action: runConnect,
-	}
+			"(like nc -N). Every segment and state change is shown on standard error; with --json as\n" +
+			"one JSON object per line there, the final error included ({\"type\":\"error\",...}).\n\n" +
+			"HOST is an IPv4 address or a name that resolves to one; a name that does not resolve is a\n" +
+			"runtime failure (exit 1).",
+		Metadata: map[string]any{jsonStreamKey: "stderr"},
+		Flags:    connectFlags(),
+		Action:   runConnect,
+	},
+		example{"fetch a web page and watch every segment (nc -N 10.0.2.20 80)", `printf 'GET / HTTP/1.0\r\n\r\n' | tcpcraft connect 10.0.2.20:80`},
+		example{"an interactive session; Ctrl-D sends FIN", "tcpcraft connect 10.0.2.20:7"},
+		example{"only the data, no trace; give up after 2 seconds (nc -w 2)", "tcpcraft connect 10.0.2.20:80 -q -w 2 < request.txt"},
+		example{"draw the connection as a ladder while it runs", "echo hi | tcpcraft connect 10.0.2.20:7 --ladder"},
+		example{"save the session for Wireshark and keep its figures", "tcpcraft connect 10.0.2.20:80 --pcap s.pcap --stats s.json < request.txt"},
+		example{"a small window, no SACK, Reno congestion control", "tcpcraft connect 10.0.2.20:80 --window 8192 --wscale 0 --no-sack --cc reno < big.bin"},
+	)
 }

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/stack"
@@ -19,22 +19,24 @@ func connectFlags() []cli.Flag {
 	flags := append(linkFlags(), connFlags()...)
 	flags = append(flags, ladderFlags()...)
 	return append(flags, statsFlag(),
-		&cli.DurationFlag{Name: "timeout", Aliases: []string{"w"}, Value: 10 * time.Second, Usage: "give up if the handshake has not completed after this long (0: only the SYN retry limit)"},
+		&durationFlag{Name: "timeout", Aliases: []string{"w"}, Value: 10 * time.Second, Usage: "give up if the handshake has not completed after this long; 0: only the SYN retry limit"},
 	)
 }
 
 // runConnect is the action of "tcpcraft connect HOST:PORT".
-func runConnect(c *cli.Context) error {
+func runConnect(ctx context.Context, c *cli.Command) error {
 	if c.NArg() != 1 {
-		return usagef("want exactly one HOST:PORT argument, got %d", c.NArg())
-	}
-	ctx := c.Context
-	remote, err := parseHostPort(ctx, c.Args().First())
-	if err != nil {
-		return err
+		return usagef("want exactly one HOST:PORT argument, got %d (%s)", c.NArg(), quoteArgs(c.Args().Slice()))
 	}
 	// Check every flag before anything on the system changes.
+	if err := checkTraceFlags(c); err != nil {
+		return err
+	}
 	if _, err := connConfig(c, 0); err != nil {
+		return err
+	}
+	remote, err := parseHostPort(ctx, c.Args().First())
+	if err != nil {
 		return err
 	}
 	ladder, err := ladderFromFlags(c, true, time.Now())
@@ -67,7 +69,7 @@ func runConnect(c *cli.Context) error {
 		return exitFailure(fmt.Errorf("connect to %v: %w", remote, err))
 	}
 
-	err = pipe(ctx, conn, c.App.Reader, c.App.Writer)
+	err = pipe(ctx, conn, stdin(c), stdout(c))
 	sess.trace.summary(conn)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -81,9 +83,9 @@ func runConnect(c *cli.Context) error {
 	return nil
 }
 
-// inputChunk is the most pipe reads from its input at once (issue 8: with
-// 64 KiB reads a bulk upload sent a sub-MSS segment after every 45 full
-// ones, and ran about a quarter slower).
+// inputChunk is the most pipe reads from its input at once: with 64 KiB
+// reads a bulk upload sent a sub-MSS segment after every 45 full ones, and
+// ran about a quarter slower (docs/PERFORMANCE.md).
 const inputChunk = 1 << 20
 
 // firstInputChunk is pipe's first read from its input.
@@ -136,9 +138,9 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 		}
 	}()
 	if in != nil {
-		// The input is read straight into the connection's send buffer
-		// (issue 8: copying it in from a buffer of our own sat on a bulk
-		// upload's critical path and cost a sixth of its speed). One
+		// The input is read straight into the connection's send buffer:
+		// copying it in from a buffer of our own sat on a bulk upload's
+		// critical path and cost a sixth of its speed. One
 		// goroutine borrows as much free buffer as there is, reads into
 		// it a chunk at a time, and extends the loan when it has filled
 		// it; another commits each chunk as it is filled, which sends it.
@@ -163,9 +165,9 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			// after the whole buffer was in flight and the ACKs freed
 			// room) the reads are small and each twice the last, up to
 			// inputChunk: the sender gets data after a 64 KiB read, not a
-			// whole chunk's (issue 8: a capture showed the sender idle
-			// for 0.4-0.8 ms each time, and the first 10 ms of an upload
-			// moving half what the kernel's did).
+			// whole chunk's (a capture showed the sender idle for 0.4-0.8
+			// ms each time, and the first 10 ms of an upload moving half
+			// what the kernel's did).
 			chunk := firstInputChunk
 			for {
 				loan, err := conn.ExtendSendSpace(ctx, math.MaxInt)

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -14,7 +15,7 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/draw/flow"
@@ -35,7 +36,7 @@ const decodePcapngMagic = 0x0a0d0d0a
 // pcap/pcapng file or of a hex dump, one line each in tcpdump's style or one
 // JSON object per line.
 func decodeCommand() *cli.Command {
-	return &cli.Command{
+	return withExamples(&cli.Command{
 		Name:      "decode",
 		Usage:     "print the TCP segments of a pcap/pcapng file or of a hex dump",
 		ArgsUsage: "FILE.pcap|FILE.pcapng",
@@ -43,11 +44,17 @@ func decodeCommand() *cli.Command {
 prefixed with its capture time for files. Sequence numbers are relative to
 each side's initial sequence number as in tcpdump (--absolute for raw ones).
 Packets that cannot be decoded (not TCP, malformed options, truncated) are
-reported on stderr as "packet N: reason" and decoding goes on. A bad
-checksum is noted at the end of the line ("[bad tcp cksum 0xA -> 0xB]").
+reported on standard error as "packet N: reason" and decoding goes on.
+
+Checksums: a wrong one is noted at the end of the line ("[bad tcp cksum
+0xA -> 0xB]", JSON "status":"bad"). A TCP checksum that holds only the sum
+of the pseudo-header is one a sender with checksum offload left for the
+network card to finish, as Linux does on veth and loopback, where no card
+does: "[tcp cksum partial (offloaded)]", JSON "status":"partial".
 
 Exit status: 0 when at least one packet was decoded, 1 when none could be
-(not a capture file, empty, every packet bad), 2 for usage errors.
+(not a capture file, a directory, empty, every packet bad), 2 for usage
+errors.
 
 --conns prints a table of the capture's TCP connections instead: packets,
 bytes each way (each stream byte once), retransmissions, duration and each
@@ -60,21 +67,33 @@ followed by exactly those N bytes and a newline. --side client|server
 prints only that end's bytes, raw. --conn picks one connection.
 
 --hex takes one packet as hex digits; spaces, colons, newlines and a 0x
-prefix are ignored. "--hex -" reads the hex from stdin. The framing is
-guessed (an Ethernet header announcing IP, else a bare IP packet) unless
---link says eth, ip, sll or sll2.`,
+prefix are ignored. "--hex -" reads the hex from standard input. The
+framing is guessed (an Ethernet header announcing IP, else a bare IP
+packet) unless --link says eth, ip, sll or sll2.
+
+With --json every line on standard output is one JSON object, the final
+error included ({"type":"error",...}).`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "hex", Usage: "decode one packet given as hex (\"-\" reads stdin)"},
-			&cli.StringFlag{Name: "link", Value: "auto", Usage: "framing of --hex input: auto, eth, ip, sll, sll2"},
-			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per packet"},
-			&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "print absolute sequence numbers"},
+			&cli.StringFlag{Name: "hex", Usage: "decode one packet given as `HEX` digits (\"-\": read them from standard input)"},
+			&choiceFlag{Name: "link", Value: "auto", Usage: "framing of --hex input: auto, eth, ip, sll or sll2",
+				Config: choices{values: []string{"auto", "eth", "ip", "sll", "sll2"}, aliases: map[string]string{"ethernet": "eth", "en10mb": "eth", "raw": "ip", "linux-sll": "sll", "linux-sll2": "sll2"}}},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per line: a packet, or with --conns a connection, or with --follow a chunk"},
+			&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "print absolute sequence numbers (tcpdump -S)"},
 			&cli.BoolFlag{Name: "follow", Usage: "print each connection's reassembled byte stream, both directions, like Wireshark's Follow TCP Stream"},
 			&cli.BoolFlag{Name: "conns", Usage: "print a table of the TCP connections: state paths, packets, bytes each way, duration, retransmissions"},
 			&cli.StringFlag{Name: "conn", Usage: "with --follow or --conns: only the connection `N` (from --conns) or ADDR:PORT[-ADDR:PORT]"},
-			&cli.StringFlag{Name: "side", Usage: "with --follow: print only the bytes the `client` or the `server` sent, raw, nothing else"},
+			&choiceFlag{Name: "side", Usage: "with --follow: print only the bytes `SIDE` (client or server) sent, raw, nothing else",
+				Config: choices{values: []string{"client", "server"}}},
 		},
 		Action: decodeAction,
-	}
+	},
+		example{"read a capture like tcpdump -nn -r", "tcpcraft decode session.pcap"},
+		example{"its connections: state paths, bytes, retransmissions", "tcpcraft decode session.pcap --conns"},
+		example{"what the client and the server said (Wireshark's Follow TCP Stream)", "tcpcraft decode session.pcap --follow --conn 0"},
+		example{"save the server's bytes of the first connection (an HTTP response)", "tcpcraft decode session.pcap --follow --conn 0 --side server > response.bin"},
+		example{"one packet from a hex dump", "tcpcraft decode --hex '4500002c...'"},
+		example{"packets as JSON for jq", "tcpcraft decode session.pcap --json | jq .flags"},
+	)
 }
 
 // decodeSession prints packets and counts what happened.
@@ -99,12 +118,12 @@ func (d *decodeSession) report(format string, args ...any) {
 	fmt.Fprintf(d.errOut, format, args...)
 }
 
-func decodeAction(c *cli.Context) error {
+func decodeAction(_ context.Context, c *cli.Command) error {
 	hexArg := c.String("hex")
 	hexSet := c.IsSet("hex")
 	switch {
 	case c.NArg() > 1:
-		return cli.Exit(fmt.Sprintf("one file at a time, got %d arguments", c.NArg()), decodeUsage)
+		return cli.Exit(fmt.Sprintf("one file at a time, got %d arguments (%s)", c.NArg(), quoteArgs(c.Args().Slice())), decodeUsage)
 	case c.NArg() == 1 && hexSet:
 		return cli.Exit("give a file or --hex, not both", decodeUsage)
 	case c.NArg() == 0 && !hexSet:
@@ -113,8 +132,8 @@ func decodeAction(c *cli.Context) error {
 		return cli.Exit("--link applies to --hex input only; a capture file names its own link type", decodeUsage)
 	}
 	d := &decodeSession{
-		out:    bufio.NewWriter(c.App.Writer),
-		errOut: c.App.ErrWriter,
+		out:    bufio.NewWriter(stdout(c)),
+		errOut: stderr(c),
 		asJSON: c.Bool("json"),
 		fmt:    craft.Formatter{Absolute: c.Bool("absolute"), IPPrefix: true},
 	}
@@ -128,15 +147,15 @@ func decodeAction(c *cli.Context) error {
 		err = d.decodeFile(c.Args().First())
 	}
 	if ferr := d.out.Flush(); ferr != nil && err == nil {
-		err = cli.Exit(fmt.Sprintf("write: %v", ferr), decodeFailure)
+		err = exitFailure(fmt.Errorf("writing output: %w", ferr))
 	}
 	return err
 }
 
 // decodeHex decodes one packet given as hex.
-func (d *decodeSession) decodeHex(c *cli.Context, arg, linkName string) error {
+func (d *decodeSession) decodeHex(c *cli.Command, arg, linkName string) error {
 	if arg == "-" {
-		b, err := io.ReadAll(c.App.Reader)
+		b, err := io.ReadAll(stdin(c))
 		if err != nil {
 			return cli.Exit(fmt.Sprintf("read stdin: %v", err), decodeFailure)
 		}
@@ -147,21 +166,19 @@ func (d *decodeSession) decodeHex(c *cli.Context, arg, linkName string) error {
 		return cli.Exit(fmt.Sprintf("--hex: %v", err), decodeUsage)
 	}
 	var link craft.LinkType
-	switch strings.ToLower(linkName) {
-	case "auto", "":
-		link = decodeGuessLink(frame)
-	case "eth", "ethernet", "en10mb":
+	switch linkName { // one of --link's choices
+	case "eth":
 		link = craft.LinkEthernet
-	case "ip", "raw":
+	case "ip":
 		link = craft.LinkRaw
-	case "sll", "linux-sll":
+	case "sll":
 		link = craft.LinkLinuxSLL
-	case "sll2", "linux-sll2":
+	case "sll2":
 		link = craft.LinkLinuxSLL2
 	default:
-		return cli.Exit(fmt.Sprintf("--link %q: want auto, eth, ip, sll or sll2", linkName), decodeUsage)
+		link = decodeGuessLink(frame)
 	}
-	if err := craft.ParsePacket(link, frame, &d.pkt, craft.PacketOptions{}); err != nil {
+	if err := craft.ParsePacket(link, frame, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
 		return cli.Exit(fmt.Sprintf("%s packet: %v", link, err), decodeFailure)
 	}
 	return d.print(time.Time{})
@@ -232,6 +249,9 @@ func (d *decodeSession) decodeFile(path string) error {
 		return cli.Exit(fmt.Sprintf("%v", err), decodeFailure)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return cli.Exit(fmt.Sprintf("%s: is a directory, not a pcap or pcapng file", path), decodeFailure)
+	}
 	br := bufio.NewReaderSize(f, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil {
@@ -275,7 +295,7 @@ func (d *decodeSession) decodeFile(path string) error {
 			d.report("packet %d: %v\n", n, err)
 			break
 		}
-		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{}); err != nil {
+		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
 			if ci.CaptureLength < ci.Length {
 				d.report("packet %d (captured %d of %d bytes): %v\n", n, ci.CaptureLength, ci.Length, err)
 			} else {
@@ -313,8 +333,10 @@ func (d *decodeSession) print(ts time.Time) error {
 		if err != nil {
 			return cli.Exit(fmt.Sprintf("json: %v", err), decodeFailure)
 		}
-		d.out.Write(b)
-		d.out.WriteByte('\n')
+		b = append(b, '\n')
+		if _, err := d.out.Write(b); err != nil {
+			return exitFailure(fmt.Errorf("writing output: %w", err))
+		}
 		return nil
 	}
 	d.line = d.line[:0]
@@ -325,6 +347,9 @@ func (d *decodeSession) print(ts time.Time) error {
 	}
 	d.line = d.fmt.AppendText(d.line, &d.pkt)
 	d.line = append(d.line, '\n')
-	d.out.Write(d.line)
+	if _, err := d.out.Write(d.line); err != nil {
+		// The output is gone (a closed pipe): reading on is no use.
+		return exitFailure(fmt.Errorf("writing output: %w", err))
+	}
 	return nil
 }

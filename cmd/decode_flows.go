@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/draw"
 	"github.com/tcpcraft/tcpcraft/draw/flow"
@@ -20,8 +20,8 @@ import (
 
 // readFlows reads a capture file into connections, reporting undecodable
 // packets on stderr as decode does. keep keeps payloads (for --follow).
-func readFlows(c *cli.Context, path string, keep bool) ([]*flow.Conn, error) {
-	d := &decodeSession{out: bufio.NewWriter(io.Discard), errOut: c.App.ErrWriter, flows: &flow.Builder{KeepPayload: keep}}
+func readFlows(c *cli.Command, path string, keep bool) ([]*flow.Conn, error) {
+	d := &decodeSession{out: bufio.NewWriter(io.Discard), errOut: stderr(c), flows: &flow.Builder{KeepPayload: keep}}
 	if err := d.decodeFile(path); err != nil {
 		return nil, err
 	}
@@ -33,7 +33,7 @@ func readFlows(c *cli.Context, path string, keep bool) ([]*flow.Conn, error) {
 }
 
 // decodeFlows is decode with --follow or --conns.
-func decodeFlows(c *cli.Context, d *decodeSession) error {
+func decodeFlows(c *cli.Command, d *decodeSession) error {
 	follow, table := c.Bool("follow"), c.Bool("conns")
 	switch {
 	case follow && table:
@@ -47,13 +47,9 @@ func decodeFlows(c *cli.Context, d *decodeSession) error {
 	case c.IsSet("side") && !follow:
 		return cli.Exit("--side goes with --follow", decodeUsage)
 	}
-	var side flow.Side
-	switch s := c.String("side"); s {
-	case "", "client":
-	case "server":
+	side := flow.Client
+	if c.String("side") == "server" { // one of --side's choices
 		side = flow.Server
-	default:
-		return cli.Exit(fmt.Sprintf("--side %q: want client or server", s), decodeUsage)
 	}
 	conns, err := readFlows(c, c.Args().First(), follow)
 	if err != nil {
@@ -66,7 +62,7 @@ func decodeFlows(c *cli.Context, d *decodeSession) error {
 		}
 		conns = []*flow.Conn{one}
 	}
-	w := c.App.Writer
+	w := stdout(c)
 	switch {
 	case table && d.asJSON:
 		return writeConnsJSON(w, conns)

@@ -2,10 +2,10 @@ package cmd
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand"
 	"net/netip"
@@ -19,7 +19,6 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/urfave/cli/v2"
 
 	"github.com/tcpcraft/tcpcraft/craft"
 )
@@ -30,32 +29,13 @@ type decodeResult struct {
 	code           int
 }
 
-// runDecodeCmd runs `tcpcraft decode args...` through an App holding only
-// the decode command, with stdin, stdout and stderr captured. A panic fails
-// the test (it is not recovered).
+// runDecodeCmd runs `tcpcraft decode args...` in-process, with stdin,
+// stdout and stderr captured. A panic fails the test (it is not
+// recovered).
 func runDecodeCmd(t *testing.T, stdin string, args ...string) decodeResult {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	app := &cli.App{
-		Name:           "tcpcraft",
-		Commands:       []*cli.Command{decodeCommand()},
-		Reader:         strings.NewReader(stdin),
-		Writer:         &out,
-		ErrWriter:      &errOut,
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"tcpcraft", "decode"}, args...))
-	r := decodeResult{code: 0}
-	if err != nil {
-		var ec cli.ExitCoder
-		if !errors.As(err, &ec) {
-			t.Fatalf("decode %q: error without an exit code: %v", args, err)
-		}
-		r.code = ec.ExitCode()
-		errOut.WriteString(err.Error() + "\n")
-	}
-	r.stdout, r.stderr = out.String(), errOut.String()
-	return r
+	r := runAppWith(t, context.Background(), stdin, append([]string{"decode"}, args...)...)
+	return decodeResult{stdout: r.stdout, stderr: r.stderr, code: r.code}
 }
 
 func readTestdata(t *testing.T, name string) []byte {
@@ -443,7 +423,7 @@ func TestDecodeHex(t *testing.T) {
 	}
 	// The wrong framing forced by --link gives a clear error, exit 1.
 	r := runDecodeCmd(t, "", "--link", "ip", "--hex", eth)
-	if r.code != 1 || !regexp.MustCompile(`^raw packet: not IP: version \d+\n$`).MatchString(r.stderr) {
+	if r.code != 1 || !regexp.MustCompile(`^tcpcraft decode: raw packet: not IP: version \d+\n$`).MatchString(r.stderr) {
 		t.Errorf("eth as ip: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// A bare IPv6 packet, auto-detected.
@@ -472,7 +452,7 @@ func TestDecodeUsageErrors(t *testing.T) {
 		{"odd-hex", []string{"--hex", "450"}, "odd number of hex digits (3)"},
 		{"bad-char", []string{"--hex", "45zz"}, `invalid character 'z' at position 2`},
 		{"empty-hex", []string{"--hex", " : "}, "no hex digits"},
-		{"bad-link", []string{"--link", "token-ring", "--hex", "4500"}, `--link "token-ring"`},
+		{"bad-link", []string{"--link", "token-ring", "--hex", "4500"}, "--link token-ring: want auto, eth, ip, sll or sll2"},
 		{"link-with-file", []string{"--link", "eth", "x.pcap"}, "--link applies to --hex input only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -657,7 +637,7 @@ func TestDecodeConns(t *testing.T) {
 		t.Fatalf("%d lines, want a header and 3 rows:\n%s", len(ls), r.stdout)
 	}
 	wantRows := [][]string{
-		{"0", "10.0.2.21:53888", "10.0.2.20:80", "12", "83", "217", "0/0", "", "CLOSED>SYN-SENT>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED", "LISTEN>SYN-RCVD>ESTAB>FIN-WAIT-1>FIN-WAIT-2>TIME-WAIT"},
+		{"0", "10.0.2.21:53888", "10.0.2.20:80", "12", "83", "217", "0/0", "", "CLOSED>SYN-SENT>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED", "LISTEN>SYN-RCVD>ESTAB>FIN-WAIT-1>TIME-WAIT"},
 		{"1", "10.0.2.21:45732", "10.0.2.20:81", "2", "0", "0", "0/0", "", "CLOSED>SYN-SENT>CLOSED", "CLOSED"},
 		{"2", "[fd00:2::21]:58208", "[fd00:2::20]:8080", "10", "5", "5", "0/0", "", "CLOSED>SYN-SENT>ESTAB>FIN-WAIT-1>FIN-WAIT-2>TIME-WAIT", "LISTEN>SYN-RCVD>ESTAB>CLOSE-WAIT>LAST-ACK>CLOSED"},
 	}
@@ -704,7 +684,7 @@ func TestDecodeFlowUsageErrors(t *testing.T) {
 		{[]string{"--conns", "--side", "client", "testdata/linux-http.pcap"}, 2, "--side goes with --follow"},
 		{[]string{"--follow", "--hex", "4500"}, 2, "not --hex"},
 		{[]string{"--follow"}, 2, "give a pcap/pcapng file"},
-		{[]string{"--follow", "--side", "both", "testdata/linux-http.pcap"}, 2, `--side "both"`},
+		{[]string{"--follow", "--side", "both", "testdata/linux-http.pcap"}, 2, "--side both: want client or server"},
 		{[]string{"--follow", "--conn", "9", "testdata/linux-http.pcap"}, 1, "connection 9"},
 	} {
 		r := runDecodeCmd(t, "", tc.args...)

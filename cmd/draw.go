@@ -2,13 +2,14 @@ package cmd
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/draw"
 	"github.com/tcpcraft/tcpcraft/draw/flow"
@@ -17,9 +18,9 @@ import (
 // drawCommand is "tcpcraft draw FILE.pcap": pictures of a connection in a
 // capture.
 func drawCommand() *cli.Command {
-	return &cli.Command{
+	return withExamples(&cli.Command{
 		Name:      "draw",
-		Usage:     "draw a connection of a pcap/pcapng capture: ladder diagram, time-sequence graph or state diagram (SVG or PNG)",
+		Usage:     "draw a connection of a pcap/pcapng capture: ladder diagram, time-sequence graph or state diagram (SVG, PNG or text)",
 		ArgsUsage: "FILE.pcap|FILE.pcapng",
 		Description: `draw reads a capture (from tcpcraft --pcap or any tcpdump/tshark capture:
 Ethernet, raw IP or Linux cooked framing) and draws one TCP connection of it:
@@ -31,47 +32,44 @@ Ethernet, raw IP or Linux cooked framing) and draws one TCP connection of it:
   --tsg     the time-sequence graph of one direction (--side; default the
             one that sent more): data segments as vertical bars over time,
             retransmissions in red, the peer's ACK line (green), its
-            advertised window's right edge (yellow), SACK blocks (purple)
+            advertised window's right edge (yellow; cut where it leaves the
+            plot, marked with an arrow and its value), SACK blocks (purple)
   --states  the RFC 9293 state diagram with the paths both ends took
 
 The output is SVG, or PNG (rendered in Go) when -o ends in .png, or the
-terminal ladder as text when -o ends in .txt (--format overrides). Without
--o the SVG (or text) goes to standard output. --conn picks the connection:
-its number in "tcpcraft decode --conns FILE", or ADDR:PORT[-ADDR:PORT];
-the default is the first connection whose handshake was captured.
-
-Example: tcpcraft draw session.pcap --tsg -o tsg.svg`,
+ladder as text when -o ends in .txt (--format overrides). Without -o the
+SVG (or text) goes to standard output. --conn picks the connection: its
+number in "tcpcraft decode --conns FILE", or ADDR:PORT[-ADDR:PORT]; the
+default is the first connection whose handshake was captured.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the drawing to `FILE` (.svg, .png, .txt; \"-\": standard output)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "write the drawing to `FILE` (.svg, .png, .txt; \"-\": standard output)", TakesFile: true},
 			&cli.BoolFlag{Name: "ladder", Usage: "draw a ladder (sequence) diagram (the default)"},
 			&cli.BoolFlag{Name: "tsg", Usage: "draw a time-sequence graph"},
 			&cli.BoolFlag{Name: "states", Usage: "draw the RFC 9293 state diagram with both ends' paths"},
 			&cli.StringFlag{Name: "conn", Usage: "the connection: `N` (see decode --conns) or ADDR:PORT[-ADDR:PORT]"},
-			&cli.IntFlag{Name: "count", Aliases: []string{"n"}, Value: 50, Usage: "ladder: draw the first `N` segments (0: all)"},
-			&cli.StringFlag{Name: "side", Value: "auto", Usage: "tsg: whose data to plot: client, server, or auto (the end that sent more)"},
-			&cli.StringFlag{Name: "format", Usage: "svg, png or txt (default: from the -o extension, else svg)"},
-			&cli.Float64Flag{Name: "scale", Value: 2, Usage: "png: pixels per SVG unit"},
-			&cli.IntFlag{Name: "width", Value: 100, Usage: "txt: ladder width in columns"},
+			&intFlag{Name: "count", Aliases: []string{"n"}, Value: 50, Usage: "ladder: draw the first `N` segments; 0: all", Config: intRange{min: 0, max: 1 << 30, hint: "must be 0 or more"}},
+			&choiceFlag{Name: "side", Value: "auto", Usage: "tsg: whose data to plot: client, server, or auto (the end that sent more)", Config: choices{values: []string{"auto", "client", "server"}}},
+			&choiceFlag{Name: "format", Usage: "svg, png or txt", DefaultText: "from the -o extension, else svg", Config: choices{values: []string{"svg", "png", "txt"}, aliases: map[string]string{"text": "txt"}}},
+			&cli.Float64Flag{Name: "scale", Value: 2, Usage: "png: pixels per SVG unit, above 0 and at most 8"},
+			&intFlag{Name: "width", Value: 100, Usage: "txt: ladder width in columns", Config: intRange{min: 64, max: 1000}},
 			&cli.BoolFlag{Name: "unicode", Usage: "txt: draw with Unicode box characters instead of ASCII"},
 			&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "label segments with absolute sequence numbers"},
 		},
 		Action: runDraw,
-	}
+	},
+		example{"the ladder of the first connection, as SVG", "tcpcraft draw session.pcap -o ladder.svg"},
+		example{"the same in the terminal", "tcpcraft draw session.pcap --format txt | less"},
+		example{"a time-sequence graph of the server's data, as PNG", "tcpcraft draw session.pcap --tsg --side server -o tsg.png"},
+		example{"the state diagram with the paths both ends took", "tcpcraft draw session.pcap --states -o states.svg"},
+		example{"connection 2, all its segments, absolute numbers", "tcpcraft draw session.pcap --conn 2 -n 0 -S -o c2.svg"},
+	)
 }
 
 // runDraw is the action of "tcpcraft draw".
-func runDraw(c *cli.Context) error {
-	for _, a := range c.Args().Slice() {
-		if a == "-h" || a == "--help" || a == "-help" {
-			return cli.ShowCommandHelp(c, c.Command.Name)
-		}
-	}
-	args, err := interspersedFlags(c)
-	if err != nil {
-		return err
-	}
+func runDraw(_ context.Context, c *cli.Command) error {
+	args := c.Args().Slice()
 	if len(args) != 1 {
-		return usagef("want exactly one capture file, got %d arguments", len(args))
+		return usagef("want exactly one capture file, got %d arguments (%s)", len(args), quoteArgs(args))
 	}
 	kinds := 0
 	for _, k := range []string{"ladder", "tsg", "states"} {
@@ -83,7 +81,7 @@ func runDraw(c *cli.Context) error {
 		return usagef("give one of --ladder, --tsg, --states")
 	}
 	out := c.String("output")
-	format := strings.ToLower(c.String("format"))
+	format := c.String("format")
 	if format == "" {
 		switch strings.ToLower(filepath.Ext(out)) {
 		case ".png":
@@ -94,29 +92,13 @@ func runDraw(c *cli.Context) error {
 			format = "svg"
 		}
 	}
-	switch format {
-	case "svg", "png":
-	case "txt", "text":
-		format = "txt"
-		if c.Bool("tsg") || c.Bool("states") {
-			return usagef("the text format draws ladders only")
-		}
-	default:
-		return usagef("--format %q: want svg, png or txt", format)
-	}
-	if c.Int("count") < 0 {
-		return usagef("--count %d: want 0 (all) or more", c.Int("count"))
+	if format == "txt" && (c.Bool("tsg") || c.Bool("states")) {
+		return usagef("the text format draws ladders only")
 	}
 	if s := c.Float64("scale"); s <= 0 || s > 8 {
 		return usagef("--scale %v: want above 0, at most 8", s)
 	}
-	if w := c.Int("width"); w < 64 || w > 1000 {
-		return usagef("--width %d: want 64 to 1000 columns", w)
-	}
 	side := c.String("side")
-	if side != "auto" && side != "client" && side != "server" {
-		return usagef("--side %q: want client, server or auto", side)
-	}
 
 	conns, err := readFlows(c, args[0], false)
 	if err != nil {
@@ -161,14 +143,15 @@ func runDraw(c *cli.Context) error {
 
 // writeOutput runs write on the -o file ("-": standard output), creating
 // it; a failed write leaves no half-written file behind.
-func writeOutput(c *cli.Context, path string, write func(io.Writer) error) error {
+func writeOutput(c *cli.Command, path string, write func(io.Writer) error) error {
 	if path == "-" {
-		bw := bufio.NewWriter(c.App.Writer)
-		if err := write(bw); err != nil {
-			return exitFailure(err)
+		bw := bufio.NewWriter(stdout(c))
+		err := write(bw)
+		if err == nil {
+			err = bw.Flush()
 		}
-		if err := bw.Flush(); err != nil {
-			return exitFailure(fmt.Errorf("writing: %w", err))
+		if err != nil {
+			return exitFailure(fmt.Errorf("writing output: %w", err))
 		}
 		return nil
 	}
@@ -187,57 +170,6 @@ func writeOutput(c *cli.Context, path string, write func(io.Writer) error) error
 	if err != nil {
 		os.Remove(path)
 		return exitFailure(fmt.Errorf("writing %s: %w", path, err))
-	}
-	return nil
-}
-
-// interspersedFlags lets flags follow the file name ("draw x.pcap -o y.svg"
-// as in the usage line): urfave/cli stops at the first argument, so flags
-// found among the arguments are set here. It returns the other arguments.
-func interspersedFlags(c *cli.Context) ([]string, error) {
-	var rest []string
-	args := c.Args().Slice()
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			rest = append(rest, args[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			rest = append(rest, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		fl := findFlag(c.Command.Flags, name)
-		if fl == nil {
-			return nil, usagef("flag provided but not defined: %s", a)
-		}
-		canonical := fl.Names()[0]
-		if _, isBool := fl.(*cli.BoolFlag); isBool {
-			if !hasValue {
-				value = "true"
-			}
-		} else if !hasValue {
-			if i+1 >= len(args) {
-				return nil, usagef("flag needs an argument: %s", a)
-			}
-			i++
-			value = args[i]
-		}
-		if err := c.Set(canonical, value); err != nil {
-			return nil, usagef("invalid value %q for flag %s: %v", value, a, err)
-		}
-	}
-	return rest, nil
-}
-
-func findFlag(flags []cli.Flag, name string) cli.Flag {
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				return f
-			}
-		}
 	}
 	return nil
 }

@@ -126,6 +126,20 @@ func TestDrawCommandOutputs(t *testing.T) {
 	if n := strings.Count(r.stdout, "->|") + strings.Count(r.stdout, "|<-"); n != 3 {
 		t.Errorf("%d arrows in the text ladder, want 3:\n%s", n, r.stdout)
 	}
+
+	// --ladder said outright, Unicode, absolute numbers, into a .txt file
+	// that ends with a newline like any text file.
+	txtPath := filepath.Join(dir, "ladder.txt")
+	if r := runApp(t, ctx, "draw", pcap, "--ladder", "--unicode", "-S", "-n", "1", "-o", txtPath); r.code != 0 {
+		t.Fatalf("draw --ladder --unicode -S: exit %d, stderr %q", r.code, r.stderr)
+	}
+	txt, err := os.ReadFile(txtPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(txt), "│") || !strings.Contains(string(txt), "►") || !strings.Contains(string(txt), "seq 2619426933") || !strings.HasSuffix(string(txt), "\n") {
+		t.Errorf("Unicode ladder with absolute numbers ending in a newline:\n%q", txt)
+	}
 }
 
 // TestDrawOtherFramings: pcapng and Linux cooked captures draw the same
@@ -193,13 +207,13 @@ func TestDrawErrors(t *testing.T) {
 		{[]string{"draw"}, 2, "want exactly one capture file"},
 		{[]string{"draw", pcap, pcap}, 2, "want exactly one capture file"},
 		{[]string{"draw", "--tsg", "--states", pcap}, 2, "one of --ladder, --tsg, --states"},
-		{[]string{"draw", "--format", "gif", pcap}, 2, `--format "gif"`},
+		{[]string{"draw", "--format", "gif", pcap}, 2, "--format gif: want svg, png or txt"},
 		{[]string{"draw", "--tsg", pcap, "-o", "x.txt"}, 2, "text format draws ladders only"},
-		{[]string{"draw", "--side", "middle", pcap}, 2, `--side "middle"`},
-		{[]string{"draw", "--count", "-1", pcap}, 2, "--count -1"},
-		{[]string{"draw", pcap, "--bogus"}, 2, "flag provided but not defined: --bogus"},
-		{[]string{"draw", pcap, "-o"}, 2, "flag needs an argument: -o"},
-		{[]string{"draw", pcap, "--count", "many"}, 2, `invalid value "many"`},
+		{[]string{"draw", "--side", "middle", pcap}, 2, "--side middle: want auto, client or server"},
+		{[]string{"draw", "--count", "-1", pcap}, 2, "--count -1: must be 0 or more"},
+		{[]string{"draw", pcap, "--bogus"}, 2, "unknown flag --bogus"},
+		{[]string{"draw", pcap, "-o"}, 2, "-o needs a value"},
+		{[]string{"draw", pcap, "--count", "many"}, 2, "--count many: not a whole number"},
 		{[]string{"draw", filepath.Join(t.TempDir(), "missing.pcap")}, 1, "no such file"},
 		{[]string{"draw", udpOnly}, 1, "none of 1 packets could be decoded"},
 		{[]string{"draw", "--conn", "7", pcap}, 1, "connection 7: the capture has 3"},

@@ -3,9 +3,10 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 )
 
 // Exit codes of tcpcraft (also in the README and the app's help).
@@ -14,7 +15,24 @@ const (
 	codeFailure     = 1   // runtime failure: the network, the peer or the system said no
 	codeUsage       = 2   // usage error: unknown command or flag, bad or missing argument
 	codeInterrupted = 130 // stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report it)
+	// codeBrokenPipe: standard output was a pipe whose reader went away
+	// (`tcpcraft decode x.pcap | head -1`). Shells report a program that
+	// SIGPIPE ended, as grep or tcpdump, with 128 + SIGPIPE; tcpcraft
+	// ignores SIGPIPE to clean up first, then ends with the same status.
+	codeBrokenPipe = 141
 )
+
+// exitCodes says what each exit code means, for the manual.
+var exitCodes = []struct {
+	code int
+	what string
+}{
+	{codeOK, "success"},
+	{codeFailure, "runtime failure: the network, the peer or the system said no (a refused or timed-out connection, no reply, a name that does not resolve, a file that cannot be read)"},
+	{codeUsage, "usage error: an unknown command or option, a bad or missing argument or value; nothing on the system was changed"},
+	{codeInterrupted, "interrupted by SIGINT or SIGTERM, after resetting open connections and removing firewall rules"},
+	{codeBrokenPipe, "standard output closed by its reader (tcpcraft decode x.pcap | head -1), after the same clean-up; nothing is printed"},
+}
 
 // exitError carries the exit code an error should end the process with.
 // It satisfies cli.ExitCoder.
@@ -62,40 +80,43 @@ func exitCode(err error) int {
 
 // prefixedError puts the command's full name in front of an error message
 // ("tcpcraft lab up: needs root ..."), keeping the wrapped error and its
-// exit code.
+// exit code. jsonOut is set when the command ran with --json: the error
+// is then reported there as a JSON line.
 type prefixedError struct {
-	name string
-	err  error
+	name    string
+	err     error
+	jsonOut io.Writer
 }
 
 func (e *prefixedError) Error() string { return e.name + ": " + e.err.Error() }
 func (e *prefixedError) Unwrap() error { return e.err }
 
-// prefixed names the command in err's message, unless it already starts
-// with that name.
-func prefixed(name string, err error) error {
-	if err == nil || strings.HasPrefix(err.Error(), name+":") {
-		return err
+// prefixed names the command c in err's message, unless a command
+// already did.
+func prefixed(c *cli.Command, err error) error {
+	if err == nil {
+		return nil
 	}
 	var p *prefixedError
 	if errors.As(err, &p) {
 		return err // a nested command already named itself
 	}
-	return &prefixedError{name: name, err: err}
-}
-
-// errNotImplemented is what commands whose work is not built yet answer.
-var errNotImplemented = errors.New("not implemented yet")
-
-// notImplemented is the action of commands whose work is not built yet.
-func notImplemented(*cli.Context) error {
-	return exitUsage(errNotImplemented)
+	return &prefixedError{name: c.FullName(), err: err, jsonOut: jsonStream(c)}
 }
 
 // noArgs rejects positional arguments for commands that take none.
-func noArgs(c *cli.Context) error {
+func noArgs(c *cli.Command) error {
 	if c.Args().Present() {
 		return usagef("unexpected argument %q", c.Args().First())
 	}
 	return nil
+}
+
+// quoteArgs shows arguments as they were given: "a" "b c".
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = fmt.Sprintf("%q", a)
+	}
+	return strings.Join(q, " ")
 }

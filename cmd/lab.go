@@ -1,10 +1,11 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/lab"
 )
@@ -22,40 +23,54 @@ const (
 
 // labCommand is "tcpcraft lab up|down|status|demo".
 func labCommand() *cli.Command {
-	return &cli.Command{
+	return withExamples(&cli.Command{
 		Name:  "lab",
 		Usage: "build, inspect or remove the two-namespace lab (client 10.0.2.21, server 10.0.2.20) with kernel peers",
 		Description: "The lab is two network namespaces joined by a veth pair: the client namespace\n" +
 			"(tcpcraft-client, 10.0.2.21/24 on tcv-client) and the server namespace (tcpcraft-server,\n" +
 			"10.0.2.20/24 on tcv-server). Nothing is added to the host's own network namespace.\n" +
-			"Run kernel peers inside with `ip netns exec tcpcraft-server ...`.",
-		Subcommands: []*cli.Command{
-			{
+			"Run kernel peers inside with 'ip netns exec tcpcraft-server ...'.",
+		Commands: []*cli.Command{
+			withExamples(&cli.Command{
 				Name:   "up",
 				Usage:  "create the lab, or repair it; running it again changes nothing",
 				Flags:  labFlags(),
 				Action: labUp,
 			},
-			{
+				example{"the lab with its usual names and addresses", "sudo tcpcraft lab up"},
+				example{"a second lab beside it", "sudo tcpcraft lab up --client-ns c2 --server-ns s2 --client-if c2 --server-if s2"},
+			),
+			withExamples(&cli.Command{
 				Name:   "down",
 				Usage:  "remove the lab's namespaces (the veth pair and addresses go with them); nothing to do is not an error",
 				Flags:  labFlags(),
 				Action: labDown,
 			},
-			{
+				example{"remove the lab", "sudo tcpcraft lab down"},
+			),
+			withExamples(&cli.Command{
 				Name:   "status",
 				Usage:  "show what exists of the lab; exits 0 whether it is up, down or partial (read the last line)",
 				Flags:  labFlags(),
 				Action: labStatus,
 			},
-			{
+				example{"is the lab up?", "sudo tcpcraft lab status | tail -1"},
+			),
+			withExamples(&cli.Command{
 				Name:   "demo",
-				Usage:  "bring the lab up, start kernel peers and show tcpcraft talking to them",
+				Usage:  "bring the lab up, start a kernel web server and show tcpcraft talking to it",
 				Flags:  labFlags(),
 				Action: labDemo,
 			},
+				example{"a first look at tcpcraft", "sudo tcpcraft lab demo"},
+			),
 		},
-	}
+	},
+		example{"build the lab, talk to a kernel server in it, take it down", "sudo tcpcraft lab up"},
+		example{"", "sudo ip netns exec tcpcraft-server socat TCP-LISTEN:7,fork EXEC:cat &"},
+		example{"", "echo hi | sudo ip netns exec tcpcraft-client tcpcraft connect 10.0.2.20:7"},
+		example{"", "sudo tcpcraft lab down"},
+	)
 }
 
 // labFlags override lab.DefaultConfig; each can also come from the
@@ -63,17 +78,17 @@ func labCommand() *cli.Command {
 func labFlags() []cli.Flag {
 	d := lab.DefaultConfig()
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagClientNS, Value: d.ClientNS, EnvVars: []string{"TCPCRAFT_CLIENT_NS"}, Usage: "client network namespace"},
-		&cli.StringFlag{Name: flagServerNS, Value: d.ServerNS, EnvVars: []string{"TCPCRAFT_SERVER_NS"}, Usage: "server network namespace"},
-		&cli.StringFlag{Name: flagClientIf, Value: d.ClientIf, EnvVars: []string{"TCPCRAFT_CLIENT_IF"}, Usage: "client end of the veth pair (at most 15 bytes)"},
-		&cli.StringFlag{Name: flagServerIf, Value: d.ServerIf, EnvVars: []string{"TCPCRAFT_SERVER_IF"}, Usage: "server end of the veth pair (at most 15 bytes)"},
-		&cli.StringFlag{Name: flagClientAddr, Value: d.ClientAddr.String(), EnvVars: []string{"TCPCRAFT_CLIENT_ADDR"}, Usage: "client address with prefix length"},
-		&cli.StringFlag{Name: flagServerAddr, Value: d.ServerAddr.String(), EnvVars: []string{"TCPCRAFT_SERVER_ADDR"}, Usage: "server address with prefix length"},
+		&cli.StringFlag{Name: flagClientNS, Value: d.ClientNS, Sources: cli.EnvVars("TCPCRAFT_CLIENT_NS"), Usage: "client network namespace"},
+		&cli.StringFlag{Name: flagServerNS, Value: d.ServerNS, Sources: cli.EnvVars("TCPCRAFT_SERVER_NS"), Usage: "server network namespace"},
+		&cli.StringFlag{Name: flagClientIf, Value: d.ClientIf, Sources: cli.EnvVars("TCPCRAFT_CLIENT_IF"), Usage: "client end of the veth pair (at most 15 bytes)"},
+		&cli.StringFlag{Name: flagServerIf, Value: d.ServerIf, Sources: cli.EnvVars("TCPCRAFT_SERVER_IF"), Usage: "server end of the veth pair (at most 15 bytes)"},
+		&cli.StringFlag{Name: flagClientAddr, Value: d.ClientAddr.String(), Sources: cli.EnvVars("TCPCRAFT_CLIENT_ADDR"), Usage: "client address with prefix length"},
+		&cli.StringFlag{Name: flagServerAddr, Value: d.ServerAddr.String(), Sources: cli.EnvVars("TCPCRAFT_SERVER_ADDR"), Usage: "server address with prefix length"},
 	}
 }
 
 // labConfig reads the lab flags; a bad value is a usage error.
-func labConfig(c *cli.Context) (lab.Config, error) {
+func labConfig(c *cli.Command) (lab.Config, error) {
 	if err := noArgs(c); err != nil {
 		return lab.Config{}, err
 	}
@@ -99,12 +114,12 @@ func labConfig(c *cli.Context) (lab.Config, error) {
 	return cfg, nil
 }
 
-func labUp(c *cli.Context) error {
+func labUp(ctx context.Context, c *cli.Command) error {
 	cfg, err := labConfig(c)
 	if err != nil {
 		return err
 	}
-	l, err := lab.Up(c.Context, cfg)
+	l, err := lab.Up(ctx, cfg)
 	if err != nil {
 		return exitFailure(err)
 	}
@@ -120,16 +135,16 @@ func labUp(c *cli.Context) error {
 	return nil
 }
 
-func labDown(c *cli.Context) error {
+func labDown(ctx context.Context, c *cli.Command) error {
 	cfg, err := labConfig(c)
 	if err != nil {
 		return err
 	}
-	before, err := lab.Status(c.Context, cfg)
+	before, err := lab.Status(ctx, cfg)
 	if err != nil {
 		return exitFailure(err)
 	}
-	if err := lab.Down(c.Context, cfg); err != nil {
+	if err := lab.Down(ctx, cfg); err != nil {
 		return exitFailure(err)
 	}
 	w := stdout(c)
@@ -147,12 +162,12 @@ func labDown(c *cli.Context) error {
 	return nil
 }
 
-func labStatus(c *cli.Context) error {
+func labStatus(ctx context.Context, c *cli.Command) error {
 	cfg, err := labConfig(c)
 	if err != nil {
 		return err
 	}
-	st, err := lab.Status(c.Context, cfg)
+	st, err := lab.Status(ctx, cfg)
 	if err != nil {
 		return exitFailure(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/lab"
 )
@@ -26,13 +26,12 @@ const demoPage = "Hello from the Linux kernel's TCP in the server namespace.\n" 
 // kernel HTTP server in the server namespace, run `tcpcraft connect` with a
 // GET request from the client namespace, show its trace and the response,
 // and take the lab down again (only if the demo brought it up).
-func labDemo(c *cli.Context) error {
+func labDemo(ctx context.Context, c *cli.Command) error {
 	cfg, err := labConfig(c)
 	if err != nil {
 		return err
 	}
-	ctx := c.Context
-	out, errw := c.App.Writer, c.App.ErrWriter
+	out, errw := stdout(c), stderr(c)
 	before, err := lab.Status(ctx, cfg)
 	if err != nil {
 		return exitFailure(err)

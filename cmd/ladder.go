@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 	"golang.org/x/sys/unix"
 
 	"github.com/tcpcraft/tcpcraft/craft"
@@ -29,8 +29,9 @@ import (
 func ladderFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "ladder", Usage: "draw the trace as a ladder diagram: client left, server right, state changes beside each end"},
-		&cli.StringFlag{Name: "ladder-chars", Value: "auto", Usage: "ladder characters: ascii, unicode, or auto (Unicode when standard error is a UTF-8 terminal)"},
-		&cli.IntFlag{Name: "ladder-width", Usage: "ladder width in columns (default: the terminal's, else 80)"},
+		&choiceFlag{Name: "ladder-chars", Value: "auto", Usage: "ladder characters: ascii, unicode, or auto (Unicode when standard error is a UTF-8 terminal)",
+			Config: choices{values: []string{"auto", "ascii", "unicode"}, aliases: map[string]string{"utf8": "unicode", "utf-8": "unicode"}}},
+		&intFlag{Name: "ladder-width", Usage: "ladder width in `COLUMNS`", DefaultText: "the terminal's, else 80", Config: intRange{min: 64, max: 1000}},
 	}
 }
 
@@ -76,7 +77,7 @@ func newLadderTracer(w io.Writer, tl draw.TextLadder, localIsClient bool, start 
 }
 
 // ladderFromFlags builds the ladder connect/listen asked for, or nil.
-func ladderFromFlags(c *cli.Context, localIsClient bool, start time.Time) (*ladderTracer, error) {
+func ladderFromFlags(c *cli.Command, localIsClient bool, start time.Time) (*ladderTracer, error) {
 	if !c.Bool("ladder") {
 		if c.IsSet("ladder-chars") || c.IsSet("ladder-width") {
 			return nil, usagef("--ladder-chars and --ladder-width need --ladder")
@@ -86,11 +87,11 @@ func ladderFromFlags(c *cli.Context, localIsClient bool, start time.Time) (*ladd
 	if c.Bool("json") || c.Bool("quiet") {
 		return nil, usagef("--ladder is a trace of its own: not with --json or -q")
 	}
-	tl, err := textLadderFor(c.App.ErrWriter, c.String("ladder-chars"), c.Int("ladder-width"), os.Getenv)
+	tl, err := textLadderFor(stderr(c), c.String("ladder-chars"), c.Int("ladder-width"), os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	return newLadderTracer(c.App.ErrWriter, tl, localIsClient, start, draw.LabelOptions{Absolute: c.Bool("absolute")}), nil
+	return newLadderTracer(stderr(c), tl, localIsClient, start, draw.LabelOptions{Absolute: c.Bool("absolute")}), nil
 }
 
 // textLadderFor decides the ladder's characters and width for w: Unicode

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/stack"
@@ -26,8 +26,8 @@ func listenFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep-open", Aliases: []string{"k"}, Usage: "keep accepting connections, many at once, until interrupted"},
 		&cli.BoolFlag{Name: "echo", Usage: "echo each connection's bytes back to it"},
 		&cli.StringFlag{Name: "exec", Aliases: []string{"e"}, Usage: "run `CMD` (with sh -c) per connection, its stdin and stdout wired to the connection"},
-		&cli.IntFlag{Name: "max-conns", Usage: "at most this many connections at once; more are reset (0: no limit)"},
-		&cli.IntFlag{Name: "backlog", Value: 128, Usage: "connections half-open or not yet served; SYNs beyond are dropped unanswered, like Linux with a full accept queue"},
+		&intFlag{Name: "max-conns", Usage: "at most `N` connections at once; more are reset", DefaultText: "no limit", Config: intRange{min: 0, max: 1 << 30, hint: "must be 0 or more"}},
+		&intFlag{Name: "backlog", Value: 128, Usage: "connections half-open or not yet served; SYNs beyond are dropped unanswered, like Linux with a full accept queue", Config: intRange{min: 1, max: 1 << 20}},
 		&cli.BoolFlag{Name: "force", Usage: "listen even if a kernel socket already listens on the port (the kernel will no longer see its segments)"},
 		statsFlag(),
 	)
@@ -58,26 +58,28 @@ func parseListenAddr(arg string) (netip.AddrPort, error) {
 }
 
 // runListen is the action of "tcpcraft listen [ADDR]:PORT".
-func runListen(c *cli.Context) error {
+func runListen(ctx context.Context, c *cli.Command) error {
 	if c.NArg() != 1 {
-		return usagef("want exactly one [ADDR]:PORT argument, got %d", c.NArg())
+		return usagef("want exactly one [ADDR]:PORT argument, got %d (%s)", c.NArg(), quoteArgs(c.Args().Slice()))
 	}
-	ctx := c.Context
 	local, err := parseListenAddr(c.Args().First())
 	if err != nil {
+		return err
+	}
+	if err := checkTraceFlags(c); err != nil {
 		return err
 	}
 	if _, err := connConfig(c, 0); err != nil {
 		return err
 	}
-	if c.Bool("echo") && c.String("exec") != "" {
-		return usagef("give --echo or --exec, not both")
+	if err := exclusive(c, "echo", "exec"); err != nil {
+		return err
 	}
-	if c.Int("max-conns") < 0 || c.Int("backlog") < 1 {
-		return usagef("--max-conns must be >= 0 and --backlog >= 1")
-	}
-	if c.Uint("sport") != 0 {
+	if c.IsSet("sport") {
 		return usagef("--sport has no meaning for listen: the port is in the address")
+	}
+	if !c.Bool("keep-open") && c.IsSet("max-conns") {
+		return usagef("--max-conns goes with -k: without it listen serves one connection")
 	}
 	ladder, err := ladderFromFlags(c, false, time.Now())
 	if err != nil {
@@ -177,12 +179,13 @@ func runListen(c *cli.Context) error {
 
 // connHandler serves accepted connections the way the flags say.
 type connHandler struct {
-	c     *cli.Context
+	c     *cli.Command
 	trace *tracer
 	outMu sync.Mutex // one connection's chunk at a time on stdout
 	// echoBufs recycles --echo's copy buffers: a fresh 64 KiB per
 	// connection was most of what a busy listener allocated, and its
-	// garbage collections a tenth of its CPU (issue 8, accept rate).
+	// garbage collections a tenth of its CPU (the accept rate,
+	// docs/PERFORMANCE.md).
 	echoBufs sync.Pool
 }
 
@@ -194,11 +197,11 @@ func (h *connHandler) serve(ctx context.Context, conn *stack.Conn, single bool) 
 	case h.c.String("exec") != "":
 		return h.execFor(ctx, conn)
 	case single:
-		return pipe(ctx, conn, h.c.App.Reader, h.c.App.Writer)
+		return pipe(ctx, conn, stdin(h.c), stdout(h.c))
 	default:
 		// Many connections, one stdout: each connection's data goes to
 		// stdout; nothing is sent to the peers (stdin can feed only one).
-		return pipe(ctx, conn, nil, lockedWriter{&h.outMu, h.c.App.Writer})
+		return pipe(ctx, conn, nil, lockedWriter{&h.outMu, stdout(h.c)})
 	}
 }
 
@@ -248,7 +251,7 @@ func (h *connHandler) echo(ctx context.Context, conn *stack.Conn) error {
 // execFor runs --exec's command for one connection, like ncat --sh-exec.
 func (h *connHandler) execFor(ctx context.Context, conn *stack.Conn) error {
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.c.String("exec"))
-	cmd.Stderr = h.c.App.ErrWriter
+	cmd.Stderr = stderr(h.c)
 	cmd.Env = append(os.Environ(), "TCPCRAFT_PEER="+conn.RemoteAddr().String(), "TCPCRAFT_LOCAL="+conn.LocalAddr().String())
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

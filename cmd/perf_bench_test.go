@@ -1,6 +1,6 @@
 package cmd
 
-// The performance comparisons of issue 8: tcpcraft (the CGO_ENABLED=0
+// The performance comparisons: tcpcraft (the CGO_ENABLED=0
 // binary, as users run it) against the Linux kernel's own TCP on the same
 // veth of one fresh lab, in the same run, in interleaved rounds (tcpcraft,
 // kernel, tcpcraft, kernel, ...), reported as medians and ratios. Run them

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/lab"
@@ -24,7 +24,7 @@ const probeSyscallsName = "probe-syscalls"
 // probeCommand is "tcpcraft probe SCRIPT...": packetdrill-style scripts of
 // segments to send and segments to expect.
 func probeCommand() *cli.Command {
-	return &cli.Command{
+	return withExamples(&cli.Command{
 		Name:      "probe",
 		Usage:     "run packetdrill-style scripts (segments to send, segments to expect) against a kernel peer",
 		ArgsUsage: "SCRIPT...",
@@ -38,19 +38,27 @@ func probeCommand() *cli.Command {
 			"`shell lines`. Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
 			"Without --peer-netns or --target each script gets a throwaway pair of network\n" +
 			"namespaces: the kernel under test at 10.0.2.20 (port 8080 unless the script binds\n" +
-			"another), tcpcraft at 10.0.2.21. Both are removed afterwards.\n\n" +
+			"another), tcpcraft at 10.0.2.21. Both are removed afterwards. IPv4 only for now.\n\n" +
+			"With -v every packet, system call and command is shown on standard error, stamped with\n" +
+			"its time since the script's start: a packet sent when it was handed to the kernel, a\n" +
+			"packet received when it was captured, a system call when it entered the kernel (a\n" +
+			"blocking one also when it returned).\n\n" +
 			"Exit codes: 0 all scripts pass, 1 a script failed, 2 a script has a syntax error (nothing\n" +
-			"is run then) or the command line is wrong.\n\n" +
-			"Example: tcpcraft probe handshake.pkt",
+			"is run then) or the command line is wrong.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "peer-netns", Usage: "the kernel under test is the one of this existing network `NAMESPACE`; tcpcraft stays where it was started"},
 			&cli.StringFlag{Name: "target", Usage: "probe a server at `HOST:PORT` with packets only (no system call or shell lines)"},
-			&cli.DurationFlag{Name: "tolerance", Value: probe.DefaultTolerance, Usage: "how far from its script time an event may happen (also at least 12.5% of the time since the previous event)"},
-			&cli.BoolFlag{Name: "ipv4", Value: true, Usage: "IPv4 (the only family supported for now)"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every packet, system call and command on stderr"},
+			&durationFlag{Name: "tolerance", Value: probe.DefaultTolerance, Usage: "how far from its script time an event may happen (also at least 12.5% of the time since the previous event)", Config: durationRules{positive: true}},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every packet, system call and command on standard error"},
 		},
 		Action: runProbe,
-	}
+	},
+		example{"run a script against a fresh kernel in throwaway namespaces (packetdrill x.pkt)", "tcpcraft probe handshake.pkt"},
+		example{"several scripts, showing every packet and system call", "tcpcraft probe -v tests/*.pkt"},
+		example{"against the kernel of an existing namespace", "tcpcraft probe --peer-netns tcpcraft-server listen.pkt"},
+		example{"packets only, against a running server", "tcpcraft probe --target 10.0.2.20:80 syn-ack.pkt"},
+		example{"on a loaded machine, with a looser timing tolerance", "tcpcraft probe --tolerance 0.05 timing.pkt"},
+	)
 }
 
 // probeSyscallsCommand is the hidden helper "tcpcraft probe-syscalls": it
@@ -62,11 +70,11 @@ func probeSyscallsCommand() *cli.Command {
 		Name:   probeSyscallsName,
 		Usage:  "internal: execute tcpcraft probe's system calls (JSON lines on stdin/stdout)",
 		Hidden: true,
-		Action: func(c *cli.Context) error {
+		Action: func(_ context.Context, c *cli.Command) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			return probe.ServeHelper(c.App.Reader, c.App.Writer)
+			return probe.ServeHelper(stdin(c), stdout(c))
 		},
 	}
 }
@@ -79,17 +87,11 @@ type probeMode struct {
 
 func (m probeMode) packetsOnly() bool { return m.target.IsValid() }
 
-func runProbe(c *cli.Context) error {
+func runProbe(ctx context.Context, c *cli.Command) error {
 	if c.NArg() == 0 {
 		return usagef("want at least one SCRIPT")
 	}
-	if !c.Bool("ipv4") {
-		return usagef("--ipv4=false: only IPv4 is supported for now")
-	}
 	tol := c.Duration("tolerance")
-	if tol <= 0 {
-		return usagef("--tolerance %v: must be positive", tol)
-	}
 	var mode probeMode
 	mode.peerNS = c.String("peer-netns")
 	if t := c.String("target"); t != "" {
@@ -97,7 +99,7 @@ func runProbe(c *cli.Context) error {
 			return usagef("give --peer-netns or --target, not both")
 		}
 		var err error
-		if mode.target, err = parseHostPort(c.Context, t); err != nil {
+		if mode.target, err = parseHostPort(ctx, t); err != nil {
 			return err
 		}
 	}
@@ -115,7 +117,7 @@ func runProbe(c *cli.Context) error {
 			return exitFailure(err)
 		}
 		// Namespaces of runs killed before their clean-up (SIGKILL).
-		removed, err := probe.SweepStale(c.Context)
+		removed, err := probe.SweepStale(ctx)
 		for _, ns := range removed {
 			fmt.Fprintf(stderr(c), "removed namespace %s left by a killed tcpcraft probe\n", ns)
 		}
@@ -133,7 +135,7 @@ func runProbe(c *cli.Context) error {
 	}
 	failed := 0
 	for _, ls := range scripts {
-		ok, err := runOneScript(c.Context, stdout(c), ls, mode, cfg, helper)
+		ok, err := runOneScript(ctx, stdout(c), ls, mode, cfg, helper)
 		if err != nil {
 			return err
 		}

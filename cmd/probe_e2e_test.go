@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -232,5 +234,64 @@ func TestProbeTarget(t *testing.T) {
 	r = e.tcpcraft(t, nil, "probe", "--target", e.serverAddr(8081), script)
 	if r.code != codeFailure || !strings.Contains(r.stdout, "target.pkt:3: error handling packet: live packet field tcp_syn: expected: 1 (0x1) vs actual: 0 (0x0)") {
 		t.Errorf("closed port: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestProbeVerboseStampsInOrder: probe -v stamps every line with its time,
+// and nothing is stamped before what caused it: a packet the kernel sends
+// in answer to an injected one, or during a system call, comes after it.
+// The lines are printed in the order the script meets them, so the stamps
+// never go down — except a blocking call's return, printed when the runner
+// learns of it, which must only come after its "blocked" line; and the
+// leftover segments listed at the end.
+func TestProbeVerboseStampsInOrder(t *testing.T) {
+	scripts := []string{scriptPath("client-connect.pkt"), scriptPath("server-data-close.pkt"), scriptPath("blocking-accept-read.pkt")}
+	// A loose tolerance: this test is about the order of the stamps, and
+	// on a loaded machine the scripts' timing (which measures the
+	// machine) could fail them before their end.
+	r := probeRun(t, 0, append([]string{"probe", "-v", "--tolerance", "1"}, scripts...)...)
+	if r.code != codeOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	stamp := regexp.MustCompile(`^(\d+\.\d{6}) (.*)$`)
+	prev, prevLine, lines, replies, returns := -1.0, "", 0, 0, 0
+	blocked := map[string]float64{} // call text -> when it was seen blocked
+	for _, line := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(line, "; tcpcraft at ") {
+			prev, prevLine = -1, "" // the next script starts its clock
+			clear(blocked)
+			continue
+		}
+		m := stamp.FindStringSubmatch(line)
+		if m == nil || strings.Contains(line, "(not in the script)") {
+			continue
+		}
+		at, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines++
+		if call, ok := strings.CutSuffix(m[2], " blocked"); ok {
+			blocked[call] = at
+		} else if call, _, ok := strings.Cut(m[2], " = "); ok {
+			if since, ok := blocked[call]; ok {
+				returns++
+				delete(blocked, call)
+				if at < since {
+					t.Errorf("%s returned at %v, before it blocked at %v", call, at, since)
+				}
+				continue
+			}
+		}
+		if strings.HasPrefix(m[2], "> ") {
+			replies++
+		}
+		if at < prev {
+			t.Errorf("stamped before the line it follows:\n  %s\n  %s", prevLine, line)
+		}
+		prev, prevLine = at, line
+	}
+	if lines < 30 || replies < 10 || returns < 2 {
+		t.Fatalf("%d stamped lines, %d of the kernel's packets, %d blocking returns; want a full trace:\n%s", lines, replies, returns, r.stderr)
 	}
 }

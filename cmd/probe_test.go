@@ -51,8 +51,8 @@ func TestProbeUsageErrors(t *testing.T) {
 		{"no script", []string{"probe"}, "tcpcraft probe: want at least one SCRIPT"},
 		{"both modes", []string{"probe", "--target", "10.0.2.20:80", "--peer-netns", "x", good}, "give --peer-netns or --target, not both"},
 		{"bad target", []string{"probe", "--target", "10.0.2.20", good}, "want HOST:PORT"},
-		{"bad tolerance", []string{"probe", "--tolerance", "0s", good}, "--tolerance 0s: must be positive"},
-		{"ipv6", []string{"probe", "--ipv4=false", good}, "only IPv4 is supported"},
+		{"bad tolerance", []string{"probe", "--tolerance", "0s", good}, "--tolerance 0s: must be more than 0"},
+		{"negative tolerance", []string{"probe", "--tolerance", "-0.1", good}, "--tolerance -0.1: must not be negative"},
 		{"missing file", []string{"probe", filepath.Join(t.TempDir(), "nope.pkt")}, "no such file or directory"},
 		{"syscall with --target", []string{"probe", "--target", "10.0.2.20:80", withSyscall},
 			"sys.pkt:1:3: system call socket: with --target a script may only have packet lines"},
@@ -108,7 +108,7 @@ func TestProbeHelpMentionsModes(t *testing.T) {
 	if r.code != codeOK {
 		t.Fatalf("exit %d", r.code)
 	}
-	for _, flag := range []string{"--peer-netns", "--target", "--tolerance", "--ipv4", "--verbose"} {
+	for _, flag := range []string{"--peer-netns", "--target", "--tolerance", "--verbose"} {
 		if !strings.Contains(r.stdout, flag) {
 			t.Errorf("help does not mention %s:\n%s", flag, r.stdout)
 		}

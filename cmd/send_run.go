@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -13,26 +14,29 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 )
 
 func sendFlags() []cli.Flag {
-	return append(linkFlags(),
-		&cli.StringFlag{Name: "flags", Aliases: []string{"f"}, Value: "S", Usage: "TCP flags as letters: S(YN) A(CK) F(IN) R(ST) P(SH) U(RG) E(CE) C(WR) N(S/AE), or \"none\""},
-		&cli.StringFlag{Name: "seq", Usage: "sequence number (default: random)"},
-		&cli.StringFlag{Name: "ack", Usage: "acknowledgement number (default 0)"},
-		&cli.UintFlag{Name: "window", Value: 64240, Usage: "window field"},
-		&cli.UintFlag{Name: "urg", Usage: "urgent pointer"},
-		&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "a TCP option, in order, repeatable: mss=N, wscale=N, sackok, sack=L-R[,L-R...], ts=VAL:ECR, nop, eol, raw=KIND:HEX, or linux (Linux's SYN set: mss,sackOK,TS,nop,wscale)"},
-		&cli.StringFlag{Name: "payload", Usage: "payload bytes as text"},
-		&cli.StringFlag{Name: "payload-hex", Usage: "payload bytes as hex"},
-		&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "how long to wait for replies to each segment"},
-		&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Value: 1, Usage: "send this many segments (SYNs get a fresh source port each unless --sport)"},
-		&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "pause between segments (0: back to back)"},
-	)
+	return []cli.Flag{
+		ifaceFlag(), sportFlag(), ttlFlag(), pcapFlag(),
+		&cli.BoolFlag{Name: "json", Usage: "replies, statistics and the final error as one JSON object per line on standard output"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no line per segment sent or reply: only the statistics (with -c) and errors (--json output is whole)"},
+		&cli.StringFlag{Name: "flags", Aliases: []string{"f"}, Value: "S", Usage: "TCP flags as `LETTERS`: S(YN) A(CK) F(IN) R(ST) P(SH) U(RG) E(CE) C(WR) N(S/AE), or \"none\""},
+		seqNumberFlag("seq", "sequence `NUMBER`", "random"),
+		seqNumberFlag("ack", "acknowledgement `NUMBER`", "0"),
+		&intFlag{Name: "window", Value: 64240, Usage: "window field", Config: intRange{min: 0, max: 65535}},
+		&intFlag{Name: "urg", Usage: "urgent pointer", Config: intRange{min: 0, max: 65535}},
+		&cli.StringSliceFlag{Name: "opt", Aliases: []string{"o"}, Usage: "a TCP `OPTION`, in order, repeatable: mss=N, wscale=N, sackok, sack=L-R[,L-R...], ts=VAL:ECR, nop, eol, raw=KIND:HEX, or linux (Linux's SYN set: mss,sackOK,TS,nop,wscale)"},
+		&cli.StringFlag{Name: "payload", Usage: "payload bytes as `TEXT`"},
+		&cli.StringFlag{Name: "payload-hex", Usage: "payload bytes as `HEX`"},
+		&durationFlag{Name: "wait", Value: time.Second, Usage: "how long to wait for replies to each segment", Config: durationRules{positive: true}},
+		&intFlag{Name: "count", Aliases: []string{"c"}, Value: 1, Usage: "send `N` segments (SYNs get a fresh source port each unless --sport)", Config: intRange{min: 1, max: 1 << 30, hint: "must be at least 1"}},
+		&durationFlag{Name: "interval", Value: time.Second, Usage: "pause between segments; 0: back to back"},
+	}
 }
 
 // sendPlan is a parsed `send` command line.
@@ -50,34 +54,18 @@ type sendPlan struct {
 	interval time.Duration
 }
 
-func parseSendPlan(c *cli.Context) (sendPlan, error) {
+func parseSendPlan(c *cli.Command) (sendPlan, error) {
 	var p sendPlan
 	var err error
 	if p.flags, err = parseFlagLetters(c.String("flags")); err != nil {
 		return p, usagef("--flags: %v", err)
 	}
-	if s := c.String("seq"); s != "" {
-		v, err := strconv.ParseUint(s, 0, 32)
-		if err != nil {
-			return p, usagef("--seq %q: not a 32-bit number", s)
-		}
-		p.seq, p.seqSet = craft.Seq(v), true
+	if c.IsSet("seq") {
+		p.seq, p.seqSet = craft.Seq(uint32(c.Int("seq"))), true
 	}
-	if s := c.String("ack"); s != "" {
-		v, err := strconv.ParseUint(s, 0, 32)
-		if err != nil {
-			return p, usagef("--ack %q: not a 32-bit number", s)
-		}
-		p.ack = craft.Seq(v)
-	}
-	if w := c.Uint("window"); w > 65535 {
-		return p, usagef("--window %d: the field has 16 bits", w)
-	}
-	p.window = uint16(c.Uint("window"))
-	if u := c.Uint("urg"); u > 65535 {
-		return p, usagef("--urg %d: the field has 16 bits", u)
-	}
-	p.urgent = uint16(c.Uint("urg"))
+	p.ack = craft.Seq(uint32(c.Int("ack")))
+	p.window = uint16(c.Int("window"))
+	p.urgent = uint16(c.Int("urg"))
 	for _, o := range c.StringSlice("opt") {
 		opts, err := parseOption(o)
 		if err != nil {
@@ -88,9 +76,10 @@ func parseSendPlan(c *cli.Context) (sendPlan, error) {
 	if _, err := (&craft.TCP{Options: p.options}).HeaderLen(); err != nil {
 		return p, usagef("--opt: %v", err)
 	}
+	if err := exclusive(c, "payload", "payload-hex"); err != nil {
+		return p, err
+	}
 	switch {
-	case c.String("payload") != "" && c.String("payload-hex") != "":
-		return p, usagef("give --payload or --payload-hex, not both")
 	case c.String("payload") != "":
 		p.payload = []byte(c.String("payload"))
 	case c.String("payload-hex") != "":
@@ -103,15 +92,6 @@ func parseSendPlan(c *cli.Context) (sendPlan, error) {
 		return p, usagef("payload of %d bytes: at most 1400 (one segment, no fragmentation)", len(p.payload))
 	}
 	p.wait, p.count, p.interval = c.Duration("wait"), c.Int("count"), c.Duration("interval")
-	if p.wait <= 0 {
-		return p, usagef("--wait %v: must be positive", p.wait)
-	}
-	if p.count < 1 {
-		return p, usagef("--count %d: at least 1", p.count)
-	}
-	if p.interval < 0 {
-		return p, usagef("--interval %v: must not be negative", p.interval)
-	}
 	return p, nil
 }
 
@@ -155,7 +135,11 @@ func parseOption(s string) ([]craft.Option, error) {
 		if !hasVal {
 			return 0, fmt.Errorf("%s needs a value (%s=N)", name, name)
 		}
-		return strconv.ParseUint(val, 0, bits)
+		v, err := strconv.ParseUint(val, 0, bits)
+		if err != nil {
+			return 0, fmt.Errorf("want a number 0 to %d", uint64(1)<<bits-1)
+		}
+		return v, nil
 	}
 	switch strings.ToLower(name) {
 	case "mss":
@@ -236,16 +220,15 @@ type sendReply struct {
 }
 
 // runSend is the action of "tcpcraft send".
-func runSend(c *cli.Context) error {
+func runSend(ctx context.Context, c *cli.Command) error {
 	if c.NArg() != 1 {
-		return usagef("want exactly one HOST:PORT argument, got %d", c.NArg())
+		return usagef("want exactly one HOST:PORT argument, got %d (%s)", c.NArg(), quoteArgs(c.Args().Slice()))
 	}
-	ctx := c.Context
-	remote, err := parseHostPort(ctx, c.Args().First())
+	plan, err := parseSendPlan(c)
 	if err != nil {
 		return err
 	}
-	plan, err := parseSendPlan(c)
+	remote, err := parseHostPort(ctx, c.Args().First())
 	if err != nil {
 		return err
 	}
@@ -264,7 +247,6 @@ func runSend(c *cli.Context) error {
 		}
 		defer pcap.Close()
 	}
-	out := c.App.Writer
 	var format craft.Formatter
 	format.Absolute = true // a crafted segment is shown as crafted
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
@@ -285,7 +267,7 @@ func runSend(c *cli.Context) error {
 		}
 		// A fresh port per SYN probe (unless --sport): the peer keeps no
 		// state between probes, so each is a clean first SYN.
-		if i == 0 || (plan.flags.Has(craft.FlagSYN) && c.Uint("sport") == 0) {
+		if i == 0 || (plan.flags.Has(craft.FlagSYN) && !c.IsSet("sport")) {
 			_, ifindex, local, err = pickEndpoint(c, sessionSpec{remote: remote})
 			if err != nil {
 				return err
@@ -301,15 +283,15 @@ func runSend(c *cli.Context) error {
 		}
 	}
 	if plan.count > 1 || c.Bool("json") {
-		printSendStats(c, remote, sent, rtts)
-	} else if len(rtts) == 0 {
-		fmt.Fprintf(out, "no reply from %v within %v\n", remote, plan.wait)
+		if err := printSendStats(c, remote, sent, rtts); err != nil {
+			return exitFailure(fmt.Errorf("writing output: %w", err))
+		}
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if len(rtts) == 0 {
-		return exitFailure(fmt.Errorf("no reply from %v", remote))
+		return exitFailure(fmt.Errorf("no reply from %v within %v", remote, plan.wait))
 	}
 	return nil
 }
@@ -318,8 +300,8 @@ func runSend(c *cli.Context) error {
 // arrive within plan.wait. The guard rule keeps the local kernel from
 // resetting the reply itself; a SYN-ACK to our SYN is reset by us, so the
 // peer is not left half-open.
-func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand, inj *capture.Injector, pcap *capture.PcapWriter, format *craft.Formatter, ifindex int, local, remote netip.AddrPort, probe int) (time.Duration, bool, error) {
-	out := c.App.Writer
+func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand, inj *capture.Injector, pcap *capture.PcapWriter, format *craft.Formatter, ifindex int, local, remote netip.AddrPort, probe int) (time.Duration, bool, error) {
+	out := stdout(c)
 	guard, err := capture.InstallGuard(ctx, local)
 	if err != nil {
 		return 0, false, exitFailure(err)
@@ -340,7 +322,7 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 		Seq: seq, Ack: plan.ack, Flags: plan.flags, Window: plan.window, Urgent: plan.urgent,
 		Options: plan.options, Payload: plan.payload,
 	}
-	ip := craft.IPv4{TTL: uint8(c.Uint("ttl")), ID: uint16(rng.Uint32()) | 1, DontFragment: true, Protocol: craft.ProtocolTCP, Src: local.Addr(), Dst: remote.Addr()}
+	ip := craft.IPv4{TTL: uint8(c.Int("ttl")), ID: uint16(rng.Uint32()) | 1, DontFragment: true, Protocol: craft.ProtocolTCP, Src: local.Addr(), Dst: remote.Addr()}
 	pkt, err := craft.BuildIPv4TCP(ip, &seg)
 	if err != nil {
 		return 0, false, usagef("building the segment: %v", err)
@@ -348,7 +330,7 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 	var parsed craft.Packet
 	quiet := c.Bool("quiet")
 	if err := craft.ParsePacket(craft.LinkRaw, pkt, &parsed, craft.PacketOptions{}); err == nil && !quiet && !c.Bool("json") {
-		fmt.Fprintf(c.App.ErrWriter, "> %s\n", format.Format(&parsed))
+		fmt.Fprintf(stderr(c), "> %s\n", format.Format(&parsed))
 	}
 	sentAt := time.Now()
 	if err := inj.Send(pkt); err != nil {
@@ -372,7 +354,9 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 		}
 		var reply craft.Packet
 		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &reply, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil {
-			fmt.Fprintf(out, "malformed reply: %v\n", err)
+			if !quiet && !c.Bool("json") {
+				fmt.Fprintf(out, "malformed reply: %v\n", err)
+			}
 			continue
 		}
 		rtt := f.Time.Sub(sentAt)
@@ -382,12 +366,18 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 		if !got {
 			first, got = rtt, true
 		}
-		if c.Bool("json") {
+		var werr error
+		switch {
+		case c.Bool("json"):
 			pj := format.JSON(&reply)
 			pj.Time = f.Time.UTC().Format(time.RFC3339Nano)
-			writeJSONLine(out, sendReply{Type: "reply", Probe: probe, RTTus: rtt.Microseconds(), PacketJSON: &pj})
-		} else {
-			fmt.Fprintf(out, "%s  rtt=%.3f ms\n", format.Format(&reply), float64(rtt.Microseconds())/1000)
+			werr = writeJSONLine(out, sendReply{Type: "reply", Probe: probe, RTTus: rtt.Microseconds(), PacketJSON: &pj})
+		case quiet:
+		default:
+			_, werr = fmt.Fprintf(out, "%s  rtt=%.3f ms\n", format.Format(&reply), float64(rtt.Microseconds())/1000)
+		}
+		if werr != nil {
+			return 0, false, exitFailure(fmt.Errorf("writing output: %w", werr))
 		}
 		// Clean up a half-open peer: our SYN drew a SYN-ACK (RFC 9293
 		// §3.10.7.3 answers it with RST seq=SEG.ACK).
@@ -403,7 +393,7 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 				if !quiet && !c.Bool("json") {
 					var rp craft.Packet
 					if craft.ParsePacket(craft.LinkRaw, b, &rp, craft.PacketOptions{}) == nil {
-						fmt.Fprintf(c.App.ErrWriter, "> %s (clean-up)\n", format.Format(&rp))
+						fmt.Fprintf(stderr(c), "> %s (clean-up)\n", format.Format(&rp))
 					}
 				}
 			}
@@ -413,24 +403,33 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 			break
 		}
 	}
-	if !got && c.Bool("json") {
-		writeJSONLine(out, sendReply{Type: "timeout", Probe: probe})
-	} else if !got && plan.count > 1 {
-		fmt.Fprintf(out, "probe %d: no reply within %v\n", probe, plan.wait)
+	var werr error
+	switch {
+	case got:
+	case c.Bool("json"):
+		werr = writeJSONLine(out, sendReply{Type: "timeout", Probe: probe})
+	case plan.count > 1 && !quiet:
+		_, werr = fmt.Fprintf(out, "probe %d: no reply within %v\n", probe, plan.wait)
+	}
+	if werr != nil {
+		return 0, false, exitFailure(fmt.Errorf("writing output: %w", werr))
 	}
 	return first, got, nil
 }
 
-func writeJSONLine(w interface{ Write([]byte) (int, error) }, v any) {
+// writeJSONLine writes v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
-	if err == nil {
-		_, _ = w.Write(append(b, '\n'))
+	if err != nil {
+		return err
 	}
+	_, err = w.Write(append(b, '\n'))
+	return err
 }
 
 // printSendStats ends a run like ping does.
-func printSendStats(c *cli.Context, remote netip.AddrPort, sent int, rtts []time.Duration) {
-	out := c.App.Writer
+func printSendStats(c *cli.Command, remote netip.AddrPort, sent int, rtts []time.Duration) error {
+	out := stdout(c)
 	loss := 0.0
 	if sent > 0 {
 		loss = 100 * float64(sent-len(rtts)) / float64(sent)
@@ -451,7 +450,7 @@ func printSendStats(c *cli.Context, remote netip.AddrPort, sent int, rtts []time
 		avg = sum / time.Duration(len(sorted))
 	}
 	if c.Bool("json") {
-		writeJSONLine(out, struct {
+		return writeJSONLine(out, struct {
 			Type     string  `json:"type"`
 			Sent     int     `json:"sent"`
 			Received int     `json:"received"`
@@ -461,12 +460,14 @@ func printSendStats(c *cli.Context, remote netip.AddrPort, sent int, rtts []time
 			MedianUs int64   `json:"rtt_median_us"`
 			MaxUs    int64   `json:"rtt_max_us"`
 		}{"summary", sent, len(rtts), loss, minR.Microseconds(), avg.Microseconds(), med.Microseconds(), maxR.Microseconds()})
-		return
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	fmt.Fprintf(out, "--- %v tcpcraft send statistics ---\n", remote)
-	fmt.Fprintf(out, "%d segments sent, %d answered, %.1f%% loss\n", sent, len(rtts), loss)
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- %v tcpcraft send statistics ---\n", remote)
+	fmt.Fprintf(&b, "%d segments sent, %d answered, %.1f%% loss\n", sent, len(rtts), loss)
 	if len(rtts) > 0 {
-		fmt.Fprintf(out, "rtt min/avg/median/max = %.3f/%.3f/%.3f/%.3f ms\n", ms(minR), ms(avg), ms(med), ms(maxR))
+		fmt.Fprintf(&b, "rtt min/avg/median/max = %.3f/%.3f/%.3f/%.3f ms\n", ms(minR), ms(avg), ms(med), ms(maxR))
 	}
+	_, err := io.WriteString(out, b.String())
+	return err
 }

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
@@ -21,15 +21,30 @@ import (
 	"github.com/tcpcraft/tcpcraft/stack"
 )
 
-// Flags shared by the commands that talk TCP (connect, listen, send).
+// The flags of the commands that talk TCP (connect, listen, send).
+
+func ifaceFlag() cli.Flag {
+	return &cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "send and capture on `INTERFACE`", DefaultText: "the interface of the route to the peer"}
+}
+
+func sportFlag() cli.Flag {
+	return &intFlag{Name: "sport", Aliases: []string{"p"}, Usage: "local `PORT`", DefaultText: "a random port outside ip_local_port_range", Config: intRange{min: 1, max: 65535}}
+}
+
+func ttlFlag() cli.Flag {
+	return &intFlag{Name: "ttl", Value: 64, Usage: "IP time to live of sent packets", Config: intRange{min: 1, max: 255}}
+}
+
+func pcapFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pcap", Usage: "write every segment of the session, both directions, to the pcap file `FILE`", TakesFile: true}
+}
+
+// Flags of connect and listen: where, and how much of the trace to show.
 func linkFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "iface", Aliases: []string{"i"}, Usage: "send and capture on this interface (default: the route's)"},
-		&cli.UintFlag{Name: "sport", Aliases: []string{"p"}, Usage: "local port (default: a random port outside ip_local_port_range)"},
-		&cli.UintFlag{Name: "ttl", Value: 64, Usage: "IP time to live of sent packets"},
-		&cli.StringFlag{Name: "pcap", Usage: "write every segment of the session, both directions, to this pcap `FILE`"},
-		&cli.BoolFlag{Name: "json", Usage: "trace as one JSON object per line on stderr"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no trace, only errors"},
+		ifaceFlag(), sportFlag(), ttlFlag(), pcapFlag(),
+		&cli.BoolFlag{Name: "json", Usage: "the trace, and the final error, as one JSON object per line on standard error"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no trace: only the data on standard output, and errors"},
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "trace more: RTT samples, retransmissions, acknowledged bytes"},
 		&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "absolute sequence numbers in the trace (tcpdump -S)"},
 	}
@@ -41,22 +56,24 @@ func linkFlags() []cli.Flag {
 // waits in it, so an idle connection of a busy listener does not pay for
 // it. With 256 KiB, a bulk download whose reader writes into a pipe ran
 // dry whenever the pipe was full: the kernel's sender saw the window shut
-// (issue 8: 0.38 of the kernel's receiver, 0.50 with 6 MiB, in the lab).
+// (docs/PERFORMANCE.md).
 const defaultWindow = 6 << 20
 
 // Flags that shape our end of a connection (connect, listen).
 func connFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "isn", Usage: "initial sequence number (default: random, RFC 6528)"},
-		&cli.UintFlag{Name: "mss", Usage: "MSS to advertise (default: the interface MTU - 40)"},
-		&cli.IntFlag{Name: "wscale", Value: 7, Usage: "window scale shift to offer, 0-14, or -1 for none"},
-		&cli.UintFlag{Name: "window", Value: defaultWindow, Usage: "receive buffer, the most we advertise (grows on demand up to this; Linux's own receive buffer grows to 6 MiB or more)"},
-		&cli.UintFlag{Name: "sndbuf", Value: 4 << 20, Usage: "send buffer: the most bytes queued, unacknowledged ones included (grows on demand up to this; Linux's tcp_wmem maximum is 4 MiB)"},
+		seqNumberFlag("isn", "initial sequence `NUMBER` (decimal or 0x hex)", "random, RFC 6528"),
+		// fsm accepts an MSS of 64 to 65495 (the largest IPv4 packet
+		// less the headers).
+		&intFlag{Name: "mss", Usage: "MSS to advertise, in `BYTES`", DefaultText: "the interface MTU - 40", Config: intRange{min: 64, max: 65495}},
+		&intFlag{Name: "wscale", Value: 7, Usage: "window scale shift to offer, 0-14, or -1 for none (RFC 7323 §2.3)", Config: intRange{min: -1, max: 14, hint: "must be 0 to 14, or -1 for none (RFC 7323 §2.3)"}},
+		&intFlag{Name: "window", Value: defaultWindow, Usage: "receive buffer in `BYTES`, the most we advertise (it grows on demand up to this; Linux's own grows to 6 MiB or more)", Config: intRange{min: 1, max: 1 << 30, hint: "must be 1 to 2^30 bytes"}},
+		&intFlag{Name: "sndbuf", Value: 4 << 20, Usage: "send buffer in `BYTES`: the most queued, unacknowledged bytes included (it grows on demand up to this; Linux's tcp_wmem maximum is 4 MiB)", Config: intRange{min: 1024, max: 1 << 30, hint: "must be 1024 to 2^30 bytes"}},
 		&cli.BoolFlag{Name: "no-sack", Usage: "do not offer SACK-permitted"},
 		&cli.BoolFlag{Name: "no-timestamps", Usage: "do not offer timestamps"},
-		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default for interactive use)"},
-		&cli.DurationFlag{Name: "time-wait", Value: time.Second, Usage: "how long TIME-WAIT lasts (2*MSL) when we close first"},
-		&cli.StringFlag{Name: "cc", Value: fsm.CongestionCubic, Usage: "congestion control: cubic (RFC 9438, as Linux) or reno (NewReno, RFC 5681/6582)"},
+		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default, for interactive use)"},
+		&durationFlag{Name: "time-wait", Value: time.Second, Usage: "how long TIME-WAIT lasts (2*MSL) when we close first; 0 passes through it at once"},
+		&choiceFlag{Name: "cc", Value: fsm.CongestionCubic, Usage: "congestion control: cubic (RFC 9438, as Linux) or reno (NewReno, RFC 5681/6582)", Config: choices{values: []string{fsm.CongestionCubic, fsm.CongestionReno}}},
 	}
 }
 
@@ -69,7 +86,7 @@ type sessionSpec struct {
 // session is everything a run that talks TCP sets up, in order: privileges
 // checked, route found, port chosen, guard rule installed, capture and raw
 // socket opened, stack started. close undoes it in reverse order, resetting
-// open connections before the guard goes (DESIGN.md, the RST guard).
+// open connections before the guard goes, so no peer is left half-open.
 type session struct {
 	route  capture.Route
 	local  netip.AddrPort
@@ -98,7 +115,7 @@ func (l stackLink) WaitFrame(ctx context.Context) error                  { retur
 func (l stackLink) TakeFrame(fn func(capture.Frame)) (bool, error)       { return l.cap.TakeFrame(fn) }
 
 // gsoStackLink adds segmentation offload (stack.GSOLink): bulk data goes to
-// the kernel as 64 KB super-segments through an AF_PACKET socket (issue 8).
+// the kernel as 64 KB super-segments through an AF_PACKET socket.
 // The socket is opened with the session, in its network namespace; the
 // next hop's link-layer address is looked up at the first super-segment,
 // after the handshake; if that fails the stack falls back to one raw send
@@ -137,8 +154,13 @@ func isSYN(pkt []byte) bool {
 	return len(pkt) > ihl+13 && pkt[ihl+13]&0x02 != 0
 }
 
-// traceLevelOf reads -q/-v.
-func traceLevelOf(c *cli.Context) traceLevel {
+// checkTraceFlags refuses -q and -v together.
+func checkTraceFlags(c *cli.Command) error {
+	return exclusive(c, "quiet", "verbose")
+}
+
+// traceLevelOf reads -q/-v (checkTraceFlags refused both together).
+func traceLevelOf(c *cli.Command) traceLevel {
 	switch {
 	case c.Bool("quiet"):
 		return traceQuiet
@@ -148,20 +170,22 @@ func traceLevelOf(c *cli.Context) traceLevel {
 	return traceNormal
 }
 
-// openSession sets up a session; on error nothing is left changed.
-func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConfig func(mtu int) (fsm.Config, error)) (s *session, err error) {
+// openSession sets up a session; on error nothing is left changed: what
+// was set up is undone (the deferred close sees the session being built,
+// not the nil every error return gives the caller).
+func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConfig func(mtu int) (fsm.Config, error)) (_ *session, err error) {
 	if err := capture.CheckPrivileges(); err != nil {
 		return nil, exitFailure(err)
 	}
-	s = &session{}
+	s := &session{}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
 	start := time.Now()
-	// A hidden knob for performance work (scripts/bench.sh, issue 8): a
-	// CPU profile of the whole session, for go tool pprof.
+	// A hidden knob for performance work (scripts/bench.sh): a CPU
+	// profile of the whole session, for go tool pprof.
 	if path := os.Getenv("TCPCRAFT_CPUPROFILE"); path != "" {
 		if s.prof, err = os.Create(path); err != nil {
 			return nil, exitFailure(fmt.Errorf("TCPCRAFT_CPUPROFILE: %w", err))
@@ -183,7 +207,7 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 			return nil, exitFailure(err)
 		}
 	}
-	s.trace = newTracer(c.App.ErrWriter, traceLevelOf(c), c.Bool("json"), s.pcap, start)
+	s.trace = newTracer(stderr(c), traceLevelOf(c), c.Bool("json"), s.pcap, start)
 	s.trace.format.Absolute = c.Bool("absolute")
 
 	s.guard, err = capture.InstallGuard(ctx, s.local)
@@ -203,13 +227,9 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 	if err != nil {
 		return nil, err
 	}
-	ttl := c.Uint("ttl")
-	if ttl == 0 || ttl > 255 {
-		return nil, usagef("--ttl %d: must be 1-255", ttl)
-	}
 	scfg := stack.Config{
 		Local:  localAddr,
-		TTL:    uint8(ttl),
+		TTL:    uint8(c.Int("ttl")), // 1-255: checked by its flag
 		Conn:   connCfg,
 		Tracer: s.trace,
 	}
@@ -257,7 +277,7 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 // pickEndpoint decides where a run talks from: the interface (by --iface,
 // the route to the peer, or the listening address), our address and our
 // port (--sport, the listening port, or one outside ip_local_port_range).
-func pickEndpoint(c *cli.Context, spec sessionSpec) (route capture.Route, ifindex int, local netip.AddrPort, err error) {
+func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifindex int, local netip.AddrPort, err error) {
 	var localAddr netip.Addr
 	switch {
 	case c.String("iface") != "":
@@ -292,11 +312,8 @@ func pickEndpoint(c *cli.Context, spec sessionSpec) (route capture.Route, ifinde
 		localAddr = spec.local.Addr()
 	}
 	port := spec.local.Port()
-	if p := c.Uint("sport"); p != 0 {
-		if p > 65535 {
-			return route, 0, local, usagef("--sport %d: not a port (1-65535)", p)
-		}
-		port = uint16(p)
+	if p := c.Int("sport"); p != 0 {
+		port = uint16(p) // 1-65535: checked by its flag
 	}
 	if port == 0 {
 		port, err = capture.EphemeralPort(rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
@@ -355,56 +372,38 @@ func (s *session) close() error {
 }
 
 // connConfig builds the fsm template from the connection flags.
-func connConfig(c *cli.Context, mtu int) (fsm.Config, error) {
+func connConfig(c *cli.Command, mtu int) (fsm.Config, error) {
+	// Each flag's own range was checked when the command line was
+	// parsed; what is left are the checks across flags and the
+	// interface's MTU.
 	cfg := fsm.DefaultConfig()
-	if s := c.String("isn"); s != "" {
-		v, err := strconv.ParseUint(s, 0, 32)
-		if err != nil {
-			return cfg, usagef("--isn %q: not a 32-bit number", s)
-		}
-		cfg.ISS, cfg.FixedISS = craft.Seq(v), true
+	if c.IsSet("isn") {
+		cfg.ISS, cfg.FixedISS = craft.Seq(uint32(c.Int("isn"))), true
 	}
-	switch mss := c.Uint("mss"); {
-	case mss > 65535:
-		return cfg, usagef("--mss %d: at most 65535", mss)
+	switch mss := c.Int("mss"); {
 	case mss != 0:
 		cfg.MSS = uint16(mss)
 	case mtu > 40:
 		cfg.MSS = uint16(min(mtu-40, 65495))
 	}
 	ws := c.Int("wscale")
-	if ws < -1 || ws > 14 {
-		return cfg, usagef("--wscale %d: must be 0-14, or -1 for none (RFC 7323 §2.3)", ws)
-	}
 	cfg.WindowScale = ws
-	w := c.Uint("window")
-	if w == 0 || w > 1<<30 {
-		return cfg, usagef("--window %d: must be 1 to 2^30 bytes", w)
-	}
-	if ws > 0 && int(w) < 4<<ws {
+	w := c.Int("window")
+	if ws > 0 && w < 4<<ws {
 		// A scaled window field counts in units of 2^ws bytes (RFC 7323
 		// §2.3); a buffer below a few units could not be advertised.
 		return cfg, usagef("--window %d is too small for --wscale %d: at least %d bytes, or a smaller --wscale", w, ws, 4<<ws)
 	}
-	cfg.RecvBufferSize = int(w)
-	sb := c.Uint("sndbuf")
-	if sb < 1024 || sb > 1<<30 {
-		return cfg, usagef("--sndbuf %d: must be 1024 to 2^30 bytes", sb)
-	}
+	cfg.RecvBufferSize = w
 	// A large send buffer keeps a fast path busy while ACKs are on their
-	// way (issue 8: 256 KiB held a bulk upload on a veth to about half
-	// the rate 4 MiB gives); the buffer grows only as data is queued, so
-	// an idle or interactive connection does not pay for it.
-	cfg.SendBufferSize = int(sb)
+	// way (256 KiB held a bulk upload on a veth to about half the rate 4
+	// MiB gives, docs/PERFORMANCE.md); the buffer grows only as data is
+	// queued, so an idle or interactive connection does not pay for it.
+	cfg.SendBufferSize = c.Int("sndbuf")
 	cfg.SACK = !c.Bool("no-sack")
 	cfg.Timestamps = !c.Bool("no-timestamps")
 	cfg.NoDelay = !c.Bool("nagle")
-	switch cc := c.String("cc"); cc {
-	case fsm.CongestionCubic, fsm.CongestionReno:
-		cfg.Congestion = cc
-	default:
-		return cfg, usagef("--cc %q: want cubic or reno", cc)
-	}
+	cfg.Congestion = c.String("cc")
 	cfg.TimeWait = c.Duration("time-wait")
 	if cfg.TimeWait <= 0 {
 		cfg.TimeWait = time.Millisecond // "no TIME-WAIT" still passes through the state
@@ -425,9 +424,15 @@ func parseHostPort(ctx context.Context, arg string) (netip.AddrPort, error) {
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
+		// Not an address: a name. One that does not resolve is a
+		// runtime failure (the resolver, the network or the name's
+		// owner said no), not a mistake in the command line.
 		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
 		if lerr != nil || len(addrs) == 0 {
-			return netip.AddrPort{}, usagef("%q: %q is neither an IPv4 address nor a name that resolves to one", arg, host)
+			if lerr == nil {
+				lerr = errors.New("no IPv4 address")
+			}
+			return netip.AddrPort{}, exitFailure(fmt.Errorf("%q: cannot resolve %q: %w", arg, host, lerr))
 		}
 		addr = addrs[0]
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
@@ -338,13 +338,13 @@ func statsFlag() cli.Flag {
 
 // openStats opens the --stats destination: nil when not asked for. The
 // returned close function is never nil.
-func openStats(c *cli.Context) (io.Writer, func() error, error) {
+func openStats(c *cli.Command) (io.Writer, func() error, error) {
 	path := c.String("stats")
 	switch path {
 	case "":
 		return nil, func() error { return nil }, nil
 	case "-":
-		return c.App.ErrWriter, func() error { return nil }, nil
+		return stderr(c), func() error { return nil }, nil
 	}
 	f, err := os.Create(path)
 	if err != nil {

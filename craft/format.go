@@ -197,8 +197,11 @@ func (f *Formatter) AppendText(dst []byte, p *Packet) []byte {
 	if p.IPChecksum.State == ChecksumBad {
 		dst = appendBadChecksum(dst, "ip", p.IPChecksum)
 	}
-	if p.TCPChecksum.State == ChecksumBad {
+	switch p.TCPChecksum.State {
+	case ChecksumBad:
 		dst = appendBadChecksum(dst, "tcp", p.TCPChecksum)
+	case ChecksumPartial:
+		dst = append(dst, " [tcp cksum partial (offloaded)]"...)
 	}
 	return dst
 }

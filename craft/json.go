@@ -60,7 +60,8 @@ type SACKBlockJSON struct {
 	Right uint32 `json:"right"`
 }
 
-// ChecksumJSON is a checksum and its status: "good", "bad", "unverified".
+// ChecksumJSON is a checksum and its status: "good", "bad", "unverified",
+// or "partial" (left for checksum offload to finish).
 type ChecksumJSON struct {
 	Status string `json:"status"`
 	// Value is the checksum found, as "0x1234".

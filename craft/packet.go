@@ -78,9 +78,16 @@ const (
 	ChecksumBad
 	// ChecksumNone: the header has no checksum (IPv6).
 	ChecksumNone
+	// ChecksumPartial: the TCP checksum field holds only the folded sum
+	// of the pseudo-header, what a sender using checksum offload leaves
+	// for the network card to finish (Linux's CHECKSUM_PARTIAL); a
+	// capture taken before the card, or on a veth or loopback where no
+	// card does it, shows it so. Reported only with
+	// PacketOptions.RecognizePartial.
+	ChecksumPartial
 )
 
-// String returns "unverified", "good", "bad" or "none".
+// String returns "unverified", "good", "bad", "none" or "partial".
 func (s ChecksumState) String() string {
 	switch s {
 	case ChecksumUnverified:
@@ -91,6 +98,8 @@ func (s ChecksumState) String() string {
 		return "bad"
 	case ChecksumNone:
 		return "none"
+	case ChecksumPartial:
+		return "partial"
 	}
 	return fmt.Sprintf("ChecksumState(%d)", uint8(s))
 }
@@ -131,6 +140,11 @@ type PacketOptions struct {
 	// computed yet (checksum offload, TP_STATUS_CSUMNOTREADY on AF_PACKET):
 	// it is then reported unverified instead of bad.
 	PartialChecksum bool
+	// RecognizePartial reports a TCP checksum that holds just the
+	// pseudo-header's sum as ChecksumPartial rather than ChecksumBad:
+	// for frames read from capture files, which do not say which frames
+	// were offloaded.
+	RecognizePartial bool
 }
 
 // Src returns the source address.
@@ -298,7 +312,14 @@ func (p *Packet) parseTCP(seg []byte, opts PacketOptions) error {
 	ok, want := v.VerifyChecksum(p.Src(), p.Dst())
 	p.TCPChecksum.Expected = want
 	p.TCPChecksum.State = ChecksumGood
-	if !ok {
+	switch {
+	case ok:
+	case opts.RecognizePartial && v.Checksum() == ^ChecksumFinish(PseudoHeaderSum(p.Src(), p.Dst(), ProtocolTCP, uint32(len(seg)))):
+		// The sender stored the folded pseudo-header sum, not
+		// complemented, for the card to add the segment's sum to
+		// (Linux: th->check = ~tcp_v4_check(len, saddr, daddr, 0)).
+		p.TCPChecksum.State = ChecksumPartial
+	default:
 		p.TCPChecksum.State = ChecksumBad
 	}
 	return nil

@@ -464,6 +464,53 @@ func TestTimeSequenceSVG(t *testing.T) {
 	}
 }
 
+// TestWindowLeavesThePlot: on the server's graph of the HTTP capture the
+// client's window (64 KiB) is far above the 218 bytes of data: its line is
+// cut at the top of the plot, and an arrow with the edge's offset marks
+// where it leaves.
+func TestWindowLeavesThePlot(t *testing.T) {
+	c := loadConns(t, "linux-http.pcap")[0]
+	root, _ := parseSVG(t, TimeSequence(c, TSGOptions{Sender: flow.Server}))
+	axes := pathPoints(t, root.all("path", "axes")[0].attr("d"))[0]
+	plotTop := axes[0].Y
+	for _, w := range root.all("path", "window-line") {
+		for _, sp := range pathPoints(t, w.attr("d")) {
+			for _, p := range sp {
+				if p.Y < plotTop-0.01 {
+					t.Errorf("window line at y=%v, above the plot (top %v)", p.Y, plotTop)
+				}
+			}
+		}
+	}
+	marks := root.all("path", "window-off-plot")
+	if len(marks) == 0 {
+		t.Fatal("the window edge leaves the plot unmarked")
+	}
+	// The first mark is at the first ACK of the client's, with its edge.
+	var first *flow.Segment
+	for i := range c.Segments {
+		if s := &c.Segments[i]; s.From == flow.Client && s.Flags.Has(craft.FlagACK) {
+			first = s
+			break
+		}
+	}
+	if got, want := marks[0].attr("data-n"), strconv.Itoa(first.N); got != want {
+		t.Errorf("first mark at segment %s, want %s", got, want)
+	}
+	edge := first.AckOff + int64(first.WindowBytes)
+	if got := marks[0].attr("data-edge"); got != strconv.FormatInt(edge, 10) {
+		t.Errorf("mark's edge %s, want %d", got, edge)
+	}
+	labels := root.all("text", "window-off-plot-label")
+	if len(labels) == 0 || !strings.Contains(labels[0].Text, byteLabel(float64(edge))) {
+		t.Errorf("labels %v, want the first to say %s", labels, byteLabel(float64(edge)))
+	}
+	mark := pathPoints(t, marks[0].attr("d"))[0]
+	if tip := mark[2]; tip.Y > plotTop || mark[0].Y <= plotTop {
+		t.Errorf("mark %v does not straddle the plot's top edge %v", mark, plotTop)
+	}
+}
+
 func TestStatesSVG(t *testing.T) {
 	conns := loadConns(t, "linux-http.pcap")
 	for i, c := range conns {

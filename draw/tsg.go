@@ -43,7 +43,8 @@ var (
 // step line is the peer's cumulative ACK, the yellow one the right edge of
 // the window it advertised (ACK + window), and purple bars are the SACK
 // blocks the peer reported (RFC 2018). The sequence axis stops a little
-// above the data: a window edge beyond it runs along the top.
+// above the data: a window edge beyond it is cut where it leaves the plot,
+// and an arrow at the top edge marks the spot, with the offset it went to.
 func TimeSequence(c *flow.Conn, o TSGOptions) *Canvas {
 	const (
 		width, height = 1100.0, 720.0
@@ -152,6 +153,23 @@ func TimeSequence(c *flow.Conn, o TSGOptions) *Canvas {
 		ackLine = append(ackLine, Point{end, ackLine[len(ackLine)-1].Y})
 		cv.add(&Path{Class: "window-line", Subpaths: clipAbove(win, y0), Stroke: colWindow, Width: 1.5})
 		cv.add(&Path{Class: "ack-line", Subpaths: [][]Point{ackLine}, Stroke: colAck, Width: 1.5})
+		// Where the window's edge leaves the plot (the axis stops a little
+		// above the data), an arrow at the top edge says so, labelled with
+		// the offset it went to, where labels do not crowd each other.
+		above, lastLabel := false, math.Inf(-1)
+		for _, a := range acks {
+			out := a.rw > top
+			if out && !above {
+				x := xOf(a.t)
+				cv.add(&Path{Class: "window-off-plot", Attrs: []Attr{{"data-n", strconv.Itoa(a.seg.N)}, {"data-edge", strconv.FormatInt(a.rw, 10)}},
+					Fill: colWindow, Subpaths: [][]Point{{{x - 4, y0 + 7}, {x + 4, y0 + 7}, {x, y0 - 1}}}})
+				if x-lastLabel >= 70 {
+					cv.add(&Text{Class: "window-off-plot-label", X: x + 6, Y: y0 + 6, S: "window to " + byteLabel(float64(a.rw)), Size: 10, Color: colWindow})
+					lastLabel = x
+				}
+			}
+			above = out
+		}
 	}
 	// SACK blocks, just right of the ACK that carried them.
 	for _, a := range acks {

@@ -106,8 +106,10 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 		if err != nil {
 			return 0, r.fail(ev, "error building packet: %v", err)
 		}
-		sendErr := r.env.Link.Send(pkt)
+		// Stamped as it is handed to the kernel: whatever it makes the
+		// kernel send is captured later, and so stamped later.
 		at = r.now()
+		sendErr := r.env.Link.Send(pkt)
 		if r.verb != nil {
 			var p craft.Packet
 			live := ""

@@ -282,19 +282,32 @@ func (r *runner) toleranceFor(t, since time.Duration) time.Duration {
 	return max(r.tolerance, dyn)
 }
 
-// waitUntil sleeps until script time t.
+// waitUntil sleeps until script time t. A blocking call that returns
+// meanwhile is checked (and, with --verbose, shown) as it returns, not
+// after the next event.
 func (r *runner) waitUntil(t time.Duration) error {
-	d := t - r.now()
-	if d <= 0 {
-		return nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-r.ctx.Done():
-		return r.ctx.Err()
+	for {
+		d := t - r.now()
+		if d <= 0 {
+			return nil
+		}
+		var returned <-chan Reply
+		if r.blocking != nil {
+			returned = r.blocking.call.Done
+		}
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+			return nil
+		case rep := <-returned:
+			timer.Stop()
+			if err := r.finishBlocking(rep); err != nil {
+				return err
+			}
+		case <-r.ctx.Done():
+			timer.Stop()
+			return r.ctx.Err()
+		}
 	}
 }
 

@@ -44,7 +44,7 @@ func (r *runner) syscall(ev *Event, t, offset, tol time.Duration) (time.Duration
 	if !sc.Blocking {
 		select {
 		case rep := <-call.Done:
-			r.showCall(sc, req, rep)
+			r.showCall(sc, req, rep, false)
 			if msg := r.checkResult(sc, rep, post); msg != "" {
 				return 0, r.fail(ev, "runtime error in %s call: %s", sc.Name, msg)
 			}
@@ -113,7 +113,7 @@ func (r *runner) finishBlocking(rep Reply) error {
 	b := r.blocking
 	r.blocking = nil
 	sc := b.ev.Syscall
-	r.showCall(sc, b.req, rep)
+	r.showCall(sc, b.req, rep, true)
 	if msg := r.checkResult(sc, rep, b.post); msg != "" {
 		return r.fail(b.ev, "runtime error in %s call: %s", sc.Name, msg)
 	}
@@ -125,11 +125,18 @@ func (r *runner) finishBlocking(rep Reply) error {
 	return nil
 }
 
-func (r *runner) showCall(sc *Syscall, req Request, rep Reply) {
+func (r *runner) showCall(sc *Syscall, req Request, rep Reply, blocking bool) {
 	if r.verb == nil {
 		return
 	}
-	at := r.since(time.Unix(0, rep.End))
+	// A call is stamped when it entered the kernel, as the script times
+	// it: packets it makes the kernel send are captured after that (a
+	// stamp at its return could come after them). A blocking call's
+	// return is the event its line reports.
+	at := r.since(time.Unix(0, rep.Start))
+	if blocking || rep.Start == 0 {
+		at = r.since(time.Unix(0, rep.End))
+	}
 	res := fmt.Sprint(rep.Ret)
 	switch {
 	case rep.Err != "":

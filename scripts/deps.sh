@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # tool:package pairs.
 demo=(ip:iproute2 iptables:iptables)
-test=("${demo[@]}" tcpdump:tcpdump tshark:tshark socat:socat curl:curl python3:python3 setpriv:util-linux ps:procps ethtool:ethtool)
+test=("${demo[@]}" tcpdump:tcpdump tshark:tshark socat:socat curl:curl python3:python3 setpriv:util-linux ps:procps ethtool:ethtool groff:groff-base git:git)
 case "${1:-test}" in
 demo) want=("${demo[@]}") ;;
 test) want=("${test[@]}") ;;

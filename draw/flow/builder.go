@@ -386,6 +386,17 @@ func (c *Conn) infer(seg *Segment, from Side) {
 		if rcv.finSeen && seg.AckOff > rcv.finOff {
 			switch c.state[to] {
 			case fsm.FinWait1:
+				if newFIN {
+					// A FIN that also acknowledges ours: its sender
+					// had our FIN before it sent its own, so this is
+					// no simultaneous close and nothing is left to
+					// wait for. RFC 9293 §3.10.7.4 (eighth, FIN-WAIT-1):
+					// our FIN is ACKed, enter TIME-WAIT — the
+					// diagram's direct edge.
+					c.move(seg, to, fsm.TimeWait, "rcv FIN,ACK of FIN, snd ACK")
+					newFIN = false // taken: no later segment confirms it
+					break
+				}
 				c.move(seg, to, fsm.FinWait2, "rcv ACK of FIN")
 			case fsm.Closing:
 				c.move(seg, to, fsm.TimeWait, "rcv ACK of FIN")

@@ -60,7 +60,9 @@ func TestLinuxHTTPCapture(t *testing.T) {
 		t.Errorf("conn 0: %v partial=%v", http, http.Partial)
 	}
 	wantClient := states(fsm.Closed, fsm.SynSent, fsm.Established, fsm.CloseWait, fsm.LastAck, fsm.Closed)
-	wantServer := states(fsm.Listen, fsm.SynReceived, fsm.Established, fsm.FinWait1, fsm.FinWait2, fsm.TimeWait)
+	// The client's FIN acknowledges the server's: the server goes from
+	// FIN-WAIT-1 straight to TIME-WAIT.
+	wantServer := states(fsm.Listen, fsm.SynReceived, fsm.Established, fsm.FinWait1, fsm.TimeWait)
 	if !reflect.DeepEqual(http.Paths[Client], wantClient) || !reflect.DeepEqual(http.Paths[Server], wantServer) {
 		t.Errorf("paths:\nclient %v\nserver %v", http.Paths[Client], http.Paths[Server])
 	}
@@ -91,11 +93,11 @@ func TestLinuxHTTPCapture(t *testing.T) {
 	}
 	// The client is known to have the FIN when its FIN-ACK acknowledges
 	// it: CLOSE-WAIT, then LAST-ACK as it sends its own; the server gets
-	// the ACK of its FIN.
+	// the FIN and the ACK of its own FIN together.
 	want := []Change{
 		{Client, fsm.Established, fsm.CloseWait, "rcv FIN, snd ACK"},
 		{Client, fsm.CloseWait, fsm.LastAck, "CLOSE, snd FIN"},
-		{Server, fsm.FinWait1, fsm.FinWait2, "rcv ACK of FIN"},
+		{Server, fsm.FinWait1, fsm.TimeWait, "rcv FIN,ACK of FIN, snd ACK"},
 	}
 	if ch := http.Segments[10].Changes; !reflect.DeepEqual(ch, want) {
 		t.Errorf("changes of the client's FIN: %+v", ch)
@@ -250,7 +252,7 @@ func TestRetransmissionKinds(t *testing.T) {
 	if last.SeqOff != 1002 {
 		t.Errorf("final ACK at offset %d, want 1002 (after 1000 bytes and the FIN)", last.SeqOff)
 	}
-	if !reflect.DeepEqual(c.Paths[Client], states(fsm.Closed, fsm.SynSent, fsm.Established, fsm.FinWait1, fsm.FinWait2, fsm.TimeWait)) {
+	if !reflect.DeepEqual(c.Paths[Client], states(fsm.Closed, fsm.SynSent, fsm.Established, fsm.FinWait1, fsm.TimeWait)) {
 		t.Errorf("client path %v", c.Paths[Client])
 	}
 	if !reflect.DeepEqual(c.Paths[Server], states(fsm.Listen, fsm.SynReceived, fsm.Established, fsm.CloseWait, fsm.LastAck, fsm.Closed)) {
@@ -344,6 +346,41 @@ func TestSimultaneousClose(t *testing.T) {
 	want = states(fsm.Listen, fsm.SynReceived, fsm.Established, fsm.FinWait1, fsm.Closing, fsm.TimeWait)
 	if !reflect.DeepEqual(c.Paths[Server], want) {
 		t.Errorf("server %v", c.Paths[Server])
+	}
+}
+
+// TestCloseEdgesFromFinWait1: from FIN-WAIT-1 an end takes the diagram's
+// direct edge to TIME-WAIT when the peer's FIN also acknowledges its own
+// (RFC 9293 §3.10.7.4, FIN-WAIT-1: "If our FIN has been ACKed (perhaps in
+// this segment), then enter TIME-WAIT"), and passes through FIN-WAIT-2
+// when the ACK comes first.
+func TestCloseEdgesFromFinWait1(t *testing.T) {
+	w := newWire(t)
+	w.handshake(10, 20)
+	w.send(true, fin|ack, 11, 21, nil)
+	w.send(false, fin|ack, 21, 12, nil) // acknowledges the client's FIN
+	w.send(true, ack, 12, 22, nil)
+	c := w.b.Conns()[0]
+	if want := states(fsm.Closed, fsm.SynSent, fsm.Established, fsm.FinWait1, fsm.TimeWait); !reflect.DeepEqual(c.Paths[Client], want) {
+		t.Errorf("FIN with the ACK of ours: client %v, want %v", c.Paths[Client], want)
+	}
+	if want := states(fsm.Listen, fsm.SynReceived, fsm.Established, fsm.CloseWait, fsm.LastAck, fsm.Closed); !reflect.DeepEqual(c.Paths[Server], want) {
+		t.Errorf("FIN with the ACK of ours: server %v, want %v", c.Paths[Server], want)
+	}
+	// The direct edge is drawn where the FIN arrives.
+	if ch := c.Segments[4].Changes; len(ch) == 0 || ch[len(ch)-1] != (Change{Client, fsm.FinWait1, fsm.TimeWait, "rcv FIN,ACK of FIN, snd ACK"}) {
+		t.Errorf("changes of the server's FIN: %+v", ch)
+	}
+
+	w = newWire(t)
+	w.handshake(10, 20)
+	w.send(true, fin|ack, 11, 21, nil)
+	w.send(false, ack, 21, 12, nil) // the ACK alone
+	w.send(false, fin|ack, 21, 12, nil)
+	w.send(true, ack, 12, 22, nil)
+	c = w.b.Conns()[0]
+	if want := states(fsm.Closed, fsm.SynSent, fsm.Established, fsm.FinWait1, fsm.FinWait2, fsm.TimeWait); !reflect.DeepEqual(c.Paths[Client], want) {
+		t.Errorf("ACK, then FIN: client %v, want %v", c.Paths[Client], want)
 	}
 }
 
