@@ -124,7 +124,8 @@ func BuildIPv4TCP(ip IPv4, tcp *TCP) ([]byte, error) {
 // fixed header, ip.Ext, the TCP header and payload. The payload length
 // and the TCP checksum (over the pseudo-header of RFC 8200 §8.1, with the
 // final destination when a routing header names one) are computed unless
-// set; a zero ip.NextHeader is computed. It does not allocate when dst has
+// set; the next-header values are computed as IPv6.NextHeader says. It
+// does not allocate when dst has
 // room. ip's addresses must be IPv6 ones (see IPv6 for IPv4-mapped ones).
 func AppendIPv6TCP(dst []byte, ip *IPv6, tcp *TCP, opts BuildOptions) ([]byte, error) {
 	start := len(dst)

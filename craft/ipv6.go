@@ -86,8 +86,10 @@ type IPv6 struct {
 	// PayloadLength is written as given; zero means computed from the
 	// extension headers and the payload.
 	PayloadLength uint16
-	// NextHeader is the first next-header value. On build, zero means
-	// computed: the Kind of Ext[0], or the upper-layer protocol.
+	// NextHeader is the first next-header value. On build it is the Kind
+	// of Ext[0] when there are extension headers (the chain is what Ext
+	// says); without, zero means the upper-layer protocol and another
+	// value is written as given.
 	NextHeader uint8
 	HopLimit   uint8
 	Src, Dst   netip.Addr
@@ -343,7 +345,7 @@ func (ip *IPv6) AppendHeader(dst []byte, payloadLen int) ([]byte, error) {
 		return dst, err
 	}
 	next := ip.NextHeader
-	if next == 0 && len(ip.Ext) > 0 {
+	if len(ip.Ext) > 0 {
 		next = ip.Ext[0].Kind
 	}
 	return ip.appendFixed(dst, next, payloadLen)
@@ -372,17 +374,18 @@ func (ip *IPv6) appendFixed(dst []byte, next uint8, payloadLen int) ([]byte, err
 
 // AppendHeaders appends the fixed header and the extension headers (chained:
 // each next-header byte names what follows, the last names proto) for an
-// upper-layer packet of upperLen bytes. A zero NextHeader is computed.
+// upper-layer packet of upperLen bytes. NextHeader is computed as its
+// comment says.
 func (ip *IPv6) AppendHeaders(dst []byte, proto uint8, upperLen int) ([]byte, error) {
 	if err := ip.check(); err != nil {
 		return dst, err
 	}
 	next := ip.NextHeader
-	if next == 0 {
+	switch {
+	case len(ip.Ext) > 0:
+		next = ip.Ext[0].Kind
+	case next == 0:
 		next = proto
-		if len(ip.Ext) > 0 {
-			next = ip.Ext[0].Kind
-		}
 	}
 	start := len(dst)
 	dst, err := ip.appendFixed(dst, next, ip.ExtLen()+upperLen)
