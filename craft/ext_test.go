@@ -12,6 +12,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
 )
 
 // ext.pcap (testdata/gen_ext.go) holds what a prober sends and meets
@@ -587,5 +589,37 @@ func TestJSONIPFields(t *testing.T) {
 				t.Errorf("frame %d: %s lacks %s", tc.frame+1, got, w)
 			}
 		}
+	}
+}
+
+// TestICMPExtensionsCutFromQuote: an ICMP error with RFC 4884 extensions
+// (here an MPLS label stack, as routers append to time exceeded) quotes
+// the padded original datagram only; the extension structure is not part
+// of Quote.Bytes, and the probe is still found in it.
+func TestICMPExtensionsCutFromQuote(t *testing.T) {
+	q, err := AppendIPv4TCP(nil, &IPv4{TTL: 1, Src: netip.MustParseAddr("10.0.2.21"), Dst: netip.MustParseAddr("10.0.2.20")},
+		&TCP{SrcPort: 40000, DstPort: 80, Seq: 1000, Flags: FlagSYN}, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := icmp.Message{Type: ipv4.ICMPTypeTimeExceeded, Body: &icmp.TimeExceeded{Data: q,
+		Extensions: []icmp.Extension{&icmp.MPLSLabelStack{Class: 1, Type: 1, Labels: []icmp.MPLSLabel{{Label: 16014, TC: 0x4, S: true, TTL: 255}}}}}}
+	msg, err := m.Marshal(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt, err := (&IPv4{TTL: 64, Protocol: ProtocolICMP, Src: netip.MustParseAddr("10.0.1.1"), Dst: netip.MustParseAddr("10.0.2.21")}).Emit(nil, msg, EmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e ICMPError
+	if err := ParseICMPError(LinkRaw, pkt, &e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Quote.Bytes) != 128 || !bytes.Equal(e.Quote.Bytes[:len(q)], q) || e.Checksum.State != ChecksumGood {
+		t.Errorf("quote of %d bytes (want 128, the padded datagram), checksum %v", len(e.Quote.Bytes), e.Checksum.State)
+	}
+	if e.Quote.Tuple().String() != "10.0.2.21.40000 > 10.0.2.20.80" || e.Quote.Seq != 1000 {
+		t.Errorf("quote %v seq %d", e.Quote.Tuple(), e.Quote.Seq)
 	}
 }

@@ -294,7 +294,9 @@ func FuzzFragment(f *testing.F) {
 			if err != nil {
 				t.Fatalf("fragment: %v", err)
 			}
-			if ok, _ := fv.VerifyChecksum(); !ok {
+			// A packet that fits is returned as given; fragments get
+			// their checksum computed.
+			if ok, _ := fv.VerifyChecksum(); !ok && len(frags) > 1 {
 				t.Fatal("fragment checksum")
 			}
 			joined = append(joined, fv.Payload()...)
