@@ -37,13 +37,16 @@ import (
 //	URG   U        U            u, urg
 //	ECE   E        E            e, ece
 //	CWR   W        W            C, c, w, cwr
-//	AE    ", ae"   A            N, n, ae, ns (AE was NS, RFC 3540)
-//	none  none     -            "", -
+//	AE    ", ae"   A            N, n; ae, ns in a list (AE was NS, RFC 3540)
+//	none  none     -            "", -, [none]
 //
-// Letters may be combined ("SA", "FPU"); names are joined with ",", "+" or
-// "|" ("syn,ack"). A lone three-letter name ("SYN") is a name, so "ECE"
-// and "CWR" are the flags, not letters. In packetdrill notation a digit 0-7
-// instead of E, W, A sets the three ECN bits as AccECN's ACE counter.
+// Letters may be combined ("SA", "FPU") and are case-insensitive in the
+// tcpdump notation; a trace's "[S.]" is taken with its brackets. Names
+// are joined with ",", "+" or "|" ("syn,ack", "fin+psh+urg"). A lone
+// three-letter name ("SYN") is a name, so "ECE" and "CWR" are those flags,
+// not letters; a lone "ae" or "ns" is two letters. In packetdrill notation
+// a letter may repeat (as there), and a digit 0-7 instead of E, W, A sets
+// the three ECN bits as AccECN's ACE counter ("S.5").
 //
 //	option           tcpdump (trace)      packetdrill        also accepted
 //	nop              nop                  nop
