@@ -45,7 +45,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{[]string{"listen", ":8080", "--echo", "--exec", "cat"}, 2, "give --echo or --exec (-e), not both"},
 		{[]string{"send", "10.0.2.20:80", "-c", "0"}, 2, "tcpcraft send: -c 0: must be at least 1"},
 		{[]string{"send", "10.0.2.20:80", "--interval", "-1"}, 2, "--interval -1: must not be negative"},
-		{[]string{"send", "10.0.2.20:80", "--opt", "mss=99999"}, 2, `--opt "mss=99999": want a number 0 to 65535`},
+		{[]string{"send", "10.0.2.20:80", "--opt", "mss=99999"}, 2, `--opt mss=99999: MSS must be 0-65535`},
 		{[]string{"probe", script, "--tolerance", "0"}, 2, "tcpcraft probe: --tolerance 0: must be more than 0"},
 		{[]string{"decode", pcap, "--conns"}, 0, "client states"},
 		{[]string{"decode", pcap, "-S"}, 0, "seq 2619426933"},

@@ -87,8 +87,8 @@ func TestProbeSyntaxErrors(t *testing.T) {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", r.code, codeUsage, r.stdout, r.stderr)
 	}
 	for _, want := range []string{
-		bad1 + `:3:40: expected the shift count after wscale, found ">"`,
-		bad2 + `:2:7: expected TCP flags (S, F, R, P, U, E, W and . for ACK, or - for none), found 'X' in "X"`,
+		bad1 + `:3:40: wscale: window scale shift missing (want 0-255)`,
+		bad2 + `:2:7: X: invalid TCP flag 'X' (packetdrill's flags: S F R P U E W A and . for ACK, a digit 0-7 for ACE, or - for none)`,
 	} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not have\n  %s\nstderr:\n%s", want, r.stderr)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -57,8 +55,8 @@ type sendPlan struct {
 func parseSendPlan(c *cli.Command) (sendPlan, error) {
 	var p sendPlan
 	var err error
-	if p.flags, err = parseFlagLetters(c.String("flags")); err != nil {
-		return p, usagef("--flags: %v", err)
+	if p.flags, err = craft.ParseFlags(c.String("flags"), craft.NotationTcpdump); err != nil {
+		return p, usagef("--flags %v", err)
 	}
 	if c.IsSet("seq") {
 		p.seq, p.seqSet = craft.Seq(uint32(c.Int("seq"))), true
@@ -66,12 +64,12 @@ func parseSendPlan(c *cli.Command) (sendPlan, error) {
 	p.ack = craft.Seq(uint32(c.Int("ack")))
 	p.window = uint16(c.Int("window"))
 	p.urgent = uint16(c.Int("urg"))
-	for _, o := range c.StringSlice("opt") {
-		opts, err := parseOption(o)
-		if err != nil {
-			return p, usagef("--opt %q: %v", o, err)
+	if opts := c.StringSlice("opt"); len(opts) > 0 {
+		// One list: the CLI splits a value at commas ("sack=1-2,5-6"),
+		// the grammar puts it back together.
+		if p.options, err = craft.ParseOptions(strings.Join(opts, ","), craft.NotationTcpdump); err != nil {
+			return p, usagef("--opt %v", err)
 		}
-		p.options = append(p.options, opts...)
 	}
 	if _, err := (&craft.TCP{Options: p.options}).HeaderLen(); err != nil {
 		return p, usagef("--opt: %v", err)
@@ -93,122 +91,6 @@ func parseSendPlan(c *cli.Command) (sendPlan, error) {
 	}
 	p.wait, p.count, p.interval = c.Duration("wait"), c.Int("count"), c.Duration("interval")
 	return p, nil
-}
-
-// parseFlagLetters reads flags like "SA" or "none".
-func parseFlagLetters(s string) (craft.Flags, error) {
-	if strings.EqualFold(s, "none") || s == "" {
-		return 0, nil
-	}
-	var f craft.Flags
-	for _, r := range s {
-		switch r {
-		case 'S', 's':
-			f |= craft.FlagSYN
-		case 'A', 'a', '.':
-			f |= craft.FlagACK
-		case 'F', 'f':
-			f |= craft.FlagFIN
-		case 'R', 'r':
-			f |= craft.FlagRST
-		case 'P', 'p':
-			f |= craft.FlagPSH
-		case 'U', 'u':
-			f |= craft.FlagURG
-		case 'E', 'e':
-			f |= craft.FlagECE
-		case 'C', 'c', 'W', 'w':
-			f |= craft.FlagCWR
-		case 'N', 'n':
-			f |= craft.FlagNS
-		default:
-			return 0, fmt.Errorf("unknown flag letter %q (use S A F R P U E C N)", r)
-		}
-	}
-	return f, nil
-}
-
-// parseOption reads one --opt value.
-func parseOption(s string) ([]craft.Option, error) {
-	name, val, hasVal := strings.Cut(s, "=")
-	num := func(bits int) (uint64, error) {
-		if !hasVal {
-			return 0, fmt.Errorf("%s needs a value (%s=N)", name, name)
-		}
-		v, err := strconv.ParseUint(val, 0, bits)
-		if err != nil {
-			return 0, fmt.Errorf("want a number 0 to %d", uint64(1)<<bits-1)
-		}
-		return v, nil
-	}
-	switch strings.ToLower(name) {
-	case "mss":
-		v, err := num(16)
-		if err != nil {
-			return nil, err
-		}
-		return []craft.Option{{Kind: craft.OptMSS, MSS: uint16(v)}}, nil
-	case "wscale", "ws":
-		v, err := num(8)
-		if err != nil {
-			return nil, err
-		}
-		return []craft.Option{{Kind: craft.OptWindowScale, Shift: uint8(v)}}, nil
-	case "sackok", "sack_perm", "sackpermitted":
-		return []craft.Option{{Kind: craft.OptSACKPermitted}}, nil
-	case "nop":
-		return []craft.Option{{Kind: craft.OptNOP}}, nil
-	case "eol":
-		return []craft.Option{{Kind: craft.OptEOL}}, nil
-	case "ts":
-		a, b, ok := strings.Cut(val, ":")
-		if !hasVal || !ok {
-			return nil, errors.New("want ts=VAL:ECR")
-		}
-		tv, err1 := strconv.ParseUint(a, 0, 32)
-		te, err2 := strconv.ParseUint(b, 0, 32)
-		if err1 != nil || err2 != nil {
-			return nil, errors.New("want ts=VAL:ECR with 32-bit numbers")
-		}
-		return []craft.Option{{Kind: craft.OptTimestamps, TSVal: uint32(tv), TSEcr: uint32(te)}}, nil
-	case "sack":
-		if !hasVal {
-			return nil, errors.New("want sack=LEFT-RIGHT[,LEFT-RIGHT...]")
-		}
-		var blocks []craft.SACKBlock
-		for _, b := range strings.Split(val, ",") {
-			l, r, ok := strings.Cut(b, "-")
-			lv, err1 := strconv.ParseUint(l, 0, 32)
-			rv, err2 := strconv.ParseUint(r, 0, 32)
-			if !ok || err1 != nil || err2 != nil {
-				return nil, fmt.Errorf("block %q: want LEFT-RIGHT", b)
-			}
-			blocks = append(blocks, craft.SACKBlock{Left: craft.Seq(lv), Right: craft.Seq(rv)})
-		}
-		if len(blocks) > 4 {
-			return nil, errors.New("at most 4 SACK blocks (RFC 2018 §3)")
-		}
-		return []craft.Option{{Kind: craft.OptSACK, Blocks: blocks}}, nil
-	case "raw":
-		k, h, ok := strings.Cut(val, ":")
-		kind, err := strconv.ParseUint(k, 0, 8)
-		if !hasVal || err != nil {
-			return nil, errors.New("want raw=KIND:HEX")
-		}
-		var data []byte
-		if ok {
-			if data, err = hex.DecodeString(h); err != nil {
-				return nil, fmt.Errorf("raw data: %v", err)
-			}
-		}
-		if len(data) > 38 {
-			return nil, errors.New("raw data longer than 38 bytes")
-		}
-		return []craft.Option{{Kind: craft.OptionKind(kind), Data: data}}, nil
-	case "linux", "default":
-		return craft.LinuxSYNOptions(1460, 7, 1, 0), nil
-	}
-	return nil, fmt.Errorf("unknown option %q (mss, wscale, sackok, sack, ts, nop, eol, raw, linux)", name)
 }
 
 // sendReply is one reply in --json output.

@@ -179,6 +179,7 @@ func TestDifferentialGenerated(t *testing.T) {
 		link := LinkRaw
 		if rng.Intn(3) == 0 {
 			ip := randomIPv6(rng)
+			ip.Ext = randomIPv6Ext(rng)
 			b, err = AppendIPv6TCP(nil, &ip, &tcp, opts)
 		} else {
 			ip := randomIPv4(rng)
@@ -204,3 +205,27 @@ func TestDifferentialGenerated(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// randomIPv6Ext returns zero to three extension headers gopacket decodes
+// through to TCP: hop-by-hop (first), destination options with random
+// option data, and a type 0 routing header with no segment left (so the
+// checksum's destination is the fixed header's, which gopacket uses).
+func randomIPv6Ext(rng *rand.Rand) []IPv6Ext {
+	var exts []IPv6Ext
+	if rng.Intn(3) == 0 {
+		exts = append(exts, IPv6OptionsHeader(IPv6HopByHop, nil))
+	}
+	if rng.Intn(3) == 0 {
+		data := make([]byte, rng.Intn(20))
+		rng.Read(data)
+		exts = append(exts, IPv6OptionsHeader(IPv6DestOpts, append([]byte{0x1e, byte(len(data))}, data...)))
+	}
+	if rng.Intn(3) == 0 {
+		n := 1 + rng.Intn(3)
+		rt := make([]byte, 8+16*n)
+		rt[1] = byte(2 * n)
+		rng.Read(rt[8:])
+		exts = append(exts, IPv6Ext{Kind: IPv6Routing, Data: rt})
+	}
+	return exts
+}

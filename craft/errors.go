@@ -33,9 +33,9 @@ func (e *NotIPError) Error() string {
 	return fmt.Sprintf("not IP: ethertype 0x%04x", e.EtherType)
 }
 
-// NotTCPError reports an IP packet that carries something other than TCP
-// (or, for IPv6, whose first next header is not TCP: extension headers are
-// not walked).
+// NotTCPError reports an IP packet that carries something other than TCP:
+// the protocol of IPv4, or for IPv6 the next header after the extension
+// headers this package walks.
 type NotTCPError struct {
 	Protocol uint8
 }
@@ -49,16 +49,28 @@ func (e *NotTCPError) Error() string {
 	return fmt.Sprintf("not TCP: protocol %d", e.Protocol)
 }
 
-// FragmentError reports an IPv4 fragment: its TCP segment is incomplete and
+// FragmentError reports an IP fragment (IPv4 MF or offset, or an IPv6
+// fragment header that is not atomic): its TCP segment is incomplete and
 // this package does not reassemble.
 type FragmentError struct {
-	Offset        uint16 // fragment offset in 8-byte units
+	// IPVersion is 4 or 6 (zero counts as 4).
+	IPVersion uint8
+	// Offset is the fragment offset in 8-byte units.
+	Offset        uint16
 	MoreFragments bool
+	// ID is the IPv4 identification or the IPv6 fragment header's.
+	ID uint32
+	// Protocol is the protocol the fragments carry.
+	Protocol uint8
 }
 
 // Error returns the fragment offset in bytes and the MF flag.
 func (e *FragmentError) Error() string {
-	return fmt.Sprintf("ipv4 fragment (offset %d, more fragments %t) is not reassembled", e.Offset*8, e.MoreFragments)
+	v := "ipv4"
+	if e.IPVersion == 6 {
+		v = "ipv6"
+	}
+	return fmt.Sprintf("%s fragment (offset %d, more fragments %t) is not reassembled", v, int(e.Offset)*8, e.MoreFragments)
 }
 
 // OptionError reports a malformed TCP option. Offset counts bytes from the

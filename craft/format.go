@@ -107,6 +107,14 @@ type Formatter struct {
 	Absolute bool
 	// IPPrefix starts each line with "IP " or "IP6 " as tcpdump does.
 	IPPrefix bool
+	// Verbose adds what tcpdump -v adds: the IP header group "(tos 0x0,
+	// ttl 64, id 1, offset 0, flags [DF], proto TCP (6), length 60)" (for
+	// IPv6 "(flowlabel 0x12345, hlim 64, next-header TCP (6) payload
+	// length: 40)"), the options of IPv6 extension headers, and the TCP
+	// checksum and its verdict ("cksum 0x1e47 (correct)"), on the same
+	// line. Without Verbose the IP group is shown only when a field in it
+	// is unusual (see AppendText).
+	Verbose bool
 	// Seqs holds the relative-number state.
 	Seqs SeqTracker
 }
@@ -125,13 +133,19 @@ func (f *Formatter) Format(p *Packet) string { return string(f.AppendText(nil, p
 //
 //	10.0.2.21.40000 > 10.0.2.20.80: Flags [S], seq 0, win 65535, options [mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0
 //
-// The wording follows tcpdump 4.99 `-nn` (print-tcp.c), with these
-// differences: the NS/AE bit and the three reserved bits, which tcpdump
-// does not show, appear as ", ae" and ", reserved 0xN" after the flags;
-// options tcpdump decodes but this package does not (md5, tfo, mptcp, ...)
-// print as "unknown-N 0x<data>"; no application-layer decoding follows
-// "length N"; and a bad checksum appends " [bad ip cksum 0xA -> 0xB]" or
-// " [bad tcp cksum 0xA -> 0xB]" (0xA found, 0xB expected).
+// The wording follows tcpdump 4.99 `-nn` (print-tcp.c, print-ip6.c), and
+// `-nn -v` with Verbose, with these differences: the NS/AE bit and the
+// three reserved bits, which tcpdump does not show, appear as ", ae" and
+// ", reserved 0xN" after the flags; options tcpdump decodes but this
+// package does not (md5, tfo, mptcp, ...) print as "unknown-N 0x<data>";
+// no application-layer decoding follows "length N"; without Verbose, a
+// bad checksum appends " [bad ip cksum 0xA -> 0xB]" or " [bad tcp cksum
+// 0xA -> 0xB]" (0xA found, 0xB expected); and without Verbose the IP
+// group of -v is still shown when the header carries something unusual
+// for TCP traffic: a TOS/traffic class (DSCP or ECN), the reserved
+// ("evil") flag, fragment fields, or IPv4 options. An IPv6 packet with
+// extension headers is written as tcpdump writes it: "fd00::21 > fd00::20:
+// HBH 4711 > 80: Flags [S], ...".
 func (f *Formatter) AppendText(dst []byte, p *Packet) []byte {
 	t := &p.TCP
 	if f.IPPrefix {
@@ -141,13 +155,31 @@ func (f *Formatter) AppendText(dst []byte, p *Packet) []byte {
 			dst = append(dst, "IP "...)
 		}
 	}
-	dst = p.Src().AppendTo(dst)
-	dst = append(dst, '.')
-	dst = strconv.AppendUint(dst, uint64(t.SrcPort), 10)
-	dst = append(dst, " > "...)
-	dst = p.Dst().AppendTo(dst)
-	dst = append(dst, '.')
-	dst = strconv.AppendUint(dst, uint64(t.DstPort), 10)
+	if f.Verbose || unusualIP(p) {
+		if p.IPVersion == 6 {
+			dst = appendIPv6Group(dst, &p.IPv6)
+		} else {
+			dst = appendIPv4Group(dst, &p.IPv4, p.IPChecksum, f.Verbose)
+		}
+	}
+	if p.IPVersion == 6 && len(p.IPv6.Ext) > 0 {
+		dst = p.IPv6.Src.AppendTo(dst)
+		dst = append(dst, " > "...)
+		dst = p.IPv6.Dst.AppendTo(dst)
+		dst = append(dst, ": "...)
+		dst = appendIPv6Ext(dst, p.IPv6.Ext, int(t.DataOffset)*4+len(t.Payload), f.Verbose)
+		dst = strconv.AppendUint(dst, uint64(t.SrcPort), 10)
+		dst = append(dst, " > "...)
+		dst = strconv.AppendUint(dst, uint64(t.DstPort), 10)
+	} else {
+		dst = p.Src().AppendTo(dst)
+		dst = append(dst, '.')
+		dst = strconv.AppendUint(dst, uint64(t.SrcPort), 10)
+		dst = append(dst, " > "...)
+		dst = p.Dst().AppendTo(dst)
+		dst = append(dst, '.')
+		dst = strconv.AppendUint(dst, uint64(t.DstPort), 10)
+	}
 	dst = append(dst, ": Flags ["...)
 	dst = AppendFlags(dst, t.Flags)
 	dst = append(dst, ']')
@@ -157,6 +189,24 @@ func (f *Formatter) AppendText(dst []byte, p *Packet) []byte {
 	if r := (t.Flags >> 9) & 7; r != 0 {
 		dst = append(dst, ", reserved 0x"...)
 		dst = strconv.AppendUint(dst, uint64(r), 16)
+	}
+	if f.Verbose && !p.isFragmented() {
+		switch p.TCPChecksum.State {
+		case ChecksumGood:
+			dst = append(dst, ", cksum "...)
+			dst = appendHex16(dst, p.TCPChecksum.Value)
+			dst = append(dst, " (correct)"...)
+		case ChecksumBad:
+			dst = append(dst, ", cksum "...)
+			dst = appendHex16(dst, p.TCPChecksum.Value)
+			dst = append(dst, " (incorrect -> "...)
+			dst = appendHex16(dst, p.TCPChecksum.Expected)
+			dst = append(dst, ')')
+		case ChecksumPartial:
+			dst = append(dst, ", cksum "...)
+			dst = appendHex16(dst, p.TCPChecksum.Value)
+			dst = append(dst, " (partial, offloaded)"...)
+		}
 	}
 	n := f.numbers(p)
 	length := uint32(len(t.Payload))
@@ -194,16 +244,28 @@ func (f *Formatter) AppendText(dst []byte, p *Packet) []byte {
 	}
 	dst = append(dst, ", length "...)
 	dst = strconv.AppendUint(dst, uint64(length), 10)
-	if p.IPChecksum.State == ChecksumBad {
-		dst = appendBadChecksum(dst, "ip", p.IPChecksum)
-	}
-	switch p.TCPChecksum.State {
-	case ChecksumBad:
-		dst = appendBadChecksum(dst, "tcp", p.TCPChecksum)
-	case ChecksumPartial:
-		dst = append(dst, " [tcp cksum partial (offloaded)]"...)
+	if !f.Verbose {
+		if p.IPChecksum.State == ChecksumBad {
+			dst = appendBadChecksum(dst, "ip", p.IPChecksum)
+		}
+		switch p.TCPChecksum.State {
+		case ChecksumBad:
+			dst = appendBadChecksum(dst, "tcp", p.TCPChecksum)
+		case ChecksumPartial:
+			dst = append(dst, " [tcp cksum partial (offloaded)]"...)
+		}
 	}
 	return dst
+}
+
+// isFragmented reports a fragment header in an IPv6 packet (tcpdump does
+// not verify the upper checksum then, even for an atomic fragment).
+func (p *Packet) isFragmented() bool {
+	if p.IPVersion != 6 {
+		return p.IPv4.MoreFragments || p.IPv4.FragmentOffset != 0
+	}
+	_, _, _, ok := p.IPv6.fragment()
+	return ok
 }
 
 func appendBadChecksum(dst []byte, layer string, s ChecksumStatus) []byte {

@@ -169,6 +169,13 @@ func FuzzParsePacket(f *testing.F) {
 	f.Add(uint8(1), buildSYN(f))
 	f.Fuzz(func(t *testing.T, sel uint8, frame []byte) {
 		link := fuzzLinks[int(sel)%len(fuzzLinks)]
+		// Whatever the frame, the text forms never panic.
+		var scratch Packet
+		for _, fm := range []Formatter{{}, {Verbose: true, IPPrefix: true}} {
+			if b, err := fm.AppendFrame(nil, link, frame, &scratch); err == nil && len(b) == 0 {
+				t.Fatal("empty line")
+			}
+		}
 		var p Packet
 		if err := ParsePacket(link, frame, &p, PacketOptions{}); err != nil {
 			if err.Error() == "" {
@@ -206,6 +213,96 @@ func FuzzParsePacket(f *testing.F) {
 		}
 		if q.IPChecksum != p.IPChecksum || q.TCPChecksum != p.TCPChecksum || !q.TCP.Equal(&p.TCP) {
 			t.Fatalf("re-parse differs")
+		}
+	})
+}
+
+// FuzzICMPError: any frame parses as an ICMP error or gives an error,
+// never a panic; a parsed error renders as text and JSON, and building it
+// again (lengths recomputed) parses back to the same type, code, MTU,
+// pointer and quote.
+func FuzzICMPError(f *testing.F) {
+	f.Fuzz(func(t *testing.T, sel uint8, frame []byte) {
+		link := fuzzLinks[int(sel)%len(fuzzLinks)]
+		var e ICMPError
+		if err := ParseICMPError(link, frame, &e); err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		for _, fm := range []Formatter{{}, {Verbose: true, IPPrefix: true}} {
+			if line := fm.FormatICMP(&e); line == "" {
+				t.Fatal("empty line")
+			}
+		}
+		if _, err := json.Marshal((&Formatter{}).ICMPJSON(&e)); err != nil {
+			t.Fatal(err)
+		}
+		if !e.Quote.Tuple().Src.IsValid() {
+			t.Fatalf("quote without addresses: %+v", e.Quote)
+		}
+		e.IPv4.IHL, e.IPv4.TotalLength, e.IPv6.PayloadLength = 0, 0, 0
+		b, err := AppendICMPError(nil, &e, BuildOptions{})
+		if err != nil {
+			t.Fatalf("rebuild: %v", err)
+		}
+		var again ICMPError
+		if err := ParseICMPError(LinkRaw, b, &again); err != nil {
+			t.Fatalf("re-parse of the rebuilt message: %v\n% x", err, b)
+		}
+		if again.Type != e.Type || again.Code != e.Code || again.MTU != e.MTU || again.Pointer != e.Pointer ||
+			!bytes.Equal(again.Quote.Bytes, e.Quote.Bytes) || again.Quote.Tuple() != e.Quote.Tuple() ||
+			again.Quote.Seq != e.Quote.Seq || again.Checksum.State != ChecksumGood {
+			t.Fatalf("re-parse differs:\n%+v\n%+v", e, again)
+		}
+	})
+}
+
+// FuzzFragment: any packet fragments or gives an error, never a panic;
+// the fragments of a packet carry its payload, in order, whole.
+func FuzzFragment(f *testing.F) {
+	f.Add(buildSYN(f), uint16(8))
+	f.Fuzz(func(t *testing.T, pkt []byte, size uint16) {
+		n := int(size)
+		if n > 2048 {
+			return
+		}
+		if len(pkt) > 0 && pkt[0]>>4 == 6 {
+			frags, err := FragmentIPv6(pkt, n, 1)
+			if err != nil {
+				return
+			}
+			if len(frags) == 0 {
+				t.Fatal("no fragments")
+			}
+			for _, fr := range frags {
+				if _, err := NewIPv6View(fr); err != nil {
+					t.Fatalf("fragment: %v", err)
+				}
+			}
+			return
+		}
+		frags, err := FragmentIPv4(pkt, n)
+		if err != nil {
+			return
+		}
+		v, _ := NewIPv4View(pkt)
+		var joined []byte
+		for _, fr := range frags {
+			fv, err := NewIPv4View(fr)
+			if err != nil {
+				t.Fatalf("fragment: %v", err)
+			}
+			// A packet that fits is returned as given; fragments get
+			// their checksum computed.
+			if ok, _ := fv.VerifyChecksum(); !ok && len(frags) > 1 {
+				t.Fatal("fragment checksum")
+			}
+			joined = append(joined, fv.Payload()...)
+		}
+		if !bytes.Equal(joined, v.Payload()) {
+			t.Fatal("fragments do not join to the payload")
 		}
 	})
 }

@@ -17,9 +17,20 @@ type PacketJSON struct {
 	Dst       string `json:"dst"`
 	SPort     uint16 `json:"sport"`
 	DPort     uint16 `json:"dport"`
-	// IPID, DF, MF and FragOffset are IPv4 only.
-	IPID *uint16 `json:"ip_id,omitempty"`
-	DF   bool    `json:"df,omitempty"`
+	// IPID, TOS, DF, MF, Rsvd, FragOffset (in bytes) and IPOptions (hex)
+	// are IPv4 only.
+	IPID       *uint16 `json:"ip_id,omitempty"`
+	TOS        *uint8  `json:"tos,omitempty"`
+	DF         bool    `json:"df,omitempty"`
+	MF         bool    `json:"mf,omitempty"`
+	Rsvd       bool    `json:"rsvd,omitempty"`
+	FragOffset uint16  `json:"frag_offset,omitempty"`
+	IPOptions  string  `json:"ip_options,omitempty"`
+	// TrafficClass, FlowLabel and Ext (the extension headers' names, as
+	// in the text form: HBH, RT6, frag, DSTOPT) are IPv6 only.
+	TrafficClass *uint8   `json:"traffic_class,omitempty"`
+	FlowLabel    *uint32  `json:"flow_label,omitempty"`
+	Ext          []string `json:"ext,omitempty"`
 	// TTL is the IPv4 TTL or the IPv6 hop limit.
 	TTL        uint8   `json:"ttl"`
 	IPLen      int     `json:"ip_len"`
@@ -102,10 +113,20 @@ func (f *Formatter) JSON(p *Packet) PacketJSON {
 	if p.IPVersion == 6 {
 		j.TTL = p.IPv6.HopLimit
 		j.IPLen = IPv6HeaderLen + int(p.IPv6.PayloadLength)
+		tc, fl := p.IPv6.TrafficClass, p.IPv6.FlowLabel
+		j.TrafficClass, j.FlowLabel = &tc, &fl
+		for _, e := range p.IPv6.Ext {
+			j.Ext = append(j.Ext, e.Name())
+		}
 	} else {
-		id := p.IPv4.ID
-		j.IPID = &id
+		id, tos := p.IPv4.ID, p.IPv4.DSCP<<2|p.IPv4.ECN
+		j.IPID, j.TOS = &id, &tos
 		j.DF = p.IPv4.DontFragment
+		j.MF, j.Rsvd = p.IPv4.MoreFragments, p.IPv4.ReservedFlag
+		j.FragOffset = p.IPv4.FragmentOffset * 8
+		if len(p.IPv4.Options) > 0 {
+			j.IPOptions = hex.EncodeToString(p.IPv4.Options)
+		}
 		j.TTL = p.IPv4.TTL
 		j.IPLen = int(p.IPv4.TotalLength)
 		c := checksumJSON(p.IPChecksum)

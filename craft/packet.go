@@ -186,10 +186,14 @@ func (t FourTuple) String() string {
 
 // ParsePacket parses a frame of the given link type into p. It reuses p's
 // option storage, so parsing frame after frame into one Packet does not
-// allocate; p's slices point into frame. Anything but TCP over IPv4/IPv6 is
-// an error: *NotIPError, *NotTCPError, *FragmentError, an *OptionError for a
-// malformed TCP option, or an error wrapping ErrTruncated. A wrong checksum
-// is not an error: it is reported in p.IPChecksum / p.TCPChecksum.
+// allocate; p's slices point into frame. IPv6 extension headers are walked
+// (see WalkIPv6Ext) and kept in p.IPv6.Ext. Anything but TCP over
+// IPv4/IPv6 is an error: *NotIPError, *NotTCPError (ICMP errors among them:
+// see ParseICMPError), *FragmentError, an *OptionError for a malformed TCP
+// option, or an error wrapping ErrTruncated or saying what is malformed.
+// The IP header fields are set in p even when the error is about what
+// follows them. A wrong checksum is not an error: it is reported in
+// p.IPChecksum / p.TCPChecksum.
 func ParsePacket(link LinkType, frame []byte, p *Packet, opts PacketOptions) error {
 	p.Link = link
 	p.Tagged, p.VLAN = false, 0
@@ -277,7 +281,7 @@ func (p *Packet) parseIP(b []byte, link LinkType, opts PacketOptions) error {
 			return &NotTCPError{Protocol: v.Protocol()}
 		}
 		if v.IsFragment() {
-			return &FragmentError{Offset: v.FragmentOffset(), MoreFragments: v.MoreFragments()}
+			return &FragmentError{IPVersion: 4, Offset: v.FragmentOffset(), MoreFragments: v.MoreFragments(), ID: uint32(v.ID()), Protocol: v.Protocol()}
 		}
 		return p.parseTCP(v.Payload(), opts)
 	case version == 6 && link != LinkIPv4:
@@ -289,10 +293,19 @@ func (p *Packet) parseIP(b []byte, link LinkType, opts PacketOptions) error {
 		p.IPv6.FromView(v)
 		p.IPv4 = IPv4{}
 		p.IPChecksum = ChecksumStatus{State: ChecksumNone}
-		if v.NextHeader() != ProtocolTCP {
-			return &NotTCPError{Protocol: v.NextHeader()}
+		exts, proto, upper, err := WalkIPv6Ext(v.NextHeader(), v.Payload(), p.IPv6.Ext)
+		p.IPv6.Ext = exts
+		if err != nil {
+			return err
 		}
-		return p.parseTCP(v.Payload(), opts)
+		// An atomic fragment (offset 0, no M flag, RFC 6946) is whole.
+		if off, more, id, ok := p.IPv6.fragment(); ok && (off != 0 || more) {
+			return &FragmentError{IPVersion: 6, Offset: off, MoreFragments: more, ID: id, Protocol: proto}
+		}
+		if proto != ProtocolTCP {
+			return &NotTCPError{Protocol: proto}
+		}
+		return p.parseTCP(upper, opts)
 	}
 	return &NotIPError{Version: version, Bare: true}
 }
@@ -309,7 +322,11 @@ func (p *Packet) parseTCP(seg []byte, opts PacketOptions) error {
 	if opts.PartialChecksum {
 		return nil
 	}
-	ok, want := v.VerifyChecksum(p.Src(), p.Dst())
+	dst := p.IPv4.Dst
+	if p.IPVersion == 6 {
+		dst = p.IPv6.FinalDst()
+	}
+	ok, want := v.VerifyChecksum(p.Src(), dst)
 	p.TCPChecksum.Expected = want
 	p.TCPChecksum.State = ChecksumGood
 	switch {

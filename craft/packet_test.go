@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -77,8 +78,15 @@ func TestParsePacketErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hopByHop := append([]byte{}, v6...)
-	hopByHop[6] = 0
+	// UDP after a destination options header: the walk ends at UDP.
+	v6udp, err := (&IPv6{NextHeader: IPv6DestOpts, HopLimit: 1, Src: netip.MustParseAddr("fd00::1"), Dst: netip.MustParseAddr("fd00::2")}).Emit(nil,
+		append([]byte{ProtocolUDP, 0, 1, 4, 0, 0, 0, 0}, make([]byte, 8)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A hop-by-hop header that is not the first.
+	hbhLate := append([]byte{}, v6udp...)
+	hbhLate[40] = IPv6HopByHop
 	badOpt := append([]byte{}, ip...)
 	badOpt[20+20+1] = 3 // MSS length 3
 	shortTCP := append([]byte{}, ip[:30]...)
@@ -95,7 +103,8 @@ func TestParsePacketErrors(t *testing.T) {
 		target any
 	}{
 		{"udp", LinkRaw, udp, "not TCP: protocol 17 (UDP)", new(*NotTCPError)},
-		{"ipv6 hop-by-hop", LinkRaw, hopByHop, "not TCP: protocol 0 (HOPOPT)", new(*NotTCPError)},
+		{"ipv6 udp after dest options", LinkRaw, v6udp, "not TCP: protocol 17 (UDP)", new(*NotTCPError)},
+		{"ipv6 late hop-by-hop", LinkRaw, hbhLate, "ipv6: hop-by-hop options header after another extension header (RFC 8200 §4.1: only right after the IPv6 header)", nil},
 		{"arp", LinkEthernet, ethernet(0x0806, make([]byte, 28)), "not IP: ethertype 0x0806 (ARP)", new(*NotIPError)},
 		{"unknown ethertype", LinkEthernet, ethernet(0x1234, ip), "not IP: ethertype 0x1234", new(*NotIPError)},
 		{"version 5", LinkRaw, append([]byte{0x55}, ip[1:]...), "not IP: version 5", new(*NotIPError)},
@@ -256,12 +265,15 @@ func TestIPv6EmitAndView(t *testing.T) {
 		t.Fatalf("ParseIPv6: %v %q", err, payload)
 	}
 	ip.PayloadLength = 3
-	if got != ip {
+	if !reflect.DeepEqual(got, ip) {
 		t.Errorf("parsed %+v, want %+v", got, ip)
 	}
 	for _, bad := range []IPv6{
 		{Src: client4, Dst: dst},
-		{Src: src, Dst: netip.MustParseAddr("::ffff:10.0.0.1")},
+		{Src: src, Dst: netip.MustParseAddr("10.0.0.1")},
+		{Src: src, Dst: dst, Ext: []IPv6Ext{{Kind: IPv6Fragment, Data: make([]byte, 7)}}},
+		{Src: src, Dst: dst, Ext: []IPv6Ext{{Kind: IPv6Routing, Data: make([]byte, 16)}}}, // length byte says 8
+		{Src: src, Dst: dst, Ext: []IPv6Ext{{Kind: 51, Data: make([]byte, 8)}}},
 		{Src: src, Dst: dst, FlowLabel: 1 << 20},
 	} {
 		if _, err := bad.Emit(nil, nil); err == nil {

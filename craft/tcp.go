@@ -57,6 +57,12 @@ const (
 	OptSACKPermitted OptionKind = 4 // RFC 2018 §2
 	OptSACK          OptionKind = 5 // RFC 2018 §3
 	OptTimestamps    OptionKind = 8 // RFC 7323 §3
+
+	// Kinds this package keeps as raw Data; the grammar writes them by
+	// packetdrill's names (md5, FO, FOEXP).
+	OptMD5          OptionKind = 19  // RFC 2385
+	OptFastOpen     OptionKind = 34  // RFC 7413
+	OptExperimental OptionKind = 254 // RFC 6994
 )
 
 // SACKBlock is one block of a SACK option: the bytes [Left, Right) were

@@ -16,6 +16,10 @@ var tcpdumpAppLayer = regexp.MustCompile(`(, length \d+)(: .*| \[.*\])$`)
 // does not print: the NS/AE and reserved flag bits and bad checksums.
 var ourExtras = regexp.MustCompile(`, ae|, reserved 0x[0-7]| \[bad (ip|tcp) cksum 0x[0-9a-f]{4} -> 0x[0-9a-f]{4}\]`)
 
+// ipGroup matches the -v IP group that the default line adds for an
+// unusual IP header; TestTextVerboseMatchesTcpdump checks its wording.
+var ipGroup = regexp.MustCompile(`^(IP6? )\((?:[^()]|\([^()]*\))*\) `)
+
 // TestTextMatchesTcpdump compares the text form of every corpus packet with
 // the output of `tcpdump -nn -t -r` (relative) and `tcpdump -nn -t -S -r`
 // (absolute), recorded once in testdata/*.{relative,absolute}.txt.
@@ -30,7 +34,7 @@ func TestTextMatchesTcpdump(t *testing.T) {
 				}
 				f := Formatter{Absolute: mode == "absolute", IPPrefix: true}
 				for i := range pkts {
-					got := ourExtras.ReplaceAllString(f.Format(&pkts[i]), "")
+					got := ipGroup.ReplaceAllString(ourExtras.ReplaceAllString(f.Format(&pkts[i]), ""), "$1")
 					w := tcpdumpAppLayer.ReplaceAllString(want[i], "$1")
 					// SLL2 lines carry "ifname Out " before "IP".
 					if k := strings.Index(w, "IP"); k > 0 && strings.HasPrefix(name, "linux-sll2") {
@@ -42,6 +46,58 @@ func TestTextMatchesTcpdump(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestTextVerboseMatchesTcpdump compares the Verbose text form of every
+// corpus packet with `tcpdump -nn -t -v -r` (its two lines per packet
+// joined by a space, application-layer lines dropped), recorded in
+// testdata/*.v.txt.
+func TestTextVerboseMatchesTcpdump(t *testing.T) {
+	for _, name := range []string{"linux-http", "synth", "linux-sll", "linux-sll2"} {
+		t.Run(name, func(t *testing.T) {
+			pkts := parseAll(t, name+".pcap")
+			want := readLines(t, name+".v.txt")
+			if len(want) != len(pkts) {
+				t.Fatalf("%d golden lines, %d packets", len(want), len(pkts))
+			}
+			f := Formatter{IPPrefix: true, Verbose: true}
+			for i := range pkts {
+				got := ourExtras.ReplaceAllString(f.Format(&pkts[i]), "")
+				w := tcpdumpAppLayer.ReplaceAllString(want[i], "$1")
+				if k := strings.Index(w, "IP"); k > 0 && strings.HasPrefix(name, "linux-sll2") {
+					w = w[k:]
+				}
+				if got != w {
+					t.Errorf("packet %d:\n got %s\nwant %s", i+1, got, w)
+				}
+			}
+		})
+	}
+}
+
+// TestTextUnusualIPGroup: the default line shows the -v IP group for the
+// synthesized packets whose header is unusual (TOS with ECT(0), the
+// reserved flag, IP options; an IPv6 traffic class) and only for them.
+func TestTextUnusualIPGroup(t *testing.T) {
+	pkts := parseAll(t, "synth.pcap")
+	verbose := readLines(t, "synth.v.txt")
+	var f Formatter
+	f.IPPrefix = true
+	groups := 0
+	for i := range pkts {
+		line := f.Format(&pkts[i])
+		m := ipGroup.FindString(line)
+		if m == "" {
+			continue
+		}
+		groups++
+		if !strings.HasPrefix(verbose[i], m) {
+			t.Errorf("packet %d: group %q, tcpdump -v %q", i+1, m, verbose[i])
+		}
+	}
+	if groups != 2 {
+		t.Errorf("%d lines with an IP group, want 2 (packets 11 and 16)", groups)
 	}
 }
 

@@ -263,54 +263,14 @@ func (p *Packet) String() string {
 	return b.String()
 }
 
-// scriptFlags renders flags as packetdrill writes them: letters in the order
-// S F R P U E W, then "." for ACK; "-" for none.
+// scriptFlags renders flags as packetdrill writes them (craft's
+// packetdrill notation): letters in the order S F R P U E W A, then "."
+// for ACK; "-" for none.
 func scriptFlags(f craft.Flags) string {
-	var b strings.Builder
-	for _, fl := range []struct {
-		f craft.Flags
-		c byte
-	}{{craft.FlagSYN, 'S'}, {craft.FlagFIN, 'F'}, {craft.FlagRST, 'R'}, {craft.FlagPSH, 'P'},
-		{craft.FlagURG, 'U'}, {craft.FlagECE, 'E'}, {craft.FlagCWR, 'W'}} {
-		if f.Has(fl.f) {
-			b.WriteByte(fl.c)
-		}
-	}
-	if f.Has(craft.FlagACK) {
-		b.WriteByte('.')
-	}
-	if b.Len() == 0 {
-		return "-"
-	}
-	return b.String()
+	return string(craft.AppendFlagsText(nil, f, craft.NotationPacketdrill))
 }
 
 // scriptOptions renders options in script syntax: "<mss 1460,sackOK,...>".
 func scriptOptions(opts []craft.Option) string {
-	parts := make([]string, 0, len(opts))
-	for _, o := range opts {
-		switch o.Kind {
-		case craft.OptEOL:
-			parts = append(parts, "eol")
-		case craft.OptNOP:
-			parts = append(parts, "nop")
-		case craft.OptMSS:
-			parts = append(parts, fmt.Sprintf("mss %d", o.MSS))
-		case craft.OptWindowScale:
-			parts = append(parts, fmt.Sprintf("wscale %d", o.Shift))
-		case craft.OptSACKPermitted:
-			parts = append(parts, "sackOK")
-		case craft.OptSACK:
-			s := "sack"
-			for _, blk := range o.Blocks {
-				s += fmt.Sprintf(" %d:%d", uint32(blk.Left), uint32(blk.Right))
-			}
-			parts = append(parts, s)
-		case craft.OptTimestamps:
-			parts = append(parts, fmt.Sprintf("TS val %d ecr %d", o.TSVal, o.TSEcr))
-		default:
-			parts = append(parts, fmt.Sprintf("unknown-%d", o.Kind))
-		}
-	}
-	return "<" + strings.Join(parts, ",") + ">"
+	return "<" + string(craft.AppendOptionsText(nil, opts, craft.NotationPacketdrill)) + ">"
 }

@@ -305,60 +305,85 @@ func (p *parser) packet() *Packet {
 	return pk
 }
 
-// flags reads the packet flags: letters S F R P U E W optionally followed
-// by "." (ACK), a lone "." or "-" (no flags).
+// flags reads the packet flags as packetdrill's grammar has them: a word
+// of flag letters optionally followed by "." (ACK) or by ".N" (ACK and an
+// AccECN ACE value), a lone "." or ".N", or "-" (no flags). The letters
+// themselves are craft's packetdrill notation.
 func (p *parser) flags() (craft.Flags, string) {
-	const what = `TCP flags (S, F, R, P, U, E, W and . for ACK, or - for none)`
+	const what = `TCP flags (S, F, R, P, U, E, W, A and . for ACK, or - for none)`
+	var parts []token
 	switch {
-	case p.isPunct("."):
+	case p.isPunct(".") || p.isPunct("-"):
+		parts = append(parts, p.tok)
 		p.advance()
-		return craft.FlagACK, "."
-	case p.isPunct("-"):
+	case p.tok.kind == tokFloat && strings.HasPrefix(p.tok.text, "."):
+		parts = append(parts, p.tok)
 		p.advance()
-		return 0, "-"
 	case p.tok.kind == tokWord:
+		parts = append(parts, p.tok)
+		p.advance()
+		// "S." (a start sequence number always follows, so a "." here
+		// is ACK), or "S.1" (ACK and the ACE field).
+		if p.isPunct(".") || (p.tok.kind == tokFloat && strings.HasPrefix(p.tok.text, ".")) {
+			parts = append(parts, p.tok)
+			p.advance()
+		}
 	default:
 		p.expected(what)
 	}
-	var f craft.Flags
-	word := p.tok
-	for i, c := range word.text {
-		var bit craft.Flags
-		switch c {
-		case 'S':
-			bit = craft.FlagSYN
-		case 'F':
-			bit = craft.FlagFIN
-		case 'R':
-			bit = craft.FlagRST
-		case 'P':
-			bit = craft.FlagPSH
-		case 'U':
-			bit = craft.FlagURG
-		case 'E':
-			bit = craft.FlagECE
-		case 'W':
-			bit = craft.FlagCWR
-		default:
-			p.failAt(Pos{word.pos.Line, word.pos.Col + i}, "expected %s, found %q in %q", what, c, word.text)
+	text, at := joinTokens(parts, true)
+	f, err := craft.ParseFlags(text, craft.NotationPacketdrill)
+	if err != nil {
+		var ge *craft.GrammarError
+		if errors.As(err, &ge) {
+			p.failAt(at(ge.Offset, p.tok.pos), "%v", err)
 		}
-		if f.Has(bit) {
-			p.failAt(Pos{word.pos.Line, word.pos.Col + i}, "flag %q given twice in %q", c, word.text)
-		}
-		f |= bit
-	}
-	p.advance()
-	text := word.text
-	// "S." (a start sequence number always follows, so a "." here is ACK).
-	if p.isPunct(".") {
-		f |= craft.FlagACK
-		text += "."
-		p.advance()
+		p.failAt(parts[0].pos, "%v", err)
 	}
 	return f, text
 }
 
-// options reads "<...>" or "<opt, opt, ...>".
+// joinTokens rebuilds source text from tokens: one space where the source
+// had white space or a comment between two tokens, none where they touch
+// (so "1:2" and "0123abcd" come back whole). at maps an offset in the text
+// back to a position in the script (end, the token after the last, for
+// offsets past it).
+func joinTokens(toks []token, touching bool) (string, func(off int, end Pos) Pos) {
+	var b strings.Builder
+	starts := make([]int, len(toks))
+	for i, t := range toks {
+		if i > 0 && !touching {
+			prev := toks[i-1]
+			if prev.pos.Line != t.pos.Line || prev.pos.Col+len(prev.text) != t.pos.Col {
+				b.WriteByte(' ')
+			}
+		}
+		starts[i] = b.Len()
+		b.WriteString(t.text)
+	}
+	return b.String(), func(off int, end Pos) Pos {
+		for i := len(toks) - 1; i >= 0; i-- {
+			if off < starts[i] {
+				continue
+			}
+			if d := off - starts[i]; d < len(toks[i].text) {
+				return Pos{toks[i].pos.Line, toks[i].pos.Col + d}
+			}
+			if i+1 < len(toks) {
+				return toks[i+1].pos
+			}
+			return end
+		}
+		if len(toks) > 0 {
+			return toks[0].pos
+		}
+		return end
+	}
+}
+
+// options reads "<...>" or "<opt, opt, ...>". The list is craft's
+// packetdrill notation of the options grammar; this function only finds
+// where the list ends and maps craft's error offsets to script positions.
 func (p *parser) options(pk *Packet) {
 	open := p.tok.pos
 	p.advance()
@@ -371,82 +396,52 @@ func (p *parser) options(pk *Packet) {
 		pk.AnyOptions = true
 		return
 	}
-	for {
-		pk.Options = append(pk.Options, p.tcpOption())
-		if p.isPunct(",") {
-			p.advance()
-			continue
-		}
-		p.expectPunct(">", `"," or ">" in the TCP option list`)
-		break
+	// Option lists hold names, numbers, hex words, "," and ":".
+	var toks []token
+	for p.tok.kind == tokWord || p.tok.kind == tokInt || p.isPunct(",") || p.isPunct(":") {
+		toks = append(toks, p.tok)
+		p.advance()
 	}
+	text, at := joinTokens(toks, false)
+	opts, err := craft.ParseOptions(text, craft.NotationPacketdrill)
+	if err != nil {
+		var ge *craft.GrammarError
+		if !errors.As(err, &ge) {
+			p.failAt(open, "bad TCP options: %v", err)
+		}
+		pos := at(ge.Offset, p.tok.pos)
+		if !ge.Unsupported {
+			p.failAt(pos, "%v", err)
+		}
+		// Valid in a packetdrill fork, not something tcpcraft can build
+		// or check: skip to the end of the list and let Validate refuse
+		// the script (a FAIL, not a syntax error).
+		for p.tok.kind != tokEOF && !p.isPunct(">") {
+			p.advance()
+		}
+		p.expectPunct(">", `">" to end the TCP option list`)
+		if p.unsupported == nil {
+			p.unsupported = &ScriptError{Path: p.file, Pos: pos, Msg: ge.Msg}
+		}
+		pk.Options = []craft.Option{{Kind: craft.OptNOP}}
+		return
+	}
+	p.expectPunct(">", `"," or ">" in the TCP option list`)
+	// md5, FO and FOEXP are packetdrill's and craft builds them, but the
+	// runner does not yet check or produce them correctly (signatures,
+	// cookies): refuse the script in Validate.
+	for i, t := range toks {
+		first := i == 0 || (toks[i-1].kind == tokPunct && toks[i-1].text == ",")
+		if first && t.kind == tokWord && (t.text == "md5" || t.text == "FO" || t.text == "FOEXP") && p.unsupported == nil {
+			p.unsupported = &ScriptError{Path: p.file, Pos: t.pos, Msg: fmt.Sprintf("TCP option %q is not supported", t.text)}
+		}
+	}
+	pk.Options = opts
 	if n, err := craft.OptionsLen(pk.Options); err != nil {
 		p.failAt(open, "bad TCP options: %v", err)
 	} else if (n+3)/4*4 > craft.TCPMaxOptionsLen {
 		p.failAt(open, "TCP options take %d bytes, more than the %d a header holds", n, craft.TCPMaxOptionsLen)
 	}
-}
-
-func (p *parser) tcpOption() craft.Option {
-	const what = "a TCP option (mss N, wscale N, sackOK, sack L:R, TS val N ecr N, nop, eol)"
-	if p.tok.kind != tokWord {
-		p.expected(what)
-	}
-	name := p.tok
-	p.advance()
-	switch name.text {
-	case "nop":
-		return craft.Option{Kind: craft.OptNOP}
-	case "eol":
-		return craft.Option{Kind: craft.OptEOL}
-	case "mss":
-		return craft.Option{Kind: craft.OptMSS, MSS: uint16(p.integer("the MSS after mss", 0, math.MaxUint16))}
-	case "wscale":
-		return craft.Option{Kind: craft.OptWindowScale, Shift: uint8(p.integer("the shift count after wscale", 0, math.MaxUint8))}
-	case "sackOK":
-		return craft.Option{Kind: craft.OptSACKPermitted}
-	case "sack":
-		o := craft.Option{Kind: craft.OptSACK}
-		for p.tok.kind == tokInt {
-			blockPos := p.tok.pos
-			l := p.integer("a SACK block's left edge", 0, math.MaxUint32)
-			p.expectPunct(":", `":" in a SACK block (left:right)`)
-			r := p.integer("a SACK block's right edge", 0, math.MaxUint32)
-			if len(o.Blocks) == craft.MaxSACKBlocks {
-				p.failAt(blockPos, "more than %d SACK blocks (RFC 2018 §3)", craft.MaxSACKBlocks)
-			}
-			o.Blocks = append(o.Blocks, craft.SACKBlock{Left: craft.Seq(l), Right: craft.Seq(r)})
-		}
-		if len(o.Blocks) == 0 {
-			p.expected("a SACK block (left:right) after sack")
-		}
-		return o
-	case "TS":
-		if !p.isWord("val") {
-			p.expected(`"val" after TS`)
-		}
-		p.advance()
-		val := p.integer("the timestamp value after TS val", 0, math.MaxUint32)
-		if !p.isWord("ecr") {
-			p.expected(`"ecr" after TS val N`)
-		}
-		p.advance()
-		ecr := p.integer("the timestamp echo reply after ecr", 0, math.MaxUint32)
-		return craft.Option{Kind: craft.OptTimestamps, TSVal: uint32(val), TSEcr: uint32(ecr)}
-	case "md5", "FO", "FOEXP", "ECN", "mptcp", "exp":
-		// Valid packetdrill, but not something tcpcraft can build or
-		// check yet: skip its arguments and let Validate refuse the
-		// script (a FAIL, not a syntax error).
-		for p.tok.kind != tokEOF && !p.isPunct(",") && !p.isPunct(">") {
-			p.advance()
-		}
-		if p.unsupported == nil {
-			p.unsupported = &ScriptError{Path: p.file, Pos: name.pos, Msg: fmt.Sprintf("TCP option %q is not supported", name.text)}
-		}
-		return craft.Option{Kind: craft.OptNOP}
-	}
-	p.failAt(name.pos, "expected %s, found %s", what, name.describe())
-	return craft.Option{}
 }
 
 // syscall reads "[...END] name(args) = result [ERRNO] [(note)]".

@@ -125,6 +125,46 @@ func TestParsePacket(t *testing.T) {
 	}
 }
 
+// TestParsePacketdrillFlagsAndOptions: the spellings packetdrill has and
+// tcpcraft's CLI does not (A is AE, a digit is the ACE field, FO cookies
+// as words or numbers, comments and line breaks inside an option list).
+func TestParsePacketdrillFlagsAndOptions(t *testing.T) {
+	s := mustParse(t, `0 < SA 0:0(0) win 1
++0 > S.5 0:0(0) ack 1
++0 > .2 1:1(0) ack 1
++0 < SEWA. 1:1(0) ack 1 win 1
++0 > S 0:0(0) <mss 1460, /* the cookie */ FO 0123abcd,
+   sack 1 : 2 3:4>
+`)
+	for i, want := range []craft.Flags{
+		craft.FlagSYN | craft.FlagNS,
+		craft.FlagSYN | craft.FlagACK | craft.FlagECE | craft.FlagNS,
+		craft.FlagACK | craft.FlagCWR,
+		craft.FlagSYN | craft.FlagECE | craft.FlagCWR | craft.FlagNS | craft.FlagACK,
+	} {
+		if got := s.Events[i].Packet.Flags; got != want {
+			t.Errorf("packet %d: flags %#x, want %#x", i, uint16(got), uint16(want))
+		}
+	}
+	if got := s.Events[0].Packet.String(); got != "< SA 0:0(0) win 1" {
+		t.Errorf("String() = %q", got)
+	}
+	opts := s.Events[4].Packet.Options
+	want := []craft.Option{craft.MSSOption(1460), {Kind: craft.OptFastOpen, Data: []byte{1, 0x23, 0xab, 0xcd}},
+		craft.SACKOption(craft.SACKBlock{Left: 1, Right: 2}, craft.SACKBlock{Left: 3, Right: 4})}
+	if len(opts) != len(want) {
+		t.Fatalf("options %v", opts)
+	}
+	for i := range want {
+		if !opts[i].Equal(&want[i]) {
+			t.Errorf("option %d: %+v, want %+v", i, opts[i], want[i])
+		}
+	}
+	if s.Unsupported == nil || !strings.Contains(s.Unsupported.Msg, `"FO"`) {
+		t.Errorf("FO not marked unsupported: %v", s.Unsupported)
+	}
+}
+
 func TestParseSyscalls(t *testing.T) {
 	s := mustParse(t, `--tolerance_usecs=10000
 --ip_version=ipv4
@@ -179,14 +219,21 @@ func TestParseSyscalls(t *testing.T) {
 func TestSyntaxErrors(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
 		{"", "t.pkt:1:1: expected an event (a time such as 0 or +.1, then a packet, system call or `command`), found end of file"},
-		{"0 < Q 0:0(0) win 1", `t.pkt:1:5: expected TCP flags (S, F, R, P, U, E, W and . for ACK, or - for none), found 'Q' in "Q"`},
+		{"0 < Q 0:0(0) win 1", `t.pkt:1:5: Q: invalid TCP flag 'Q' (packetdrill's flags: S F R P U E W A and . for ACK, a digit 0-7 for ACE, or - for none)`},
+		{"0 < SQ. 0:0(0) win 1", `t.pkt:1:6: SQ.: invalid TCP flag 'Q' (packetdrill's flags: S F R P U E W A and . for ACK, a digit 0-7 for ACE, or - for none)`},
+		{"0 < SE.1 0:0(0) win 1", `t.pkt:1:8: SE.1: conflicting TCP flag '1': one ACE digit, and not with E, W or A`},
+		{"0 < S 0:0(0) win 1 <mss 0x10>", `t.pkt:1:25: mss 0x10: MSS "0x10" is not a number (want 0-65535)`},
+		{"0 < S 0:0(0) win 1 <nop, sack 1:2 3 /* c */ 4>", `t.pkt:1:45: sack 1:2 3 4: expected ':' between a SACK block's edges (LEFT:RIGHT), found '4'`},
+		{"0 < S 0:0(0) win 1 <nop,,nop>", `t.pkt:1:25: empty option (want mss N, wscale N, sackOK, sack L:R, TS val N ecr N, nop, eol, md5 HEX, FO [HEX], FOEXP [HEX])`},
+		{"0 < S 0:0(0) win 1 <mss=1>", `t.pkt:1:24: mss: MSS missing (want 0-65535)`},
+		{"0 < S 0:0(0) win 1 <FO abc>", `t.pkt:1:24: FO abc: fast open cookie "abc" has an odd number of hex digits`},
 		{"0 < S 0:0(0)\n+0 > S. 0:0(0) ack 1 <mss>", "t.pkt:1:3: an inbound (<) packet needs a window (win N)"},
-		{"0 > S. 0:0(0) ack 1 <mss>", "t.pkt:1:25: expected the MSS after mss, found \">\""},
+		{"0 > S. 0:0(0) ack 1 <mss>", "t.pkt:1:25: mss: MSS missing (want 0-65535)"},
 		{"0 > S 0:5(0)", "t.pkt:1:11: inconsistent sequence numbers and payload length: 0:5 is 5 bytes, not 0"},
 		{"0 > S 0:0(0)\n+.1 > . 1:1(0) ack 4294967296", "t.pkt:2:20: the acknowledgement number after ack 4294967296 out of range (0 to 4294967295)"},
 		{"0 socket(..., SOCK_STREAM, IPPROTO_TCP) 3", `t.pkt:1:41: expected "=" and the expected result, found number 3`},
 		{"0 close(3) = 0\n  +0 frobnicate", `t.pkt:2:16: expected "(" after the system call name, found end of file`},
-		{"0 close(3) = 0\n+0 < S 0:0(0) win 1 <mss 1460,wscale>", "t.pkt:2:37: expected the shift count after wscale, found \">\""},
+		{"0 close(3) = 0\n+0 < S 0:0(0) win 1 <mss 1460,wscale>", "t.pkt:2:37: wscale: window scale shift missing (want 0-255)"},
 		{"0.5 close(3) = 0", "t.pkt:1:1: the first event must be at time 0, not 0.5"},
 		{"0 close(3) = 0 /* unterminated", "t.pkt:1:16: unterminated /* comment"},
 		{"0 write(3, \"abc, 3) = 3", "t.pkt:1:12: unterminated string"},
@@ -236,7 +283,9 @@ func TestValidateRefuses(t *testing.T) {
 		{"--mss=1000\n0 close(3) = 0", "t.pkt:1:1: option --mss is not supported"},
 		{"--ip_version=ipv6\n0 close(3) = 0", "t.pkt:1:1: --ip_version=ipv6: only ipv4 is supported"},
 		{"0 close(3) = 0\n+0 %{ print(1) }%", "t.pkt:2:1: code blocks (%{ ... }%) are not supported"},
-		{"0 > S 0:0(0) <mss 1460,FO abc,nop>", `t.pkt:1:24: TCP option "FO" is not supported`},
+		{"0 > S 0:0(0) <mss 1460,FO abcd,nop>", `t.pkt:1:24: TCP option "FO" is not supported`},
+		{"0 > S 0:0(0) <mss 1460, md5 0011,nop>", `t.pkt:1:25: TCP option "md5" is not supported`},
+		{"0 > S 0:0(0) <mss 1460,mptcp capable key=1,nop>", `t.pkt:1:24: TCP option "mptcp" is not supported`},
 		{"0 > [ect0] S 0:0(0)", "t.pkt:1:5: IP header fields (tos, ecn, ttl, flowlabel) are not supported"},
 	} {
 		s := mustParse(t, tc.src)

@@ -23,6 +23,9 @@ import (
 
 const dir = "craft/testdata/fuzz"
 
+// seedName, when set, names the next seed written instead of its hash.
+var seedName string
+
 // write stores one seed in the "go test fuzz v1" format.
 func write(target string, values ...any) {
 	var b bytes.Buffer
@@ -33,6 +36,12 @@ func write(target string, values ...any) {
 			fmt.Fprintf(&b, "[]byte(%q)\n", v)
 		case uint8:
 			fmt.Fprintf(&b, "byte(%q)\n", rune(v))
+		case uint16:
+			fmt.Fprintf(&b, "uint16(%d)\n", v)
+		case string:
+			fmt.Fprintf(&b, "string(%q)\n", v)
+		case bool:
+			fmt.Fprintf(&b, "bool(%t)\n", v)
 		default:
 			log.Fatalf("unsupported seed type %T", v)
 		}
@@ -43,6 +52,9 @@ func write(target string, values ...any) {
 		log.Fatal(err)
 	}
 	name := filepath.Join(d, fmt.Sprintf("seed-%x", sum[:8]))
+	if seedName != "" {
+		name = filepath.Join(d, seedName)
+	}
 	if err := os.WriteFile(name, b.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -145,6 +157,63 @@ func main() {
 	binary.BigEndian.PutUint16(frag[6:], 0x2001)
 	write("FuzzParsePacket", uint8(1), frag)
 	write("FuzzParsePacket", uint8(2), append(make([]byte, 14), 0x08, 0x06))
+	extSeeds()
+}
+
+// extSeeds adds the frames of ext.pcap (IPv6 extension headers, IP header
+// fields, fragments, ICMP errors) to the packet, ICMP and fragment
+// targets, and the IPv4-mapped packet FuzzParsePacket once found
+// ParsePacket accepting and AppendIPv6TCP refusing.
+func extSeeds() {
+	raw, err := os.ReadFile("craft/testdata/ext.pcap")
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := pcapgo.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		log.Fatal(err)
+	}
+	eth := func(b []byte) []byte {
+		et := []byte{0x08, 0x00}
+		if b[0]>>4 == 6 {
+			et = []byte{0x86, 0xdd}
+		}
+		return append(append([]byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2}, et...), b...)
+	}
+	for {
+		frame, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		var p craft.Packet
+		perr := craft.ParsePacket(craft.LinkRaw, frame, &p, craft.PacketOptions{})
+		if perr == nil && p.IPVersion == 6 && p.Src().Is4In6() {
+			seedName = "ipv4-mapped-src-48.48.48.48"
+			write("FuzzParsePacket", uint8(1), frame)
+			seedName = ""
+			continue
+		}
+		write("FuzzParsePacket", uint8(1), frame)
+		var e craft.ICMPError
+		if craft.ParseICMPError(craft.LinkRaw, frame, &e) == nil {
+			write("FuzzICMPError", uint8(1), frame)
+			write("FuzzICMPError", uint8(0), eth(frame))
+			continue
+		}
+		if perr == nil {
+			write("FuzzFragment", frame, uint16(16))
+		}
+	}
+	for _, s := range []string{"S", "SA", "S.", "[S.]", "none", "syn,ack", "SYN", "SEWA.", "S.5", "E5", "Q"} {
+		write("FuzzParseFlags", s, false)
+		write("FuzzParseFlags", s, true)
+	}
+	for _, s := range []string{"mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7", "sack 2 {1:2}{5:9}", "sack 1:2 3:4",
+		"sack=1-2,3-4", "mss=1460", "ts=1:0", "raw=254:0102", "unknown-99 0xabcd", "mss 0x05b4ff[len 5]", "linux",
+		"FO abcd", "FOEXP", "md5 0011", "mptcp capable", "mss=99999", "eol", "sack[len 2]"} {
+		write("FuzzParseOptions", s, false)
+		write("FuzzParseOptions", s, true)
+	}
 }
 
 // ipOffset returns where the IP packet starts in a frame of the corpus
