@@ -17,6 +17,7 @@ import (
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
 )
 
 func sendFlags() []cli.Flag {
@@ -389,11 +390,12 @@ func sendOne(ctx context.Context, c *cli.Context, plan sendPlan, rng *rand.Rand,
 		} else {
 			fmt.Fprintf(out, "%s  rtt=%.3f ms\n", format.Format(&reply), float64(rtt.Microseconds())/1000)
 		}
-		// Clean up a half-open peer: our SYN drew a SYN-ACK (RFC 9293
-		// §3.10.7.3 answers it with RST seq=SEG.ACK).
+		// Clean up a half-open peer: our SYN drew a SYN-ACK, and send
+		// holds no connection, so fsm answers as a closed port does
+		// (RFC 9293 §3.10.7.1: <SEQ=SEG.ACK><CTL=RST>).
 		if plan.flags.Has(craft.FlagSYN) && !plan.flags.Has(craft.FlagACK) &&
 			reply.TCP.Flags.Has(craft.FlagSYN|craft.FlagACK) && !reply.TCP.Flags.Has(craft.FlagRST) {
-			rst := craft.TCP{SrcPort: local.Port(), DstPort: remote.Port(), Seq: reply.TCP.Ack, Flags: craft.FlagRST}
+			rst, _ := fsm.ResetFor(&reply.TCP) // not an RST: there is one
 			ip.ID++
 			if b, err := craft.BuildIPv4TCP(ip, &rst); err == nil {
 				_ = inj.Send(b)

@@ -234,7 +234,7 @@ func (c *Conn) Connect(now time.Time) error {
 		return fmt.Errorf("fsm: connect: %w", ErrExists)
 	}
 	c.touch(now)
-	c.setState(SynSent, "connect() called")
+	c.setState(SynSent, CauseConnect)
 	c.transmit(now)
 	return nil
 }
@@ -246,7 +246,7 @@ func (c *Conn) Listen() error {
 		return fmt.Errorf("fsm: listen: %w", ErrExists)
 	}
 	c.passive = true
-	c.setState(Listen, "listen() called")
+	c.setState(Listen, CauseListen)
 	return nil
 }
 
@@ -464,7 +464,7 @@ func (c *Conn) Close(now time.Time) error {
 		return fmt.Errorf("fsm: close: %w", ErrNotConnected)
 	case Listen, SynSent:
 		// §3.10.4 LISTEN/SYN-SENT: delete the TCB, enter CLOSED.
-		c.setState(Closed, "close() called")
+		c.setState(Closed, CauseClose)
 		c.stopTimers()
 		return nil
 	case SynReceived, Established:
@@ -473,11 +473,11 @@ func (c *Conn) Close(now time.Time) error {
 		// what "queue for processing after entering ESTABLISHED" amounts
 		// to for a FIN that needs our SYN acknowledged first.)
 		c.finQueued = true
-		c.setState(FinWait1, "close() called")
+		c.setState(FinWait1, CauseClose)
 	case CloseWait:
 		// §3.10.4 CLOSE-WAIT: queue FIN, enter LAST-ACK.
 		c.finQueued = true
-		c.setState(LastAck, "close() called")
+		c.setState(LastAck, CauseClose)
 	default:
 		// §3.10.4 FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT.
 		return fmt.Errorf("fsm: close: %w", ErrClosing)
@@ -502,7 +502,7 @@ func (c *Conn) Abort(now time.Time) {
 	if c.err == nil {
 		c.err = ErrAborted
 	}
-	c.setState(Closed, "abort() called")
+	c.setState(Closed, CauseAbort)
 }
 
 // Output drains the segments to send, in order. The returned segments own
@@ -550,21 +550,21 @@ func (c *Conn) AppendEvents(dst []Event) []Event {
 	return dst
 }
 
-// setState moves to s and reports the change with its reason.
-func (c *Conn) setState(s State, reason string) {
+// setState moves to s and reports the change with its cause.
+func (c *Conn) setState(s State, cause Cause) {
 	if s == c.state {
 		return
 	}
-	c.events = append(c.events, Event{Kind: StateChange, From: c.state, To: s, Reason: reason})
+	c.events = append(c.events, Event{Kind: StateChange, From: c.state, To: s, Cause: cause})
 	c.state = s
 }
 
 // fail ends the connection with err.
-func (c *Conn) fail(err error, reason string) {
+func (c *Conn) fail(err error, cause Cause) {
 	c.err = err
-	c.events = append(c.events, Event{Kind: Error, Err: err, Reason: reason})
+	c.events = append(c.events, Event{Kind: Error, Err: err, Cause: cause})
 	c.stopTimers()
-	c.setState(Closed, reason)
+	c.setState(Closed, cause)
 }
 
 func (c *Conn) stopTimers() {
@@ -573,9 +573,11 @@ func (c *Conn) stopTimers() {
 	c.ackNow = false
 }
 
-func (c *Conn) drop(reason string) {
+// drop discards the arriving segment: its one verdict, counted once
+// whatever else it draws (an ACK, a challenge ACK, an RST).
+func (c *Conn) drop(cause Cause) {
 	c.stats.SegsDropped++
-	c.events = append(c.events, Event{Kind: SegmentDropped, Reason: reason})
+	c.events = append(c.events, Event{Kind: SegmentDropped, Cause: cause})
 }
 
 // effectiveMSS is the payload we put in a segment: the smaller of the peer's

@@ -53,7 +53,7 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 	c.touch(now)
 	c.stats.SegsReceived++
 	if seg.DstPort != c.cfg.LocalPort || seg.SrcPort != c.cfg.RemotePort {
-		c.drop("ports do not match this connection")
+		c.drop(CausePortMismatch)
 		return
 	}
 	if c.state != Closed && c.state != Listen {
@@ -69,45 +69,44 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 	// ResetFor (<SEQ=SEG.ACK><CTL=RST>, or <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
 	// <CTL=RST,ACK> when the ACK bit is off).
 	case c.state == Closed:
-		c.drop("connection closed")
+		c.drop(CauseNoConnection)
 		if rst, ok := ResetFor(seg); ok {
 			c.out = append(c.out, rst)
 			c.stats.SegsSent++
 		}
 		return
 
-	// §3.10.7.2 LISTEN, first: an incoming RST is ignored.
-	case c.state == Listen && k == kindRST:
-		c.drop("RST in LISTEN")
-
-	// §3.10.7.2 LISTEN, second: any ACK is bad here; answer
+	// §3.10.7.2 LISTEN, with Linux's departures (judgeListen, the one
+	// rule a Listener applies too): an RST, a segment with neither SYN
+	// nor ACK, and a SYN with FIN are dropped; any ACK is answered with
 	// <SEQ=SEG.ACK><CTL=RST>.
-	case c.state == Listen && (k == kindACK || k == kindSYNACK):
-		c.drop("ACK in LISTEN")
-		c.sendRST(seg.Ack, 0, false, now)
-
-	// §3.10.7.2 LISTEN, third: a SYN. Take the peer's ISN and options, send
-	// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED. Data on the
-	// SYN is not acknowledged (the peer sends it again), as Linux does
-	// without TCP Fast Open.
-	case c.state == Listen && k == kindSYN:
-		c.irs = seg.Seq
-		c.rcvNxt = seg.Seq.Add(1)
-		c.negotiate(seg, now)
-		c.sndWnd = uint32(seg.Window) // RFC 7323 §2.2: never scaled on a SYN
-		c.maxSndWnd = c.sndWnd
-		c.sndWl1 = seg.Seq
-		c.sndNxt = c.iss
-		c.setState(SynReceived, "rcvd SYN")
-
-	// §3.10.7.2 LISTEN, fourth: other text or control: drop.
 	case c.state == Listen:
-		c.drop("no SYN in LISTEN")
+		switch v, cause := judgeListen(seg); v {
+		case ListenReply:
+			c.drop(cause)
+			c.sendRST(seg.Ack, 0, false, now)
+		case ListenOpen:
+			// Third: a SYN. Take the peer's ISN and options, send
+			// <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter
+			// SYN-RECEIVED. Data on the SYN is not acknowledged (the
+			// peer sends it again), as Linux does without TCP Fast
+			// Open.
+			c.irs = seg.Seq
+			c.rcvNxt = seg.Seq.Add(1)
+			c.negotiate(seg, now)
+			c.sndWnd = uint32(seg.Window) // RFC 7323 §2.2: never scaled on a SYN
+			c.maxSndWnd = c.sndWnd
+			c.sndWl1 = seg.Seq
+			c.sndNxt = c.iss
+			c.setState(SynReceived, cause)
+		default:
+			c.drop(cause)
+		}
 
 	// §3.10.7.3 SYN-SENT, first: an ACK outside (ISS, SND.NXT] gets
 	// <SEQ=SEG.ACK><CTL=RST> unless it is itself an RST; drop.
 	case c.state == SynSent && seg.Flags&craft.FlagACK != 0 && !ackOK:
-		c.drop("unacceptable ACK in SYN-SENT")
+		c.drop(CauseBadACKInSynSent)
 		if k != kindRST {
 			c.sendRST(seg.Ack, 0, false, now)
 		}
@@ -116,10 +115,10 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 	// connection (RFC 5961 §3.2 agrees); without an ACK it is dropped.
 	case c.state == SynSent && k == kindRST:
 		if !ackOK {
-			c.drop("RST without ACK in SYN-SENT")
+			c.drop(CauseRSTNoACKInSynSent)
 			break
 		}
-		c.fail(ErrRefused, "rcvd RST")
+		c.fail(ErrRefused, CauseRcvdRST)
 
 	// §3.10.7.3 SYN-SENT, fourth: SYN-ACK acknowledging our SYN. Record
 	// IRS, SND.UNA, the window (unscaled) and the options; enter
@@ -133,7 +132,7 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 		c.maxSndWnd = c.sndWnd
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
 		c.ackAdvance(seg.Ack, now)
-		c.setState(Established, "rcvd SYN-ACK")
+		c.setState(Established, CauseRcvdSYNACK)
 		c.ackNow = true
 		c.receive(seg, now)
 
@@ -149,11 +148,11 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 		c.sndWl1 = seg.Seq
 		c.sndNxt = c.iss // the SYN goes again, now as SYN-ACK
 		c.rttTiming = false
-		c.setState(SynReceived, "rcvd SYN (simultaneous open)")
+		c.setState(SynReceived, CauseRcvdSYNSimultaneous)
 
 	// §3.10.7.3 SYN-SENT, fifth: neither SYN nor RST: drop.
 	case c.state == SynSent:
-		c.drop("no SYN in SYN-SENT")
+		c.drop(CauseNoSYNInSynSent)
 
 	// §3.10.7.4: the synchronized states (and SYN-RECEIVED).
 	default:
@@ -163,8 +162,39 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 }
 
 // inputSynchronized follows the checks of RFC 9293 §3.10.7.4 in order, with
-// RFC 7323 (PAWS) and RFC 5961 (challenge ACKs) folded in.
+// RFC 7323 (PAWS) and RFC 5961 (challenge ACKs) folded in. The third check
+// (security/compartment) is skipped, as Linux does: a connection has none.
+//
+// Where Linux departs from the order of the checks, so does tcpcraft, so
+// that a peer gets the same answers from both:
+//
+//   - a segment with none of SYN, RST and ACK is dropped before any
+//     check (tcp_rcv_state_process, tcp_rcv_established), where RFC 9293
+//     would answer one outside the window with an ACK; except in a
+//     SYN-RECEIVED entered from LISTEN, where Linux's request socket
+//     (tcp_check_req) checks the sequence number first, like the RFC;
+//   - in a SYN-RECEIVED entered from LISTEN, an ACK that does not
+//     acknowledge our SYN is answered <SEQ=SEG.ACK><CTL=RST> before the
+//     sequence number is checked (tcp_check_req; RFC 9293 §3.10.7.4 has
+//     the ACK check fifth), and a SYN in the window is answered with
+//     ResetFor's RST (tcp_check_req's embryonic reset; RFC 9293 fourth
+//     returns to LISTEN silently). The connection returns to LISTEN.
 func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
+	halfOpen := c.state == SynReceived && c.passive
+	if k == kindBare && !halfOpen {
+		c.drop(CauseNoControl)
+		return
+	}
+	if halfOpen && seg.Flags&craft.FlagACK != 0 && !(c.sndUna.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.sndMax)) {
+		// §3.10.7.4 fifth, SYN-RECEIVED, checked first (see above): an
+		// unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>, unless it is
+		// itself an RST.
+		c.drop(CauseBadACKInSynRcvd)
+		if k != kindRST {
+			c.sendRST(seg.Ack, 0, false, now)
+		}
+		return
+	}
 	ts, hasTS := findTimestamps(seg)
 	slen := segLen(seg)
 
@@ -177,7 +207,7 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		c.sndWnd = uint32(seg.Window) // a SYN's window is never scaled
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
-		c.setState(Established, "rcvd SYN-ACK (simultaneous open)")
+		c.setState(Established, CauseRcvdSYNACKSimultaneous)
 		c.ackNow = true
 		return
 	}
@@ -185,7 +215,7 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 	// RFC 7323 §3.2: once timestamps are agreed, a non-RST segment without
 	// them SHOULD be dropped silently.
 	if c.tsOK && !hasTS && k != kindRST {
-		c.drop("timestamps agreed but missing (RFC 7323 §3.2)")
+		c.drop(CauseTimestampMissing)
 		return
 	}
 
@@ -196,7 +226,7 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		if now.Sub(c.tsRecentAt) > tsRecentMaxIdle {
 			c.tsRecentValid = false
 		} else {
-			c.drop("PAWS: timestamp older than TS.Recent (RFC 7323 §5.3)")
+			c.drop(CausePAWS)
 			c.ackNow = true
 			return
 		}
@@ -219,15 +249,15 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		switch {
 		case k == kindRST:
 			// §3.10.7.4 first: an unacceptable RST is dropped silently.
-			c.drop("RST out of window")
+			c.drop(CauseRSTOutOfWindow)
 		case c.state == SynReceived && k == kindSYN && seg.Seq == c.irs:
 			// The peer did not get our SYN-ACK and sent its SYN again:
 			// answer with the SYN-ACK (as Linux does).
-			c.drop("retransmitted SYN")
+			c.drop(CauseSYNAgain)
 			c.sndNxt = c.iss
 		default:
 			// §3.10.7.4 first: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, drop.
-			c.drop("segment not acceptable (RFC 9293 §3.10.7.4)")
+			c.drop(CauseNotAcceptable)
 			c.ackNow = true
 			if n := uint32(len(seg.Payload)); n > 0 && seg.Flags&craft.FlagSYN == 0 && seg.Seq.Add(n).LessThanEq(c.rcvNxt) {
 				// Data we had already: report the duplicate (RFC 2883
@@ -254,7 +284,7 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 	// resets; one elsewhere in the window draws a challenge ACK).
 	if k == kindRST {
 		if seg.Seq != c.rcvNxt {
-			c.challengeACK("RST in window but not at RCV.NXT (RFC 5961 §3.2)", now)
+			c.challengeACK(CauseRSTNotAtRcvNxt, now)
 			return
 		}
 		switch c.state {
@@ -262,43 +292,49 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 			// §3.10.7.4 second, SYN-RECEIVED: from a passive OPEN, back
 			// to LISTEN; from an active one (simultaneous open), refused.
 			if c.passive {
-				c.backToListen()
+				c.backToListen(CauseRcvdRST)
 				return
 			}
-			c.fail(ErrRefused, "rcvd RST")
+			c.fail(ErrRefused, CauseRcvdRST)
 		case Established, FinWait1, FinWait2, CloseWait:
 			// §3.10.7.4 second: outstanding calls get "reset", CLOSED.
-			c.fail(ErrReset, "rcvd RST")
+			c.fail(ErrReset, CauseRcvdRST)
 		default:
 			// §3.10.7.4 second, CLOSING, LAST-ACK, TIME-WAIT: CLOSED.
 			c.stopTimers()
-			c.setState(Closed, "rcvd RST")
+			c.setState(Closed, CauseRcvdRST)
 		}
 		return
 	}
 
 	// Fourth: the SYN bit (RFC 5961 §4.2 / RFC 9293 §3.10.7.4 fourth).
 	if seg.Flags&craft.FlagSYN != 0 {
-		if c.state == SynReceived && c.passive {
+		if halfOpen {
 			// §3.10.7.4 fourth, SYN-RECEIVED from a passive OPEN: return
-			// to LISTEN.
-			c.backToListen()
+			// to LISTEN, after the RST Linux sends (see above).
+			c.drop(CauseSYNInSynReceived)
+			if rst, ok := ResetFor(seg); ok {
+				c.out = append(c.out, rst)
+				c.stats.SegsSent++
+			}
+			c.backToListen(CauseSYNInSynReceived)
 			return
 		}
-		c.challengeACK("SYN in a synchronized state (RFC 5961 §4.2)", now)
+		c.challengeACK(CauseSYNInWindow, now)
 		return
 	}
 
 	// Fifth: the ACK field. Without it the segment is dropped.
 	if seg.Flags&craft.FlagACK == 0 {
-		c.drop("no ACK (RFC 9293 §3.10.7.4 fifth)")
+		c.drop(CauseNoACK)
 		return
 	}
 	if c.state == SynReceived {
 		// §3.10.7.4 fifth, SYN-RECEIVED: an ACK of our SYN establishes the
-		// connection; any other ACK gets <SEQ=SEG.ACK><CTL=RST>.
+		// connection; any other ACK gets <SEQ=SEG.ACK><CTL=RST> (checked
+		// first in a passive open, see above).
 		if !(c.sndUna.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.sndMax)) {
-			c.drop("unacceptable ACK in SYN-RECEIVED")
+			c.drop(CauseBadACKInSynRcvd)
 			c.sendRST(seg.Ack, 0, false, now)
 			return
 		}
@@ -307,23 +343,22 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 			c.maxSndWnd = c.sndWnd
 		}
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
-		c.setState(Established, "rcvd ACK of SYN")
+		c.setState(Established, CauseRcvdACKOfSYN)
 		if c.finQueued {
 			// Close was called in SYN-RECEIVED: the FIN is queued.
-			c.setState(FinWait1, "close() called earlier")
+			c.setState(FinWait1, CauseCloseEarlier)
 		}
 	}
 	// RFC 5961 §5.2: acceptable ACKs lie in
 	// [SND.UNA - MAX.SND.WND, SND.NXT]; others are answered with an ACK
 	// and dropped (an ACK of unsent data per RFC 9293 §3.10.7.4 fifth).
 	if seg.Ack.GreaterThan(c.sndMax) {
-		c.drop("ACK of data not yet sent")
+		c.drop(CauseACKUnsent)
 		c.ackNow = true
 		return
 	}
 	if seg.Ack.LessThan(c.sndUna.Add(-c.maxSndWnd)) {
-		c.drop("ACK too old (RFC 5961 §5.2)")
-		c.challengeACK("ACK too old (RFC 5961 §5.2)", now)
+		c.challengeACK(CauseACKTooOld, now)
 		return
 	}
 	c.processACK(seg, now)
@@ -333,18 +368,18 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		// §3.10.7.4 fifth, FIN-WAIT-1: once our FIN is acknowledged,
 		// enter FIN-WAIT-2.
 		if c.finAcked() {
-			c.setState(FinWait2, "rcvd ACK of FIN")
+			c.setState(FinWait2, CauseRcvdACKOfFIN)
 		}
 	case Closing:
 		// §3.10.7.4 fifth, CLOSING: ACK of our FIN → TIME-WAIT.
 		if c.finAcked() {
-			c.enterTimeWait(now, "rcvd ACK of FIN")
+			c.enterTimeWait(now, CauseRcvdACKOfFIN)
 		}
 	case LastAck:
 		// §3.10.7.4 fifth, LAST-ACK: ACK of our FIN → CLOSED.
 		if c.finAcked() {
 			c.stopTimers()
-			c.setState(Closed, "rcvd ACK of FIN")
+			c.setState(Closed, CauseRcvdACKOfFIN)
 			return
 		}
 	}
@@ -384,7 +419,7 @@ func acceptable(seq craft.Seq, slen uint32, rcvNxt craft.Seq, wnd uint32) bool {
 
 // backToListen returns a passively opened connection to LISTEN (RFC 9293
 // §3.10.7.4, SYN-RECEIVED on RST or SYN), forgetting the peer.
-func (c *Conn) backToListen() {
+func (c *Conn) backToListen(cause Cause) {
 	c.stopTimers()
 	c.sndNxt, c.sndMax, c.sndUna = c.iss, c.iss, c.iss
 	c.irs, c.rcvNxt, c.rcvAdv = 0, 0, 0
@@ -396,32 +431,33 @@ func (c *Conn) backToListen() {
 	c.ooo = c.ooo[:0]
 	c.sackRecent, c.dsackSet = c.sackRecent[:0], false
 	c.rcvFinSeen, c.rcvClosed = false, false
-	c.setState(Listen, "rcvd RST or SYN in SYN-RECEIVED")
+	c.setState(Listen, cause)
 }
 
 // enterTimeWait starts the 2 MSL timer (RFC 9293 §3.10.7.4).
-func (c *Conn) enterTimeWait(now time.Time, reason string) {
+func (c *Conn) enterTimeWait(now time.Time, cause Cause) {
 	c.rtoAt, c.persistAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}
 	c.timeWaitAt = now.Add(c.cfg.TimeWait)
-	c.setState(TimeWait, reason)
+	c.setState(TimeWait, cause)
 }
 
-// challengeACK queues an ACK in reply to a suspicious segment (RFC 5961
-// §3.2, §4.2, §5.2), within the rate limit of §7.
-func (c *Conn) challengeACK(reason string, now time.Time) {
+// challengeACK drops a suspicious segment and queues an ACK in reply
+// (RFC 5961 §3.2, §4.2, §5.2), within the rate limit of §7: over the
+// limit the segment is only dropped.
+func (c *Conn) challengeACK(cause Cause, now time.Time) {
 	if lim := c.cfg.ChallengeACKLimit; lim > 0 {
 		if now.Sub(c.challengeWindow) >= time.Second {
 			c.challengeWindow, c.challengeCount = now, 0
 		}
 		if c.challengeCount >= lim {
-			c.drop(reason + ", challenge ACK rate-limited (RFC 5961 §7)")
+			c.drop(CauseChallengeLimited)
 			return
 		}
 		c.challengeCount++
 	}
 	c.stats.ChallengeACKs++
-	c.events = append(c.events, Event{Kind: ChallengeACK, Reason: reason})
-	c.drop(reason)
+	c.events = append(c.events, Event{Kind: ChallengeACK, Cause: cause})
+	c.drop(cause)
 	c.ackNow = true
 }
 
@@ -663,7 +699,7 @@ func (c *Conn) receiveOutOfOrder(seq craft.Seq, data []byte) {
 		}
 	}
 	if !c.insertOOO(r) {
-		c.drop("too many out-of-order ranges")
+		c.drop(CauseTooManyHoles)
 		c.ackNow = true
 		return
 	}
@@ -724,7 +760,7 @@ func (c *Conn) consumeFIN(now time.Time) {
 		} else if c.cfg.DelayedACK == 0 {
 			c.ackNow = true
 		}
-		c.setState(CloseWait, "rcvd FIN")
+		c.setState(CloseWait, CauseRcvdFIN)
 	default:
 		// In the closing states the FIN is acknowledged at once: we
 		// have nothing left to send it with.
@@ -735,13 +771,13 @@ func (c *Conn) consumeFIN(now time.Time) {
 		// §3.10.7.4 eighth, FIN-WAIT-1: if our FIN is acknowledged, enter
 		// TIME-WAIT, otherwise CLOSING.
 		if c.finAcked() {
-			c.enterTimeWait(now, "rcvd FIN")
+			c.enterTimeWait(now, CauseRcvdFIN)
 		} else {
-			c.setState(Closing, "rcvd FIN")
+			c.setState(Closing, CauseRcvdFIN)
 		}
 	case FinWait2:
 		// §3.10.7.4 eighth, FIN-WAIT-2: enter TIME-WAIT.
-		c.enterTimeWait(now, "rcvd FIN")
+		c.enterTimeWait(now, CauseRcvdFIN)
 	}
 }
 

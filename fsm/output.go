@@ -53,7 +53,7 @@ func (c *Conn) sendSYN(now time.Time) {
 		c.sndMax = c.sndNxt
 	}
 	if retrans {
-		c.noteRetransmit(c.iss, 1, "SYN retransmission")
+		c.noteRetransmit(c.iss, 1, CauseSYNRetransmit)
 	} else if !c.rttTiming {
 		c.rttTiming, c.rttSeq, c.rttSent = true, c.iss, now
 	}
@@ -99,7 +99,7 @@ func (c *Conn) sendData(now time.Time) {
 			// window the RTO sends probes.
 			break
 		}
-		c.retransmit(s, now, c.retransmitReason())
+		c.retransmit(s, now, c.retransmitCause())
 		c.forceRtx = false
 		cwnd = c.cc.Cwnd()
 	}
@@ -169,21 +169,21 @@ func (c *Conn) noteCwndLimited() {
 	c.cwndLimitedTo = c.sndMax
 }
 
-// retransmitReason names why the next lost segment goes again.
-func (c *Conn) retransmitReason() string {
+// retransmitCause says why the next lost segment goes again.
+func (c *Conn) retransmitCause() Cause {
 	switch {
 	case c.recovery == recoveryRTO:
-		return "retransmission timeout"
+		return CauseRTO
 	case c.fastRtx:
 		c.fastRtx, c.partialACK = false, false
-		return "fast retransmit"
+		return CauseFastRetransmit
 	case c.partialACK:
 		c.partialACK = false
-		return "NewReno partial ACK"
+		return CausePartialACK
 	case c.sackOK:
-		return "SACK recovery"
+		return CauseSACKRecovery
 	}
-	return "loss recovery"
+	return CauseLossRecovery
 }
 
 // emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
@@ -244,9 +244,15 @@ func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now t
 	}
 }
 
-func (c *Conn) noteRetransmit(seq craft.Seq, size uint32, reason string) {
+// noteRetransmit counts a segment sent again and reports it.
+func (c *Conn) noteRetransmit(seq craft.Seq, size uint32, cause Cause) {
 	c.stats.Retransmits++
-	c.events = append(c.events, Event{Kind: Retransmit, Seq: seq, Bytes: int(size), Reason: reason})
+	if cause.afterTimeout() {
+		c.stats.TimeoutRetransmits++
+	} else {
+		c.stats.RecoveryRetransmits++
+	}
+	c.events = append(c.events, Event{Kind: Retransmit, Seq: seq, Bytes: int(size), Cause: cause})
 }
 
 // emit builds one segment from the current state and queues it.

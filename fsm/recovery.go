@@ -700,7 +700,7 @@ func (c *Conn) lossProbe(now time.Time) {
 				break
 			}
 			c.tlpRtxSeq = s.start
-			c.retransmit(s, now, "tail loss probe")
+			c.retransmit(s, now, CauseTailLossProbe)
 			c.tlpRtx = true
 			sent = true
 			break
@@ -787,7 +787,7 @@ func (c *Conn) fitWindow(s *txSeg) *txSeg {
 }
 
 // retransmit sends s again.
-func (c *Conn) retransmit(s *txSeg, now time.Time, reason string) {
+func (c *Conn) retransmit(s *txSeg, now time.Time, cause Cause) {
 	dataEnd := c.dataEnd()
 	end := s.end
 	fin := false
@@ -823,5 +823,5 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, reason string) {
 	}
 	// Karn's rule (RFC 6298 §3): no RTT sample from this round.
 	c.rttTiming = false
-	c.noteRetransmit(s.start, s.size(), reason)
+	c.noteRetransmit(s.start, s.size(), cause)
 }

@@ -58,7 +58,7 @@ func TestRSTInSynchronizedStates(t *testing.T) {
 			h.send(craft.TCP{Flags: fR | fA, Seq: ss.rcvNxt, Ack: ss.sndNxt})
 			h.expectNothing()
 			h.expectState(Closed)
-			h.expectTransition(ss.state, Closed, "rcvd RST")
+			h.expectTransition(ss.state, Closed, CauseRcvdRST)
 			if !errors.Is(h.c.Err(), ss.err) || (ss.err == nil && h.c.Err() != nil) {
 				t.Fatalf("error %v, want %v", h.c.Err(), ss.err)
 			}

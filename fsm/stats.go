@@ -12,8 +12,16 @@ type Stats struct {
 	// BytesReceived the peer's bytes delivered in order.
 	BytesAcked, BytesReceived uint64
 	// Retransmits counts retransmitted segments, Timeouts RTO expiries.
-	Retransmits, Timeouts uint64
-	ChallengeACKs         uint64
+	// Retransmits = TimeoutRetransmits + RecoveryRetransmits: those sent
+	// because the retransmission timer ran out (RFC 6298 §5; the SYN's
+	// too), and those loss recovery sent without a timeout (fast
+	// retransmit, RFC 5681 §3.2; SACK recovery, RFC 6675; NewReno partial
+	// ACKs, RFC 6582; tail loss probes, RFC 8985 §7). WindowProbes counts
+	// zero-window probes (RFC 9293 §3.8.6.1), which are not among them.
+	Retransmits, Timeouts                   uint64
+	TimeoutRetransmits, RecoveryRetransmits uint64
+	WindowProbes                            uint64
+	ChallengeACKs                           uint64
 	// DupACKs counts duplicate ACKs (RFC 5681 §2) received.
 	DupACKs uint64
 	// FastRecoveries counts loss episodes found by duplicate ACKs, SACK

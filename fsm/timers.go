@@ -31,7 +31,7 @@ func (c *Conn) Tick(now time.Time) {
 		// RFC 9293 §3.10.8: "If the time-wait timeout expires on a
 		// connection, delete the TCB, enter the CLOSED state".
 		c.stopTimers()
-		c.setState(Closed, "TIME-WAIT timeout")
+		c.setState(Closed, CauseTimeWaitDone)
 		return
 	}
 	if due(c.rackAt, now) {
@@ -173,7 +173,7 @@ func (c *Conn) onRTO(now time.Time) {
 	if !c.synAcked {
 		// Our SYN (or SYN-ACK) again, from ISS.
 		if c.retries >= c.cfg.MaxSYNRetries {
-			c.fail(fmt.Errorf("%w after %d SYN retransmissions", ErrTimeout, c.retries), "SYN retransmission limit reached")
+			c.fail(fmt.Errorf("%w after %d SYN retransmissions", ErrTimeout, c.retries), CauseSYNRetriesDone)
 			return
 		}
 		c.retries++
@@ -187,7 +187,7 @@ func (c *Conn) onRTO(now time.Time) {
 	}
 	zeroWindow := c.sndWnd == 0 && now.Sub(c.lastRecv) <= c.rto
 	if c.retries >= c.cfg.MaxRetries && !zeroWindow {
-		c.fail(fmt.Errorf("%w after %d retransmissions", ErrTimeout, c.retries), "retransmission limit reached")
+		c.fail(fmt.Errorf("%w after %d retransmissions", ErrTimeout, c.retries), CauseRetriesDone)
 		return
 	}
 	if !zeroWindow {
@@ -212,8 +212,7 @@ func (c *Conn) onRTO(now time.Time) {
 	if c.sndWnd == 0 {
 		// Nothing fits in a zero window: probe it like the persist
 		// timer does, so that the peer's answer brings its window.
-		c.emitProbe(now)
-		c.events = append(c.events, Event{Kind: Retransmit, Seq: c.sndUna.Add(^uint32(0)), Reason: "zero-window probe"})
+		c.emitWindowProbe(now)
 	}
 	c.transmit(now)
 }
@@ -255,15 +254,14 @@ func (c *Conn) cwndAfterIdle(now time.Time) {
 func (c *Conn) onPersist(now time.Time) {
 	c.persistAt = time.Time{}
 	if c.persistProbes >= c.cfg.MaxRetries {
-		c.fail(fmt.Errorf("%w: %d zero-window probes unanswered", ErrTimeout, c.persistProbes), "zero-window probes unanswered")
+		c.fail(fmt.Errorf("%w: %d zero-window probes unanswered", ErrTimeout, c.persistProbes), CauseWindowProbesDone)
 		return
 	}
 	c.persistProbes++
 	if c.persistShift < 16 {
 		c.persistShift++
 	}
-	c.emitProbe(now)
-	c.events = append(c.events, Event{Kind: Retransmit, Seq: c.sndUna.Add(^uint32(0)), Reason: "zero-window probe"})
+	c.emitWindowProbe(now)
 	c.persistAt = now.Add(c.persistInterval())
 }
 
@@ -272,12 +270,20 @@ func (c *Conn) onPersist(now time.Time) {
 func (c *Conn) onKeepalive(now time.Time) {
 	c.keepaliveAt = time.Time{}
 	if c.keepaliveProbes >= c.cfg.KeepaliveProbes {
-		c.fail(fmt.Errorf("%w: %d keep-alive probes unanswered", ErrTimeout, c.keepaliveProbes), "keep-alive probes unanswered")
+		c.fail(fmt.Errorf("%w: %d keep-alive probes unanswered", ErrTimeout, c.keepaliveProbes), CauseKeepaliveDone)
 		return
 	}
 	c.keepaliveProbes++
 	c.emitProbe(now)
 	c.keepaliveAt = now.Add(c.cfg.KeepaliveInterval)
+}
+
+// emitWindowProbe probes a zero window with emitProbe, and counts and
+// reports it.
+func (c *Conn) emitWindowProbe(now time.Time) {
+	c.emitProbe(now)
+	c.stats.WindowProbes++
+	c.events = append(c.events, Event{Kind: Retransmit, Seq: c.sndUna.Add(^uint32(0)), Cause: CauseZeroWindowProbe})
 }
 
 // emitProbe sends <SEQ=SND.UNA-1><ACK=RCV.NXT><CTL=ACK>.

@@ -388,7 +388,7 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		return
 	}
 	if l, ok := s.listeners[pkt.TCP.DstPort]; ok && l.accepts(pkt.Dst()) {
-		l.handleSYN(pkt, now)
+		l.input(pkt, now)
 		return
 	}
 	s.resetUnknown(pkt, now)
