@@ -241,4 +241,3 @@ func TestTextLadderFor(t *testing.T) {
 		}
 	}
 }
-

@@ -601,8 +601,9 @@ func (c *Conn) effectiveMSS() int {
 }
 
 // maybeWindowUpdate queues an ACK after a read that opened the window a lot:
-// when the window left to the peer is at most half the buffer and the new
-// one is at least twice as large (Linux's rule), and by at least the
+// when the window left to the peer is at most half the largest window we
+// can offer and the new one is at least twice as large (Linux's rule,
+// tcp_cleanup_rbuf), and by at least the
 // receiver's SWS threshold (RFC 9293 §3.8.6.2.2). The update goes out at
 // once only when the peer is short of window (less than windowUpdateRoom
 // full segments left); otherwise it may wait like a delayed ACK (RFC 9293
@@ -622,9 +623,13 @@ func (c *Conn) maybeWindowUpdate(now time.Time) {
 	if c.rcvAdv.GreaterThan(c.rcvNxt) {
 		cur = int(c.rcvNxt.Size(c.rcvAdv))
 	}
-	free := c.freeSpace()
+	// The window can offer no more than the buffer, nor more than the
+	// field carries at our scale (RFC 7323 §2.2: 65535 bytes unscaled):
+	// Linux's window_clamp. Room beyond it opens nothing the peer sees.
+	clamp := min(c.cfg.RecvBufferSize, 0xffff<<c.rcvShift)
+	free := min(c.freeSpace(), clamp)
 	thresh := min(c.cfg.RecvBufferSize/2, int(c.cfg.MSS))
-	if 2*cur <= c.cfg.RecvBufferSize && free >= 2*cur && free-cur >= thresh {
+	if 2*cur <= clamp && free >= 2*cur && free-cur >= thresh {
 		if c.cfg.DelayedACK > 0 && cur >= windowUpdateRoom*int(c.cfg.MSS) {
 			if c.delackAt.IsZero() {
 				c.delackAt = now.Add(c.cfg.DelayedACK)
