@@ -266,11 +266,11 @@ func (p *rawProber) run(c oddCase, dst netip.Addr, dport, sport uint16, isn craf
 			}
 		}
 	}
-	probe := craft.TCP{SrcPort: sport, DstPort: dport, Seq: seq.Add(uint32(c.seqOff)), Flags: c.flags, Window: 65535, Payload: []byte(c.data)}
+	probe := craft.TCP{SrcPort: sport, DstPort: dport, Seq: seq.Add(craft.Size(c.seqOff)), Flags: c.flags, Window: 65535, Payload: []byte(c.data)}
 	if c.flags&craft.FlagACK != 0 || c.state == "listen" {
 		// A fresh 4-tuple's probe carries an acknowledgment number even
 		// without the ACK bit: a listener must not look at it.
-		probe.Ack = ack.Add(uint32(c.ackOff))
+		probe.Ack = ack.Add(craft.Size(c.ackOff))
 	}
 	if c.flags&craft.FlagSYN != 0 && c.state == "listen" {
 		probe.Options = []craft.Option{{Kind: craft.OptMSS, MSS: 1460}}

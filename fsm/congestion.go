@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
 )
 
 // Congestion control: how much a connection may have in flight. The
@@ -66,6 +68,10 @@ func newCongestionControl(name string, mss int) (CongestionControl, error) {
 	}
 	return nil, fmt.Errorf("congestion control %q: want %s or %s", name, CongestionReno, CongestionCubic)
 }
+
+// cwnd is the congestion window in sequence space (the algorithms count
+// in plain bytes).
+func (c *Conn) cwnd() craft.Size { return craft.Size(c.cc.Cwnd()) }
 
 // initialWindow is IW of RFC 6928 §2: ten segments (Linux uses ten
 // regardless of the MSS).

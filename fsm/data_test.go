@@ -482,7 +482,7 @@ func TestRestartWindowAfterIdle(t *testing.T) {
 	h.write(strings.Repeat("x", 60000))
 	for i := 0; i < 3; i++ {
 		for _, s := range h.output() {
-			h.send(ack(s.Seq.Add(uint32(len(s.Payload))), 64000))
+			h.send(ack(s.Seq.Add(craft.Size(len(s.Payload))), 64000))
 		}
 	}
 	if cw := h.c.Stats().Cwnd; cw <= 10*1000 {

@@ -241,11 +241,11 @@ func TestHalfOpenAnswersLikeLinux(t *testing.T) {
 			[]pat{{Flags: fR, Seq: lISS + 1}}, Listen},
 		{"SYN+FIN in window", craft.TCP{Flags: fS | fF, Seq: rISS + 1, Window: 1000},
 			[]pat{{Flags: fR | fA, Seq: 0, Ack: rISS + 3}}, Listen},
-		{"bad ACK out of window", craft.TCP{Flags: fA, Seq: rISS.Add(^uint32(100000 - 1)), Ack: lISS + 1000, Window: 1000},
+		{"bad ACK out of window", craft.TCP{Flags: fA, Seq: rISS.Sub(100000), Ack: lISS + 1000, Window: 1000},
 			[]pat{{Flags: fR, Seq: lISS + 1000}}, SynReceived},
 		{"RST with bad ACK", craft.TCP{Flags: fR | fA, Seq: rISS + 1, Ack: lISS + 1000},
 			nil, SynReceived},
-		{"FIN out of window", craft.TCP{Flags: fF, Seq: rISS.Add(^uint32(100000 - 1)), Window: 1000},
+		{"FIN out of window", craft.TCP{Flags: fF, Seq: rISS.Sub(100000), Window: 1000},
 			[]pat{{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000}}, SynReceived},
 		{"FIN in window", craft.TCP{Flags: fF, Seq: rISS + 1, Window: 1000},
 			nil, SynReceived},
@@ -275,7 +275,7 @@ func TestNoControlDroppedInSynchronizedStates(t *testing.T) {
 	for _, ss := range syncStates() {
 		t.Run(ss.state.String(), func(t *testing.T) {
 			for _, f := range []craft.Flags{0, fF, fP, fU, fF | fP | fU} {
-				for _, seq := range []craft.Seq{ss.rcvNxt, ss.rcvNxt.Add(^uint32(100000 - 1)), ss.rcvNxt + 1<<30} {
+				for _, seq := range []craft.Seq{ss.rcvNxt, ss.rcvNxt.Sub(100000), ss.rcvNxt + 1<<30} {
 					h := newHarness(t, plainConfig())
 					ss.reach(h)
 					h.c.Events()
@@ -299,7 +299,7 @@ func TestTooOldACKDroppedOnce(t *testing.T) {
 	h := newHarness(t, plainConfig())
 	h.established()
 	before := h.c.Stats()
-	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS.Add(^uint32(200000 - 1)), Window: 64000})
+	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS.Sub(200000), Window: 64000})
 	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000})
 	evs := h.c.Events()
 	var drops, challenges int
@@ -346,7 +346,7 @@ func TestEachSegmentDroppedAtMostOnce(t *testing.T) {
 				r.fn(h)
 				h.c.Events()
 				before := h.c.Stats().SegsDropped
-				h.send(craft.TCP{Flags: f, Seq: rISS.Add(uint32(d.seq)), Ack: lISS.Add(uint32(d.ack)), Window: 1000, Payload: []byte("ab")})
+				h.send(craft.TCP{Flags: f, Seq: rISS.Add(craft.Size(d.seq)), Ack: lISS.Add(craft.Size(d.ack)), Window: 1000, Payload: []byte("ab")})
 				n := h.c.Stats().SegsDropped - before
 				if ev := len(h.events(SegmentDropped)); n > 1 || uint64(ev) != n {
 					t.Fatalf("%s, %s seq%+d ack%+d: SegsDropped +%d, %d drop events", r.name, f, d.seq, d.ack, n, ev)

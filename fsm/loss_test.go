@@ -535,7 +535,7 @@ func TestCwndTraceRenoAfterRTO(t *testing.T) {
 		n := 0
 		var next []craft.TCP
 		for _, s := range pending {
-			h.send(ack(s.Seq.Add(uint32(len(s.Payload))), 64000))
+			h.send(ack(s.Seq.Add(craft.Size(len(s.Payload))), 64000))
 			o := h.output()
 			n += len(o)
 			next = append(next, o...)

@@ -68,19 +68,19 @@ func (c *Conn) Stats() Stats {
 	if s.RTTSamples > 0 {
 		s.RTTAvg = s.rttSum / time.Duration(s.RTTSamples)
 	}
-	s.SRTT, s.RTTVAR, s.RTO = c.srtt, c.rttvar, c.rto
-	s.SndWnd = c.sndWnd
+	s.SRTT, s.RTTVAR, s.RTO = c.rtt.srtt, c.rtt.rttvar, c.rtt.rto
+	s.SndWnd = uint32(c.snd.wnd)
 	s.Congestion = c.cfg.Congestion
 	if c.cc != nil {
 		s.Cwnd, s.Ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
-		s.Pipe = c.pipe()
+		s.Pipe = uint32(c.pipe())
 	}
 	if c.state.synchronized() {
-		s.RcvWnd = c.rcvNxt.Size(c.rcvAdv)
-		s.InFlight = c.sndUna.Size(c.sndMax)
+		s.RcvWnd = uint32(c.rcv.window())
+		s.InFlight = uint32(c.snd.outstanding())
 	}
-	s.SACKedBytes, s.LostBytes = c.sackedBytes, c.lostBytes
-	s.InRecovery = c.recovery != recoveryNone
-	s.SndMSS = c.sndMSS
+	s.SACKedBytes, s.LostBytes = uint32(c.sb.sacked), uint32(c.sb.lost)
+	s.InRecovery = c.rec.phase != recoveryNone
+	s.SndMSS = c.snd.mss
 	return s
 }
