@@ -84,8 +84,8 @@ func initialWindow(mss uint32) uint32 { return 10 * mss }
 // 64 KB segments by TSO, acknowledges tens of segments at once, and capping
 // each such stretch ACK at one SMSS leaves the window growing by a segment
 // per 40 or so sent: on a veth the slow start of a bulk transfer then lasts
-// the whole transfer (issue 8 measured 200 MB sent with the window still
-// under 2 MB). Linux counts every acknowledged segment (tcp_slow_start,
+// the whole transfer, hundreds of megabytes with the window under 2 MB.
+// Linux counts every acknowledged segment (tcp_slow_start,
 // since 3.19's stretch-ACK fixes); so does tcpcraft. The window still at
 // most doubles per round trip, which is what slow start is.
 func slowStartIncrease(acked uint32) uint32 { return acked }

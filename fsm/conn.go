@@ -213,8 +213,8 @@ func (c *Conn) ownPendingPayloads() {
 
 // SendSpace lends the driver up to max bytes of free send buffer to fill
 // with application data, so that input can be read straight into the
-// buffer instead of being copied in by Write (issue 8: that copy sat on
-// a bulk sender's critical path). The slice stops where the buffer
+// buffer instead of being copied in by Write: that copy sits on a bulk
+// sender's critical path. The slice stops where the buffer
 // wraps, so it may be shorter than max; it is empty when the buffer is
 // full or the connection cannot take data (then the error says why, as
 // Write's would). The loan ends with CommitSend. Until then the driver
@@ -235,8 +235,8 @@ func (c *Conn) SendSpace(max int) ([]byte, error) {
 // more bytes: those that follow the loan in the send buffer. The loan
 // grows, and its parts are still committed in order from its front, so a
 // driver can read ahead into the buffer while the part it read before is
-// being committed and sent, without waiting for the loan to end (issue 8:
-// that wait idled the sender once per loan). The slice is empty when
+// being committed and sent, without waiting for the loan to end (which
+// would idle the sender once per loan). The slice is empty when
 // nothing more is free (or, under a loan, when the buffer would have to
 // grow: lent bytes do not move).
 func (c *Conn) ExtendSendSpace(max int) ([]byte, error) {
@@ -264,8 +264,8 @@ func (c *Conn) CommitSend(n int, now time.Time) (int, error) {
 // follows at once (its read of the input filled all it asked for): a last
 // segment short of a full MSS is held back, for the next commit to fill,
 // as Linux's TCP_CORK and MSG_MORE do. Without it each commit of a bulk
-// sender's chunks ended in a small segment, and every one of those cost
-// about as much on both hosts as a full 64 KB burst (issue 8). The held
+// sender's chunks would end in a small segment, and every one of those
+// costs about as much on both hosts as a full 64 KB burst. The held
 // bytes go with the next commit, Write or Close, or after corkTimeout.
 func (c *Conn) CommitSendMore(n int, now time.Time) (int, error) {
 	return c.commitSend(n, false, true, now)

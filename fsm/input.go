@@ -62,7 +62,7 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 		c.tmr.keepaliveAt = time.Time{}
 	}
 	k := kindOf(seg)
-	ackOK := seg.Flags&craft.FlagACK != 0 && c.snd.una.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.snd.max)
+	ackOK := seg.Flags&craft.FlagACK != 0 && c.snd.acceptableACK(seg.Ack)
 
 	switch {
 	// §3.10.7.1 CLOSED: an RST is discarded; anything else gets the RST of
@@ -185,7 +185,7 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		c.drop(CauseNoControl)
 		return
 	}
-	if halfOpen && seg.Flags&craft.FlagACK != 0 && !(c.snd.una.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.snd.max)) {
+	if halfOpen && seg.Flags&craft.FlagACK != 0 && !c.snd.acceptableACK(seg.Ack) {
 		// §3.10.7.4 fifth, SYN-RECEIVED, checked first (see above): an
 		// unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>, unless it is
 		// itself an RST.
@@ -201,8 +201,10 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 	// Simultaneous open: the peer's SYN-ACK acknowledges our SYN and
 	// repeats its SYN, which we hold already. Accept it as the ACK of our
 	// SYN (what Linux does; a strict reading would drop it and rely on
-	// the bare ACK exchange).
-	if c.state == SynReceived && k == kindSYNACK && seg.Seq.Add(1) == c.rcv.nxt && seg.Ack == c.snd.max && c.snd.max == c.snd.iss.Add(1) {
+	// the bare ACK exchange). A passive open has had no SYN of ours
+	// crossing the peer's: there, as in Linux's tcp_check_req, such a
+	// segment lies before the window and gets an ACK.
+	if c.state == SynReceived && !c.passive && k == kindSYNACK && seg.Seq.Add(1) == c.rcv.nxt && seg.Ack == c.snd.max && c.snd.max == c.snd.iss.Add(1) {
 		c.ackAdvance(seg.Ack, now)
 		c.snd.wnd = craft.Size(seg.Window) // a SYN's window is never scaled
 		c.snd.maxWnd = max(c.snd.maxWnd, c.snd.wnd)
@@ -304,6 +306,10 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		return
 	}
 
+	// Third: the security/compartment check (the IP security option, RFC
+	// 1108) is skipped: tcpcraft, like Linux, keeps no security or
+	// compartment for a connection, so nothing can mismatch.
+
 	// Fourth: the SYN bit (RFC 5961 §4.2 / RFC 9293 §3.10.7.4 fourth).
 	if seg.Flags&craft.FlagSYN != 0 {
 		if halfOpen {
@@ -330,7 +336,7 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		// §3.10.7.4 fifth, SYN-RECEIVED: an ACK of our SYN establishes the
 		// connection; any other ACK gets <SEQ=SEG.ACK><CTL=RST> (checked
 		// first in a passive open, see above).
-		if !(c.snd.una.LessThan(seg.Ack) && seg.Ack.LessThanEq(c.snd.max)) {
+		if !c.snd.acceptableACK(seg.Ack) {
 			c.drop(CauseBadACKInSynRcvd)
 			c.sendRST(seg.Ack, 0, false, now)
 			return

@@ -249,6 +249,8 @@ func TestHalfOpenAnswersLikeLinux(t *testing.T) {
 			[]pat{{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000}}, SynReceived},
 		{"FIN in window", craft.TCP{Flags: fF, Seq: rISS + 1, Window: 1000},
 			nil, SynReceived},
+		{"SYN-ACK at the peer's ISN", craft.TCP{Flags: fS | fA, Seq: rISS, Ack: lISS + 1, Window: 1000},
+			[]pat{{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000}}, SynReceived},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHarness(t, plainConfig())

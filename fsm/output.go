@@ -165,8 +165,6 @@ func (c *Conn) retransmitCause() Cause {
 	return CauseLossRecovery
 }
 
-// emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
-// puts the segment on the scoreboard.
 // payloadAt returns the n queued bytes from seq on for a segment: with
 // Config.ReuseOutput a slice of the send buffer itself when they lie in one
 // piece of the ring (no copy; the caller sends it before it calls again,
@@ -186,6 +184,8 @@ func (c *Conn) payloadAt(seq craft.Seq, n int) []byte {
 	return payload
 }
 
+// emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
+// puts the segment on the scoreboard.
 func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now time.Time) {
 	payload := c.payloadAt(seq, n)
 	flags := craft.FlagACK
