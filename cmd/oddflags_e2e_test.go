@@ -9,8 +9,12 @@ package cmd
 // half-open connection (SYN-RECEIVED) and to an established one.
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -439,4 +443,217 @@ func orNothing(r []string) string {
 		return "nothing"
 	}
 	return strings.Join(r, ", ")
+}
+
+// connectCases are the odd segments a connecting client gets: in
+// SYN-SENT (its SYN unanswered) and, once established, as a client.
+var connectCases = func() []oddCase {
+	const (
+		F, S, R, P, A, U = craft.FlagFIN, craft.FlagSYN, craft.FlagRST, craft.FlagPSH, craft.FlagACK, craft.FlagURG
+	)
+	var cs []oddCase
+	for _, c := range []oddCase{
+		{name: "SA", flags: S | A},
+		{name: "SA bad ack", flags: S | A, ackOff: 1000},
+		{name: "S (simultaneous open)", flags: S},
+		{name: "SF", flags: S | F},
+		{name: "SRA", flags: S | R | A},
+		{name: "A", flags: A},
+		{name: "A bad ack", flags: A, ackOff: 1000},
+		{name: "R", flags: R},
+		{name: "RA", flags: R | A},
+		{name: "RA bad ack", flags: R | A, ackOff: 1000},
+		{name: "F", flags: F},
+		{name: "NULL"},
+		{name: "FPU", flags: F | P | U},
+	} {
+		c.state = "syn-sent"
+		cs = append(cs, c)
+	}
+	for _, c := range []oddCase{
+		{name: "F", flags: F},
+		{name: "NULL"},
+		{name: "S", flags: S},
+		{name: "SA", flags: S | A},
+		{name: "R in window", flags: R, seqOff: 100},
+		{name: "A bad ack", flags: A, ackOff: 1000},
+		{name: "A too old", flags: A, ackOff: -200000},
+		{name: "F out of window", flags: F, seqOff: -100000},
+		{name: "A+data", flags: A | P, data: "hello"},
+		// No FA: tcpcraft connect closes when the peer does (like nc),
+		// an idle kernel socket does not; TestOddFlagsLikeKernel
+		// compares the FIN's ACK.
+	} {
+		c.state = "established"
+		cs = append(cs, c)
+	}
+	return cs
+}()
+
+// runServer plays case c against a client that connects to our port: it
+// waits for the client's SYN on replies, answers it with a SYN-ACK of ISN
+// isn (and waits for the ACK) when the case wants ESTABLISHED, then sends
+// the probe and collects what comes back.
+func (p *rawProber) runServer(c oddCase, replies <-chan arrival, client netip.Addr, isn craft.Seq) oddRun {
+	var syn arrival
+	select {
+	case syn = <-replies:
+		if syn.seg.Flags&(craft.FlagSYN|craft.FlagACK) != craft.FlagSYN {
+			return oddRun{err: fmt.Errorf("the client began with %s", syn.seg.Flags)}
+		}
+	case <-time.After(20 * time.Second):
+		return oddRun{err: fmt.Errorf("no SYN from the client")}
+	}
+	cport, ourPort, peerISN := syn.seg.SrcPort, syn.seg.DstPort, syn.seg.Seq
+	seq, ack := isn, peerISN.Add(1)
+	if c.state == "established" {
+		sa := craft.TCP{SrcPort: ourPort, DstPort: cport, Seq: isn, Ack: ack, Flags: craft.FlagSYN | craft.FlagACK, Window: 65535,
+			Options: []craft.Option{{Kind: craft.OptMSS, MSS: 1460}}}
+		if err := p.send(client, &sa); err != nil {
+			return oddRun{err: err}
+		}
+		deadline := time.After(5 * time.Second)
+	wait:
+		for {
+			select {
+			case a := <-replies:
+				if a.seg.Flags&(craft.FlagSYN|craft.FlagACK|craft.FlagRST) == craft.FlagACK && a.seg.Ack == isn.Add(1) {
+					break wait
+				}
+			case <-deadline:
+				return oddRun{err: fmt.Errorf("no ACK of our SYN-ACK")}
+			}
+		}
+		seq = isn.Add(1)
+	}
+	probe := craft.TCP{SrcPort: ourPort, DstPort: cport, Seq: seq.Add(craft.Size(c.seqOff)), Flags: c.flags, Window: 65535, Payload: []byte(c.data)}
+	if c.flags&craft.FlagACK != 0 {
+		probe.Ack = ack.Add(craft.Size(c.ackOff))
+	}
+	if c.flags&craft.FlagSYN != 0 {
+		probe.Options = []craft.Option{{Kind: craft.OptMSS, MSS: 1460}}
+	}
+	if err := p.send(client, &probe); err != nil {
+		return oddRun{err: err}
+	}
+	var run oddRun
+	deadline := time.After(replyWindow)
+	for {
+		select {
+		case a := <-replies:
+			r := a.seg
+			if r.Flags&(craft.FlagSYN|craft.FlagACK) == craft.FlagSYN && r.Seq == peerISN && a.at.Sub(syn.at) > synackTimer {
+				continue // the client's SYN again, by its timer
+			}
+			run.replies = append(run.replies, normReply(&probe, isn, peerISN, true, &r))
+		case <-deadline:
+			return run
+		}
+	}
+}
+
+// TestOddFlagsToConnectLikeKernel sends the odd segments of connectCases
+// to a kernel client (a Go net.Dial) and to `tcpcraft connect`, both in the
+// server namespace connecting to the prober in the client namespace, and
+// wants the same replies (RFC 9293 §3.10.7.3 and §3.10.7.4 as Linux
+// implements them).
+func TestOddFlagsToConnectLikeKernel(t *testing.T) {
+	e := newListenLab(t) // tcpcraft runs in the server namespace here too
+	labtest.RequireTools(t, "iptables")
+	labtest.Iptables(t, e.Lab, e.ClientNS, "-A", "OUTPUT", "-p", "tcp", "--sport", fmt.Sprintf("%d:%d", probeSportLo, probeSportHi),
+		"--tcp-flags", "RST", "RST", "-m", "mark", "!", "--mark", fmt.Sprint(proberMark), "-j", "DROP")
+	pr := newRawProber(t, e)
+	client := e.ServerIP()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+
+	type result struct {
+		kernel, tcpcraft oddRun
+		attempts         int
+		trace            *process // the last tcpcraft connect of the case
+	}
+	results := make([]result, len(connectCases))
+	todo := make([]int, len(connectCases))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; attempt < oddAttempts && len(todo) > 0; attempt++ {
+		var wg sync.WaitGroup
+		for _, i := range todo {
+			c := connectCases[i]
+			isn := craft.Seq(0x30000000 + uint32(i)*0x100000 + uint32(attempt)*0x1000)
+			kport := uint16(probeSportLo + attempt*2*len(connectCases) + 2*i)
+			tport := kport + 1
+			results[i].attempts++
+			kreplies, treplies := pr.subscribe(kport), pr.subscribe(tport)
+			go func() {
+				// The kernel client; it ends with the test's context.
+				conn, err := e.Dial(ctx, e.ServerNS, "tcp", net.JoinHostPort(e.ClientIP().String(), fmt.Sprint(kport)))
+				if err == nil {
+					<-ctx.Done()
+					conn.Close()
+				}
+			}()
+			stdin, _ := openStdin(t) // kept open: the client sends no FIN
+			results[i].trace = e.startConnect(t, stdin, "--timeout", "30s", net.JoinHostPort(e.ClientIP().String(), fmt.Sprint(tport)))
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				results[i].kernel = pr.runServer(c, kreplies, client, isn)
+			}()
+			go func() {
+				defer wg.Done()
+				results[i].tcpcraft = pr.runServer(c, treplies, client, isn)
+			}()
+		}
+		wg.Wait()
+		var again []int
+		for _, i := range todo {
+			r := results[i]
+			if r.kernel.err != nil || r.tcpcraft.err != nil || !slices.Equal(r.kernel.replies, r.tcpcraft.replies) {
+				again = append(again, i)
+			}
+		}
+		todo = again
+	}
+
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-12s %-22s %-34s %s\n", "state", "sent", "kernel", "tcpcraft")
+	for i, c := range connectCases {
+		r := results[i]
+		k, tc := r.kernel, r.tcpcraft
+		if k.err != nil || tc.err != nil {
+			t.Errorf("%s %s: kernel %v, tcpcraft %v", c.state, c.name, k.err, tc.err)
+			continue
+		}
+		mark := ""
+		if r.attempts > 1 {
+			mark = fmt.Sprintf("   (%d attempts)", r.attempts)
+		}
+		if !slices.Equal(k.replies, tc.replies) {
+			mark = "   <-- differs" + mark
+			t.Errorf("%s, %s: kernel answered %q, tcpcraft %q (in each of %d attempts)\ntcpcraft's trace:\n%s",
+				c.state, c.name, k.replies, tc.replies, r.attempts, tail(r.trace.stderr.String(), 3000))
+		}
+		fmt.Fprintf(&table, "%-12s %-22s %-34s %s%s\n", c.state, c.name, orNothing(k.replies), orNothing(tc.replies), mark)
+	}
+	t.Logf("replies (seq/ack relative to SEG.ACK, the client's ISN and ours):\n%s", table.String())
+}
+
+// startConnect starts `tcpcraft connect args...` in the server namespace.
+// If it is still running when the test ends it gets SIGINT first, so that
+// it removes its rule before the SIGKILL of e.start's cleanup.
+func (e *e2eLab) startConnect(t *testing.T, stdin io.Reader, args ...string) *process {
+	t.Helper()
+	p := e.start(t, e.ServerNS, stdin, append([]string{e.bin, "connect"}, args...)...)
+	t.Cleanup(func() {
+		if p.running() {
+			_ = p.cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	})
+	return p
 }

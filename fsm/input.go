@@ -6,6 +6,10 @@ import (
 	"github.com/tcpcraft/tcpcraft/craft"
 )
 
+// synAgainAfter is how soon a SYN goes again after an unacceptable ACK in
+// SYN-SENT: Linux's TCP_TIMEOUT_MIN (two jiffies, 2 ms at HZ=1000).
+const synAgainAfter = 2 * time.Millisecond
+
 // segKind classifies an arriving segment by its control bits, in the order
 // RFC 9293 §3.10.7 examines them.
 type segKind int
@@ -104,11 +108,18 @@ func (c *Conn) Input(seg *craft.TCP, now time.Time) {
 		}
 
 	// §3.10.7.3 SYN-SENT, first: an ACK outside (ISS, SND.NXT] gets
-	// <SEQ=SEG.ACK><CTL=RST> unless it is itself an RST; drop.
+	// <SEQ=SEG.ACK><CTL=RST> unless it is itself an RST; drop. Then, as
+	// Linux does (tcp_rcv_synsent_state_process), the SYN goes again at
+	// once if it has not been retransmitted yet: the peer answered from
+	// an old connection, which the RST (ours, or the one it sent) clears,
+	// and waiting a whole RTO for the new one helps nobody.
 	case c.state == SynSent && seg.Flags&craft.FlagACK != 0 && !ackOK:
 		c.drop(CauseBadACKInSynSent)
 		if k != kindRST {
 			c.sendRST(seg.Ack, 0, false, now)
+		}
+		if c.tmr.retries == 0 {
+			c.tmr.rtoAt = now.Add(synAgainAfter)
 		}
 
 	// §3.10.7.3 SYN-SENT, second: an RST with an acceptable ACK refuses the

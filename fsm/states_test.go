@@ -187,19 +187,36 @@ func TestSynSentToEstablished(t *testing.T) {
 }
 
 // SYN-SENT: an ACK that does not acknowledge our SYN draws
-// <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3 first).
+// <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3 first); then, as in Linux,
+// the SYN goes again 2 ms later instead of after the RTO, once: a
+// retransmitted SYN waits for its timer as usual.
 func TestSynSentBadACK(t *testing.T) {
+	syn := pat{Flags: fS, Seq: lISS, Window: 64000, Opts: synOptsPlain}
 	for _, ack := range []craft.Seq{lISS, lISS + 2, lISS - 100} {
 		h := newHarness(t, plainConfig())
 		h.toSynSent()
 		h.send(craft.TCP{Flags: fS | fA, Seq: rISS, Ack: ack, Window: 1000})
 		h.expect(pat{Flags: fR, Seq: ack, Window: anyWin})
 		h.expectState(SynSent)
-		// An RST with a bad ACK is dropped without reply.
+		h.advance(synAgainAfter)
+		h.expect(syn)
+		// An RST with a bad ACK is dropped without reply, and the SYN,
+		// retransmitted already, waits for its timer (doubled: 2 s).
 		h.send(craft.TCP{Flags: fR | fA, Seq: rISS, Ack: ack})
 		h.expectNothing()
 		h.expectState(SynSent)
+		h.advance(1999 * time.Millisecond)
+		h.expectNothing()
+		h.advance(time.Millisecond)
+		h.expect(syn)
 	}
+	// An RST with a bad ACK before any retransmission: the SYN at once.
+	h := newHarness(t, plainConfig())
+	h.toSynSent()
+	h.send(craft.TCP{Flags: fR | fA, Seq: rISS, Ack: lISS + 5})
+	h.expectNothing()
+	h.advance(synAgainAfter)
+	h.expect(syn)
 }
 
 // SYN-SENT: a segment with neither SYN nor RST is dropped (§3.10.7.3 fifth).
