@@ -68,8 +68,9 @@ func (t *tracer) tallyFor(k connKey, at time.Time) *connTally {
 	return tl
 }
 
-// tallyEvent extends the connection's span: a quiet run whose segments go out coalesced by
-// offload traces no good segment (stack.Config.SegmentErrorsOnly), and its
+// tallyEvent extends the connection's span: a quiet run whose segments go
+// out coalesced by offload traces no good segment
+// (stack.Config.SegmentErrorsOnly), and its
 // events (state changes, bytes acknowledged or received) mark the same
 // moments. The end of TIME-WAIT is a timer, not activity. Called with t.mu
 // held.
@@ -123,9 +124,12 @@ type statsJSON struct {
 	Retransmits struct {
 		Segments uint64 `json:"segments"`
 		Bytes    uint64 `json:"bytes"`
-		Fast     uint64 `json:"fast"`
-		Timeout  uint64 `json:"timeout"`
-		Probes   uint64 `json:"probes"`
+		// Fast + Timeout = Segments: found lost by the ACKs, or sent
+		// after a timeout (fsm.Stats). Probes are zero-window probes,
+		// which are not among them.
+		Fast    uint64 `json:"fast"`
+		Timeout uint64 `json:"timeout"`
+		Probes  uint64 `json:"probes"`
 		// RTOExpiries counts retransmission timer expiries (one may
 		// resend many segments, go-back-N).
 		RTOExpiries uint64 `json:"rto_expiries"`

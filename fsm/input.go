@@ -540,7 +540,7 @@ func (c *Conn) ackAdvance(ack craft.Seq, now time.Time) {
 		c.cc, _ = newCongestionControl(c.cfg.Congestion, c.snd.mss)
 		c.sb.rtxHint, c.sb.lostBelow, c.rack.fack = ack, ack, ack
 	}
-	// Data bytes acknowledged: from sndBufSeq up to ack (the FIN and the
+	// Data bytes acknowledged: from snd.bufSeq up to ack (the FIN and the
 	// SYN take sequence numbers but no buffer space).
 	if ack.GreaterThan(c.snd.bufSeq) {
 		end := ack

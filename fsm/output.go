@@ -17,7 +17,7 @@ func (c *Conn) transmit(now time.Time) {
 		return
 	case SynSent, SynReceived:
 		// RFC 9293 §3.10.1 / §3.10.7.2: the SYN (SYN-ACK once we know the
-		// peer's ISN) at ISS; after an RTO sndNxt goes back to ISS.
+		// peer's ISN) at ISS; after an RTO snd.nxt goes back to ISS.
 		if c.snd.nxt == c.snd.iss {
 			c.sendSYN(now)
 		}
@@ -282,7 +282,7 @@ func (c *Conn) windowField(syn bool) uint16 {
 		}
 		c.rcv.synWnd = craft.Size(w)
 		// The first window of the connection: nothing was promised
-		// before, so there is nothing to compare with (rcvAdv still holds
+		// before, so there is nothing to compare with (rcv.adv still holds
 		// its zero value, which serial arithmetic may place "after" the
 		// new edge for half of all peer ISNs).
 		c.rcv.adv = c.rcv.nxt.Add(craft.Size(w))
@@ -309,7 +309,7 @@ func (c *Conn) windowField(syn bool) uint16 {
 	// move it up to 2^shift-1 bytes further on every ACK while the
 	// buffer is full, past what the buffer holds; RFC 7323 §2.4 accepts
 	// the apparent shrink by less than one unit that rounding down gives.
-	// rcvAdv keeps the furthest edge ever promised, so acceptability
+	// rcv.adv keeps the furthest edge ever promised, so acceptability
 	// (RFC 9293 §3.10.7.4) still honours every promise.
 	field := wnd >> c.rcv.shift
 	if field > 0xffff {

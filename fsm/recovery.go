@@ -560,7 +560,7 @@ func (c *Conn) detectLosses(newlySACKed craft.Size, now time.Time) {
 // is 3 until reordering is seen, then the reordering measured (see
 // rackDelivered). Walking
 // down from the highest SACKed segment, the point where that first holds
-// is found; every un-SACKed segment below it is lost. lostBelow remembers
+// is found; every un-SACKed segment below it is lost. sb.lostBelow remembers
 // how far down that was already done.
 func (c *Conn) isLostScan() {
 	q := &c.sb.q
