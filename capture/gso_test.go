@@ -196,7 +196,7 @@ func readStream(t *testing.T, c *Capture, tmpl *craft.TCP, want []byte, mss int)
 		got = append(got, seg.Payload...)
 		lens = append(lens, len(seg.Payload))
 		psh = append(psh, seg.Flags.Has(craft.FlagPSH))
-		next = next.Add(uint32(len(seg.Payload)))
+		next = next.Add(craft.Size(len(seg.Payload)))
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("received %d payload bytes that differ from the %d sent", len(got), len(want))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
 )
 
 func sendFlags() []cli.Flag {
@@ -261,11 +262,12 @@ func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand,
 		if werr != nil {
 			return 0, false, exitFailure(fmt.Errorf("writing output: %w", werr))
 		}
-		// Clean up a half-open peer: our SYN drew a SYN-ACK (RFC 9293
-		// §3.10.7.3 answers it with RST seq=SEG.ACK).
+		// Clean up a half-open peer: our SYN drew a SYN-ACK, and send
+		// holds no connection, so fsm answers as a closed port does
+		// (RFC 9293 §3.10.7.1: <SEQ=SEG.ACK><CTL=RST>).
 		if plan.flags.Has(craft.FlagSYN) && !plan.flags.Has(craft.FlagACK) &&
 			reply.TCP.Flags.Has(craft.FlagSYN|craft.FlagACK) && !reply.TCP.Flags.Has(craft.FlagRST) {
-			rst := craft.TCP{SrcPort: local.Port(), DstPort: remote.Port(), Seq: reply.TCP.Ack, Flags: craft.FlagRST}
+			rst, _ := fsm.ResetFor(&reply.TCP) // not an RST: there is one
 			ip.ID++
 			if b, err := craft.BuildIPv4TCP(ip, &rst); err == nil {
 				_ = inj.Send(b)

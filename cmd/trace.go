@@ -142,7 +142,7 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 	}
 	rel := at.Sub(t.start).Seconds()
 	if t.json {
-		out := eventJSON{Type: eventType(ev.Kind), Rel: rel, Local: local.String(), Remote: remote.String(), Reason: ev.Reason, Bytes: ev.Bytes}
+		out := eventJSON{Type: eventType(ev.Kind), Rel: rel, Local: local.String(), Remote: remote.String(), Reason: ev.Cause.String(), Bytes: ev.Bytes}
 		if ev.Kind == fsm.StateChange {
 			out.From, out.To = ev.From.String(), ev.To.String()
 		}
@@ -177,8 +177,8 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 			t.line = fmt.Appendf(t.line, " %d bytes", ev.Bytes)
 		}
 	}
-	if ev.Reason != "" {
-		t.line = fmt.Appendf(t.line, " (%s)", ev.Reason)
+	if ev.Cause != fsm.CauseNone {
+		t.line = fmt.Appendf(t.line, " (%s)", ev.Cause)
 	}
 	t.line = append(t.line, '\n')
 	_, _ = t.w.Write(t.line)
