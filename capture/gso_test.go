@@ -33,7 +33,7 @@ const gsoMSS = 1448
 // is not in the namespace, as tcpcraft's stack goroutines use it.)
 func inClientProcess(t *testing.T) *lab.Lab {
 	t.Helper()
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
 	return l

@@ -1,14 +1,22 @@
 package capture
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tcpcraft/tcpcraft/guard"
+	"github.com/tcpcraft/tcpcraft/lab"
 )
 
 // helperEnv selects what the test binary does when a test re-executes it
@@ -195,4 +203,54 @@ func TestHandBuiltSegmentDecodes(t *testing.T) {
 	if tcpChecksumOK(b) {
 		t.Fatal("corrupted segment still verifies")
 	}
+}
+
+// inNS runs fn on a thread inside namespace ns (lab.Do) and fails the test
+// on error.
+func inNS(t testing.TB, ns string, fn func() error) {
+	t.Helper()
+	if err := lab.Do(ns, fn); err != nil {
+		t.Fatalf("in namespace %s: %v", ns, err)
+	}
+}
+
+// removeOnCleanup removes the guards when the test ends (a guard removes
+// itself from the namespace it was installed in).
+func removeOnCleanup(t testing.TB, guards ...*guard.Guard) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, g := range guards {
+			if err := g.Remove(context.Background()); err != nil {
+				t.Errorf("removing guard: %v", err)
+			}
+		}
+	})
+}
+
+// checkRootUntouched registers a cleanup that fails the test if the root
+// namespace's firewall gained a guard of this process: every guard of a
+// link test belongs in its lab.
+func checkRootUntouched(t testing.TB) {
+	t.Helper()
+	list := func() string {
+		out, err := exec.Command("nft", "list", "ruleset").Output()
+		if err != nil {
+			t.Fatalf("nft list ruleset in the root namespace: %v", err)
+		}
+		return string(out)
+	}
+	before := list()
+	mine := fmt.Sprintf("%s%d-", guard.TablePrefix, os.Getpid())
+	t.Cleanup(func() {
+		for _, line := range strings.Split(list(), "\n") {
+			if strings.Contains(line, mine) && !strings.Contains(before, line) {
+				t.Errorf("a guard of this test process is in the root namespace: %s", line)
+			}
+		}
+	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

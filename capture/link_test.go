@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/guard"
 	"github.com/tcpcraft/tcpcraft/lab"
 	"github.com/tcpcraft/tcpcraft/lab/labtest"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 )
 
 // quiet is how long a test waits to be sure no (further) frame arrives.
@@ -66,7 +68,7 @@ func checkChecksum(t testing.TB, f Frame) string {
 type clientSide struct {
 	route Route
 	port  uint16
-	guard *Guard
+	guard *guard.Guard
 	inj   *Injector
 }
 
@@ -81,14 +83,14 @@ func openClientSide(t testing.TB, l *lab.Lab, ctx context.Context) *clientSide {
 		if cs.port, err = EphemeralPort(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))); err != nil {
 			return err
 		}
-		if cs.guard, err = InstallGuard(ctx, netip.AddrPortFrom(cs.route.Source, cs.port)); err != nil {
+		if cs.guard, err = guard.Install(ctx, netip.AddrPortFrom(cs.route.Source, cs.port)); err != nil {
 			return err
 		}
 		cs.inj, err = OpenInjector()
 		return err
 	})
 	t.Cleanup(func() { cs.inj.Close() })
-	removeOnCleanup(t, l.ClientNS, cs.guard)
+	removeOnCleanup(t, cs.guard)
 	if err != nil {
 		t.Fatalf("client namespace: %v", err)
 	}
@@ -188,7 +190,7 @@ func echoServer(t testing.TB, ln net.Listener, wantPort uint16) <-chan net.Conn 
 // capture data the kernel sends, reset — with unrelated kernel traffic on
 // the same link throughout.
 func TestLinkAgainstKernelListener(t *testing.T) {
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
 	ctx := context.Background()
@@ -208,7 +210,7 @@ func TestLinkAgainstKernelListener(t *testing.T) {
 	outKept := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{KeepOutgoing: true})
 
 	pcapPath := filepath.Join(t.TempDir(), "link.pcap")
-	pw, err := CreatePcap(pcapPath)
+	pw, err := pcapfile.Create(pcapPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +230,7 @@ func TestLinkAgainstKernelListener(t *testing.T) {
 	recv := func(what string) (Frame, decoded) {
 		t.Helper()
 		f := readOne(t, capture, what)
-		if err := pw.WriteFrame(f); err != nil {
+		if err := pw.WriteTruncated(f.Time, f.Data, f.Length); err != nil {
 			t.Fatal(err)
 		}
 		d := decode(t, f.Data)
@@ -408,18 +410,18 @@ func checkPcapWithTshark(t testing.TB, path string) {
 // A listener's flow (any remote, any local address, every interface)
 // captures the SYN a kernel client sends.
 func TestLinkListenerFlowCapturesKernelSYN(t *testing.T) {
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
 	ctx := context.Background()
 	const port = 40100
 
-	var g *Guard
+	var g *guard.Guard
 	inNS(t, l.ClientNS, func() (err error) {
-		g, err = InstallGuard(ctx, netip.MustParseAddrPort(fmt.Sprintf("0.0.0.0:%d", port)))
+		g, err = guard.Install(ctx, netip.MustParseAddrPort(fmt.Sprintf("0.0.0.0:%d", port)))
 		return err
 	})
-	removeOnCleanup(t, l.ClientNS, g)
+	removeOnCleanup(t, g)
 	capture := openIn(t, l.ClientNS, 0, Flow{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), port)}, Config{})
 
 	dialCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -447,7 +449,7 @@ func TestLinkListenerFlowCapturesKernelSYN(t *testing.T) {
 // On loopback every frame passes the capture point twice (out and in);
 // with PACKET_IGNORE_OUTGOING the SYN-ACK is read once.
 func TestLinkLoopback(t *testing.T) {
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
 	ctx := context.Background()
@@ -457,7 +459,7 @@ func TestLinkLoopback(t *testing.T) {
 
 	var route Route
 	var inj *Injector
-	var g *Guard
+	var g *guard.Guard
 	var port uint16
 	inNS(t, l.ClientNS, func() (err error) {
 		if route, err = LookupRoute(loop); err != nil {
@@ -466,14 +468,14 @@ func TestLinkLoopback(t *testing.T) {
 		if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
 			return err
 		}
-		if g, err = InstallGuard(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
 			return err
 		}
 		inj, err = OpenInjector()
 		return err
 	})
 	t.Cleanup(func() { inj.Close() })
-	removeOnCleanup(t, l.ClientNS, g)
+	removeOnCleanup(t, g)
 	if route.Interface != "lo" {
 		t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
 	}
@@ -745,7 +747,7 @@ func ifaceIn(t *testing.T, ns, name string) (*net.Interface, error) {
 // kernel listener's SYN-ACK from the ring, reset. Run with
 // `go test -run '^$' -bench SYNToSYNACK ./capture/`.
 func BenchmarkSYNToSYNACK(b *testing.B) {
-	labtest.RequireTools(b, "iptables")
+	labtest.RequireTools(b, "nft")
 	l := labtest.New(b)
 	ctx := context.Background()
 	server := netip.AddrPortFrom(l.ServerIP(), 8080)

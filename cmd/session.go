@@ -18,6 +18,8 @@ import (
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/guard"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 	"github.com/tcpcraft/tcpcraft/stack"
 )
 
@@ -73,10 +75,10 @@ type sessionSpec struct {
 type session struct {
 	route  capture.Route
 	local  netip.AddrPort
-	guard  *capture.Guard
+	guard  *guard.Guard
 	cap    *capture.Capture
 	inj    *capture.Injector
-	pcap   *capture.PcapWriter
+	pcap   *pcapfile.Writer
 	stack  *stack.Stack
 	trace  *tracer
 	cancel context.CancelFunc
@@ -178,7 +180,7 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 	localAddr := s.local.Addr()
 
 	if path := c.String("pcap"); path != "" {
-		s.pcap, err = capture.CreatePcap(path)
+		s.pcap, err = pcapfile.Create(path)
 		if err != nil {
 			return nil, exitFailure(err)
 		}
@@ -186,7 +188,7 @@ func openSession(ctx context.Context, c *cli.Context, spec sessionSpec, makeConf
 	s.trace = newTracer(c.App.ErrWriter, traceLevelOf(c), c.Bool("json"), s.pcap, start)
 	s.trace.format.Absolute = c.Bool("absolute")
 
-	s.guard, err = capture.InstallGuard(ctx, s.local)
+	s.guard, err = guard.Install(ctx, s.local)
 	if err != nil {
 		return nil, exitFailure(err)
 	}
