@@ -349,7 +349,11 @@ func TestGuardOthersCannotRemoveIt(t *testing.T) {
 	if got := tcpcraftTables(t, l.ClientNS); !slices.Contains(got, g.Table()) {
 		t.Fatalf("the owned table went: %q", got)
 	}
-	// Nor does a sweep, for the owner is alive.
+	// Nor does a sweep, for the owner is alive; and an owned table whose
+	// comment names a pid this sweep cannot see (a run in another pid
+	// namespace, say) is passed by, without an error: its socket is alive
+	// by definition.
+	foreign := install(t, l.ClientNS, Firewall{PID: deadPid(t)}, netip.MustParseAddrPort("10.0.2.21:40041"))
 	inNS(t, l.ClientNS, func() error {
 		removed, err := Firewall{}.CleanupStale(context.Background())
 		if len(removed) > 0 {
@@ -357,6 +361,9 @@ func TestGuardOthersCannotRemoveIt(t *testing.T) {
 		}
 		return err
 	})
+	if got := tcpcraftTables(t, l.ClientNS); !slices.Contains(got, foreign.Table()) {
+		t.Fatalf("the owned table of an unseen pid went: %q", got)
+	}
 	expectDials(t, l, "after the attempts", map[string]string{"10.0.2.21:40040": "timeout"})
 }
 

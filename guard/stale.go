@@ -3,6 +3,7 @@ package guard
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -62,7 +63,7 @@ func (f Firewall) cleanupTables() (removed []string, err error) {
 	}
 	var errs []error
 	for _, t := range tables {
-		if !strings.HasPrefix(t.Name, TablePrefix) || t.Flags&nftTableFOwner != 0 {
+		if !strings.HasPrefix(t.Name, TablePrefix) || tableFlags(t)&nftTableFOwner != 0 {
 			continue
 		}
 		comment := tableComment(conn, t)
@@ -95,6 +96,14 @@ func (f Firewall) cleanupTables() (removed []string, err error) {
 		return removed, fmt.Errorf("removing stale RST guards: %w", err)
 	}
 	return removed, nil
+}
+
+// tableFlags returns t's NFTA_TABLE_FLAGS. The kernel sends them big
+// endian (as every nf_tables number); google/nftables v0.3.0 decodes them
+// in the host's byte order, so they are put back into bytes that way and
+// read big endian.
+func tableFlags(t *nftables.Table) uint32 {
+	return binary.BigEndian.Uint32(binary.NativeEndian.AppendUint32(nil, t.Flags))
 }
 
 // tableComment returns the tcpcraft comment on the guard rule of t, or "".
