@@ -387,8 +387,8 @@ func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 }
 
 // TakeFrame hands the next frame of the flow to fn, if the kernel has
-// already handed one over, without copying it out of the ring (issue 8:
-// a peer's 64 KB GRO segments were copied once more than needed): f.Data
+// already handed one over, without copying it out of the ring (a peer's
+// 64 KB GRO segments would otherwise be copied once more than needed): f.Data
 // points into the ring slot and is valid only until fn returns, when the
 // slot goes back to the kernel. ok false: none yet. fn runs with the ring
 // locked, so it must not call back into the Capture. Like TryReadFrame it

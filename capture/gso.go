@@ -26,7 +26,7 @@ import (
 // does with the kernel's own traffic. Sending one packet per MSS through a
 // raw socket costs a system call and a full trip through the peer's
 // receive path per 1448 bytes; that per-packet cost, not tcpcraft's own
-// code, was what bounded bulk sends (docs/PERFORMANCE.md: about 70% of a
+// code, was what bounded bulk sends (measured: about 70% of a
 // bulk sender's CPU was in sendto).
 //
 // What it does not do: route or resolve addresses on its own. It sends on

@@ -115,9 +115,30 @@ func BenchmarkPerfStartup(b *testing.B) {
 			b.Fatalf("warm-up: %v", err)
 		}
 	}
+	// The floor under tcpcraft's figures: the same binary doing nothing
+	// but start, print its version and exit (the Go runtime, package
+	// initialisation, the CLI).
+	bare := func() (time.Duration, error) {
+		cmd := exec.Command(e.bin, "--version")
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}
 	toSYN, whole := results{}, results{}
+	var floor []float64
 	b.ResetTimer()
 	for round := range rounds {
+		var fl []float64
+		for range perRound {
+			d, err := bare()
+			if err != nil {
+				b.Fatalf("tcpcraft --version: %v", err)
+			}
+			fl = append(fl, float64(d.Microseconds())/1000)
+		}
+		floor = append(floor, median(fl))
 		for _, s := range sides {
 			var syn, all []float64
 			for range perRound {
@@ -148,4 +169,6 @@ func BenchmarkPerfStartup(b *testing.B) {
 	b.Logf("medians: tcpcraft %.2f ms, socat %.2f ms, ratio %.2f", tc, sc, tc/sc)
 	b.ReportMetric(tc, "tcpcraft-"+wholeName)
 	b.ReportMetric(sc, "socat-"+wholeName)
+	b.Logf("floor, tcpcraft --version whole run, per round: %.2f; median %.2f ms", floor, median(floor))
+	b.ReportMetric(median(floor), "tcpcraft-version-ms")
 }
