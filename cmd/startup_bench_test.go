@@ -31,7 +31,10 @@ import (
 //	go test ./cmd -run '^$' -bench PerfStartup -benchtime 1x
 //
 // TCPCRAFT_BENCH_ROUNDS sets the rounds (default 3; each round is 20 runs
-// of each).
+// of each). TCPCRAFT_BENCH_BASELINE names another tcpcraft binary (one
+// built from an older commit, say) to run interleaved with the others as
+// "baseline", so that a change is measured against what it replaces in
+// the same run.
 func BenchmarkPerfStartup(b *testing.B) {
 	e := perfLab(b)
 	labtest.RequireTools(b, "socat")
@@ -69,6 +72,12 @@ func BenchmarkPerfStartup(b *testing.B) {
 	}{
 		{"tcpcraft", []string{e.bin, "connect", "-q", "--time-wait", "0", server.String()}},
 		{"socat", []string{socat, "-u", "OPEN:/dev/null", "TCP:" + server.String()}},
+	}
+	if base := os.Getenv("TCPCRAFT_BENCH_BASELINE"); base != "" {
+		sides = append(sides, struct {
+			name string
+			argv []string
+		}{"baseline", []string{base, "connect", "-q", "--time-wait", "0", server.String()}})
 	}
 	run := func(argv []string) (toSYN, whole time.Duration, err error) {
 		devnull, err := os.Open(os.DevNull)
@@ -169,6 +178,12 @@ func BenchmarkPerfStartup(b *testing.B) {
 	b.Logf("medians: tcpcraft %.2f ms, socat %.2f ms, ratio %.2f", tc, sc, tc/sc)
 	b.ReportMetric(tc, "tcpcraft-"+wholeName)
 	b.ReportMetric(sc, "socat-"+wholeName)
+	if bs, ok := toSYN["baseline"]; ok {
+		b.Logf("baseline %s: start to SYN per round %.1f, median %.1f ms; whole run per round %.2f, median %.2f ms",
+			os.Getenv("TCPCRAFT_BENCH_BASELINE"), bs, median(bs), whole["baseline"], median(whole["baseline"]))
+		b.ReportMetric(median(bs), "baseline-ms-to-SYN")
+		b.ReportMetric(median(whole["baseline"]), "baseline-ms-run")
+	}
 	b.Logf("floor, tcpcraft --version whole run, per round: %.2f; median %.2f ms", floor, median(floor))
 	b.ReportMetric(median(floor), "tcpcraft-version-ms")
 }
