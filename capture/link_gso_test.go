@@ -146,3 +146,18 @@ func TestGSOSenderErrorsIPv6(t *testing.T) {
 	}
 	readOne(t, s.capture, "the good super-segment")
 }
+
+// FuzzPacketParsing: the little the injector and GSOLink read of a packet
+// (its destination, its TCP flags) must never panic on any bytes, and the
+// two must agree on the destination of a TCP packet both accept.
+func FuzzPacketParsing(f *testing.F) {
+	f.Add(segment{src: netip.MustParseAddrPort("10.0.2.21:4000"), dst: netip.MustParseAddrPort("10.0.2.20:80"), flags: tcpSYN}.bytes())
+	f.Add(segment{src: netip.MustParseAddrPort("[fd00:2::21]:4000"), dst: netip.MustParseAddrPort("[fd00:2::20]:80"), flags: tcpACK}.bytes())
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		_, dst, err := packetDestination(pkt)
+		tdst, _, ok := tcpDestination(pkt)
+		if err == nil && ok && dst != tdst {
+			t.Fatalf("packetDestination says %v, tcpDestination %v", dst, tdst)
+		}
+	})
+}

@@ -231,3 +231,27 @@ func TestNilGuardRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// FuzzSplitRuleLine: `iptables -S` output comes from whatever rules the
+// namespace holds; splitting a line must never panic, and a line without
+// quotes or backslashes splits like strings.Fields.
+func FuzzSplitRuleLine(f *testing.F) {
+	f.Add(`-A INPUT -d 10.0.2.21/32 -p tcp -m tcp --dport 40000 -m comment --comment "tcpcraft pid=12 start=34 guard 10.0.2.21:40000" -j DROP`)
+	f.Add(`-A INPUT -m comment --comment "say \"hi\" \\ there" -j ACCEPT`)
+	f.Fuzz(func(t *testing.T, line string) {
+		args, err := splitRuleLine(line)
+		if strings.ContainsAny(line, "\"\\") {
+			return
+		}
+		if err != nil {
+			t.Fatalf("splitRuleLine(%q): %v", line, err)
+		}
+		fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' || r == '\r' })
+		if len(fields) == 0 {
+			fields = nil
+		}
+		if !reflect.DeepEqual(args, fields) {
+			t.Fatalf("splitRuleLine(%q) = %q, want %q", line, args, fields)
+		}
+	})
+}
