@@ -108,27 +108,26 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	o.format.Absolute, o.format.Verbose = true, c.Bool("verbose")
 	cfg.Handler = o
 	// What each kind of run shows: a single target every probe and
-	// answer (hping3), a scan or a flood only its verdicts (nmap), unless
-	// -v; --json never shows what was sent.
+	// answer (hping3), a traceroute its hops, a scan or a flood only its
+	// verdicts (nmap), unless -v. -q shows none in text; --json output is
+	// whole, but never what was sent.
+	var ev prober.EventMask
 	switch {
 	case c.Bool("verbose"):
-		cfg.Events = prober.AllEvents
-	case o.quiet || st.flood:
-	case st.single || cfg.Traceroute:
-		cfg.Events = prober.AllEvents
-	}
-	if cfg.Traceroute && !c.Bool("verbose") {
-		cfg.Events = 1 << prober.EventHop
+		ev = prober.AllEvents
+	case st.flood || (o.quiet && !o.json):
+	case cfg.Traceroute:
+		ev = 1 << prober.EventHop
+	case st.single:
+		ev = prober.AllEvents
 	}
 	if o.json {
-		cfg.Events &^= 1<<prober.EventSent | 1<<prober.EventReset
+		ev &^= 1<<prober.EventSent | 1<<prober.EventReset
 	}
-	if !st.single && !c.Bool("verbose") {
-		cfg.Events &^= 1 << prober.EventTimeout
+	if st.single && cfg.Count == 1 && !o.json && !c.Bool("verbose") {
+		ev &^= 1 << prober.EventTimeout // said once, as the error
 	}
-	if st.single && cfg.Count == 1 && !o.json {
-		cfg.Events &^= 1 << prober.EventTimeout // said once, as the error
-	}
+	cfg.Events = ev
 	if path := c.String("pcap"); path != "" {
 		pcap, err := pcapfile.Create(path)
 		if err != nil {

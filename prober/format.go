@@ -206,7 +206,7 @@ type SummaryJSON struct {
 	Retransmitted int     `json:"retransmitted"`
 	Packets       int     `json:"packets"`
 	Replies       int     `json:"replies"`
-	ICMP          int     `json:"icmp"`
+	ICMP          int     `json:"icmp_errors"`
 	Late          int     `json:"late"`
 	Resets        int     `json:"resets"`
 	SendDrops     int     `json:"send_drops"`
