@@ -69,7 +69,7 @@ func sendFlags() []cli.Flag {
 		&durationFlag{Name: "interval", Usage: "pause between probes; 0: back to back", DefaultText: "1s with one target, else the --rate default"},
 		&intFlag{Name: "rate", Usage: "`N` probes per second, paced evenly", DefaultText: "10000 with several targets", Config: intRange{min: 1, max: prober.MaxRate}},
 		&cli.BoolFlag{Name: "flood", Usage: "send as fast as the machine goes (hping3 --flood); answers are still read, counted and reset"},
-		&intFlag{Name: "retries", Value: 1, Usage: "send an unanswered probe again `N` times before its target counts as filtered (with -c 1, as nmap does)", Config: intRange{min: 0, max: 10}},
+		&intFlag{Name: "retries", Value: 1, Usage: "send an unanswered probe again `N` times before its target counts as filtered (with -c 1, as nmap does)", DefaultText: "1 with several targets, 0 with one (as hping3)", Config: intRange{min: 0, max: 10}},
 		&cli.BoolFlag{Name: "no-reset", Usage: "do not answer SYN-ACKs with RST: the peer keeps the half-open connection and retransmits its SYN-ACK"},
 		&cli.BoolFlag{Name: "traceroute", Usage: "TCP traceroute: TTL 1, 2, ... until the target answers (-c probes per TTL)"},
 		&intFlag{Name: "max-ttl", Value: prober.DefaultMaxTTL, Usage: "the traceroute's last TTL", Config: intRange{min: 1, max: 255}},
@@ -175,6 +175,9 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 	cfg.Count, cfg.Wait, cfg.Retries, cfg.NoReset = c.Int("count"), c.Duration("wait"), c.Int("retries"), c.Bool("no-reset")
 	cfg.Traceroute, cfg.MaxTTL = c.Bool("traceroute"), c.Int("max-ttl")
 	st.single = len(cfg.Targets) == 1 && cfg.Targets[0].Hosts() == 1 && cfg.Targets[0].PortCount() == 1
+	if st.single && !c.IsSet("retries") {
+		cfg.Retries = 0 // one probe, as hping3 sends it
+	}
 	switch {
 	case c.Bool("flood"):
 		cfg.Flood, st.flood = true, true

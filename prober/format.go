@@ -44,6 +44,38 @@ func (t *TargetResult) JSON() PortJSON {
 	return j
 }
 
+// AppendJSON appends t's JSON form (what encoding/json makes of JSON(),
+// written directly: a scan prints one per port, 65,535 of them).
+func (t *TargetResult) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"type":"port","addr":"`...)
+	dst = t.Addr.AppendTo(dst)
+	dst = append(dst, `","port":`...)
+	dst = strconv.AppendUint(dst, uint64(t.Port), 10)
+	dst = append(dst, `,"state":"`...)
+	dst = append(dst, t.State...)
+	dst = append(dst, `","reason":"`...)
+	dst = append(dst, t.Reason...)
+	dst = append(dst, '"')
+	if t.Reason != ReasonNoResponse {
+		dst = append(dst, `,"rtt_us":`...)
+		dst = strconv.AppendInt(dst, t.RTT.Microseconds(), 10)
+	}
+	if t.From.IsValid() {
+		dst = append(dst, `,"from":"`...)
+		dst = t.From.AppendTo(dst)
+		dst = append(dst, '"')
+	}
+	if t.ReplyTTL != 0 {
+		dst = append(dst, `,"ttl":`...)
+		dst = strconv.AppendUint(dst, uint64(t.ReplyTTL), 10)
+	}
+	dst = append(dst, `,"probes":`...)
+	dst = strconv.AppendInt(dst, int64(t.Probes), 10)
+	dst = append(dst, `,"answered":`...)
+	dst = strconv.AppendInt(dst, int64(t.Answered), 10)
+	return append(dst, '}')
+}
+
 // HopJSON is one traceroute hop: {"type":"hop","ttl":1,"addr":"10.0.2.1","rtt_us":52,"icmp":"ttl-exceeded"};
 // the final hop carries the target's state and reason.
 type HopJSON struct {

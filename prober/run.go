@@ -575,10 +575,12 @@ func (r *run) sendLink(link *capture.LinkSender) error {
 }
 
 // skippable says whether a send error costs only that packet: the
-// device's queue or the socket's buffer was full (counted as a send
-// drop). Anything else ends the run.
+// device's queue or the socket's buffer was full, or a firewall rule
+// refused it (counted as a send drop). Anything else ends the run.
 func (r *run) skippable(err error) bool {
-	if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
+	// EPERM: a firewall OUTPUT rule of this host refused the packet
+	// (for the raw socket), which is the user's to decide.
+	if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EPERM) {
 		r.stats.SendDrops++
 		return true
 	}

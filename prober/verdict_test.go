@@ -120,6 +120,13 @@ func TestJSONForms(t *testing.T) {
 			t.Errorf("got  %s\nwant %s", b, want)
 		}
 	}
+	// AppendJSON writes what encoding/json makes of JSON().
+	for i := range rs {
+		want, _ := json.Marshal(rs[i].JSON())
+		if got := rs[i].AppendJSON(nil); string(got) != string(want) {
+			t.Errorf("AppendJSON %s\n  want     %s", got, want)
+		}
+	}
 	check(rs[21].JSON(), `{"type":"port","addr":"10.0.2.20","port":22,"state":"open","reason":"syn-ack","rtt_us":81,"ttl":64,"probes":1,"answered":1}`)
 	check(rs[29].JSON(), `{"type":"port","addr":"10.0.2.20","port":30,"state":"filtered","reason":"no-response","probes":2,"answered":0}`)
 	check(rs[30].JSON(), `{"type":"port","addr":"10.0.2.20","port":31,"state":"filtered","reason":"icmp-unreach-admin-prohibited","rtt_us":92,"from":"10.0.2.1","probes":1,"answered":1}`)
