@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/urfave/cli/v3"
