@@ -241,16 +241,3 @@ func TestTextLadderFor(t *testing.T) {
 		}
 	}
 }
-
-// TestRetransmitCauses: the fsm's reasons map to the account's causes.
-func TestRetransmitCauses(t *testing.T) {
-	var tl connTally
-	for _, r := range []string{"retransmission timeout", "go-back-N after RTO", "SYN retransmission", // timeout
-		"fast retransmit", "SACK recovery", "NewReno partial ACK", "tail loss probe", "loss recovery", // fast
-		"zero-window probe"} {
-		tl.count(r)
-	}
-	if tl.timeout != 3 || tl.fast != 5 || tl.probe != 1 {
-		t.Errorf("timeout %d, fast %d, probe %d; want 3, 5, 1", tl.timeout, tl.fast, tl.probe)
-	}
-}

@@ -22,15 +22,10 @@ import (
 // connKey names a connection by its local and remote ends.
 type connKey struct{ local, remote netip.AddrPort }
 
-// connTally is what the tracer counts per connection beyond fsm.Stats.
+// connTally is when the tracer saw a connection first and last: the span
+// its account reports (the counters are fsm.Stats).
 type connTally struct {
 	first, last time.Time
-	// Retransmissions by cause, from the fsm's Retransmit events: after
-	// a timeout (RTO, RFC 6298 §5; SYN retries), probes of a zero window
-	// (RFC 9293 §3.8.6.1), and the rest — loss recovery without a timeout
-	// (fast retransmit, RFC 5681 §3.2; SACK recovery, RFC 6675; tail loss
-	// probes, RFC 8985).
-	timeout, probe, fast int
 }
 
 // tallySegment notes a traced segment's time for its connection. Called
@@ -73,9 +68,9 @@ func (t *tracer) tallyFor(k connKey, at time.Time) *connTally {
 	return tl
 }
 
-// tallyEvent counts a Retransmit event by cause, and extends the
-// connection's span: a quiet run whose segments go out coalesced by
-// offload traces no good segment (stack.Config.SegmentErrorsOnly), and its
+// tallyEvent extends the connection's span: a quiet run whose segments go
+// out coalesced by offload traces no good segment
+// (stack.Config.SegmentErrorsOnly), and its
 // events (state changes, bytes acknowledged or received) mark the same
 // moments. The end of TIME-WAIT is a timer, not activity. Called with t.mu
 // held.
@@ -89,25 +84,6 @@ func (t *tracer) tallyEvent(at time.Time, local, remote netip.AddrPort, ev fsm.E
 	}
 	if !(ev.Kind == fsm.StateChange && ev.From == fsm.TimeWait) && at.After(tl.last) {
 		tl.last = at
-	}
-	if ev.Kind == fsm.Retransmit {
-		tl.count(ev.Reason)
-	}
-}
-
-// count files one retransmission under its cause, read from the fsm's
-// reason: "zero-window probe" is a probe; a timer's ("retransmission
-// timeout", "go-back-N after RTO", "SYN retransmission") a timeout; the
-// rest ("fast retransmit", "SACK recovery", "NewReno partial ACK", "tail
-// loss probe", ...) recovery without a timeout.
-func (tl *connTally) count(reason string) {
-	switch r := strings.ToLower(reason); {
-	case strings.Contains(r, "zero-window") || strings.Contains(r, "window probe"):
-		tl.probe++
-	case strings.Contains(r, "rto") || strings.Contains(r, "timeout") || strings.Contains(r, "syn"):
-		tl.timeout++
-	default:
-		tl.fast++
 	}
 }
 
@@ -148,9 +124,12 @@ type statsJSON struct {
 	Retransmits struct {
 		Segments uint64 `json:"segments"`
 		Bytes    uint64 `json:"bytes"`
-		Fast     int    `json:"fast"`
-		Timeout  int    `json:"timeout"`
-		Probes   int    `json:"probes"`
+		// Fast + Timeout = Segments: found lost by the ACKs, or sent
+		// after a timeout (fsm.Stats). Probes are zero-window probes,
+		// which are not among them.
+		Fast    uint64 `json:"fast"`
+		Timeout uint64 `json:"timeout"`
+		Probes  uint64 `json:"probes"`
 		// RTOExpiries counts retransmission timer expiries (one may
 		// resend many segments, go-back-N).
 		RTOExpiries uint64 `json:"rto_expiries"`
@@ -211,7 +190,7 @@ func (t *tracer) sessionStats(cs connSnapshot) statsJSON {
 	s.Sent.Bytes, s.Sent.BytesOnWire, s.Sent.Segments = st.BytesAcked, st.BytesSent, st.SegsSent
 	s.Received.Bytes, s.Received.Segments = st.BytesReceived, st.SegsReceived
 	s.Retransmits.Segments, s.Retransmits.Bytes = st.Retransmits, st.BytesRetransmitted
-	s.Retransmits.Fast, s.Retransmits.Timeout, s.Retransmits.Probes = tl.fast, tl.timeout, tl.probe
+	s.Retransmits.Fast, s.Retransmits.Timeout, s.Retransmits.Probes = st.RecoveryRetransmits, st.TimeoutRetransmits, st.WindowProbes
 	s.Retransmits.RTOExpiries = st.Timeouts
 	s.DupACKs = st.DupACKs
 	if st.RTTSamples > 0 {

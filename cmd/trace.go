@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 	"github.com/tcpcraft/tcpcraft/stack"
 )
 
@@ -33,7 +33,7 @@ type tracer struct {
 	json   bool
 	start  time.Time
 	format craft.Formatter
-	pcap   *capture.PcapWriter
+	pcap   *pcapfile.Writer
 	line   []byte
 	// peerTag adds the peer's address to state lines (listen serves many).
 	peerTag bool
@@ -47,7 +47,7 @@ type tracer struct {
 	statsOut io.Writer
 }
 
-func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *capture.PcapWriter, start time.Time) *tracer {
+func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *pcapfile.Writer, start time.Time) *tracer {
 	return &tracer{w: w, level: level, json: asJSON, pcap: pcap, start: start}
 }
 
@@ -142,7 +142,7 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 	}
 	rel := at.Sub(t.start).Seconds()
 	if t.json {
-		out := eventJSON{Type: eventType(ev.Kind), Rel: rel, Local: local.String(), Remote: remote.String(), Reason: ev.Reason, Bytes: ev.Bytes}
+		out := eventJSON{Type: eventType(ev.Kind), Rel: rel, Local: local.String(), Remote: remote.String(), Reason: ev.Cause.String(), Bytes: ev.Bytes}
 		if ev.Kind == fsm.StateChange {
 			out.From, out.To = ev.From.String(), ev.To.String()
 		}
@@ -177,8 +177,8 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 			t.line = fmt.Appendf(t.line, " %d bytes", ev.Bytes)
 		}
 	}
-	if ev.Reason != "" {
-		t.line = fmt.Appendf(t.line, " (%s)", ev.Reason)
+	if ev.Cause != fsm.CauseNone {
+		t.line = fmt.Appendf(t.line, " (%s)", ev.Cause)
 	}
 	t.line = append(t.line, '\n')
 	_, _ = t.w.Write(t.line)

@@ -6,15 +6,35 @@ package craft
 // raw uint32 values.
 type Seq uint32
 
-// Add returns s advanced by n bytes, wrapping at 2^32.
-func (s Seq) Add(n uint32) Seq { return s + Seq(n) }
+// Size is a length in sequence space: a number of bytes, each SYN and FIN
+// counting one (RFC 9293 §3.4, SEG.LEN), or the size of a window. It is
+// what lies between two Seqs, and what moves one; unlike Seq it is an
+// ordinary count, ordered as numbers are.
+type Size uint32
+
+// Add returns s advanced by n, wrapping at 2^32.
+func (s Seq) Add(n Size) Seq { return s + Seq(n) }
+
+// Sub returns s moved back by n, wrapping at 2^32.
+func (s Seq) Sub(n Size) Seq { return s - Seq(n) }
 
 // Diff returns the signed distance from o to s (s - o). It is meaningful only
 // while the two are less than 2^31 apart, as everywhere in TCP.
 func (s Seq) Diff(o Seq) int32 { return int32(uint32(s) - uint32(o)) }
 
-// Size returns the number of bytes from s up to (not including) end.
-func (s Seq) Size(end Seq) uint32 { return uint32(end) - uint32(s) }
+// Size returns the length from s up to (not including) end, taken modulo
+// 2^32: end must not come before s (see Until).
+func (s Seq) Size(end Seq) Size { return Size(end - s) }
+
+// Until returns the length from s up to end, or 0 when end does not come
+// after s: the room left before an edge that may already have been passed
+// (a window's right edge, the end of the queued data).
+func (s Seq) Until(end Seq) Size {
+	if end.GreaterThan(s) {
+		return Size(end - s)
+	}
+	return 0
+}
 
 // LessThan reports whether s comes before o.
 func (s Seq) LessThan(o Seq) bool { return s.Diff(o) < 0 }
@@ -35,8 +55,8 @@ func (s Seq) InRange(start, end Seq) bool {
 
 // InWindow reports whether s lies in the window of size bytes starting at
 // start: start <= s < start+size. An empty window contains nothing.
-func (s Seq) InWindow(start Seq, size uint32) bool {
-	return uint32(s)-uint32(start) < size
+func (s Seq) InWindow(start Seq, size Size) bool {
+	return Size(s-start) < size
 }
 
 // Max returns the later of a and b.

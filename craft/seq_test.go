@@ -44,7 +44,7 @@ func TestSeqWrapAround(t *testing.T) {
 func TestSeqInWindowEdges(t *testing.T) {
 	for _, tc := range []struct {
 		s, start Seq
-		size     uint32
+		size     Size
 		want     bool
 	}{
 		{100, 100, 10, true},               // first byte
@@ -108,7 +108,7 @@ func TestSeqProperties(t *testing.T) {
 		}
 		sum := new(big.Int).Add(big.NewInt(int64(a)), big.NewInt(int64(n)))
 		sum.Mod(sum, mod)
-		if got := sa.Add(n); uint64(got) != sum.Uint64() {
+		if got := sa.Add(Size(n)); uint64(got) != sum.Uint64() {
 			t.Fatalf("%d.Add(%d) = %d, want %d", a, n, got, sum.Uint64())
 		}
 		size := new(big.Int).Sub(big.NewInt(int64(b)), big.NewInt(int64(a)))
@@ -116,8 +116,20 @@ func TestSeqProperties(t *testing.T) {
 		if got := sa.Size(sb); uint64(got) != size.Uint64() {
 			t.Fatalf("Size(%d, %d) = %d, want %d", a, b, got, size.Uint64())
 		}
+		if got := sb.Sub(Size(n)).Add(Size(n)); got != sb {
+			t.Fatalf("%d.Sub(%d).Add(%d) = %d", b, n, n, got)
+		}
+		diff := new(big.Int).Sub(big.NewInt(int64(b)), big.NewInt(int64(n)))
+		diff.Mod(diff, mod)
+		if got := sb.Sub(Size(n)); uint64(got) != diff.Uint64() {
+			t.Fatalf("%d.Sub(%d) = %d, want %d", b, n, got, diff.Uint64())
+		}
+		// Until: the distance when b is after a, else 0.
+		if got, want := sa.Until(sb), map[bool]uint64{true: size.Uint64(), false: 0}[d > 0]; uint64(got) != want {
+			t.Fatalf("%d.Until(%d) = %d, want %d", a, b, got, want)
+		}
 		// InWindow(start=a, size=n): b is 0..n-1 bytes past a.
-		if got, want := sb.InWindow(sa, n), size.Uint64() < uint64(n); got != want {
+		if got, want := sb.InWindow(sa, Size(n)), size.Uint64() < uint64(n); got != want {
 			t.Fatalf("%d.InWindow(%d, %d) = %v, want %v", b, a, n, got, want)
 		}
 		later, earlier := sa, sb

@@ -41,7 +41,7 @@ func SegmentLabel(s *flow.Segment, o LabelOptions) string {
 			abs = abs.Add(1)
 		}
 		if o.Absolute {
-			fmt.Fprintf(&b, " seq %d:%d(%d)", uint32(abs), uint32(abs.Add(uint32(s.Len))), s.Len)
+			fmt.Fprintf(&b, " seq %d:%d(%d)", uint32(abs), uint32(abs.Add(craft.Size(s.Len))), s.Len)
 		} else {
 			fmt.Fprintf(&b, " seq %d:%d(%d)", start, start+int64(s.Len), s.Len)
 		}

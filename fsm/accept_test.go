@@ -14,30 +14,30 @@ func TestAcceptableTable(t *testing.T) {
 	for _, base := range []craft.Seq{1000, 0xffffff00, 0xfffffffe} {
 		cases := []struct {
 			seq  craft.Seq
-			len  uint32
-			wnd  uint32
+			len  craft.Size
+			wnd  craft.Size
 			want bool
 		}{
 			// len 0, wnd 0: only SEG.SEQ = RCV.NXT.
 			{base, 0, 0, true},
 			{base.Add(1), 0, 0, false},
-			{base.Add(^uint32(0)), 0, 0, false},
+			{base.Sub(1), 0, 0, false},
 			// len 0, wnd > 0: RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND.
 			{base, 0, 100, true},
 			{base.Add(99), 0, 100, true},
 			{base.Add(100), 0, 100, false},
-			{base.Add(^uint32(0)), 0, 100, false},
+			{base.Sub(1), 0, 100, false},
 			// len > 0, wnd 0: never.
 			{base, 1, 0, false},
 			{base, 10, 0, false},
 			// len > 0, wnd > 0: either end inside the window.
 			{base, 10, 100, true},
-			{base.Add(99), 10, 100, true},          // starts inside
-			{base.Add(100), 10, 100, false},        // starts at the edge
-			{base.Add(^uint32(4)), 10, 100, true},  // starts 5 before, ends inside
-			{base.Add(^uint32(9)), 10, 100, false}, // ends just before RCV.NXT
-			{base.Add(^uint32(10)), 11, 100, false},
-			{base.Add(^uint32(10)), 12, 100, true},
+			{base.Add(99), 10, 100, true},   // starts inside
+			{base.Add(100), 10, 100, false}, // starts at the edge
+			{base.Sub(5), 10, 100, true},    // starts 5 before, ends inside
+			{base.Sub(10), 10, 100, false},  // ends just before RCV.NXT
+			{base.Sub(11), 11, 100, false},
+			{base.Sub(11), 12, 100, true},
 		}
 		for i, tc := range cases {
 			if got := acceptable(tc.seq, tc.len, base, tc.wnd); got != tc.want {

@@ -108,7 +108,7 @@ func (bs *bulkSender) run(rounds int) {
 			for j := range bs.out {
 				s := &bs.out[j]
 				if j%2 == 1 || j == last {
-					bs.ackAt(s.Seq.Add(uint32(len(s.Payload))))
+					bs.ackAt(s.Seq.Add(craft.Size(len(s.Payload))))
 				}
 			}
 			bs.now = bs.now.Add(100 * time.Microsecond)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/tcpcraft/tcpcraft/craft"
 )
 
 // Congestion control: how much a connection may have in flight. The
@@ -67,6 +69,10 @@ func newCongestionControl(name string, mss int) (CongestionControl, error) {
 	return nil, fmt.Errorf("congestion control %q: want %s or %s", name, CongestionReno, CongestionCubic)
 }
 
+// cwnd is the congestion window in sequence space (the algorithms count
+// in plain bytes).
+func (c *Conn) cwnd() craft.Size { return craft.Size(c.cc.Cwnd()) }
+
 // initialWindow is IW of RFC 6928 §2: ten segments (Linux uses ten
 // regardless of the MSS).
 func initialWindow(mss uint32) uint32 { return 10 * mss }
@@ -78,8 +84,8 @@ func initialWindow(mss uint32) uint32 { return 10 * mss }
 // 64 KB segments by TSO, acknowledges tens of segments at once, and capping
 // each such stretch ACK at one SMSS leaves the window growing by a segment
 // per 40 or so sent: on a veth the slow start of a bulk transfer then lasts
-// the whole transfer (issue 8 measured 200 MB sent with the window still
-// under 2 MB). Linux counts every acknowledged segment (tcp_slow_start,
+// the whole transfer, hundreds of megabytes with the window under 2 MB.
+// Linux counts every acknowledged segment (tcp_slow_start,
 // since 3.19's stretch-ACK fixes); so does tcpcraft. The window still at
 // most doubles per round trip, which is what slow start is.
 func slowStartIncrease(acked uint32) uint32 { return acked }

@@ -20,131 +20,53 @@ type Conn struct {
 	state   State
 	passive bool // opened by Listen: RST in SYN-RECEIVED returns to LISTEN
 
-	// Send sequence variables (RFC 9293 §3.3.1).
-	iss    craft.Seq
-	sndUna craft.Seq
-	// sndNxt is where the next segment starts. After a retransmission
-	// timeout it goes back to sndUna (go-back-N); sndMax keeps the highest
-	// sequence number sent so far plus one, which is what RFC 9293 calls
-	// SND.NXT when it validates acknowledgments.
-	sndNxt    craft.Seq
-	sndMax    craft.Seq
-	sndWnd    uint32 // peer's window in bytes (scaled)
-	maxSndWnd uint32 // largest window the peer offered (RFC 5961 §5.2)
-	sndWl1    craft.Seq
-	sndWl2    craft.Seq
-	sndShift  uint8 // peer's window scale (RFC 7323 §2.3)
-	sndMSS    int   // payload bytes per segment we send
-	peerMSS   uint16
-
-	send      sendBuffer
-	sndBufSeq craft.Seq // sequence number of send.buf offset 0
-	finQueued bool      // Close called: FIN follows the queued data
-	// corked: the driver said more data follows at once (CommitSendMore):
-	// a last segment short of a full MSS waits for it, until corkAt.
-	corked   bool
-	corkAt   time.Time
-	synAcked bool // our SYN has been acknowledged
-
-	// Receive sequence variables.
-	irs      craft.Seq
-	rcvNxt   craft.Seq
-	rcvAdv   craft.Seq // right edge of the window we advertised last
-	rcvShift uint8     // our window scale, once agreed
-	synWnd   uint32    // the window our SYN offered
-	offShift int       // the shift we offer (-1: none)
-
-	recv       recvBuffer
-	ooo        []seqRange  // out-of-order data held in recv beyond n
-	sackRecent []craft.Seq // a byte of the ranges last reported, most recent first (RFC 2018 §4)
-	dsack      seqRange    // a duplicate to report in the next ACK (RFC 2883), if dsackSet
-	dsackSet   bool
-	rcvFinSeen bool // a FIN arrived, maybe ahead of a hole
-	rcvFinSeq  craft.Seq
-	rcvClosed  bool // the peer's FIN has been consumed: EOF after drain
-
-	// Options agreed in the handshake.
-	wsOK, sackOK, tsOK bool
-	tsRecent           uint32
-	tsRecentValid      bool
-	tsRecentAt         time.Time
-	lastAckSent        craft.Seq
-	tsOffset           uint32
-	clockBase          time.Time
-	clockSet           bool
-
-	// ACK generation (RFC 9293 §3.8.6.3).
-	ackNow      bool
-	rcvUnacked  int // in-order bytes received since our last ACK
-	rcvMSSGuess int // largest payload seen: a "full-sized segment"
-
-	// Retransmission (RFC 6298) and the other timers; zero time = off.
-	rtoAt, persistAt, delackAt, timeWaitAt, keepaliveAt time.Time
-	rto                                                 time.Duration
-	srtt, rttvar                                        time.Duration
-	hasRTT                                              bool
-	retries                                             int // retransmissions of the segment at SND.UNA
-	persistShift                                        int
-	persistProbes                                       int // probes unanswered
-	keepaliveProbes                                     int
-	rttTiming                                           bool // Karn: one segment timed at a time
-	rttSeq                                              craft.Seq
-	rttSent                                             time.Time
-	lastRecv                                            time.Time
+	snd sendSide // what we send (sendside.go)
+	rcv recvSide // what we receive (recvside.go)
+	opt agreed   // options agreed in the handshake
+	rtt rttEstimator
+	tmr timers // every deadline, and the counts of the probes they send
 
 	// Congestion control (congestion.go); nil until our SYN is
 	// acknowledged, when the send MSS is known.
-	cc            CongestionControl
-	lastDataSent  time.Time
-	cwndLimited   bool      // sending stopped at cwnd since cwndLimitedTo was sent
-	cwndLimitedTo craft.Seq // SND.MAX when sending last stopped at cwnd
+	cc CongestionControl
 
 	// Loss detection and recovery (recovery.go).
-	txq                              txQueue // the scoreboard
-	sackedBytes, lostBytes, rtxBytes uint32
-	renoDups                         uint32 // without SACK: duplicate ACKs standing for segments that arrived
-	dupAcks                          int    // consecutive duplicate ACKs (RFC 5681 §2)
-	ltBytes                          uint32 // sent by limited transmit since the last new ACK (RFC 3042)
-	recovery                         recoveryState
-	recoveryPoint                    craft.Seq // RecoveryPoint of RFC 6675 (recover of RFC 6582)
-	forceRtx                         bool      // the next retransmission goes regardless of pipe (RFC 6675 §5 step 4.3)
-	fastRtx, partialACK              bool      // why the next retransmission happens (for its event)
-	rtxHint                          craft.Seq // no segment below is lost and not retransmitted
-	lostBelow                        craft.Seq // IsLost was applied to every segment below
-	rtxEver                          bool
-	lastRtxEnd                       craft.Seq
-	// RACK (RFC 8985 §6): the most recently sent delivered segment.
-	rackOK, rackMoved         bool
-	rackXmit                  time.Duration // on the connection's clock
-	rackEnd, rackFack         craft.Seq
-	rackRTT, minRTT           time.Duration
-	reorderSeen               bool
-	reordering                int // DupThresh in use: 3, or the reordering seen (segments)
-	reoWndMult, reoWndPersist int
-	dsackRound                craft.Seq // no reo_wnd increase until SND.UNA passes it
-	dsackRoundSet             bool
-	rackAt                    time.Time // reordering timer
-	// Undoing a spurious fast recovery (RFC 2883 §5, RFC 4015).
-	undoActive       bool
-	undoFrom, undoTo craft.Seq // the sequence range the recovery covered
-	undoLimit        craft.Seq // after the recovery, undo until SND.UNA reaches it
-	undoBytes        int64     // retransmitted in it and not yet reported duplicate
-	// Tail loss probe (RFC 8985 §7).
-	tlpAt              time.Time
-	tlpOut, tlpRtx     bool
-	tlpRespond         bool // the probe went outside recovery (RFC 8985 §7.4 applies)
-	tlpCount           int  // probes sent since the ACKs last made progress
-	tlpHigh, tlpRtxSeq craft.Seq
+	sb   scoreboard // every segment in flight
+	rec  recovery   // the recovery in progress, and the ACK counts that start one
+	rack rackState  // RFC 8985 §6
+	undo undoState  // RFC 2883 §5, RFC 4015
+	tlp  tlpState   // RFC 8985 §7
 
-	// Challenge ACK rate limit (RFC 5961 §7).
-	challengeWindow time.Time
-	challengeCount  int
+	// The connection's clock starts at the first time it sees: the
+	// timestamps option and the scoreboard's send times count from it.
+	clockBase time.Time
+	clockSet  bool
+
+	chal challengeLimit // RFC 5961 §7
 
 	err    error // terminal error reported to Read and Write
 	out    []craft.TCP
 	events []Event
 	stats  Stats
 	slab   slab
+}
+
+// agreed holds the options agreed in the handshake (RFC 7323, RFC 2018)
+// and the timestamp state they bring (RFC 7323 §4.3, §5).
+type agreed struct {
+	ws, sack, ts bool
+	// tsRecent is TS.Recent, valid since tsRecentAt when tsRecentValid.
+	tsRecent      uint32
+	tsRecentValid bool
+	tsRecentAt    time.Time
+	tsOffset      uint32 // our timestamp clock's random start (RFC 7323 §7.1)
+}
+
+// challengeLimit counts the challenge ACKs of the current second (RFC
+// 5961 §7).
+type challengeLimit struct {
+	window time.Time
+	count  int
 }
 
 // seqRange is a half-open range of sequence numbers [start, end).
@@ -160,7 +82,8 @@ func NewConn(cfg Config) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{cfg: cfg, state: Closed, offShift: cfg.WindowScale}
+	c := &Conn{cfg: cfg, state: Closed}
+	c.rcv.offShift = cfg.WindowScale
 	var rnd [8]byte
 	if !cfg.FixedISS || !cfg.FixedTSOffset {
 		src := cfg.Rand
@@ -171,25 +94,25 @@ func NewConn(cfg Config) (*Conn, error) {
 			return nil, fmt.Errorf("fsm: drawing the initial sequence number: %w", err)
 		}
 	}
-	c.iss = craft.Seq(binary.BigEndian.Uint32(rnd[0:4]))
+	c.snd.iss = craft.Seq(binary.BigEndian.Uint32(rnd[0:4]))
 	if cfg.FixedISS {
-		c.iss = cfg.ISS
+		c.snd.iss = cfg.ISS
 	}
-	c.tsOffset = binary.BigEndian.Uint32(rnd[4:8])
+	c.opt.tsOffset = binary.BigEndian.Uint32(rnd[4:8])
 	if cfg.FixedTSOffset {
-		c.tsOffset = cfg.TSOffset
+		c.opt.tsOffset = cfg.TSOffset
 	}
-	c.sndUna, c.sndNxt, c.sndMax = c.iss, c.iss, c.iss
-	c.sndBufSeq = c.iss.Add(1)
-	c.send.max = cfg.SendBufferSize
+	c.snd.una, c.snd.nxt, c.snd.max = c.snd.iss, c.snd.iss, c.snd.iss
+	c.snd.bufSeq = c.snd.iss.Add(1)
+	c.snd.buf.max = cfg.SendBufferSize
 	c.slab.reuse = cfg.ReuseOutput
-	c.recv.max = cfg.RecvBufferSize
-	c.rto = cfg.InitialRTO
-	c.peerMSS = 536 // RFC 9293 §3.7.1: assume 536 until told otherwise
-	c.sndMSS = c.effectiveMSS()
-	c.reoWndMult = 1
-	c.reordering = dupThresh
-	c.stats.RTO = c.rto
+	c.rcv.buf.max = cfg.RecvBufferSize
+	c.rtt = newRTTEstimator(&cfg)
+	c.snd.peerMSS = 536 // RFC 9293 §3.7.1: assume 536 until told otherwise
+	c.snd.mss = c.effectiveMSS()
+	c.rack.reoWndMult = 1
+	c.rack.reordering = dupThresh
+	c.stats.RTO = c.rtt.rto
 	return c, nil
 }
 
@@ -200,10 +123,10 @@ func (c *Conn) Config() Config { return c.cfg }
 func (c *Conn) State() State { return c.state }
 
 // ISS returns our initial send sequence number.
-func (c *Conn) ISS() craft.Seq { return c.iss }
+func (c *Conn) ISS() craft.Seq { return c.snd.iss }
 
 // IRS returns the peer's initial sequence number (zero before its SYN).
-func (c *Conn) IRS() craft.Seq { return c.irs }
+func (c *Conn) IRS() craft.Seq { return c.rcv.irs }
 
 // Err returns the error that ended the connection, if any.
 func (c *Conn) Err() error { return c.err }
@@ -213,7 +136,7 @@ func (c *Conn) touch(now time.Time) {
 	if !c.clockSet {
 		c.clockBase = now
 		c.clockSet = true
-		c.challengeWindow = now
+		c.chal.window = now
 	}
 }
 
@@ -224,17 +147,17 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 	if d < 0 {
 		d = 0 // a caller's clock that stepped back must not jump ours
 	}
-	return c.tsOffset + uint32(d/time.Millisecond)
+	return c.opt.tsOffset + uint32(d/time.Millisecond)
 }
 
 // Connect performs the active OPEN (RFC 9293 §3.10.1): queue a SYN and enter
 // SYN-SENT.
 func (c *Conn) Connect(now time.Time) error {
-	if c.state != Closed || c.err != nil || c.synAcked {
+	if c.state != Closed || c.err != nil || c.snd.synAcked {
 		return fmt.Errorf("fsm: connect: %w", ErrExists)
 	}
 	c.touch(now)
-	c.setState(SynSent, "connect() called")
+	c.setState(SynSent, CauseConnect)
 	c.transmit(now)
 	return nil
 }
@@ -242,11 +165,11 @@ func (c *Conn) Connect(now time.Time) error {
 // Listen performs the passive OPEN (RFC 9293 §3.10.1): enter LISTEN and wait
 // for the SYN the driver feeds in.
 func (c *Conn) Listen() error {
-	if c.state != Closed || c.err != nil || c.synAcked {
+	if c.state != Closed || c.err != nil || c.snd.synAcked {
 		return fmt.Errorf("fsm: listen: %w", ErrExists)
 	}
 	c.passive = true
-	c.setState(Listen, "listen() called")
+	c.setState(Listen, CauseListen)
 	return nil
 }
 
@@ -259,12 +182,12 @@ func (c *Conn) Write(p []byte, now time.Time) (int, error) {
 	if err := c.writeAllowed(); err != nil {
 		return 0, err
 	}
-	if c.send.lent > 0 {
+	if c.snd.buf.lent > 0 {
 		return 0, fmt.Errorf("fsm: write: %w", ErrLent)
 	}
 	c.uncork()
 	c.ownPendingPayloads()
-	n := c.send.write(p)
+	n := c.snd.buf.write(p)
 	if n > 0 {
 		c.transmit(now)
 	}
@@ -290,8 +213,8 @@ func (c *Conn) ownPendingPayloads() {
 
 // SendSpace lends the driver up to max bytes of free send buffer to fill
 // with application data, so that input can be read straight into the
-// buffer instead of being copied in by Write (issue 8: that copy sat on
-// a bulk sender's critical path). The slice stops where the buffer
+// buffer instead of being copied in by Write: that copy sits on a bulk
+// sender's critical path. The slice stops where the buffer
 // wraps, so it may be shorter than max; it is empty when the buffer is
 // full or the connection cannot take data (then the error says why, as
 // Write's would). The loan ends with CommitSend. Until then the driver
@@ -301,19 +224,19 @@ func (c *Conn) SendSpace(max int) ([]byte, error) {
 	if err := c.writeAllowed(); err != nil {
 		return nil, err
 	}
-	if c.send.lent > 0 {
+	if c.snd.buf.lent > 0 {
 		return nil, fmt.Errorf("fsm: send space: %w", ErrLent)
 	}
 	c.ownPendingPayloads()
-	return c.send.space(max), nil
+	return c.snd.buf.space(max), nil
 }
 
 // ExtendSendSpace is SendSpace that, while a loan is out, lends up to max
 // more bytes: those that follow the loan in the send buffer. The loan
 // grows, and its parts are still committed in order from its front, so a
 // driver can read ahead into the buffer while the part it read before is
-// being committed and sent, without waiting for the loan to end (issue 8:
-// that wait idled the sender once per loan). The slice is empty when
+// being committed and sent, without waiting for the loan to end (which
+// would idle the sender once per loan). The slice is empty when
 // nothing more is free (or, under a loan, when the buffer would have to
 // grow: lent bytes do not move).
 func (c *Conn) ExtendSendSpace(max int) ([]byte, error) {
@@ -321,12 +244,12 @@ func (c *Conn) ExtendSendSpace(max int) ([]byte, error) {
 		return nil, err
 	}
 	c.ownPendingPayloads()
-	return c.send.extend(max), nil
+	return c.snd.buf.extend(max), nil
 }
 
 // Lent is how many bytes of send buffer SendSpace has lent and CommitSend
 // has not yet taken back: 0 when no loan is out.
-func (c *Conn) Lent() int { return c.send.lent }
+func (c *Conn) Lent() int { return c.snd.buf.lent }
 
 // CommitSend queues the first n bytes of the space SendSpace lent, as
 // Write would have queued them (RFC 9293 §3.10.2 SEND), and ends the loan.
@@ -341,8 +264,8 @@ func (c *Conn) CommitSend(n int, now time.Time) (int, error) {
 // follows at once (its read of the input filled all it asked for): a last
 // segment short of a full MSS is held back, for the next commit to fill,
 // as Linux's TCP_CORK and MSG_MORE do. Without it each commit of a bulk
-// sender's chunks ended in a small segment, and every one of those cost
-// about as much on both hosts as a full 64 KB burst (issue 8). The held
+// sender's chunks would end in a small segment, and every one of those
+// costs about as much on both hosts as a full 64 KB burst. The held
 // bytes go with the next commit, Write or Close, or after corkTimeout.
 func (c *Conn) CommitSendMore(n int, now time.Time) (int, error) {
 	return c.commitSend(n, false, true, now)
@@ -359,27 +282,27 @@ func (c *Conn) CommitSendPart(n int, now time.Time) (int, error) {
 
 // uncork ends a cork (CommitSendMore): what it held may go.
 func (c *Conn) uncork() {
-	c.corked = false
-	c.corkAt = time.Time{}
+	c.snd.corked = false
+	c.tmr.corkAt = time.Time{}
 }
 
 func (c *Conn) commitSend(n int, end, more bool, now time.Time) (int, error) {
 	c.touch(now)
-	wasCorked := c.corked
+	wasCorked := c.snd.corked
 	c.uncork()
-	if n < 0 || n > c.send.lent {
-		lent := c.send.lent
-		c.send.lent = 0
+	if n < 0 || n > c.snd.buf.lent {
+		lent := c.snd.buf.lent
+		c.snd.buf.lent = 0
 		return 0, fmt.Errorf("fsm: commit of %d bytes of a %d-byte loan", n, lent)
 	}
 	if err := c.writeAllowed(); err != nil {
-		c.send.lent = 0
+		c.snd.buf.lent = 0
 		return 0, err
 	}
-	c.send.commit(n, end)
+	c.snd.buf.commit(n, end)
 	// A cork's timer runs from the last commit: a bulk sender's next
 	// one comes long before it, and fills the held segment.
-	c.corked = more
+	c.snd.corked = more
 	if n > 0 || wasCorked && !more {
 		c.transmit(now)
 	}
@@ -399,7 +322,7 @@ func (c *Conn) writeAllowed() error {
 	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
 		return fmt.Errorf("fsm: write: %w", ErrClosing)
 	}
-	if c.finQueued {
+	if c.snd.finQueued {
 		return fmt.Errorf("fsm: write: %w", ErrClosing)
 	}
 	return nil
@@ -409,16 +332,16 @@ func (c *Conn) writeAllowed() error {
 func (c *Conn) Writable() int {
 	switch c.state {
 	case SynSent, SynReceived, Established, CloseWait:
-		if c.finQueued || c.err != nil {
+		if c.snd.finQueued || c.err != nil {
 			return 0
 		}
-		return c.send.free()
+		return c.snd.buf.free()
 	}
 	return 0
 }
 
 // Readable returns how many in-order bytes Read can return now.
-func (c *Conn) Readable() int { return c.recv.n }
+func (c *Conn) Readable() int { return c.rcv.buf.n }
 
 // Read copies in-order received data into p (RFC 9293 §3.10.3 RECEIVE). It
 // returns 0, nil when nothing is available yet, and io.EOF once the peer's
@@ -426,11 +349,11 @@ func (c *Conn) Readable() int { return c.recv.n }
 // receive window, which may queue a window update.
 func (c *Conn) Read(p []byte, now time.Time) (int, error) {
 	c.touch(now)
-	if c.recv.n == 0 {
+	if c.rcv.buf.n == 0 {
 		if c.err != nil {
 			return 0, c.err
 		}
-		if c.rcvClosed {
+		if c.rcv.closed {
 			return 0, io.EOF
 		}
 		if c.state == Closed {
@@ -439,12 +362,12 @@ func (c *Conn) Read(p []byte, now time.Time) (int, error) {
 		return 0, nil
 	}
 	n := len(p)
-	if n > c.recv.n {
-		n = c.recv.n
+	if n > c.rcv.buf.n {
+		n = c.rcv.buf.n
 	}
-	c.recv.readAt(0, p[:n])
-	c.recv.advance(n)
-	c.recv.n -= n
+	c.rcv.buf.readAt(0, p[:n])
+	c.rcv.buf.advance(n)
+	c.rcv.buf.n -= n
 	c.maybeWindowUpdate(now)
 	c.transmit(now)
 	return n, nil
@@ -464,7 +387,7 @@ func (c *Conn) Close(now time.Time) error {
 		return fmt.Errorf("fsm: close: %w", ErrNotConnected)
 	case Listen, SynSent:
 		// §3.10.4 LISTEN/SYN-SENT: delete the TCB, enter CLOSED.
-		c.setState(Closed, "close() called")
+		c.setState(Closed, CauseClose)
 		c.stopTimers()
 		return nil
 	case SynReceived, Established:
@@ -472,12 +395,12 @@ func (c *Conn) Close(now time.Time) error {
 		// (In SYN-RECEIVED the FIN goes out after the SYN-ACK, which is
 		// what "queue for processing after entering ESTABLISHED" amounts
 		// to for a FIN that needs our SYN acknowledged first.)
-		c.finQueued = true
-		c.setState(FinWait1, "close() called")
+		c.snd.finQueued = true
+		c.setState(FinWait1, CauseClose)
 	case CloseWait:
 		// §3.10.4 CLOSE-WAIT: queue FIN, enter LAST-ACK.
-		c.finQueued = true
-		c.setState(LastAck, "close() called")
+		c.snd.finQueued = true
+		c.setState(LastAck, CauseClose)
 	default:
 		// §3.10.4 FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT.
 		return fmt.Errorf("fsm: close: %w", ErrClosing)
@@ -496,13 +419,13 @@ func (c *Conn) Abort(now time.Time) {
 		return
 	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
 		// §3.10.5: <SEQ=SND.NXT><CTL=RST>.
-		c.sendRST(c.sndMax, 0, false, now)
+		c.sendRST(c.snd.max, 0, false, now)
 	}
 	c.stopTimers()
 	if c.err == nil {
 		c.err = ErrAborted
 	}
-	c.setState(Closed, "abort() called")
+	c.setState(Closed, CauseAbort)
 }
 
 // Output drains the segments to send, in order. The returned segments own
@@ -550,32 +473,34 @@ func (c *Conn) AppendEvents(dst []Event) []Event {
 	return dst
 }
 
-// setState moves to s and reports the change with its reason.
-func (c *Conn) setState(s State, reason string) {
+// setState moves to s and reports the change with its cause.
+func (c *Conn) setState(s State, cause Cause) {
 	if s == c.state {
 		return
 	}
-	c.events = append(c.events, Event{Kind: StateChange, From: c.state, To: s, Reason: reason})
+	c.events = append(c.events, Event{Kind: StateChange, From: c.state, To: s, Cause: cause})
 	c.state = s
 }
 
 // fail ends the connection with err.
-func (c *Conn) fail(err error, reason string) {
+func (c *Conn) fail(err error, cause Cause) {
 	c.err = err
-	c.events = append(c.events, Event{Kind: Error, Err: err, Reason: reason})
+	c.events = append(c.events, Event{Kind: Error, Err: err, Cause: cause})
 	c.stopTimers()
-	c.setState(Closed, reason)
+	c.setState(Closed, cause)
 }
 
 func (c *Conn) stopTimers() {
-	c.rtoAt, c.persistAt, c.delackAt, c.timeWaitAt, c.keepaliveAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	c.tmr.stop()
 	c.uncork()
-	c.ackNow = false
+	c.rcv.ackNow = false
 }
 
-func (c *Conn) drop(reason string) {
+// drop discards the arriving segment: its one verdict, counted once
+// whatever else it draws (an ACK, a challenge ACK, an RST).
+func (c *Conn) drop(cause Cause) {
 	c.stats.SegsDropped++
-	c.events = append(c.events, Event{Kind: SegmentDropped, Reason: reason})
+	c.events = append(c.events, Event{Kind: SegmentDropped, Cause: cause})
 }
 
 // effectiveMSS is the payload we put in a segment: the smaller of the peer's
@@ -583,11 +508,11 @@ func (c *Conn) drop(reason string) {
 // of the timestamps option carried on every segment (RFC 7323 §3.2; RFC 9293
 // §3.7.1 "the MSS ... excluding TCP options" is why the option eats into it).
 func (c *Conn) effectiveMSS() int {
-	m := int(c.peerMSS)
+	m := int(c.snd.peerMSS)
 	if int(c.cfg.MSS) < m {
 		m = int(c.cfg.MSS)
 	}
-	if c.tsOK {
+	if c.opt.ts {
 		m -= 12
 	}
 	// No room is reserved for SACK blocks: they ride on ACKs, and a data
@@ -599,8 +524,9 @@ func (c *Conn) effectiveMSS() int {
 }
 
 // maybeWindowUpdate queues an ACK after a read that opened the window a lot:
-// when the window left to the peer is at most half the buffer and the new
-// one is at least twice as large (Linux's rule), and by at least the
+// when the window left to the peer is at most half the largest window we
+// can offer and the new one is at least twice as large (Linux's rule,
+// tcp_cleanup_rbuf), and by at least the
 // receiver's SWS threshold (RFC 9293 §3.8.6.2.2). The update goes out at
 // once only when the peer is short of window (less than windowUpdateRoom
 // full segments left); otherwise it may wait like a delayed ACK (RFC 9293
@@ -616,20 +542,21 @@ func (c *Conn) maybeWindowUpdate(now time.Time) {
 	default:
 		return
 	}
-	cur := 0
-	if c.rcvAdv.GreaterThan(c.rcvNxt) {
-		cur = int(c.rcvNxt.Size(c.rcvAdv))
-	}
-	free := c.freeSpace()
+	cur := int(c.rcv.window())
+	// The window can offer no more than the buffer, nor more than the
+	// field carries at our scale (RFC 7323 §2.2: 65535 bytes unscaled):
+	// Linux's window_clamp. Room beyond it opens nothing the peer sees.
+	clamp := min(c.cfg.RecvBufferSize, 0xffff<<c.rcv.shift)
+	free := min(c.freeSpace(), clamp)
 	thresh := min(c.cfg.RecvBufferSize/2, int(c.cfg.MSS))
-	if 2*cur <= c.cfg.RecvBufferSize && free >= 2*cur && free-cur >= thresh {
+	if 2*cur <= clamp && free >= 2*cur && free-cur >= thresh {
 		if c.cfg.DelayedACK > 0 && cur >= windowUpdateRoom*int(c.cfg.MSS) {
-			if c.delackAt.IsZero() {
-				c.delackAt = now.Add(c.cfg.DelayedACK)
+			if c.tmr.delackAt.IsZero() {
+				c.tmr.delackAt = now.Add(c.cfg.DelayedACK)
 			}
 			return
 		}
-		c.ackNow = true
+		c.rcv.ackNow = true
 	}
 }
 

@@ -290,6 +290,10 @@ func TestRetransmissionTimeout(t *testing.T) {
 	if _, err := h.c.Write([]byte("x"), h.now); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write after timeout: %v", err)
 	}
+	if st := h.c.Stats(); st.Retransmits != 3 || st.TimeoutRetransmits != 3 || st.RecoveryRetransmits != 0 || st.Timeouts != 3 {
+		t.Fatalf("retransmits %d (%d after a timeout, %d by recovery), timeouts %d; want 3 (3, 0), 3",
+			st.Retransmits, st.TimeoutRetransmits, st.RecoveryRetransmits, st.Timeouts)
+	}
 }
 
 // RTT samples follow Karn's rule and feed SRTT/RTTVAR (RFC 6298 §2).
@@ -336,6 +340,9 @@ func TestSYNRetransmission(t *testing.T) {
 	h.expectState(Closed)
 	if !errors.Is(h.c.Err(), ErrTimeout) {
 		t.Fatalf("err %v", h.c.Err())
+	}
+	if st := h.c.Stats(); st.Retransmits != 2 || st.TimeoutRetransmits != 2 {
+		t.Fatalf("retransmits %d, %d of them after a timeout; want 2, 2", st.Retransmits, st.TimeoutRetransmits)
 	}
 	// The SYN-ACK is retransmitted as well.
 	h = newHarness(t, plainConfig())
@@ -402,6 +409,9 @@ func TestZeroWindowProbe(t *testing.T) {
 	}
 	h.advance(d.Sub(h.now))
 	h.expect(probe)
+	if st := h.c.Stats(); st.WindowProbes != 2 || st.Retransmits != 0 {
+		t.Fatalf("window probes %d, retransmits %d; want 2, 0", st.WindowProbes, st.Retransmits)
+	}
 	h.send(ack(lISS+1001, 1000))
 	h.expect(pat{Flags: fA | fP, Seq: lISS + 1001, Ack: rISS + 1, Window: 64000, Payload: strings.Repeat("a", 500)})
 }
@@ -472,7 +482,7 @@ func TestRestartWindowAfterIdle(t *testing.T) {
 	h.write(strings.Repeat("x", 60000))
 	for i := 0; i < 3; i++ {
 		for _, s := range h.output() {
-			h.send(ack(s.Seq.Add(uint32(len(s.Payload))), 64000))
+			h.send(ack(s.Seq.Add(craft.Size(len(s.Payload))), 64000))
 		}
 	}
 	if cw := h.c.Stats().Cwnd; cw <= 10*1000 {

@@ -31,12 +31,13 @@
 // so every protocol behaviour can be replayed segment by segment in a test.
 //
 // How a driver (package stack) uses a Conn: create it with NewConn, call
-// Connect or Listen, feed every segment of its 4-tuple to Input, call Tick
+// Connect (or take it from a Listener), feed every segment of its 4-tuple
+// to Input, call Tick
 // when NextDeadline is reached, move application bytes with Write and Read,
 // and after every call drain AppendOutput (segments to put on the wire, in
 // order, ports set, checksums left to the emitter) and AppendEvents (state
-// changes with reasons, readable data, acknowledged bytes, RTT samples,
-// errors). Segments returned by Output own their slices: they stay valid
+// changes with their Cause, readable data, acknowledged bytes, RTT
+// samples, errors; counters are in Stats). Segments returned by Output own their slices: they stay valid
 // for as long as the caller keeps them, unless Config.ReuseOutput lets the
 // Conn lend its own buffers until the next call (no copy, no allocation:
 // what a driver that sends at once wants). Instead of Write, a driver may
@@ -45,11 +46,21 @@
 // a filled part at a time, CommitSendPart: the bytes are then never copied
 // in user space. ExtendSendSpace grows a loan while its front is being
 // committed, and CommitSendMore says more follows at once, so that a short
-// last segment waits for it (a cork). ResetFor answers segments for which
-// no Conn exists.
+// last segment waits for it (a cork).
+//
+// fsm is the only judge of every segment that reaches a port the driver
+// owns: a segment of a connection goes to its Conn; one to a listening
+// port from a 4-tuple without a Conn goes to the port's Listener (listen.go),
+// which drops it, answers it, or opens a Conn for it; any other gets
+// ResetFor's answer (RFC 9293 §3.10.7.1). The driver decides no reply
+// itself. Where Linux departs from RFC 9293 in what it answers, fsm does
+// what Linux does and says so where it does it.
 //
 // The segment-processing logic lives in input.go as one switch over
 // (state, segment kind), each arm naming the RFC rule it implements, in the
 // manner of smoltcp's socket/tcp.rs; the synchronized states follow the
-// numbered checks of RFC 9293 §3.10.7.4 in order.
+// numbered checks of RFC 9293 §3.10.7.4 in order (the third,
+// security/compartment, skipped as Linux does). A Conn's state is held in
+// parts, each with its invariants: sendSide, recvSide, rttEstimator,
+// timers, and the scoreboard and recovery state of recovery.go.
 package fsm

@@ -37,7 +37,7 @@ type EventKind int
 
 // Event kinds.
 const (
-	// StateChange: From → To, Reason says why ("rcvd SYN-ACK").
+	// StateChange: From → To, Cause says why (CauseRcvdSYNACK).
 	StateChange EventKind = iota + 1
 	// DataReadable: Bytes new in-order bytes can be Read.
 	DataReadable
@@ -45,14 +45,17 @@ const (
 	BytesAcked
 	// RTTSample: a round-trip time measurement (RTT) was taken.
 	RTTSample
-	// Error: the connection failed with Err.
+	// Error: the connection failed with Err; Cause says what ended it.
 	Error
 	// Retransmit: Bytes bytes (sequence space) from Seq were sent again;
-	// Reason says why ("RTO", "zero-window probe").
+	// Cause says why (CauseRTO, CauseFastRetransmit, ...). A zero-window
+	// probe (CauseZeroWindowProbe) resends the byte before SND.UNA and
+	// has Bytes 0.
 	Retransmit
-	// ChallengeACK: a challenge ACK was sent (RFC 5961); Reason says why.
+	// ChallengeACK: a challenge ACK was sent (RFC 5961); Cause says why.
 	ChallengeACK
-	// SegmentDropped: an arriving segment was discarded; Reason says why.
+	// SegmentDropped: an arriving segment was discarded; Cause says why.
+	// Every arriving segment gives at most one.
 	SegmentDropped
 	// PeerClosed: the peer's FIN was consumed; Read returns io.EOF after
 	// the buffered data.
@@ -89,7 +92,7 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind     EventKind
 	From, To State
-	Reason   string
+	Cause    Cause
 	Bytes    int
 	Seq      craft.Seq
 	RTT      time.Duration

@@ -28,7 +28,7 @@ func payloadFrom(t *testing.T, seq craft.Seq, segs []craft.TCP) []byte {
 		if len(s.Payload) == 0 {
 			continue
 		}
-		if want := seq.Add(uint32(len(got))); s.Seq != want {
+		if want := seq.Add(craft.Size(len(got))); s.Seq != want {
 			t.Fatalf("segment at %d, want %d", s.Seq, want)
 		}
 		got = append(got, s.Payload...)
@@ -102,7 +102,7 @@ func TestExtendSendSpaceGrowsTheLoanAcrossTheWrap(t *testing.T) {
 			break
 		}
 		sent = append(sent, out...)
-		h.send(ack(out[len(out)-1].Seq.Add(uint32(len(out[len(out)-1].Payload))), 64000))
+		h.send(ack(out[len(out)-1].Seq.Add(craft.Size(len(out[len(out)-1].Payload))), 64000))
 	}
 	if got := payloadFrom(t, lISS+17001, sent); !bytes.Equal(got, lent) {
 		t.Fatalf("sent %d bytes after the queued ones, want the 9000 lent in order", len(got))
@@ -185,7 +185,7 @@ func TestCommitSendMoreHoldsTheShortTail(t *testing.T) {
 		if !bytes.Equal(got, data[start:start+want]) {
 			t.Fatalf("%s: the bytes sent differ from the ones committed", what)
 		}
-		sentTo = sentTo.Add(uint32(want))
+		sentTo = sentTo.Add(craft.Size(want))
 		if len(out) > 0 {
 			h.send(ack(sentTo, 64000)) // room in the cwnd for what follows
 			h.output()

@@ -217,16 +217,16 @@ func (h *harness) events(k EventKind) []Event {
 }
 
 // expectTransition checks that the drained events contain the state change
-// from → to with the given reason.
-func (h *harness) expectTransition(from, to State, reason string) {
+// from → to with the given cause (CauseNone: any).
+func (h *harness) expectTransition(from, to State, cause Cause) {
 	h.t.Helper()
 	evs := h.events(StateChange)
 	for _, e := range evs {
-		if e.From == from && e.To == to && (reason == "" || e.Reason == reason) {
+		if e.From == from && e.To == to && (cause == CauseNone || e.Cause == cause) {
 			return
 		}
 	}
-	h.t.Fatalf("no transition %v → %v (%q) among %+v", from, to, reason, evs)
+	h.t.Fatalf("no transition %v → %v (%v) among %+v", from, to, cause, evs)
 }
 
 func (h *harness) write(s string) {

@@ -100,12 +100,12 @@ func (h *harness) expectSegs(what string, idx ...int) {
 	}
 }
 
-// retransmitReasons drains the events and returns the reasons of the
+// retransmitCauses drains the events and returns the causes of the
 // retransmissions among them.
-func (h *harness) retransmitReasons() []string {
-	var r []string
+func (h *harness) retransmitCauses() []Cause {
+	var r []Cause
 	for _, e := range h.events(Retransmit) {
-		r = append(r, e.Reason)
+		r = append(r, e.Cause)
 	}
 	return r
 }
@@ -134,17 +134,20 @@ func TestFastRetransmitAndRecoveryNoSACK(t *testing.T) {
 	h.expectSegs("first duplicate ACK", 10)
 	h.send(ack(seg(0), 64000)) // segment 2
 	h.expectSegs("second duplicate ACK", 11)
-	if r := h.retransmitReasons(); len(r) != 0 {
+	if r := h.retransmitCauses(); len(r) != 0 {
 		t.Fatalf("retransmissions before the third duplicate ACK: %q", r)
 	}
 	h.send(ack(seg(0), 64000)) // segment 3
 	h.expectSegs("third duplicate ACK", 0)
-	if r := h.retransmitReasons(); len(r) != 1 || r[0] != "fast retransmit" {
+	if r := h.retransmitCauses(); len(r) != 1 || r[0] != CauseFastRetransmit {
 		t.Fatalf("retransmissions %q, want one fast retransmit", r)
 	}
 	h.expectCwnd("fast retransmit", 5000, 5000)
 	if st := h.c.Stats(); !st.InRecovery || st.FastRecoveries != 1 {
 		t.Fatalf("in recovery %v, fast recoveries %d", st.InRecovery, st.FastRecoveries)
+	}
+	if st := h.c.Stats(); st.RecoveryRetransmits != 1 || st.TimeoutRetransmits != 0 {
+		t.Fatalf("retransmits by recovery %d, after a timeout %d; want 1, 0", st.RecoveryRetransmits, st.TimeoutRetransmits)
 	}
 	// Segments 4..11 arrive: eight more duplicate ACKs. Pipe (12 segments
 	// out, minus those the duplicate ACKs stand for, minus the lost one,
@@ -198,7 +201,7 @@ func TestNewRenoPartialACK(t *testing.T) {
 	}
 	h.expectSegs("third duplicate ACK", 0)
 	h.expectCwnd("fast retransmit", 5000, 5000)
-	h.retransmitReasons()
+	h.retransmitCauses()
 	for i := 0; i < 5; i++ { // segments 5..9 arrive
 		h.send(ack(seg(0), 64000))
 	}
@@ -209,7 +212,7 @@ func TestNewRenoPartialACK(t *testing.T) {
 	if len(got) == 0 || got[0] != seg(4) {
 		t.Fatalf("after the partial ACK: sent %s, want segment 4 first", seqsString(got))
 	}
-	if r := h.retransmitReasons(); len(r) != 1 || r[0] != "NewReno partial ACK" {
+	if r := h.retransmitCauses(); len(r) != 1 || r[0] != CausePartialACK {
 		t.Fatalf("retransmissions %q, want one NewReno partial ACK", r)
 	}
 	st := h.c.Stats()
@@ -370,7 +373,7 @@ func TestTailLossProbe(t *testing.T) {
 	}
 	h.advance(d.Sub(h.now))
 	h.expectSegs("loss probe", 4)
-	if r := h.retransmitReasons(); len(r) != 1 || r[0] != "tail loss probe" {
+	if r := h.retransmitCauses(); len(r) != 1 || r[0] != CauseTailLossProbe {
 		t.Fatalf("retransmissions %q, want a tail loss probe", r)
 	}
 	cwnd := h.c.Stats().Cwnd
@@ -532,7 +535,7 @@ func TestCwndTraceRenoAfterRTO(t *testing.T) {
 		n := 0
 		var next []craft.TCP
 		for _, s := range pending {
-			h.send(ack(s.Seq.Add(uint32(len(s.Payload))), 64000))
+			h.send(ack(s.Seq.Add(craft.Size(len(s.Payload))), 64000))
 			o := h.output()
 			n += len(o)
 			next = append(next, o...)
@@ -644,6 +647,9 @@ func TestRTOIntoZeroWindowProbes(t *testing.T) {
 	}
 	if h.c.State() != Established {
 		t.Fatalf("state %v after 10 answered probes (MaxRetries 3)", h.c.State())
+	}
+	if st := h.c.Stats(); st.WindowProbes != 10 || st.Retransmits != 0 || st.Timeouts != 10 {
+		t.Fatalf("window probes %d, retransmits %d, timeouts %d; want 10, 0, 10", st.WindowProbes, st.Retransmits, st.Timeouts)
 	}
 	h.send(ack(lISS+1001, 64000))
 	h.expectSegs("window open again", 1, 2)

@@ -75,13 +75,13 @@ func TestOutOfOrderRangeLimit(t *testing.T) {
 		h.send(craft.TCP{Flags: fA, Seq: rISS + 1 + craft.Seq(2*i+1), Ack: lISS + 1, Window: 64000, Payload: []byte("x")})
 	}
 	h.output()
-	if len(h.c.ooo) != maxOOORanges {
-		t.Fatalf("%d ranges", len(h.c.ooo))
+	if len(h.c.rcv.ooo) != maxOOORanges {
+		t.Fatalf("%d ranges", len(h.c.rcv.ooo))
 	}
 	h.send(craft.TCP{Flags: fA, Seq: rISS + 1 + 1000, Ack: lISS + 1, Window: 64000, Payload: []byte("y")})
 	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000})
-	if len(h.c.ooo) != maxOOORanges {
-		t.Fatalf("%d ranges after the limit", len(h.c.ooo))
+	if len(h.c.rcv.ooo) != maxOOORanges {
+		t.Fatalf("%d ranges after the limit", len(h.c.rcv.ooo))
 	}
 	// Filling the holes one by one delivers everything that was kept.
 	for i := 0; i < maxOOORanges; i++ {

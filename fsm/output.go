@@ -13,28 +13,28 @@ import (
 func (c *Conn) transmit(now time.Time) {
 	switch c.state {
 	case Closed, Listen:
-		c.ackNow = false
+		c.rcv.ackNow = false
 		return
 	case SynSent, SynReceived:
 		// RFC 9293 §3.10.1 / §3.10.7.2: the SYN (SYN-ACK once we know the
-		// peer's ISN) at ISS; after an RTO sndNxt goes back to ISS.
-		if c.sndNxt == c.iss {
+		// peer's ISN) at ISS; after an RTO snd.nxt goes back to ISS.
+		if c.snd.nxt == c.snd.iss {
 			c.sendSYN(now)
 		}
 	case TimeWait, FinWait2:
 		// Everything of ours is acknowledged; only ACKs remain.
 	default:
-		if c.sndNxt == c.iss {
+		if c.snd.nxt == c.snd.iss {
 			// FIN-WAIT-1 or LAST-ACK entered before our SYN was acknowledged:
 			// the SYN-ACK comes first.
 			c.sendSYN(now)
 		}
-		if c.synAcked {
+		if c.snd.synAcked {
 			c.sendData(now)
 		}
 	}
-	if c.ackNow && c.state != SynSent {
-		c.emit(c.sndMax, craft.FlagACK, nil, now)
+	if c.rcv.ackNow && c.state != SynSent {
+		c.emit(c.snd.max, craft.FlagACK, nil, now)
 	}
 	c.armTimers(now)
 }
@@ -46,31 +46,17 @@ func (c *Conn) sendSYN(now time.Time) {
 	if c.state != SynSent {
 		flags |= craft.FlagACK
 	}
-	retrans := c.sndMax != c.iss
-	c.emit(c.iss, flags, nil, now)
-	c.sndNxt = c.iss.Add(1)
-	if c.sndMax.LessThan(c.sndNxt) {
-		c.sndMax = c.sndNxt
+	retrans := c.snd.max != c.snd.iss
+	c.emit(c.snd.iss, flags, nil, now)
+	c.snd.nxt = c.snd.iss.Add(1)
+	if c.snd.max.LessThan(c.snd.nxt) {
+		c.snd.max = c.snd.nxt
 	}
 	if retrans {
-		c.noteRetransmit(c.iss, 1, "SYN retransmission")
-	} else if !c.rttTiming {
-		c.rttTiming, c.rttSeq, c.rttSent = true, c.iss, now
+		c.noteRetransmit(c.snd.iss, 1, CauseSYNRetransmit)
+	} else {
+		c.rtt.start(c.snd.iss, now)
 	}
-}
-
-// dataEnd is the sequence number just past the last queued byte; it is also
-// where our FIN goes once Close is called.
-func (c *Conn) dataEnd() craft.Seq { return c.sndBufSeq.Add(uint32(c.send.n)) }
-
-// finSent reports whether our FIN has been sent (maybe not acknowledged).
-func (c *Conn) finSent() bool {
-	return c.finQueued && c.sndMax.GreaterThan(c.dataEnd())
-}
-
-// finAcked reports whether the peer acknowledged our FIN.
-func (c *Conn) finAcked() bool {
-	return c.finQueued && c.sndUna.GreaterThan(c.dataEnd())
 }
 
 // sendData sends what the windows allow: first the segments the
@@ -79,18 +65,18 @@ func (c *Conn) finAcked() bool {
 // 6675 §5 step C; without losses pipe is the FlightSize of RFC 5681 §3.1),
 // and new data never goes beyond SND.UNA+SND.WND (RFC 9293 §3.8.6).
 func (c *Conn) sendData(now time.Time) {
-	dataEnd := c.dataEnd()
-	if c.sndUna == c.sndMax && c.sndMax.LessThan(dataEnd) {
+	dataEnd := c.snd.dataEnd()
+	if c.snd.una == c.snd.max && c.snd.max.LessThan(dataEnd) {
 		c.cwndAfterIdle(now)
 	}
-	cwnd := c.cc.Cwnd()
+	cwnd := c.cwnd()
 	for {
-		s := c.nextLost()
+		s := c.sb.nextLost(c.snd.max)
 		if s == nil {
 			break
 		}
 		pipe := c.pipe()
-		if !c.forceRtx && pipe > 0 && pipe+s.size() > cwnd {
+		if !c.rec.forceRtx && pipe > 0 && pipe+s.size() > cwnd {
 			c.noteCwndLimited()
 			break
 		}
@@ -99,48 +85,41 @@ func (c *Conn) sendData(now time.Time) {
 			// window the RTO sends probes.
 			break
 		}
-		c.retransmit(s, now, c.retransmitReason())
-		c.forceRtx = false
-		cwnd = c.cc.Cwnd()
+		c.retransmit(s, now, c.retransmitCause())
+		c.rec.forceRtx = false
+		cwnd = c.cwnd()
 	}
 	for {
-		avail := 0
-		if c.sndMax.LessThan(dataEnd) {
-			avail = int(c.sndMax.Size(dataEnd))
-		}
-		finPending := c.finQueued && c.sndMax.LessThanEq(dataEnd)
+		avail := int(c.snd.max.Until(dataEnd))
+		finPending := c.snd.finQueued && c.snd.max.LessThanEq(dataEnd)
 		if avail == 0 && !finPending {
 			return
 		}
 		// The peer's window (RFC 9293 §3.8.6) and the congestion window
 		// against what is in flight (RFC 5681 §3.1, RFC 6675 §5).
-		edge := c.sndUna.Add(c.sndWnd)
-		usable := 0
-		if c.sndMax.LessThan(edge) {
-			usable = int(c.sndMax.Size(edge))
-		}
+		usable := int(c.snd.max.Until(c.snd.edge()))
 		room := 0
 		if p := c.pipe(); p < cwnd {
 			room = int(cwnd - p)
 		}
-		n := min(avail, c.sndMSS, usable, room)
+		n := min(avail, c.snd.mss, usable, room)
 		// The FIN takes one sequence number and goes with the last data
 		// when it fits in both windows too.
 		fin := finPending && n == avail && usable > n && room > n
-		if n < min(avail, c.sndMSS, usable) || (finPending && n == avail && !fin && usable > n) {
+		if n < min(avail, c.snd.mss, usable) || (finPending && n == avail && !fin && usable > n) {
 			c.noteCwndLimited()
 		}
 		if n == 0 && !fin {
 			return
 		}
-		if n < c.sndMSS && !fin {
-			outstanding := c.sndUna != c.sndMax
+		if n < c.snd.mss && !fin {
+			outstanding := c.snd.una != c.snd.max
 			if n == avail {
-				if c.corked {
+				if c.snd.corked {
 					// More data follows at once (CommitSendMore):
 					// let it fill the segment.
-					if c.corkAt.IsZero() {
-						c.corkAt = now.Add(corkTimeout)
+					if c.tmr.corkAt.IsZero() {
+						c.tmr.corkAt = now.Add(corkTimeout)
 					}
 					return
 				}
@@ -149,7 +128,7 @@ func (c *Conn) sendData(now time.Time) {
 				if !c.cfg.NoDelay && outstanding {
 					return
 				}
-			} else if outstanding && n < int(c.maxSndWnd/2) {
+			} else if outstanding && n < int(c.snd.maxWnd/2) {
 				// Sender-side silly window avoidance (RFC 9293
 				// §3.8.6.2.1): wait for a full segment or half the
 				// largest window; with nothing outstanding we send what
@@ -157,7 +136,7 @@ func (c *Conn) sendData(now time.Time) {
 				return
 			}
 		}
-		c.emitData(c.sndMax, n, fin, dataEnd, now)
+		c.emitData(c.snd.max, n, fin, dataEnd, now)
 	}
 }
 
@@ -165,29 +144,27 @@ func (c *Conn) sendData(now time.Time) {
 // application or the peer's window, stopped the sender: only then may the
 // window grow (RFC 7661 §4.3, as Linux's tcp_is_cwnd_limited).
 func (c *Conn) noteCwndLimited() {
-	c.cwndLimited = true
-	c.cwndLimitedTo = c.sndMax
+	c.snd.cwndLimited = true
+	c.snd.cwndLimitedTo = c.snd.max
 }
 
-// retransmitReason names why the next lost segment goes again.
-func (c *Conn) retransmitReason() string {
+// retransmitCause says why the next lost segment goes again.
+func (c *Conn) retransmitCause() Cause {
 	switch {
-	case c.recovery == recoveryRTO:
-		return "retransmission timeout"
-	case c.fastRtx:
-		c.fastRtx, c.partialACK = false, false
-		return "fast retransmit"
-	case c.partialACK:
-		c.partialACK = false
-		return "NewReno partial ACK"
-	case c.sackOK:
-		return "SACK recovery"
+	case c.rec.phase == recoveryRTO:
+		return CauseRTO
+	case c.rec.fastRtx:
+		c.rec.fastRtx, c.rec.partialACK = false, false
+		return CauseFastRetransmit
+	case c.rec.partialACK:
+		c.rec.partialACK = false
+		return CausePartialACK
+	case c.opt.sack:
+		return CauseSACKRecovery
 	}
-	return "loss recovery"
+	return CauseLossRecovery
 }
 
-// emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
-// puts the segment on the scoreboard.
 // payloadAt returns the n queued bytes from seq on for a segment: with
 // Config.ReuseOutput a slice of the send buffer itself when they lie in one
 // piece of the ring (no copy; the caller sends it before it calls again,
@@ -196,24 +173,26 @@ func (c *Conn) payloadAt(seq craft.Seq, n int) []byte {
 	if n == 0 {
 		return nil
 	}
-	off := int(c.sndBufSeq.Size(seq))
+	off := int(c.snd.bufSeq.Size(seq))
 	if c.slab.reuse {
-		if p, ok := c.send.slice(off, n); ok {
+		if p, ok := c.snd.buf.slice(off, n); ok {
 			return p
 		}
 	}
 	payload := c.slab.payload(n)
-	c.send.readAt(off, payload)
+	c.snd.buf.readAt(off, payload)
 	return payload
 }
 
+// emitData sends n new bytes from seq = SND.MAX (and the FIN if fin) and
+// puts the segment on the scoreboard.
 func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now time.Time) {
 	payload := c.payloadAt(seq, n)
 	flags := craft.FlagACK
 	if fin {
 		flags |= craft.FlagFIN
 	}
-	end := seq.Add(uint32(n))
+	end := seq.Add(craft.Size(n))
 	if n > 0 && end == dataEnd {
 		// PSH on the segment that carries the last queued byte, i.e. the
 		// end of the latest write (RFC 9293 §3.9.1 lets the sender
@@ -224,29 +203,33 @@ func (c *Conn) emitData(seq craft.Seq, n int, fin bool, dataEnd craft.Seq, now t
 		end = end.Add(1)
 	}
 	c.emit(seq, flags, payload, now)
-	c.lastDataSent = now
+	c.snd.lastDataSent = now
 	c.stats.BytesSent += uint64(n)
-	if c.recovery == recoveryNone {
+	if c.rec.phase == recoveryNone {
 		// Data beyond cwnd, sent because duplicate ACKs or SACKs said
 		// segments had left the network, is limited transmit (RFC 3042).
-		if over := int64(seq.Size(end)) + int64(c.sndUna.Size(seq)) - int64(c.cc.Cwnd()); over > 0 {
-			c.ltBytes += uint32(min(over, int64(seq.Size(end))))
+		if over := int64(seq.Size(end)) + int64(c.snd.una.Size(seq)) - int64(c.cc.Cwnd()); over > 0 {
+			c.rec.ltBytes += craft.Size(min(over, int64(seq.Size(end))))
 		}
 	}
-	c.sndNxt = end
-	c.sndMax = end
-	c.txq.push(txSeg{start: seq, end: end, sent: c.clock(now)})
-	c.tlpAt = time.Time{} // RFC 8985 §7.2: new data restarts the probe timer
-	if !c.rttTiming {
-		// Time one segment per round trip (RFC 6298 §3, Karn's rule: never
-		// a retransmitted one).
-		c.rttTiming, c.rttSeq, c.rttSent = true, seq, now
-	}
+	c.snd.nxt = end
+	c.snd.max = end
+	c.sb.q.push(txSeg{start: seq, end: end, sent: c.clock(now)})
+	c.tmr.tlpAt = time.Time{} // RFC 8985 §7.2: new data restarts the probe timer
+	// Time one segment per round trip (RFC 6298 §3, Karn's rule: never a
+	// retransmitted one).
+	c.rtt.start(seq, now)
 }
 
-func (c *Conn) noteRetransmit(seq craft.Seq, size uint32, reason string) {
+// noteRetransmit counts a segment sent again and reports it.
+func (c *Conn) noteRetransmit(seq craft.Seq, size craft.Size, cause Cause) {
 	c.stats.Retransmits++
-	c.events = append(c.events, Event{Kind: Retransmit, Seq: seq, Bytes: int(size), Reason: reason})
+	if cause.afterTimeout() {
+		c.stats.TimeoutRetransmits++
+	} else {
+		c.stats.RecoveryRetransmits++
+	}
+	c.events = append(c.events, Event{Kind: Retransmit, Seq: seq, Bytes: int(size), Cause: cause})
 }
 
 // emit builds one segment from the current state and queues it.
@@ -260,11 +243,11 @@ func (c *Conn) emit(seq craft.Seq, flags craft.Flags, payload []byte, now time.T
 		Payload: payload,
 	}
 	if flags&craft.FlagACK != 0 {
-		seg.Ack = c.rcvNxt
-		c.lastAckSent = c.rcvNxt
-		c.ackNow = false
-		c.rcvUnacked = 0
-		c.delackAt = time.Time{}
+		seg.Ack = c.rcv.nxt
+		c.rcv.lastAckSent = c.rcv.nxt
+		c.rcv.ackNow = false
+		c.rcv.unacked = 0
+		c.tmr.delackAt = time.Time{}
 	}
 	seg.Window = c.windowField(syn)
 	if syn {
@@ -281,7 +264,7 @@ func (c *Conn) emit(seq craft.Seq, flags craft.Flags, payload []byte, now time.T
 // (to keep the right edge from moving back) never offers more than the
 // buffer holds.
 func (c *Conn) freeSpace() int {
-	free := c.cfg.RecvBufferSize - c.recv.n - (1<<c.rcvShift - 1)
+	free := c.cfg.RecvBufferSize - c.rcv.buf.n - (1<<c.rcv.shift - 1)
 	if free < 0 {
 		return 0
 	}
@@ -297,44 +280,44 @@ func (c *Conn) windowField(syn bool) uint16 {
 		if w > 0xffff {
 			w = 0xffff
 		}
-		c.synWnd = uint32(w)
+		c.rcv.synWnd = craft.Size(w)
 		// The first window of the connection: nothing was promised
-		// before, so there is nothing to compare with (rcvAdv still holds
+		// before, so there is nothing to compare with (rcv.adv still holds
 		// its zero value, which serial arithmetic may place "after" the
 		// new edge for half of all peer ISNs).
-		c.rcvAdv = c.rcvNxt.Add(uint32(w))
+		c.rcv.adv = c.rcv.nxt.Add(craft.Size(w))
 		return uint16(w)
 	}
-	edge := c.rcvNxt.Add(uint32(free))
-	if edge.GreaterThan(c.rcvAdv) {
+	edge := c.rcv.nxt.Add(craft.Size(free))
+	if edge.GreaterThan(c.rcv.adv) {
 		// Receiver-side silly window avoidance (RFC 9293 §3.8.6.2.2): move
 		// the right edge only by at least min(buffer/2, MSS).
 		thresh := c.cfg.RecvBufferSize / 2
 		if int(c.cfg.MSS) < thresh {
 			thresh = int(c.cfg.MSS)
 		}
-		if int(c.rcvAdv.Size(edge)) < thresh && c.rcvAdv.GreaterThanEq(c.rcvNxt) {
-			edge = c.rcvAdv
+		if int(c.rcv.adv.Size(edge)) < thresh && c.rcv.adv.GreaterThanEq(c.rcv.nxt) {
+			edge = c.rcv.adv
 		}
 	}
-	if edge.LessThan(c.rcvAdv) {
+	if edge.LessThan(c.rcv.adv) {
 		// Never shrink the window (RFC 9293 §3.8.6.2.2, RFC 7323 §2.4).
-		edge = c.rcvAdv
+		edge = c.rcv.adv
 	}
-	wnd := c.rcvNxt.Size(edge)
+	wnd := c.rcv.nxt.Size(edge)
 	// Scaling rounds down, always. Rounding up "to keep the edge" would
 	// move it up to 2^shift-1 bytes further on every ACK while the
 	// buffer is full, past what the buffer holds; RFC 7323 §2.4 accepts
 	// the apparent shrink by less than one unit that rounding down gives.
-	// rcvAdv keeps the furthest edge ever promised, so acceptability
+	// rcv.adv keeps the furthest edge ever promised, so acceptability
 	// (RFC 9293 §3.10.7.4) still honours every promise.
-	field := wnd >> c.rcvShift
+	field := wnd >> c.rcv.shift
 	if field > 0xffff {
 		field = 0xffff
 	}
-	adv := c.rcvNxt.Add(field << c.rcvShift)
-	if adv.GreaterThan(c.rcvAdv) {
-		c.rcvAdv = adv
+	adv := c.rcv.nxt.Add(field << c.rcv.shift)
+	if adv.GreaterThan(c.rcv.adv) {
+		c.rcv.adv = adv
 	}
 	return uint16(field)
 }
@@ -345,9 +328,9 @@ func (c *Conn) windowField(syn bool) uint16 {
 // RFC 2018 §2).
 func (c *Conn) synOptions(now time.Time) []craft.Option {
 	active := c.state == SynSent
-	ws := c.offShift >= 0 && (active || c.wsOK)
-	sack := c.cfg.SACK && (active || c.sackOK)
-	ts := c.cfg.Timestamps && (active || c.tsOK)
+	ws := c.rcv.offShift >= 0 && (active || c.opt.ws)
+	sack := c.cfg.SACK && (active || c.opt.sack)
+	ts := c.cfg.Timestamps && (active || c.opt.ts)
 	n := 1
 	if sack {
 		n++
@@ -375,12 +358,12 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 		}
 		var ecr uint32
 		if c.state != SynSent {
-			ecr = c.tsRecent
+			ecr = c.opt.tsRecent
 		}
 		opts = append(opts, craft.Option{Kind: craft.OptTimestamps, TSVal: c.tsNow(now), TSEcr: ecr})
 	}
 	if ws {
-		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptWindowScale, Shift: uint8(c.offShift)})
+		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptWindowScale, Shift: uint8(c.rcv.offShift)})
 	}
 	return opts
 }
@@ -391,19 +374,19 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 // §4), each padded with NOPs like Linux does.
 func (c *Conn) segOptions(now time.Time, payloadLen int) []craft.Option {
 	nblocks := 0
-	if c.sackOK && (len(c.ooo) > 0 || c.dsackSet) {
+	if c.opt.sack && (len(c.rcv.ooo) > 0 || c.rcv.dsackSet) {
 		room := 40
-		if c.tsOK {
+		if c.opt.ts {
 			room -= 12
 		}
 		// Up to 4 blocks, 3 with timestamps (RFC 2018 §3).
-		nblocks = min((room-4)/8, len(c.ooo))
-		if c.dsackSet {
-			nblocks = min((room-4)/8, len(c.ooo)+1)
+		nblocks = min((room-4)/8, len(c.rcv.ooo))
+		if c.rcv.dsackSet {
+			nblocks = min((room-4)/8, len(c.rcv.ooo)+1)
 		}
 		// Keep the segment within the peer's MSS: data segments carry
 		// SACK blocks only when they fit.
-		mss := int(c.peerMSS)
+		mss := int(c.snd.peerMSS)
 		if int(c.cfg.MSS) < mss {
 			mss = int(c.cfg.MSS)
 		}
@@ -411,7 +394,7 @@ func (c *Conn) segOptions(now time.Time, payloadLen int) []craft.Option {
 			nblocks--
 		}
 	}
-	if !c.tsOK && nblocks == 0 {
+	if !c.opt.ts && nblocks == 0 {
 		return nil
 	}
 	if nblocks == 0 && len(c.out) > 0 {
@@ -420,21 +403,21 @@ func (c *Conn) segOptions(now time.Time, payloadLen int) []craft.Option {
 		// rather than build them again for each MSS of a bulk send, and
 		// a driver can tell equal options by their address.
 		if prev := c.out[len(c.out)-1].Options; len(prev) == 3 && prev[2].Kind == craft.OptTimestamps &&
-			prev[2].TSVal == c.tsNow(now) && prev[2].TSEcr == c.tsRecent && prev[0].Kind == craft.OptNOP && prev[1].Kind == craft.OptNOP {
+			prev[2].TSVal == c.tsNow(now) && prev[2].TSEcr == c.opt.tsRecent && prev[0].Kind == craft.OptNOP && prev[1].Kind == craft.OptNOP {
 			return prev
 		}
 	}
 	n := 0
-	if c.tsOK {
+	if c.opt.ts {
 		n += 3
 	}
 	if nblocks > 0 {
 		n += 3
 	}
 	opts := c.slab.options(n)[:0]
-	if c.tsOK {
+	if c.opt.ts {
 		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptNOP},
-			craft.Option{Kind: craft.OptTimestamps, TSVal: c.tsNow(now), TSEcr: c.tsRecent})
+			craft.Option{Kind: craft.OptTimestamps, TSVal: c.tsNow(now), TSEcr: c.opt.tsRecent})
 	}
 	if nblocks > 0 {
 		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptNOP},
@@ -444,7 +427,7 @@ func (c *Conn) segOptions(now time.Time, payloadLen int) []craft.Option {
 }
 
 func (c *Conn) tsLen() int {
-	if c.tsOK {
+	if c.opt.ts {
 		return 12
 	}
 	return 0
@@ -457,29 +440,29 @@ func (c *Conn) tsLen() int {
 // blocks"); then any others, lowest first.
 func (c *Conn) sackBlocks(n int) []craft.SACKBlock {
 	b := c.slab.sackBlocks(n)[:0]
-	if c.dsackSet {
-		b = append(b, craft.SACKBlock{Left: c.dsack.start, Right: c.dsack.end})
-		c.dsackSet = false
+	if c.rcv.dsackSet {
+		b = append(b, craft.SACKBlock{Left: c.rcv.dsack.start, Right: c.rcv.dsack.end})
+		c.rcv.dsackSet = false
 		c.stats.DSACKsSent++
 	}
-	used := uint64(0) // bit i: c.ooo[i] is in b (the first 64 ranges)
+	used := uint64(0) // bit i: c.rcv.ooo[i] is in b (the first 64 ranges)
 	add := func(i int) {
 		if len(b) < n && (i >= 64 || used&(1<<i) == 0) {
 			if i < 64 {
 				used |= 1 << i
 			}
-			b = append(b, craft.SACKBlock{Left: c.ooo[i].start, Right: c.ooo[i].end})
+			b = append(b, craft.SACKBlock{Left: c.rcv.ooo[i].start, Right: c.rcv.ooo[i].end})
 		}
 	}
-	live := c.sackRecent[:0]
-	for _, s := range c.sackRecent {
-		if i := c.oooIndex(s); i >= 0 {
+	live := c.rcv.sackRecent[:0]
+	for _, s := range c.rcv.sackRecent {
+		if i := c.rcv.oooIndex(s); i >= 0 {
 			live = append(live, s)
 			add(i)
 		}
 	}
-	c.sackRecent = live
-	for i := range c.ooo {
+	c.rcv.sackRecent = live
+	for i := range c.rcv.ooo {
 		if len(b) == n {
 			break
 		}
@@ -489,28 +472,18 @@ func (c *Conn) sackBlocks(n int) []craft.SACKBlock {
 	return b
 }
 
-// oooIndex returns the index of the out-of-order range holding seq, or -1.
-func (c *Conn) oooIndex(seq craft.Seq) int {
-	for i, r := range c.ooo {
-		if seq.InRange(r.start, r.end) {
-			return i
-		}
-	}
-	return -1
-}
-
 // noteSACKRecent moves the range holding seq to the front of the SACK
 // blocks to report (RFC 2018 §4: "the first SACK block MUST specify the
 // contiguous block of data containing the segment which triggered this
 // ACK").
 func (c *Conn) noteSACKRecent(seq craft.Seq) {
-	i := c.oooIndex(seq)
+	i := c.rcv.oooIndex(seq)
 	if i < 0 {
 		return
 	}
-	r := c.ooo[i]
-	keep := c.sackRecent[:0]
-	for _, s := range c.sackRecent {
+	r := c.rcv.ooo[i]
+	keep := c.rcv.sackRecent[:0]
+	for _, s := range c.rcv.sackRecent {
 		if !s.InRange(r.start, r.end) {
 			keep = append(keep, s)
 		}
@@ -521,7 +494,7 @@ func (c *Conn) noteSACKRecent(seq craft.Seq) {
 	keep = append(keep, 0)
 	copy(keep[1:], keep)
 	keep[0] = seq
-	c.sackRecent = keep
+	c.rcv.sackRecent = keep
 }
 
 // maxSACKRecent is how many recently reported blocks are remembered: a
@@ -531,10 +504,10 @@ const maxSACKRecent = 4
 // noteDSACK records a duplicate [start, end) to report as a D-SACK block
 // (RFC 2883 §4) in the next ACK.
 func (c *Conn) noteDSACK(start, end craft.Seq) {
-	if !c.sackOK || !start.LessThan(end) {
+	if !c.opt.sack || !start.LessThan(end) {
 		return
 	}
-	c.dsack, c.dsackSet = seqRange{start, end}, true
+	c.rcv.dsack, c.rcv.dsackSet = seqRange{start, end}, true
 }
 
 // sendRST emits a reset. With withAck it is <SEQ=seq><ACK=ack><CTL=RST,ACK>,
@@ -550,11 +523,11 @@ func (c *Conn) sendRST(seq, ack craft.Seq, withAck bool, now time.Time) {
 		seg.Flags |= craft.FlagACK
 		seg.Ack = ack
 	}
-	if c.tsOK && c.clockSet {
+	if c.opt.ts && c.clockSet {
 		// RFC 7323 §3.2: a TSopt SHOULD be sent in an RST too.
 		opts := c.slab.options(3)[:0]
 		seg.Options = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptNOP},
-			craft.Option{Kind: craft.OptTimestamps, TSVal: c.tsNow(now), TSEcr: c.tsRecent})
+			craft.Option{Kind: craft.OptTimestamps, TSVal: c.tsNow(now), TSEcr: c.opt.tsRecent})
 	}
 	c.out = append(c.out, seg)
 	c.stats.SegsSent++

@@ -35,15 +35,15 @@ func (p *program) done() bool { return p.i >= len(p.b) }
 func (p *program) u16() uint16 { return uint16(p.next())<<8 | uint16(p.next()) }
 
 // delta is a small signed offset, sometimes a large one.
-func (p *program) delta() uint32 {
+func (p *program) delta() craft.Size {
 	v := p.next()
 	switch {
 	case v < 200:
-		return uint32(int32(int8(v)))
+		return craft.Size(int32(int8(v)))
 	case v < 240:
-		return uint32(int32(int16(p.u16())))
+		return craft.Size(int32(int16(p.u16())))
 	default:
-		return uint32(p.u16())<<16 | uint32(p.u16())
+		return craft.Size(p.u16())<<16 | craft.Size(p.u16())
 	}
 }
 
@@ -68,78 +68,34 @@ func (k *checker) check(out []craft.TCP, what string) {
 		k.t.Helper()
 		k.t.Fatalf("after %s (state %v): %s", what, c.State(), fmt.Sprintf(format, args...))
 	}
-	// Sequence variables are ordered: SND.UNA =< SND.NXT =< SND.MAX.
-	if c.sndNxt.LessThan(c.sndUna) || c.sndMax.LessThan(c.sndNxt) {
-		fail("SND.UNA %d SND.NXT %d SND.MAX %d out of order", c.sndUna, c.sndNxt, c.sndMax)
+	// Each part's own invariants (sendside.go, recvside.go, rtt.go,
+	// recovery.go).
+	if err := c.snd.check(); err != nil {
+		fail("send side: %v", err)
 	}
-	// Nothing beyond what was queued (plus the FIN and SYN).
-	end := c.dataEnd()
-	if c.finQueued {
-		end = end.Add(1)
+	if err := c.rcv.check(); err != nil {
+		fail("receive side: %v", err)
 	}
-	if c.sndMax.GreaterThan(end) {
-		fail("SND.MAX %d beyond the queued data %d", c.sndMax, end)
+	if err := c.rtt.check(); err != nil {
+		fail("RTT estimator: %v", err)
+	}
+	if err := c.sb.check(c.snd.una, c.snd.max); err != nil {
+		fail("scoreboard: %v", err)
 	}
 	// Bounded memory.
-	if c.send.n > c.cfg.SendBufferSize || len(c.send.buf) > c.cfg.SendBufferSize {
-		fail("send buffer %d/%d over its limit %d", c.send.n, len(c.send.buf), c.cfg.SendBufferSize)
+	if c.snd.buf.n > c.cfg.SendBufferSize || len(c.snd.buf.buf) > c.cfg.SendBufferSize {
+		fail("send buffer %d/%d over its limit %d", c.snd.buf.n, len(c.snd.buf.buf), c.cfg.SendBufferSize)
 	}
-	if c.recv.n > c.cfg.RecvBufferSize || len(c.recv.buf) > c.recv.max || c.recv.max > c.cfg.RecvBufferSize {
-		fail("receive buffer %d/%d over its limit", c.recv.n, len(c.recv.buf))
+	if c.rcv.buf.n > c.cfg.RecvBufferSize || len(c.rcv.buf.buf) > c.rcv.buf.max || c.rcv.buf.max > c.cfg.RecvBufferSize {
+		fail("receive buffer %d/%d over its limit", c.rcv.buf.n, len(c.rcv.buf.buf))
 	}
-	if len(c.ooo) > maxOOORanges {
-		fail("%d out-of-order ranges", len(c.ooo))
+	// The scoreboard covers [SND.UNA, SND.MAX) once data flows.
+	q := &c.sb.q
+	if q.len() > 0 && (q.at(0).start != c.snd.una || q.at(q.len()-1).end != c.snd.max) {
+		fail("scoreboard covers [%d, %d), outstanding [%d, %d)", q.at(0).start, q.at(q.len()-1).end, c.snd.una, c.snd.max)
 	}
-	for i, r := range c.ooo {
-		if !r.start.LessThan(r.end) || !c.rcvNxt.LessThan(r.start) || r.end.GreaterThan(c.rcvAdv) {
-			fail("out-of-order range %d [%d,%d) outside (RCV.NXT %d, edge %d]", i, r.start, r.end, c.rcvNxt, c.rcvAdv)
-		}
-		if i > 0 && !c.ooo[i-1].end.LessThan(r.start) {
-			fail("out-of-order ranges overlap or touch: %v", c.ooo)
-		}
-		if int(c.rcvNxt.Size(r.end))+c.recv.n > c.recv.max {
-			fail("out-of-order data beyond the receive ring")
-		}
-	}
-	// The scoreboard covers [SND.UNA, SND.MAX) without gaps or overlaps
-	// once data flows, and its totals match its segments.
-	var sacked, lost, rtx uint32
-	q := &c.txq
-	for i := 0; i < q.len(); i++ {
-		s := q.at(i)
-		if !s.start.LessThan(s.end) {
-			fail("scoreboard segment %d [%d,%d) empty", i, s.start, s.end)
-		}
-		if i == 0 && s.start != c.sndUna {
-			fail("scoreboard starts at %d, SND.UNA %d", s.start, c.sndUna)
-		}
-		if i > 0 && q.at(i-1).end != s.start {
-			fail("scoreboard gap or overlap at segment %d: %d then %d", i, q.at(i-1).end, s.start)
-		}
-		if i == q.len()-1 && s.end != c.sndMax {
-			fail("scoreboard ends at %d, SND.MAX %d", s.end, c.sndMax)
-		}
-		if s.is(segSACKed) {
-			sacked += s.size()
-			if s.is(segLost) || s.is(segRtx) {
-				fail("segment %d SACKed and lost", i)
-			}
-		}
-		if s.is(segLost) {
-			lost += s.size()
-		}
-		if s.is(segRtx) {
-			rtx += s.size()
-			if !s.is(segLost) {
-				fail("segment %d has a retransmission in flight but is not lost", i)
-			}
-		}
-	}
-	if c.synAcked && c.sndUna != c.sndMax && q.len() == 0 {
-		fail("%d bytes outstanding and nothing on the scoreboard", c.sndUna.Size(c.sndMax))
-	}
-	if sacked != c.sackedBytes || lost != c.lostBytes || rtx != c.rtxBytes {
-		fail("scoreboard totals: SACKed %d/%d, lost %d/%d, retransmitted %d/%d", c.sackedBytes, sacked, c.lostBytes, lost, c.rtxBytes, rtx)
+	if c.snd.synAcked && c.snd.una != c.snd.max && q.len() == 0 {
+		fail("%d bytes outstanding and nothing on the scoreboard", c.snd.outstanding())
 	}
 	for i := range out {
 		s := &out[i]
@@ -152,18 +108,18 @@ func (k *checker) check(out []craft.TCP, what string) {
 		}
 		// Never beyond SND.UNA+SND.WND (a zero-window probe carries no
 		// data and sits below SND.UNA).
-		if s.Flags&craft.FlagSYN == 0 && c.synAcked {
-			n := uint32(len(s.Payload))
+		if s.Flags&craft.FlagSYN == 0 && c.snd.synAcked {
+			n := craft.Size(len(s.Payload))
 			if s.Flags&craft.FlagFIN != 0 {
 				n++
 			}
 			if n > 0 {
-				edge := c.sndUna.Add(c.sndWnd)
+				edge := c.snd.una.Add(c.snd.wnd)
 				if s.Seq.Add(n).GreaterThan(edge) {
-					fail("segment seq %d len %d beyond SND.UNA %d + SND.WND %d", s.Seq, n, c.sndUna, c.sndWnd)
+					fail("segment seq %d len %d beyond SND.UNA %d + SND.WND %d", s.Seq, n, c.snd.una, c.snd.wnd)
 				}
-				if len(s.Payload) > c.sndMSS {
-					fail("segment of %d bytes above the send MSS %d", len(s.Payload), c.sndMSS)
+				if len(s.Payload) > c.snd.mss {
+					fail("segment of %d bytes above the send MSS %d", len(s.Payload), c.snd.mss)
 				}
 			}
 		}
@@ -176,9 +132,9 @@ func (k *checker) check(out []craft.TCP, what string) {
 			k.rightOK = false // a new synchronization (e.g. after LISTEN again)
 		}
 		if s.Flags&craft.FlagACK != 0 && s.Flags&craft.FlagSYN == 0 {
-			r := s.Ack.Add(uint32(s.Window) << c.rcvShift)
-			if k.rightOK && r.Add(uint32(1)<<c.rcvShift).LessThanEq(k.right) {
-				fail("advertised right edge moved back from %d to %d, a full unit of 2^%d or more", k.right, r, c.rcvShift)
+			r := s.Ack.Add(craft.Size(s.Window) << c.rcv.shift)
+			if k.rightOK && r.Add(craft.Size(1)<<c.rcv.shift).LessThanEq(k.right) {
+				fail("advertised right edge moved back from %d to %d, a full unit of 2^%d or more", k.right, r, c.rcv.shift)
 			}
 			if !k.rightOK || r.GreaterThan(k.right) {
 				k.right = r
@@ -239,19 +195,19 @@ func runProgram(t testing.TB, prog []byte) (visited [TimeWait + 1]bool) {
 			seg.Flags = progFlags[int(p.next())%len(progFlags)]
 			switch p.next() % 4 {
 			case 0, 1:
-				seg.Seq = c.rcvNxt.Add(p.delta())
+				seg.Seq = c.rcv.nxt.Add(p.delta())
 			case 2:
-				seg.Seq = c.irs.Add(p.delta())
+				seg.Seq = c.rcv.irs.Add(p.delta())
 			default:
 				seg.Seq = craft.Seq(uint32(p.u16())<<16 | uint32(p.u16()))
 			}
 			switch p.next() % 5 {
 			case 0, 1:
-				seg.Ack = c.sndMax.Add(p.delta())
+				seg.Ack = c.snd.max.Add(p.delta())
 			case 2:
-				seg.Ack = c.sndUna.Add(p.delta())
+				seg.Ack = c.snd.una.Add(p.delta())
 			case 3:
-				seg.Ack = c.iss.Add(p.delta())
+				seg.Ack = c.snd.iss.Add(p.delta())
 			default:
 				seg.Ack = craft.Seq(uint32(p.u16())<<16 | uint32(p.u16()))
 			}
@@ -266,7 +222,7 @@ func runProgram(t testing.TB, prog []byte) (visited [TimeWait + 1]bool) {
 			}
 			o := p.next()
 			if o&1 != 0 {
-				peerTS += p.delta()
+				peerTS += uint32(p.delta())
 				seg.Options = append(seg.Options, craft.Option{Kind: craft.OptTimestamps, TSVal: peerTS, TSEcr: c.tsNow(now) - uint32(p.next())})
 			}
 			if o&2 != 0 {
@@ -279,7 +235,7 @@ func runProgram(t testing.TB, prog []byte) (visited [TimeWait + 1]bool) {
 				seg.Options = append(seg.Options, craft.Option{Kind: craft.OptSACKPermitted})
 			}
 			if o&16 != 0 {
-				l := c.sndUna.Add(p.delta())
+				l := c.snd.una.Add(p.delta())
 				seg.Options = append(seg.Options, craft.Option{Kind: craft.OptSACK, Blocks: []craft.SACKBlock{{Left: l, Right: l.Add(p.delta())}}})
 			}
 			if o&32 != 0 {

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -87,8 +88,8 @@ type txSeg struct {
 	flags      uint8
 }
 
-func (s *txSeg) size() uint32    { return s.start.Size(s.end) }
-func (s *txSeg) is(f uint8) bool { return s.flags&f != 0 }
+func (s *txSeg) size() craft.Size { return s.start.Size(s.end) }
+func (s *txSeg) is(f uint8) bool  { return s.flags&f != 0 }
 
 // txQueue is the scoreboard: the segments in flight in sequence order, a
 // slice used as a queue (acknowledged segments leave at the front).
@@ -137,119 +138,224 @@ func (q *txQueue) split(i int, seq craft.Seq) *txSeg {
 	return &q.segs[j]
 }
 
-// recoveryState says which loss recovery is in progress.
-type recoveryState uint8
+// scoreboard is every segment of ours in flight (RFC 6675 §3, as Linux
+// keeps it: one entry per segment sent) and the bytes its flags add up to.
+//
+// Its invariants (check): the segments follow each other without gaps or
+// overlaps, none empty; sacked, lost and rtx are the sizes of the
+// segments flagged segSACKed, segLost and segRtx; a SACKed segment is
+// neither lost nor being retransmitted, and only a lost one is; so
+// rtx <= lost.
+type scoreboard struct {
+	q                 txQueue
+	sacked, lost, rtx craft.Size
+	rtxHint           craft.Seq // no segment below is lost and not retransmitted
+	lostBelow         craft.Seq // IsLost was applied to every segment below
+	rtxEver           bool      // something was retransmitted, up to lastRtxEnd
+	lastRtxEnd        craft.Seq
+}
+
+// markSACKed records that the peer holds s.
+func (sb *scoreboard) markSACKed(s *txSeg) {
+	n := s.size()
+	if s.is(segLost) {
+		sb.lost -= n
+	}
+	if s.is(segRtx) {
+		sb.rtx -= n
+	}
+	s.flags = s.flags&^(segLost|segRtx) | segSACKed
+	sb.sacked += n
+}
+
+// markLost records that s is deemed lost (again, if a retransmission of
+// it was in flight: that retransmission is lost too, and markLost reports
+// true).
+func (sb *scoreboard) markLost(s *txSeg) (rtxLost bool) {
+	if s.is(segSACKed) {
+		return false
+	}
+	n := s.size()
+	if s.is(segRtx) {
+		sb.rtx -= n
+		s.flags &^= segRtx
+		rtxLost = true
+	}
+	if !s.is(segLost) {
+		sb.lost += n
+		s.flags |= segLost
+	}
+	if s.start.LessThan(sb.rtxHint) {
+		sb.rtxHint = s.start
+	}
+	return rtxLost
+}
+
+// forget takes n bytes of s out of the totals: the cumulative ACK covers
+// them.
+func (sb *scoreboard) forget(s *txSeg, n craft.Size) {
+	if s.is(segSACKed) {
+		sb.sacked -= n
+	}
+	if s.is(segLost) {
+		sb.lost -= n
+	}
+	if s.is(segRtx) {
+		sb.rtx -= n
+	}
+}
+
+// nextLost is RFC 6675 §4 NextSeg() rule 1: the lowest segment deemed
+// lost and not retransmitted since; max is SND.MAX.
+func (sb *scoreboard) nextLost(max craft.Seq) *txSeg {
+	if sb.lost == sb.rtx {
+		return nil // every lost segment has a retransmission in flight
+	}
+	q := &sb.q
+	for i := q.search(sb.rtxHint); i < q.len(); i++ {
+		s := q.at(i)
+		if s.flags&(segLost|segRtx|segSACKed) == segLost {
+			sb.rtxHint = s.start
+			return s
+		}
+	}
+	sb.rtxHint = max
+	return nil
+}
+
+// check reports the first invariant that does not hold; una and max are
+// SND.UNA and SND.MAX, which the segments must lie between.
+func (sb *scoreboard) check(una, max craft.Seq) error {
+	var sacked, lost, rtx craft.Size
+	q := &sb.q
+	for i := 0; i < q.len(); i++ {
+		s := q.at(i)
+		switch {
+		case !s.start.LessThan(s.end):
+			return fmt.Errorf("segment %d [%d, %d) is empty", i, s.start, s.end)
+		case i == 0 && s.start.LessThan(una):
+			return fmt.Errorf("segment 0 starts at %d, before SND.UNA %d", s.start, una)
+		case i > 0 && s.start != q.at(i-1).end:
+			return fmt.Errorf("segment %d starts at %d, segment %d ends at %d", i, s.start, i-1, q.at(i-1).end)
+		case s.end.GreaterThan(max):
+			return fmt.Errorf("segment %d ends at %d, after SND.MAX %d", i, s.end, max)
+		case s.is(segSACKed) && s.is(segLost|segRtx), s.flags&segRtx != 0 && !s.is(segLost):
+			return fmt.Errorf("segment %d [%d, %d) has flags %04b", i, s.start, s.end, s.flags)
+		}
+		if s.is(segSACKed) {
+			sacked += s.size()
+		}
+		if s.is(segLost) {
+			lost += s.size()
+		}
+		if s.is(segRtx) {
+			rtx += s.size()
+		}
+	}
+	if sacked != sb.sacked || lost != sb.lost || rtx != sb.rtx {
+		return fmt.Errorf("totals sacked %d, lost %d, rtx %d; the segments add up to %d, %d, %d", sb.sacked, sb.lost, sb.rtx, sacked, lost, rtx)
+	}
+	return nil
+}
+
+// recoveryPhase says which loss recovery is in progress.
+type recoveryPhase uint8
 
 const (
-	recoveryNone recoveryState = iota
+	recoveryNone recoveryPhase = iota
 	recoveryFast               // fast recovery (RFC 6675 §5, RFC 6582)
 	recoveryRTO                // after a retransmission timeout (RFC 6675 §5.1)
 )
 
-// markSACKed records that the peer holds s.
-func (c *Conn) markSACKed(s *txSeg) {
-	n := s.size()
-	if s.is(segLost) {
-		c.lostBytes -= n
-	}
-	if s.is(segRtx) {
-		c.rtxBytes -= n
-	}
-	s.flags = s.flags&^(segLost|segRtx) | segSACKed
-	c.sackedBytes += n
+// recovery is the loss recovery in progress and the ACK counts that
+// start one.
+type recovery struct {
+	phase recoveryPhase
+	point craft.Seq // RecoveryPoint of RFC 6675 (recover of RFC 6582)
+	// forceRtx: the next retransmission goes regardless of pipe (RFC
+	// 6675 §5 step 4.3); fastRtx, partialACK: why it happens (for its
+	// event).
+	forceRtx, fastRtx, partialACK bool
+	renoDups                      uint32     // without SACK: duplicate ACKs standing for segments that arrived
+	dupAcks                       int        // consecutive duplicate ACKs (RFC 5681 §2)
+	ltBytes                       craft.Size // sent by limited transmit since the last new ACK (RFC 3042)
 }
 
-// markLost records that s is deemed lost (again, if a retransmission of
-// it was in flight: that retransmission is lost too).
+// rackState is RACK's (RFC 8985 §6): the most recently sent segment
+// that was delivered, and what reordering has been seen.
+type rackState struct {
+	ok, moved   bool
+	xmit        time.Duration // its send time, on the connection's clock
+	end, fack   craft.Seq     // its end; the highest end delivered
+	rtt, minRTT time.Duration
+	reorderSeen bool
+	reordering  int // DupThresh in use: 3, or the reordering seen (segments)
+	// The reordering window's multiplier, and for how many recoveries
+	// it stays raised (RFC 8985 §6.2 step 4).
+	reoWndMult, reoWndPersist int
+	dsackRound                craft.Seq // no reo_wnd increase until SND.UNA passes it
+	dsackRoundSet             bool
+}
+
+// undoState is what it takes to undo a spurious fast recovery (RFC 2883
+// §5, RFC 4015).
+type undoState struct {
+	active   bool
+	from, to craft.Seq // the sequence range the recovery covered
+	limit    craft.Seq // after the recovery, undo until SND.UNA reaches it
+	bytes    int64     // retransmitted in it and not yet reported duplicate
+}
+
+// tlpState is the tail loss probe's (RFC 8985 §7).
+type tlpState struct {
+	out, rtx     bool
+	respond      bool // the probe went outside recovery (RFC 8985 §7.4 applies)
+	count        int  // probes sent since the ACKs last made progress
+	high, rtxSeq craft.Seq
+}
+
+// markLost marks s lost on the scoreboard, counting a retransmission
+// found lost in its turn.
 func (c *Conn) markLost(s *txSeg) {
-	if s.is(segSACKed) {
-		return
-	}
-	n := s.size()
-	if s.is(segRtx) {
-		c.rtxBytes -= n
-		s.flags &^= segRtx
+	if c.sb.markLost(s) {
 		c.stats.LostRetransmits++
-	}
-	if !s.is(segLost) {
-		c.lostBytes += n
-		s.flags |= segLost
-	}
-	if s.start.LessThan(c.rtxHint) {
-		c.rtxHint = s.start
 	}
 }
 
 // dropFront removes acknowledged bytes from the scoreboard up to ack,
 // reporting each segment newly delivered by it to RACK.
 func (c *Conn) dropFront(ack craft.Seq, tsEcr uint32, hasTS bool, now time.Time) {
-	q := &c.txq
+	q := &c.sb.q
 	for q.len() > 0 {
 		s := q.at(0)
 		if s.end.LessThanEq(ack) {
 			if !s.is(segSACKed) {
 				c.rackDelivered(s, tsEcr, hasTS, now)
 			}
-			n := s.size()
-			if s.is(segSACKed) {
-				c.sackedBytes -= n
-			}
-			if s.is(segLost) {
-				c.lostBytes -= n
-			}
-			if s.is(segRtx) {
-				c.rtxBytes -= n
-			}
+			c.sb.forget(s, s.size())
 			q.popFront()
 			continue
 		}
 		if s.start.LessThan(ack) {
 			// Part of a segment acknowledged (the peer took a prefix).
-			d := s.start.Size(ack)
-			if s.is(segSACKed) {
-				c.sackedBytes -= d
-			}
-			if s.is(segLost) {
-				c.lostBytes -= d
-			}
-			if s.is(segRtx) {
-				c.rtxBytes -= d
-			}
+			c.sb.forget(s, s.start.Size(ack))
 			s.start = ack
 		}
 		break
 	}
-	if c.rtxHint.LessThan(ack) {
-		c.rtxHint = ack
+	if c.sb.rtxHint.LessThan(ack) {
+		c.sb.rtxHint = ack
 	}
 }
 
 // pipe is RFC 6675 §4 SetPipe(): bytes believed to be in the network.
-func (c *Conn) pipe() uint32 {
-	out := int64(c.sndUna.Size(c.sndMax))
-	p := out - int64(c.sackedBytes) - int64(c.lostBytes) + int64(c.rtxBytes) - int64(c.renoDups)*int64(c.sndMSS)
+func (c *Conn) pipe() craft.Size {
+	out := int64(c.snd.una.Size(c.snd.max))
+	p := out - int64(c.sb.sacked) - int64(c.sb.lost) + int64(c.sb.rtx) - int64(c.rec.renoDups)*int64(c.snd.mss)
 	if p < 0 {
 		return 0
 	}
-	return uint32(p)
-}
-
-// nextLost is RFC 6675 §4 NextSeg() rule 1: the lowest segment deemed
-// lost and not retransmitted since.
-func (c *Conn) nextLost() *txSeg {
-	if c.lostBytes == c.rtxBytes {
-		return nil // every lost segment has a retransmission in flight
-	}
-	q := &c.txq
-	for i := q.search(c.rtxHint); i < q.len(); i++ {
-		s := q.at(i)
-		if s.flags&(segLost|segRtx|segSACKed) == segLost {
-			c.rtxHint = s.start
-			return s
-		}
-	}
-	c.rtxHint = c.sndMax
-	return nil
+	return craft.Size(p)
 }
 
 // findSACK returns the blocks of the SACK option of seg, if any.
@@ -267,7 +373,7 @@ func findSACK(seg *craft.TCP) []craft.SACKBlock {
 // that reports data below the cumulative ACK, or inside the second block,
 // is a D-SACK (RFC 2883 §4): a report of a duplicate, not new information.
 // It returns how many bytes were newly SACKed.
-func (c *Conn) processSACK(seg *craft.TCP, tsEcr uint32, hasTS bool, now time.Time) uint32 {
+func (c *Conn) processSACK(seg *craft.TCP, tsEcr uint32, hasTS bool, now time.Time) craft.Size {
 	blocks := findSACK(seg)
 	if len(blocks) == 0 {
 		return 0
@@ -275,14 +381,14 @@ func (c *Conn) processSACK(seg *craft.TCP, tsEcr uint32, hasTS bool, now time.Ti
 	if c.checkDSACK(seg, blocks, now) {
 		blocks = blocks[1:]
 	}
-	low := craft.Max(c.sndUna, seg.Ack)
-	var newly uint32
-	q := &c.txq
+	low := craft.Max(c.snd.una, seg.Ack)
+	var newly craft.Size
+	q := &c.sb.q
 	for _, b := range blocks {
 		left, right := b.Left, b.Right
 		// RFC 2018 §3 blocks must lie in what we sent: ignore nonsense
 		// (and a block beyond SND.MAX, which no honest peer sends).
-		if !left.LessThan(right) || right.GreaterThan(c.sndMax) || !right.GreaterThan(low) {
+		if !left.LessThan(right) || right.GreaterThan(c.snd.max) || !right.GreaterThan(low) {
 			continue
 		}
 		if left.LessThan(low) {
@@ -296,7 +402,7 @@ func (c *Conn) processSACK(seg *craft.TCP, tsEcr uint32, hasTS bool, now time.Ti
 			if s.start.LessThan(left) || s.is(segSACKed) {
 				continue // only whole segments count
 			}
-			c.markSACKed(s)
+			c.sb.markSACKed(s)
 			newly += s.size()
 			c.rackDelivered(s, tsEcr, hasTS, now)
 		}
@@ -317,30 +423,30 @@ func (c *Conn) checkDSACK(seg *craft.TCP, blocks []craft.SACKBlock, now time.Tim
 		return false
 	}
 	c.stats.DSACKs++
-	if c.tlpOut && c.tlpRtx && c.tlpRtxSeq.InRange(first.Left, first.Right) {
+	if c.tlp.out && c.tlp.rtx && c.tlp.rtxSeq.InRange(first.Left, first.Right) {
 		// RFC 8985 §7.4: the probe's retransmission was a duplicate: the
 		// original arrived, nothing was lost.
-		c.tlpOut = false
+		c.tlp.out = false
 	}
 	if c.everRetransmitted(first.Left, first.Right) {
 		c.stats.SpuriousRetransmits++
 	}
-	if c.undoActive && c.undoFrom.LessThanEq(first.Left) && first.Right.LessThanEq(c.undoTo) {
+	if c.undo.active && c.undo.from.LessThanEq(first.Left) && first.Right.LessThanEq(c.undo.to) {
 		// RFC 2883 §5 / RFC 3708: when every byte retransmitted in the
 		// last fast recovery comes back as a duplicate, that recovery
 		// was spurious (reordering, not loss): undo its reduction.
-		c.undoBytes -= int64(first.Left.Size(first.Right))
-		if c.undoBytes <= 0 {
+		c.undo.bytes -= int64(first.Left.Size(first.Right))
+		if c.undo.bytes <= 0 {
 			c.undoRecovery(now)
 		}
 	}
-	if !c.dsackRoundSet || !c.sndUna.LessThan(c.dsackRound) {
+	if !c.rack.dsackRoundSet || !c.snd.una.LessThan(c.rack.dsackRound) {
 		// At most once per round trip (RFC 8985 §6.2 step 4).
-		c.dsackRound, c.dsackRoundSet = c.sndMax, true
-		if c.reoWndMult < 16 {
-			c.reoWndMult++
+		c.rack.dsackRound, c.rack.dsackRoundSet = c.snd.max, true
+		if c.rack.reoWndMult < 16 {
+			c.rack.reoWndMult++
 		}
-		c.reoWndPersist = 16
+		c.rack.reoWndPersist = 16
 	}
 	return true
 }
@@ -351,13 +457,13 @@ func (c *Conn) checkDSACK(seg *craft.TCP, blocks []craft.SACKBlock, now time.Tim
 // case: the original arrived, then the retransmission) the answer is "it
 // lies below the highest byte ever retransmitted", an upper bound.
 func (c *Conn) everRetransmitted(l, r craft.Seq) bool {
-	q := &c.txq
+	q := &c.sb.q
 	for i := q.search(l); i < q.len() && q.at(i).start.LessThan(r); i++ {
 		if q.at(i).is(segEverRtx) {
 			return true
 		}
 	}
-	return c.rtxEver && l.LessThan(c.lastRtxEnd)
+	return c.sb.rtxEver && l.LessThan(c.sb.lastRtxEnd)
 }
 
 // rackDelivered is RFC 8985 §6.2 steps 2 and 3 for one segment newly
@@ -368,31 +474,31 @@ func (c *Conn) rackDelivered(s *txSeg, tsEcr uint32, hasTS bool, now time.Time) 
 	if s.is(segEverRtx) {
 		// Step 2: an ACK for the original transmission would make the
 		// sample too small; ignore ambiguous ones.
-		if hasTS && tsBefore(tsEcr, c.tsOffset+uint32(s.sent/time.Millisecond)) {
+		if hasTS && tsBefore(tsEcr, c.opt.tsOffset+uint32(s.sent/time.Millisecond)) {
 			return
 		}
-		if c.minRTT > 0 && rtt < c.minRTT {
+		if c.rack.minRTT > 0 && rtt < c.rack.minRTT {
 			return
 		}
-	} else if rtt >= 0 && (c.minRTT == 0 || rtt < c.minRTT) {
-		c.minRTT = max(rtt, time.Microsecond)
+	} else if rtt >= 0 && (c.rack.minRTT == 0 || rtt < c.rack.minRTT) {
+		c.rack.minRTT = max(rtt, time.Microsecond)
 	}
-	c.rackRTT = rtt
-	if !c.rackOK || sentAfter(s.sent, s.end, c.rackXmit, c.rackEnd) {
-		c.rackXmit, c.rackEnd, c.rackOK = s.sent, s.end, true
-		c.rackMoved = true
+	c.rack.rtt = rtt
+	if !c.rack.ok || sentAfter(s.sent, s.end, c.rack.xmit, c.rack.end) {
+		c.rack.xmit, c.rack.end, c.rack.ok = s.sent, s.end, true
+		c.rack.moved = true
 	}
 	// Step 3: a segment sent once and delivered below the highest
 	// delivered sequence number was reordered. How far it was overtaken
 	// raises the DupThresh that IsLost uses (RFC 6675 §2 leaves room for
 	// an adaptive DupThresh, e.g. RFC 4653; Linux measures it this way).
-	if s.end.GreaterThan(c.rackFack) {
-		c.rackFack = s.end
-	} else if s.end.LessThan(c.rackFack) && !s.is(segEverRtx) {
-		c.reorderSeen = true
-		mss := uint32(c.sndMSS)
-		if degree := int((s.start.Size(c.rackFack) + mss - 1) / mss); degree > c.reordering {
-			c.reordering = min(degree, maxReordering)
+	if s.end.GreaterThan(c.rack.fack) {
+		c.rack.fack = s.end
+	} else if s.end.LessThan(c.rack.fack) && !s.is(segEverRtx) {
+		c.rack.reorderSeen = true
+		mss := craft.Size(c.snd.mss)
+		if degree := int((s.start.Size(c.rack.fack) + mss - 1) / mss); degree > c.rack.reordering {
+			c.rack.reordering = min(degree, maxReordering)
 		}
 	}
 }
@@ -412,38 +518,38 @@ func (c *Conn) clock(now time.Time) time.Duration { return now.Sub(c.clockBase) 
 // segments are SACKed, else a quarter of the minimum RTT times a
 // multiplier that D-SACKs raise, at most SRTT.
 func (c *Conn) reoWnd() time.Duration {
-	if !c.reorderSeen && (c.recovery != recoveryNone || c.sackedBytes >= uint32(c.reordering*c.sndMSS)) {
+	if !c.rack.reorderSeen && (c.rec.phase != recoveryNone || c.sb.sacked >= craft.Size(c.rack.reordering*c.snd.mss)) {
 		return 0
 	}
-	w := time.Duration(c.reoWndMult) * c.minRTT / 4
-	if c.srtt > 0 && w > c.srtt {
-		w = c.srtt
+	w := time.Duration(c.rack.reoWndMult) * c.rack.minRTT / 4
+	if c.rtt.srtt > 0 && w > c.rtt.srtt {
+		w = c.rtt.srtt
 	}
 	return w
 }
 
 // detectLosses marks the segments the scoreboard says are lost. It runs
 // after every ACK and when the RACK reordering timer fires.
-func (c *Conn) detectLosses(newlySACKed uint32, now time.Time) {
-	if c.txq.len() == 0 {
+func (c *Conn) detectLosses(newlySACKed craft.Size, now time.Time) {
+	if c.sb.q.len() == 0 {
 		return
 	}
-	if !c.sackOK {
+	if !c.opt.sack {
 		// RFC 5681 §3.2 / RFC 6582 §3.2 step 2: the third duplicate ACK
 		// means the segment at SND.UNA is lost (unless a recovery
 		// already covers it).
-		if c.recovery == recoveryNone && c.dupAcks >= dupThresh {
-			c.markLost(c.txq.at(0))
+		if c.rec.phase == recoveryNone && c.rec.dupAcks >= dupThresh {
+			c.markLost(c.sb.q.at(0))
 		}
 		return
 	}
 	if newlySACKed > 0 {
 		c.isLostScan()
 	}
-	if c.rackMoved {
+	if c.rack.moved {
 		// Only a more recently sent delivered segment can make other
 		// segments lost; otherwise the reordering timer will tell.
-		c.rackMoved = false
+		c.rack.moved = false
 		c.rackDetect(now)
 	}
 }
@@ -454,21 +560,21 @@ func (c *Conn) detectLosses(newlySACKed uint32, now time.Time) {
 // is 3 until reordering is seen, then the reordering measured (see
 // rackDelivered). Walking
 // down from the highest SACKed segment, the point where that first holds
-// is found; every un-SACKed segment below it is lost. lostBelow remembers
+// is found; every un-SACKed segment below it is lost. sb.lostBelow remembers
 // how far down that was already done.
 func (c *Conn) isLostScan() {
-	q := &c.txq
-	i := q.search(c.rackFack.Add(^uint32(0)))
+	q := &c.sb.q
+	i := q.search(c.rack.fack.Sub(1))
 	if i >= q.len() {
 		i = q.len() - 1
 	}
-	var bytes uint32
+	var bytes craft.Size
 	runs := 0
 	inRun := false
 	point := -1
 	for ; i >= 0; i-- {
 		s := q.at(i)
-		if s.start.LessThan(c.lostBelow) {
+		if s.start.LessThan(c.sb.lostBelow) {
 			break
 		}
 		if s.is(segSACKed) {
@@ -477,7 +583,7 @@ func (c *Conn) isLostScan() {
 				runs++
 				inRun = true
 			}
-			if runs >= c.reordering || bytes > uint32((c.reordering-1)*c.sndMSS) {
+			if runs >= c.rack.reordering || bytes > craft.Size((c.rack.reordering-1)*c.snd.mss) {
 				point = i
 				break
 			}
@@ -490,14 +596,14 @@ func (c *Conn) isLostScan() {
 	}
 	for j := point - 1; j >= 0; j-- {
 		s := q.at(j)
-		if s.start.LessThan(c.lostBelow) {
+		if s.start.LessThan(c.sb.lostBelow) {
 			break
 		}
 		if !s.is(segSACKed) && !s.is(segLost) {
 			c.markLost(s)
 		}
 	}
-	c.lostBelow = q.at(point).start
+	c.sb.lostBelow = q.at(point).start
 }
 
 // rackDetect is RACK_detect_loss of RFC 8985 §6.2 step 5: a segment sent
@@ -505,26 +611,26 @@ func (c *Conn) isLostScan() {
 // than that segment's RTT plus the reordering window; for the others the
 // reordering timer is set to when they would be.
 func (c *Conn) rackDetect(now time.Time) {
-	c.rackAt = time.Time{}
-	if !c.rackOK {
+	c.tmr.rackAt = time.Time{}
+	if !c.rack.ok {
 		return
 	}
-	wait := c.rackRTT + c.reoWnd()
+	wait := c.rack.rtt + c.reoWnd()
 	t := c.clock(now)
 	var next time.Duration
 	first := true
 	defer func() {
 		if !first {
-			c.rackAt = c.clockBase.Add(next)
+			c.tmr.rackAt = c.clockBase.Add(next)
 		}
 	}()
-	q := &c.txq
+	q := &c.sb.q
 	for i := 0; i < q.len(); i++ {
 		s := q.at(i)
 		// Same send time: segments went out in sequence order, except
 		// that retransmissions go before new data in one burst, and they
 		// are the lower ones: the tie-break holds either way.
-		if !sentAfter(c.rackXmit, c.rackEnd, s.sent, s.end) {
+		if !sentAfter(c.rack.xmit, c.rack.end, s.sent, s.end) {
 			if !s.is(segEverRtx) {
 				// Sent once, after the reference: so were all
 				// segments above it (retransmissions even later).
@@ -547,81 +653,81 @@ func (c *Conn) rackDetect(now time.Time) {
 // acceptable ACK, after the scoreboard has taken its SACK blocks and
 // cumulative acknowledgment (RFC 5681 §3.2, RFC 6582 §3.2, RFC 6675 §5,
 // RFC 8985 §6-7).
-func (c *Conn) onACKRecovery(acked, newlySACKed uint32, dupACK bool, pipeBefore uint32, now time.Time) {
-	mss := uint32(c.sndMSS)
+func (c *Conn) onACKRecovery(acked, newlySACKed craft.Size, dupACK bool, pipeBefore craft.Size, now time.Time) {
+	mss := craft.Size(c.snd.mss)
 	if acked > 0 {
-		c.dupAcks = 0
-		c.ltBytes = 0
-		if c.renoDups > 0 {
+		c.rec.dupAcks = 0
+		c.rec.ltBytes = 0
+		if c.rec.renoDups > 0 {
 			// Without SACK the duplicate ACKs stood for segments that
 			// had arrived; the cumulative ACK now covers them.
-			c.renoDups -= min(c.renoDups, (acked+mss-1)/mss)
+			c.rec.renoDups -= min(c.rec.renoDups, uint32((acked+mss-1)/mss))
 		}
 	} else if dupACK {
-		c.dupAcks++
-		if !c.sackOK {
+		c.rec.dupAcks++
+		if !c.opt.sack {
 			// A duplicate ACK means one more segment left the network
 			// (RFC 5681 §3.2 step 4; limited transmit, RFC 3042, for
 			// the first two).
-			if out := c.sndUna.Size(c.sndMax) / mss; c.renoDups+1 < out {
-				c.renoDups++
+			if out := uint32(c.snd.outstanding() / mss); c.rec.renoDups+1 < out {
+				c.rec.renoDups++
 			}
 		}
 	}
-	if c.tlpOut && !c.sndUna.LessThan(c.tlpHigh) {
+	if c.tlp.out && !c.snd.una.LessThan(c.tlp.high) {
 		// RFC 8985 §7.4: the probe has been answered. If it was a
 		// retransmission and no D-SACK said the original had arrived,
 		// the original was lost: respond to the congestion once.
-		c.tlpOut = false
-		if c.tlpRtx && c.tlpRespond && c.recovery == recoveryNone {
-			c.cc.OnLoss(c.sndUna.Size(c.sndMax), now)
+		c.tlp.out = false
+		if c.tlp.rtx && c.tlp.respond && c.rec.phase == recoveryNone {
+			c.cc.OnLoss(uint32(c.snd.outstanding()), now)
 			c.cc.OnRecoveryEnd(now)
 		}
 	}
 	if acked > 0 || newlySACKed > 0 {
 		// Progress: the ACK clock runs; a new probe may be scheduled.
-		c.tlpOut = false
-		c.tlpCount = 0
+		c.tlp.out = false
+		c.tlp.count = 0
 	}
-	if c.recovery != recoveryNone && c.sndUna.GreaterThanEq(c.recoveryPoint) {
+	if c.rec.phase != recoveryNone && c.snd.una.GreaterThanEq(c.rec.point) {
 		// RFC 6582 §3.2 step 3 / RFC 6675 §5: a full acknowledgment ends
 		// the recovery.
-		if c.recovery == recoveryFast {
+		if c.rec.phase == recoveryFast {
 			c.cc.OnRecoveryEnd(now)
 		}
-		c.recovery = recoveryNone
-		c.renoDups = 0
+		c.rec.phase = recoveryNone
+		c.rec.renoDups = 0
 		// The D-SACKs that may show the recovery spurious come within
 		// about a round trip: listen for them until what is in flight
 		// now is acknowledged.
-		c.undoLimit = c.sndMax
-		if c.reoWndPersist > 0 {
-			c.reoWndPersist--
-			if c.reoWndPersist == 0 {
-				c.reoWndMult = 1
+		c.undo.limit = c.snd.max
+		if c.rack.reoWndPersist > 0 {
+			c.rack.reoWndPersist--
+			if c.rack.reoWndPersist == 0 {
+				c.rack.reoWndMult = 1
 			}
 		}
 	}
-	if c.undoActive && c.recovery == recoveryNone && c.sndUna.GreaterThan(c.undoLimit) {
-		c.undoActive = false
+	if c.undo.active && c.rec.phase == recoveryNone && c.snd.una.GreaterThan(c.undo.limit) {
+		c.undo.active = false
 	}
-	if c.recovery == recoveryFast && acked > 0 && !c.sackOK && c.sndUna.LessThan(c.recoveryPoint) && c.txq.len() > 0 {
+	if c.rec.phase == recoveryFast && acked > 0 && !c.opt.sack && c.snd.una.LessThan(c.rec.point) && c.sb.q.len() > 0 {
 		// RFC 6582 §3.2 step 3, partial acknowledgment: the segment now
 		// at SND.UNA was lost too; retransmit it.
-		c.markLost(c.txq.at(0))
-		c.forceRtx = true
-		c.partialACK = true
+		c.markLost(c.sb.q.at(0))
+		c.rec.forceRtx = true
+		c.rec.partialACK = true
 	}
 	c.detectLosses(newlySACKed, now)
 	c.maybeEnterRecovery(now)
-	if acked > 0 && c.recovery != recoveryFast {
+	if acked > 0 && c.rec.phase != recoveryFast {
 		// The ACK that ends a fast recovery has set cwnd to ssthresh
 		// (RFC 6582 §3.2 step 3) and then counts like any other in
 		// congestion avoidance, as in Linux: at high loss rates, where
 		// windows are a few segments and recoveries frequent, not
 		// counting it halves the throughput.
-		limited := pipeBefore+mss > c.cc.Cwnd() || (c.cwndLimited && c.cwndLimitedTo.GreaterThan(c.sndUna.Add(-acked)))
-		c.cc.OnAck(acked, limited, c.srtt, now)
+		limited := pipeBefore+mss > c.cwnd() || (c.snd.cwndLimited && c.snd.cwndLimitedTo.GreaterThan(c.snd.una.Sub(acked)))
+		c.cc.OnAck(uint32(acked), limited, c.rtt.srtt, now)
 	}
 }
 
@@ -630,20 +736,21 @@ func (c *Conn) onACKRecovery(acked, newlySACKed uint32, dupACK bool, pipeBefore 
 // step 2): the window falls once for the whole episode and the first lost
 // segment goes out at once, whatever pipe says.
 func (c *Conn) maybeEnterRecovery(now time.Time) {
-	if c.recovery != recoveryNone || c.lostBytes <= c.rtxBytes {
+	if c.rec.phase != recoveryNone || c.sb.lost <= c.sb.rtx {
 		return
 	}
-	c.recovery = recoveryFast
-	c.recoveryPoint = c.sndMax
+	c.rec.phase = recoveryFast
+	c.rec.point = c.snd.max
 	// RFC 5681 §3.2 step 2: data sent by limited transmit is not part of
 	// the FlightSize that sets ssthresh.
-	c.cc.OnLoss(c.sndUna.Size(c.sndMax)-min(c.ltBytes, c.sndUna.Size(c.sndMax)), now)
-	c.ltBytes = 0
-	c.forceRtx = true
-	c.fastRtx = true
-	c.tlpOut = false
+	flight := c.snd.outstanding()
+	c.cc.OnLoss(uint32(flight-min(c.rec.ltBytes, flight)), now)
+	c.rec.ltBytes = 0
+	c.rec.forceRtx = true
+	c.rec.fastRtx = true
+	c.tlp.out = false
 	c.stats.FastRecoveries++
-	c.undoActive, c.undoFrom, c.undoTo, c.undoBytes = true, c.sndUna, c.sndMax, 0
+	c.undo.active, c.undo.from, c.undo.to, c.undo.bytes = true, c.snd.una, c.snd.max, 0
 }
 
 // undoRecovery takes back a fast recovery that D-SACKs showed spurious:
@@ -651,19 +758,19 @@ func (c *Conn) maybeEnterRecovery(now time.Time) {
 // marked lost are not (they were only reordered), and if the recovery is
 // still going on it ends.
 func (c *Conn) undoRecovery(now time.Time) {
-	c.undoActive = false
+	c.undo.active = false
 	c.cc.Undo(now)
 	c.stats.Undos++
-	c.reorderSeen = true
-	q := &c.txq
+	c.rack.reorderSeen = true
+	q := &c.sb.q
 	for i := 0; i < q.len(); i++ {
 		q.at(i).flags &^= segLost | segRtx
 	}
-	c.lostBytes, c.rtxBytes = 0, 0
-	if c.recovery == recoveryFast {
-		c.recovery = recoveryNone
+	c.sb.lost, c.sb.rtx = 0, 0
+	if c.rec.phase == recoveryFast {
+		c.rec.phase = recoveryNone
 	}
-	c.forceRtx, c.fastRtx, c.partialACK = false, false, false
+	c.rec.forceRtx, c.rec.fastRtx, c.rec.partialACK = false, false, false
 }
 
 // lossProbe fires the tail loss probe (RFC 8985 §7.3): one new segment if
@@ -677,31 +784,31 @@ func (c *Conn) undoRecovery(now time.Time) {
 // RTO would follow; a probe sent after the lost retransmissions lets RACK
 // see them lost as soon as the probe's SACK arrives.
 func (c *Conn) lossProbe(now time.Time) {
-	c.tlpAt = time.Time{}
-	if c.sndUna == c.sndMax || !c.synAcked || c.tlpCount >= maxLossProbes {
+	c.tmr.tlpAt = time.Time{}
+	if c.snd.una == c.snd.max || !c.snd.synAcked || c.tlp.count >= maxLossProbes {
 		return
 	}
-	c.tlpRespond = c.recovery == recoveryNone && !c.tlpOut
-	dataEnd := c.dataEnd()
+	c.tlp.respond = c.rec.phase == recoveryNone && !c.tlp.out
+	dataEnd := c.snd.dataEnd()
 	sent := false
-	if c.sndMax.LessThan(dataEnd) && c.sndMax.LessThan(c.sndUna.Add(c.sndWnd)) {
-		n := min(int(c.sndMax.Size(dataEnd)), c.sndMSS, int(c.sndMax.Size(c.sndUna.Add(c.sndWnd))))
-		fin := c.finQueued && c.sndMax.Add(uint32(n)) == dataEnd && c.sndMax.Add(uint32(n)).LessThan(c.sndUna.Add(c.sndWnd))
-		c.emitData(c.sndMax, n, fin, dataEnd, now)
-		c.tlpRtx = false
+	if edge := c.snd.edge(); c.snd.max.LessThan(dataEnd) && c.snd.max.LessThan(edge) {
+		n := min(int(c.snd.max.Size(dataEnd)), c.snd.mss, int(c.snd.max.Size(edge)))
+		fin := c.snd.finQueued && c.snd.max.Add(craft.Size(n)) == dataEnd && c.snd.max.Add(craft.Size(n)).LessThan(edge)
+		c.emitData(c.snd.max, n, fin, dataEnd, now)
+		c.tlp.rtx = false
 		sent = true
 	} else {
-		for i := c.txq.len() - 1; i >= 0; i-- {
-			s := c.txq.at(i)
+		for i := c.sb.q.len() - 1; i >= 0; i-- {
+			s := c.sb.q.at(i)
 			if s.is(segSACKed) {
 				continue
 			}
 			if s = c.fitWindow(s); s == nil {
 				break
 			}
-			c.tlpRtxSeq = s.start
-			c.retransmit(s, now, "tail loss probe")
-			c.tlpRtx = true
+			c.tlp.rtxSeq = s.start
+			c.retransmit(s, now, CauseTailLossProbe)
+			c.tlp.rtx = true
 			sent = true
 			break
 		}
@@ -710,11 +817,11 @@ func (c *Conn) lossProbe(now time.Time) {
 		return
 	}
 	c.stats.LossProbes++
-	c.tlpOut = true
-	c.tlpCount++
-	c.tlpHigh = c.sndMax
+	c.tlp.out = true
+	c.tlp.count++
+	c.tlp.high = c.snd.max
 	// RFC 8985 §7.3: the RTO timer restarts after the probe.
-	c.rtoAt = now.Add(c.rto)
+	c.tmr.rtoAt = now.Add(c.rtt.rto)
 }
 
 // armLossProbe schedules the tail loss probe (RFC 8985 §7.2): PTO =
@@ -722,22 +829,22 @@ func (c *Conn) lossProbe(now time.Time) {
 // flight), never later than the RTO. Only with SACK (the probe's answer
 // must say what arrived), one probe until the ACKs make progress again.
 func (c *Conn) armLossProbe(now time.Time) {
-	if !c.sackOK || !c.synAcked || c.sndUna == c.sndMax || c.tlpCount >= maxLossProbes || !c.hasRTT || !c.tlpAt.IsZero() {
+	if !c.opt.sack || !c.snd.synAcked || c.snd.una == c.snd.max || c.tlp.count >= maxLossProbes || !c.rtt.has || !c.tmr.tlpAt.IsZero() {
 		return
 	}
-	pto := 2 * c.srtt << c.tlpCount
-	if c.sndUna.Size(c.sndMax) <= uint32(c.sndMSS) {
+	pto := 2 * c.rtt.srtt << c.tlp.count
+	if c.snd.outstanding() <= craft.Size(c.snd.mss) {
 		pto += wcDelAck
 	} else {
 		pto += tlpMinTimeout
 	}
 	at := now.Add(pto)
-	if !c.rtoAt.IsZero() && at.After(c.rtoAt) {
+	if !c.tmr.rtoAt.IsZero() && at.After(c.tmr.rtoAt) {
 		// Never later than the RTO: then the probe goes instead of the
 		// timeout's collapse of the window (as Linux does).
-		at = c.rtoAt
+		at = c.tmr.rtoAt
 	}
-	c.tlpAt = at
+	c.tmr.tlpAt = at
 }
 
 // timeoutScoreboard is RFC 6675 §5.1 (and RFC 5681 §3.1) on a
@@ -746,11 +853,11 @@ func (c *Conn) armLossProbe(now time.Time) {
 // acknowledged. SACK information is kept (the peer may renege, RFC 2018
 // §8: after a second timeout of the same segment it is discarded).
 func (c *Conn) timeoutScoreboard(forgetSACK bool) {
-	c.lostBytes, c.rtxBytes = 0, 0
+	c.sb.lost, c.sb.rtx = 0, 0
 	if forgetSACK {
-		c.sackedBytes = 0
+		c.sb.sacked = 0
 	}
-	q := &c.txq
+	q := &c.sb.q
 	for i := 0; i < q.len(); i++ {
 		s := q.at(i)
 		if forgetSACK {
@@ -760,38 +867,38 @@ func (c *Conn) timeoutScoreboard(forgetSACK bool) {
 			continue
 		}
 		s.flags = s.flags&^segRtx | segLost
-		c.lostBytes += s.size()
+		c.sb.lost += s.size()
 	}
-	c.rtxHint = c.sndUna
-	c.lostBelow = c.sndUna
-	c.recovery = recoveryRTO
-	c.recoveryPoint = c.sndMax
-	c.dupAcks, c.renoDups, c.ltBytes = 0, 0, 0
-	c.tlpOut, c.tlpAt, c.rackAt, c.tlpCount = false, time.Time{}, time.Time{}, 0
-	c.forceRtx = false
-	c.undoActive = false // a timeout is not undone (no F-RTO, RFC 5682)
+	c.sb.rtxHint = c.snd.una
+	c.sb.lostBelow = c.snd.una
+	c.rec.phase = recoveryRTO
+	c.rec.point = c.snd.max
+	c.rec.dupAcks, c.rec.renoDups, c.rec.ltBytes = 0, 0, 0
+	c.tlp.out, c.tmr.tlpAt, c.tmr.rackAt, c.tlp.count = false, time.Time{}, time.Time{}, 0
+	c.rec.forceRtx = false
+	c.undo.active = false // a timeout is not undone (no F-RTO, RFC 5682)
 }
 
 // fitWindow returns s, or its first part that lies within the peer's
 // window (the rest becomes a segment of its own, RFC 9293 §3.8.6: nothing
 // beyond SND.UNA+SND.WND, even again), or nil if none of it does.
 func (c *Conn) fitWindow(s *txSeg) *txSeg {
-	edge := c.sndUna.Add(c.sndWnd)
+	edge := c.snd.edge()
 	if !s.start.LessThan(edge) {
 		return nil
 	}
 	if s.end.GreaterThan(edge) {
-		return c.txq.split(c.txq.search(s.start), edge)
+		return c.sb.q.split(c.sb.q.search(s.start), edge)
 	}
 	return s
 }
 
 // retransmit sends s again.
-func (c *Conn) retransmit(s *txSeg, now time.Time, reason string) {
-	dataEnd := c.dataEnd()
+func (c *Conn) retransmit(s *txSeg, now time.Time, cause Cause) {
+	dataEnd := c.snd.dataEnd()
 	end := s.end
 	fin := false
-	if c.finQueued && end == dataEnd.Add(1) {
+	if c.snd.finQueued && end == dataEnd.Add(1) {
 		fin = true
 		end = dataEnd
 	}
@@ -805,23 +912,23 @@ func (c *Conn) retransmit(s *txSeg, now time.Time, reason string) {
 		flags |= craft.FlagPSH
 	}
 	c.emit(s.start, flags, payload, now)
-	c.lastDataSent = now
+	c.snd.lastDataSent = now
 	c.stats.BytesSent += uint64(n)
 	c.stats.BytesRetransmitted += uint64(n)
 	if s.is(segLost) && !s.is(segRtx) {
 		s.flags |= segRtx
-		c.rtxBytes += s.size()
+		c.sb.rtx += s.size()
 	}
 	s.flags |= segEverRtx
 	s.sent = c.clock(now)
-	if c.undoActive {
-		c.undoBytes += int64(s.size())
+	if c.undo.active {
+		c.undo.bytes += int64(s.size())
 	}
-	c.rtxEver = true
-	if s.end.GreaterThan(c.lastRtxEnd) {
-		c.lastRtxEnd = s.end
+	c.sb.rtxEver = true
+	if s.end.GreaterThan(c.sb.lastRtxEnd) {
+		c.sb.lastRtxEnd = s.end
 	}
 	// Karn's rule (RFC 6298 §3): no RTT sample from this round.
-	c.rttTiming = false
-	c.noteRetransmit(s.start, s.size(), reason)
+	c.rtt.timing = false
+	c.noteRetransmit(s.start, s.size(), cause)
 }

@@ -58,7 +58,7 @@ func TestRSTInSynchronizedStates(t *testing.T) {
 			h.send(craft.TCP{Flags: fR | fA, Seq: ss.rcvNxt, Ack: ss.sndNxt})
 			h.expectNothing()
 			h.expectState(Closed)
-			h.expectTransition(ss.state, Closed, "rcvd RST")
+			h.expectTransition(ss.state, Closed, CauseRcvdRST)
 			if !errors.Is(h.c.Err(), ss.err) || (ss.err == nil && h.c.Err() != nil) {
 				t.Fatalf("error %v, want %v", h.c.Err(), ss.err)
 			}
@@ -140,7 +140,7 @@ func TestUnacceptableACKValues(t *testing.T) {
 	if h.c.Readable() != 0 {
 		t.Fatal("data of a segment with a bad ACK was accepted")
 	}
-	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS.Add(^uint32(200000 - 1)), Window: 64000, Payload: []byte("abc")})
+	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS.Sub(200000), Window: 64000, Payload: []byte("abc")})
 	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000})
 	if h.c.Readable() != 0 {
 		t.Fatal("data of a segment with an old ACK was accepted")

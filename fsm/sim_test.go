@@ -146,7 +146,7 @@ func (e *simEnd) app(now time.Time) {
 			e.observe(e.index, now, ev)
 		}
 		if ev.Kind == Error {
-			e.bad = fmt.Sprintf("error event: %v (%s)", ev.Err, ev.Reason)
+			e.bad = fmt.Sprintf("error event: %v (%s)", ev.Err, ev.Cause)
 		}
 	}
 }

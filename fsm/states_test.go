@@ -144,7 +144,7 @@ func TestNewConnValidates(t *testing.T) {
 func TestActiveOpenSendsSYN(t *testing.T) {
 	h := newHarness(t, plainConfig())
 	h.toSynSent()
-	h.expectTransition(Closed, SynSent, "connect() called")
+	h.expectTransition(Closed, SynSent, CauseConnect)
 	if err := h.c.Connect(h.now); !errors.Is(err, ErrExists) {
 		t.Fatalf("second connect: %v", err)
 	}
@@ -179,7 +179,7 @@ func TestSynSentToEstablished(t *testing.T) {
 	h.send(craft.TCP{Flags: fS | fA, Seq: rISS, Ack: lISS + 1, Window: 30000, Options: []craft.Option{{Kind: craft.OptMSS, MSS: 1000}}})
 	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000})
 	h.expectState(Established)
-	h.expectTransition(SynSent, Established, "rcvd SYN-ACK")
+	h.expectTransition(SynSent, Established, CauseRcvdSYNACK)
 	st := h.c.Stats()
 	if st.SndMSS != 1000 || st.SndWnd != 30000 {
 		t.Fatalf("send MSS %d window %d, want 1000 and 30000", st.SndMSS, st.SndWnd)
@@ -187,19 +187,36 @@ func TestSynSentToEstablished(t *testing.T) {
 }
 
 // SYN-SENT: an ACK that does not acknowledge our SYN draws
-// <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3 first).
+// <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.3 first); then, as in Linux,
+// the SYN goes again 2 ms later instead of after the RTO, once: a
+// retransmitted SYN waits for its timer as usual.
 func TestSynSentBadACK(t *testing.T) {
+	syn := pat{Flags: fS, Seq: lISS, Window: 64000, Opts: synOptsPlain}
 	for _, ack := range []craft.Seq{lISS, lISS + 2, lISS - 100} {
 		h := newHarness(t, plainConfig())
 		h.toSynSent()
 		h.send(craft.TCP{Flags: fS | fA, Seq: rISS, Ack: ack, Window: 1000})
 		h.expect(pat{Flags: fR, Seq: ack, Window: anyWin})
 		h.expectState(SynSent)
-		// An RST with a bad ACK is dropped without reply.
+		h.advance(synAgainAfter)
+		h.expect(syn)
+		// An RST with a bad ACK is dropped without reply, and the SYN,
+		// retransmitted already, waits for its timer (doubled: 2 s).
 		h.send(craft.TCP{Flags: fR | fA, Seq: rISS, Ack: ack})
 		h.expectNothing()
 		h.expectState(SynSent)
+		h.advance(1999 * time.Millisecond)
+		h.expectNothing()
+		h.advance(time.Millisecond)
+		h.expect(syn)
 	}
+	// An RST with a bad ACK before any retransmission: the SYN at once.
+	h := newHarness(t, plainConfig())
+	h.toSynSent()
+	h.send(craft.TCP{Flags: fR | fA, Seq: rISS, Ack: lISS + 5})
+	h.expectNothing()
+	h.advance(synAgainAfter)
+	h.expect(syn)
 }
 
 // SYN-SENT: a segment with neither SYN nor RST is dropped (§3.10.7.3 fifth).
@@ -234,7 +251,7 @@ func TestSimultaneousOpenScripted(t *testing.T) {
 	h.send(craft.TCP{Flags: fS, Seq: rISS, Window: 64000, Options: synOptsPlain})
 	h.expect(pat{Flags: fS | fA, Seq: lISS, Ack: rISS + 1, Window: 64000, Opts: synOptsPlain})
 	h.expectState(SynReceived)
-	h.expectTransition(SynSent, SynReceived, "rcvd SYN (simultaneous open)")
+	h.expectTransition(SynSent, SynReceived, CauseRcvdSYNSimultaneous)
 	// The peer's SYN-ACK completes it.
 	h.send(craft.TCP{Flags: fS | fA, Seq: rISS, Ack: lISS + 1, Window: 64000, Options: synOptsPlain})
 	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 1, Window: 64000})
@@ -289,7 +306,7 @@ func TestSimultaneousOpenPair(t *testing.T) {
 func TestListenToSynReceived(t *testing.T) {
 	h := newHarness(t, plainConfig())
 	h.toSynReceived()
-	h.expectTransition(Listen, SynReceived, "rcvd SYN")
+	h.expectTransition(Listen, SynReceived, CauseRcvdSYN)
 	if err := h.c.Listen(); !errors.Is(err, ErrExists) {
 		t.Fatalf("listen twice: %v", err)
 	}
@@ -362,7 +379,7 @@ func TestSynReceivedToEstablished(t *testing.T) {
 	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS + 1, Window: 5000})
 	h.expectNothing()
 	h.expectState(Established)
-	h.expectTransition(SynReceived, Established, "rcvd ACK of SYN")
+	h.expectTransition(SynReceived, Established, CauseRcvdACKOfSYN)
 	if w := h.c.Stats().SndWnd; w != 5000 {
 		t.Fatalf("send window %d, want 5000", w)
 	}
@@ -394,7 +411,7 @@ func TestSynReceivedRSTBackToListen(t *testing.T) {
 	h.send(craft.TCP{Flags: fR, Seq: rISS + 1})
 	h.expectNothing()
 	h.expectState(Listen)
-	h.expectTransition(SynReceived, Listen, "")
+	h.expectTransition(SynReceived, Listen, CauseNone)
 	// And a new SYN is accepted again.
 	h.send(craft.TCP{Flags: fS, Seq: rISS + 100, Window: 64000, Options: synOptsPlain})
 	h.expect(pat{Flags: fS | fA, Seq: lISS, Ack: rISS + 101, Window: 64000, Opts: synOptsPlain})
@@ -435,7 +452,7 @@ func TestCloseInSynReceived(t *testing.T) {
 func TestActiveClose(t *testing.T) {
 	h := newHarness(t, plainConfig())
 	h.toFinWait1()
-	h.expectTransition(Established, FinWait1, "close() called")
+	h.expectTransition(Established, FinWait1, CauseClose)
 	if _, err := h.c.Write([]byte("x"), h.now); !errors.Is(err, ErrClosing) {
 		t.Fatalf("write after close: %v", err)
 	}
@@ -444,7 +461,7 @@ func TestActiveClose(t *testing.T) {
 	}
 	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS + 2, Window: 64000})
 	h.expectState(FinWait2)
-	h.expectTransition(FinWait1, FinWait2, "rcvd ACK of FIN")
+	h.expectTransition(FinWait1, FinWait2, CauseRcvdACKOfFIN)
 	// Half-close: we still receive in FIN-WAIT-2.
 	h.send(craft.TCP{Flags: fA | fP, Seq: rISS + 1, Ack: lISS + 2, Window: 64000, Payload: []byte("late")})
 	h.expect(pat{Flags: fA, Seq: lISS + 2, Ack: rISS + 5, Window: 64000 - 4})
@@ -456,7 +473,7 @@ func TestActiveClose(t *testing.T) {
 	// avoidance, RFC 9293 §3.8.6.2.2); the FIN takes one more.
 	h.expect(pat{Flags: fA, Seq: lISS + 2, Ack: rISS + 6, Window: 63995})
 	h.expectState(TimeWait)
-	h.expectTransition(FinWait2, TimeWait, "rcvd FIN")
+	h.expectTransition(FinWait2, TimeWait, CauseRcvdFIN)
 	if _, err := h.c.Read(make([]byte, 10), h.now); err != io.EOF {
 		t.Fatalf("read after FIN: %v, want EOF", err)
 	}
@@ -465,7 +482,7 @@ func TestActiveClose(t *testing.T) {
 	h.expectState(TimeWait)
 	h.advance(time.Millisecond)
 	h.expectState(Closed)
-	h.expectTransition(TimeWait, Closed, "TIME-WAIT timeout")
+	h.expectTransition(TimeWait, Closed, CauseTimeWaitDone)
 	if h.c.Err() != nil {
 		t.Fatalf("clean close ended with %v", h.c.Err())
 	}
@@ -484,11 +501,11 @@ func TestFinWait1ToTimeWait(t *testing.T) {
 func TestSimultaneousCloseScripted(t *testing.T) {
 	h := newHarness(t, plainConfig())
 	h.toClosing()
-	h.expectTransition(FinWait1, Closing, "rcvd FIN")
+	h.expectTransition(FinWait1, Closing, CauseRcvdFIN)
 	h.send(craft.TCP{Flags: fA, Seq: rISS + 2, Ack: lISS + 2, Window: 64000})
 	h.expectNothing()
 	h.expectState(TimeWait)
-	h.expectTransition(Closing, TimeWait, "rcvd ACK of FIN")
+	h.expectTransition(Closing, TimeWait, CauseRcvdACKOfFIN)
 }
 
 // Two Conns closing at the same time both pass CLOSING and TIME-WAIT.
@@ -544,7 +561,7 @@ func TestSimultaneousClosePair(t *testing.T) {
 func TestPassiveClose(t *testing.T) {
 	h := newHarness(t, plainConfig())
 	h.toCloseWait()
-	h.expectTransition(Established, CloseWait, "rcvd FIN")
+	h.expectTransition(Established, CloseWait, CauseRcvdFIN)
 	if _, err := h.c.Read(make([]byte, 10), h.now); err != io.EOF {
 		t.Fatalf("read in CLOSE-WAIT: %v, want EOF", err)
 	}
@@ -556,11 +573,11 @@ func TestPassiveClose(t *testing.T) {
 	}
 	h.expect(pat{Flags: fF | fA, Seq: lISS + 4, Ack: rISS + 2, Window: 63999})
 	h.expectState(LastAck)
-	h.expectTransition(CloseWait, LastAck, "close() called")
+	h.expectTransition(CloseWait, LastAck, CauseClose)
 	h.send(craft.TCP{Flags: fA, Seq: rISS + 2, Ack: lISS + 5, Window: 64000})
 	h.expectNothing()
 	h.expectState(Closed)
-	h.expectTransition(LastAck, Closed, "rcvd ACK of FIN")
+	h.expectTransition(LastAck, Closed, CauseRcvdACKOfFIN)
 	if h.c.Err() != nil {
 		t.Fatal(h.c.Err())
 	}
@@ -643,7 +660,7 @@ func TestAbort(t *testing.T) {
 	h.c.Abort(h.now)
 	h.expect(pat{Flags: fR, Seq: lISS + 5, Window: anyWin})
 	h.expectState(Closed)
-	h.expectTransition(Established, Closed, "abort() called")
+	h.expectTransition(Established, Closed, CauseAbort)
 	if _, err := h.c.Write([]byte("x"), h.now); !errors.Is(err, ErrAborted) {
 		t.Fatalf("write after abort: %v", err)
 	}

@@ -12,8 +12,16 @@ type Stats struct {
 	// BytesReceived the peer's bytes delivered in order.
 	BytesAcked, BytesReceived uint64
 	// Retransmits counts retransmitted segments, Timeouts RTO expiries.
-	Retransmits, Timeouts uint64
-	ChallengeACKs         uint64
+	// Retransmits = TimeoutRetransmits + RecoveryRetransmits: those sent
+	// because the retransmission timer ran out (RFC 6298 §5; the SYN's
+	// too), and those loss recovery sent without a timeout (fast
+	// retransmit, RFC 5681 §3.2; SACK recovery, RFC 6675; NewReno partial
+	// ACKs, RFC 6582; tail loss probes, RFC 8985 §7). WindowProbes counts
+	// zero-window probes (RFC 9293 §3.8.6.1), which are not among them.
+	Retransmits, Timeouts                   uint64
+	TimeoutRetransmits, RecoveryRetransmits uint64
+	WindowProbes                            uint64
+	ChallengeACKs                           uint64
 	// DupACKs counts duplicate ACKs (RFC 5681 §2) received.
 	DupACKs uint64
 	// FastRecoveries counts loss episodes found by duplicate ACKs, SACK
@@ -60,19 +68,19 @@ func (c *Conn) Stats() Stats {
 	if s.RTTSamples > 0 {
 		s.RTTAvg = s.rttSum / time.Duration(s.RTTSamples)
 	}
-	s.SRTT, s.RTTVAR, s.RTO = c.srtt, c.rttvar, c.rto
-	s.SndWnd = c.sndWnd
+	s.SRTT, s.RTTVAR, s.RTO = c.rtt.srtt, c.rtt.rttvar, c.rtt.rto
+	s.SndWnd = uint32(c.snd.wnd)
 	s.Congestion = c.cfg.Congestion
 	if c.cc != nil {
 		s.Cwnd, s.Ssthresh = c.cc.Cwnd(), c.cc.Ssthresh()
-		s.Pipe = c.pipe()
+		s.Pipe = uint32(c.pipe())
 	}
 	if c.state.synchronized() {
-		s.RcvWnd = c.rcvNxt.Size(c.rcvAdv)
-		s.InFlight = c.sndUna.Size(c.sndMax)
+		s.RcvWnd = uint32(c.rcv.window())
+		s.InFlight = uint32(c.snd.outstanding())
 	}
-	s.SACKedBytes, s.LostBytes = c.sackedBytes, c.lostBytes
-	s.InRecovery = c.recovery != recoveryNone
-	s.SndMSS = c.sndMSS
+	s.SACKedBytes, s.LostBytes = uint32(c.sb.sacked), uint32(c.sb.lost)
+	s.InRecovery = c.rec.phase != recoveryNone
+	s.SndMSS = c.snd.mss
 	return s
 }

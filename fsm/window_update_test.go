@@ -80,3 +80,30 @@ func TestWindowUpdateAtOnceWhenThePeerIsShort(t *testing.T) {
 		t.Fatalf("window update offers %d, no more than the %d left before the read", got[0].Window, left)
 	}
 }
+
+// Without window scaling the field carries at most 65535 bytes (RFC 7323
+// §2.2): a read that frees buffer beyond that cannot open the window the
+// peer sees, so it sends no window update (Linux compares with its
+// window_clamp, tcp_cleanup_rbuf). A useless one went out 40 ms after
+// every read of a connection whose peer did not scale its window.
+func TestNoWindowUpdateBeyondTheUnscaledField(t *testing.T) {
+	h := newHarness(t, windowScaledConfig()) // 256 KiB buffer
+	if err := h.c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	h.send(craft.TCP{Flags: fS, Seq: rISS, Window: 64000, Options: synOptsPlain}) // no window scale
+	h.expect(pat{Flags: fS | fA, Seq: lISS, Ack: rISS + 1, Window: 65535})
+	h.send(craft.TCP{Flags: fA | fP, Seq: rISS + 1, Ack: lISS + 1, Window: 500, Payload: []byte("q")})
+	h.expectNothing()
+	h.advance(40 * time.Millisecond)
+	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 2, Window: 65535}) // the delayed ACK
+	if got := h.read(); got != "q" {
+		t.Fatalf("read %q", got)
+	}
+	h.expectNothing()
+	h.advance(40 * time.Millisecond)
+	h.expectNothing()
+	if _, ok := h.c.NextDeadline(); ok {
+		t.Fatal("a timer runs with nothing to send")
+	}
+}

@@ -31,7 +31,7 @@ func TestSequenceWrapAround(t *testing.T) {
 				}
 				// The final sequence numbers lie past the wrap.
 				for i, c := range res.conns {
-					if una := uint32(c.sndUna); una >= uint32(iss) || una < 1000 {
+					if una := uint32(c.snd.una); una >= uint32(iss) || una < 1000 {
 						t.Fatalf("end %d: SND.UNA %d did not cross the wrap", i, una)
 					}
 				}

@@ -41,8 +41,8 @@ func (r *runner) inboundTCP(pk *Packet) craft.TCP {
 		switch o.Kind {
 		case craft.OptSACK:
 			for j := range o.Blocks {
-				o.Blocks[j].Left = o.Blocks[j].Left.Add(ackOffset)
-				o.Blocks[j].Right = o.Blocks[j].Right.Add(ackOffset)
+				o.Blocks[j].Left = o.Blocks[j].Left.Add(craft.Size(ackOffset))
+				o.Blocks[j].Right = o.Blocks[j].Right.Add(craft.Size(ackOffset))
 			}
 		case craft.OptTimestamps:
 			if f.Has(craft.FlagACK) {
@@ -159,7 +159,7 @@ func segmentForMTU(tcp craft.TCP, mtu int) ([]craft.TCP, error) {
 			p.Flags &^= craft.FlagSYN | craft.FlagCWR
 		}
 		pieces = append(pieces, p)
-		seq = seq.Add(uint32(n))
+		seq = seq.Add(craft.Size(n))
 		payload = payload[n:]
 	}
 	return pieces, nil
@@ -276,7 +276,7 @@ func splitSegment(seg segment, n int) (head, tail segment) {
 	head.tcp.Payload = seg.tcp.Payload[:n:n]
 	head.tcp.Flags &^= craft.FlagPSH | craft.FlagFIN
 	tail.tcp.Payload = seg.tcp.Payload[n:]
-	tail.tcp.Seq = seg.tcp.Seq.Add(uint32(n))
+	tail.tcp.Seq = seg.tcp.Seq.Add(craft.Size(n))
 	tail.tcp.Flags &^= craft.FlagSYN | craft.FlagCWR
 	return head, tail
 }
@@ -309,7 +309,7 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 			if !ok {
 				break
 			}
-			end := agg.tcp.Seq.Add(uint32(len(agg.tcp.Payload)))
+			end := agg.tcp.Seq.Add(craft.Size(len(agg.tcp.Payload)))
 			if next.src != agg.src || next.tcp.Seq != end || next.tcp.Ack != agg.tcp.Ack ||
 				len(next.tcp.Payload) == 0 || next.tcp.Flags.Has(craft.FlagSYN) || next.tcp.Flags.Has(craft.FlagRST) ||
 				agg.tcp.Flags.Has(craft.FlagFIN) {

@@ -141,7 +141,7 @@ func handshakeResponder(in craft.TCP) []reply {
 		return []reply{{tcp: craft.TCP{Seq: kernelISN, Ack: in.Seq + 1, Flags: craft.FlagSYN | craft.FlagACK, Window: 65160,
 			Options: []craft.Option{craft.MSSOption(1460), {Kind: craft.OptNOP}, {Kind: craft.OptNOP}, tsOpt(777000, 5)}}}}
 	case len(in.Payload) > 0:
-		return []reply{{tcp: craft.TCP{Seq: in.Ack, Ack: in.Seq.Add(uint32(len(in.Payload))), Flags: craft.FlagACK, Window: 500,
+		return []reply{{tcp: craft.TCP{Seq: in.Ack, Ack: in.Seq.Add(craft.Size(len(in.Payload))), Flags: craft.FlagACK, Window: 500,
 			Options: []craft.Option{{Kind: craft.OptNOP}, {Kind: craft.OptNOP}, tsOpt(777010, 6)}}}}
 	}
 	return nil
@@ -226,7 +226,7 @@ func dataResponder(sizes []int) func(in craft.TCP) []reply {
 				f |= craft.FlagPSH
 			}
 			out = append(out, reply{tcp: craft.TCP{Seq: seq, Ack: in.Seq, Flags: f, Window: 500, Payload: make([]byte, n)}})
-			seq = seq.Add(uint32(n))
+			seq = seq.Add(craft.Size(n))
 		}
 		return out
 	}
@@ -367,6 +367,6 @@ func TestSegmentForMTU(t *testing.T) {
 		if p.Flags.Has(craft.FlagPSH) != last || p.Flags.Has(craft.FlagFIN) != last || !p.Flags.Has(craft.FlagACK) {
 			t.Errorf("piece %d flags %v", i, p.Flags)
 		}
-		seq = seq.Add(uint32(len(p.Payload)))
+		seq = seq.Add(craft.Size(len(p.Payload)))
 	}
 }

@@ -24,9 +24,9 @@ type Conn struct {
 	// blocked waiter of kind k may be waiting for: a broadcast, since
 	// several may wait at once. A waiter takes it under the stack's lock
 	// in the same critical section as its check, so no change can slip
-	// between check and wait. Readers and writers wait apart (issue 8):
-	// woken by every event, a bulk upload's input goroutine and its idle
-	// output goroutine both woke for each ACK only to find nothing to do.
+	// between check and wait. Readers and writers wait apart: woken by
+	// every event, a bulk upload's input goroutine and its idle output
+	// goroutine would both wake for each ACK only to find nothing to do.
 	wake [waitKinds]chan struct{}
 	// writeWant is the least free send buffer a waiting writer needs;
 	// ACKs that leave less free do not wake it.

@@ -79,7 +79,7 @@ func mergeable(first, last, next *craft.TCP) bool {
 	if first.Flags&^plain != 0 || next.Flags&^plain != 0 || !next.Flags.Has(craft.FlagACK) {
 		return false
 	}
-	if next.Seq != last.Seq.Add(uint32(len(last.Payload))) || next.Ack != first.Ack || next.Window != first.Window || next.Urgent != 0 || first.Urgent != 0 {
+	if next.Seq != last.Seq.Add(craft.Size(len(last.Payload))) || next.Ack != first.Ack || next.Window != first.Window || next.Urgent != 0 || first.Urgent != 0 {
 		return false
 	}
 	if int(next.Seq.Diff(first.Seq))+len(next.Payload) > maxSuperPayload {

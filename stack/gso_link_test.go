@@ -107,7 +107,7 @@ func segment(pkt []byte, mss int) ([][]byte, error) {
 	for off, i := 0, 0; off < len(payload); off, i = off+mss, i+1 {
 		end := min(off+mss, len(payload))
 		seg := p.TCP
-		seg.Seq = p.TCP.Seq.Add(uint32(off))
+		seg.Seq = p.TCP.Seq.Add(craft.Size(off))
 		seg.Payload = payload[off:end]
 		seg.DataOffset, seg.Checksum = 0, 0
 		if end < len(payload) {

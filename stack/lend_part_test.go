@@ -123,7 +123,7 @@ func TestExtendAndCommitMoreConcurrently(t *testing.T) {
 		}
 		if len(pp.TCP.Payload) < mss {
 			mu.Lock()
-			smallEnds = append(smallEnds, pp.TCP.Seq.Add(uint32(len(pp.TCP.Payload))))
+			smallEnds = append(smallEnds, pp.TCP.Seq.Add(craft.Size(len(pp.TCP.Payload))))
 			mu.Unlock()
 		}
 		return dropData(pkt)
@@ -187,7 +187,7 @@ func TestExtendAndCommitMoreConcurrently(t *testing.T) {
 	}
 	// The last segment of the stream may be short (and be sent again);
 	// no other should be.
-	end := client.fc.ISS().Add(1 + uint32(len(data)))
+	end := client.fc.ISS().Add(1 + craft.Size(len(data)))
 	mu.Lock()
 	defer mu.Unlock()
 	inside := 0

@@ -12,12 +12,15 @@ import (
 )
 
 // Listener accepts connections on one port (passive open, RFC 9293
-// §3.10.1): each SYN from a new 4-tuple gets its own fsm.Conn.
+// §3.10.1). Every segment to the port from a 4-tuple without a connection
+// goes to its fsm.Listener, which decides what it gets: nothing, an RST,
+// or a connection of its own (an fsm.Conn in SYN-RECEIVED) that the
+// Listener then hands to Accept once established.
 type Listener struct {
 	s       *Stack
+	fl      *fsm.Listener
 	addr    netip.Addr // invalid: every local address
 	port    uint16
-	backlog int
 	pending int        // connections in SYN-RECEIVED or established but not accepted
 	accept  chan *Conn // capacity backlog
 	closed  bool
@@ -39,6 +42,12 @@ func (s *Stack) Listen(addr netip.Addr, port uint16, backlog int) (*Listener, er
 	if addr.IsValid() && addr.IsUnspecified() {
 		addr = netip.Addr{}
 	}
+	cfg := s.connConfig()
+	cfg.LocalPort = port
+	fl, err := fsm.NewListener(cfg, backlog)
+	if err != nil {
+		return nil, fmt.Errorf("stack: listen: %w", err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -47,7 +56,7 @@ func (s *Stack) Listen(addr netip.Addr, port uint16, backlog int) (*Listener, er
 	if _, dup := s.listeners[port]; dup {
 		return nil, fmt.Errorf("stack: port %d is already listening", port)
 	}
-	l := &Listener{s: s, addr: addr, port: port, backlog: backlog, accept: make(chan *Conn, backlog), conns: make(map[*Conn]bool)}
+	l := &Listener{s: s, fl: fl, addr: addr, port: port, accept: make(chan *Conn, backlog), conns: make(map[*Conn]bool)}
 	s.listeners[port] = l
 	return l, nil
 }
@@ -56,40 +65,31 @@ func (l *Listener) accepts(dst netip.Addr) bool {
 	return !l.addr.IsValid() || l.addr == dst
 }
 
-// handleSYN handles a segment to the listening port from an unknown 4-tuple.
-// Called with the stack lock held.
-func (l *Listener) handleSYN(pkt *craft.Packet, now time.Time) {
-	seg := &pkt.TCP
-	// RFC 9293 §3.10.7.2: in LISTEN an RST is ignored, an ACK is answered
-	// with a RST, and only a SYN opens a connection.
-	if seg.Flags.Has(craft.FlagRST) {
-		return
-	}
-	if seg.Flags.Has(craft.FlagACK) || !seg.Flags.Has(craft.FlagSYN) || l.closed {
-		l.s.resetUnknown(pkt, now)
-		return
-	}
-	if l.pending >= l.backlog {
-		return // accept queue full: drop the SYN, the client retransmits
-	}
-	cfg := l.s.connConfig()
-	cfg.LocalPort, cfg.RemotePort = l.port, seg.SrcPort
-	fc, err := fsm.NewConn(cfg)
+// input hands a segment to the listening port from a 4-tuple without a
+// connection to the fsm.Listener and does what it says. Called with the
+// stack lock held.
+func (l *Listener) input(pkt *craft.Packet, now time.Time) {
+	local := netip.AddrPortFrom(pkt.Dst(), l.port)
+	remote := netip.AddrPortFrom(pkt.Src(), pkt.TCP.SrcPort)
+	res, err := l.fl.Input(&pkt.TCP, l.pending, now)
 	if err != nil {
 		l.s.traceSegment(In, now, nil, nil, fmt.Errorf("listen: %w", err))
 		return
 	}
-	local := netip.AddrPortFrom(pkt.Dst(), l.port)
-	remote := netip.AddrPortFrom(pkt.Src(), seg.SrcPort)
-	c := newConn(l.s, fc, local, remote, l)
-	if err := fc.Listen(); err != nil {
+	switch res.Verdict {
+	case fsm.ListenOpen:
+		c := newConn(l.s, res.Conn, local, remote, l)
+		l.s.conns[craft.FourTuple{Src: remote, Dst: local}] = c
+		l.conns[c] = true
+		l.pending++
+		l.s.flush(c, now)
 		return
+	case fsm.ListenReply:
+		l.s.send(local.Addr(), remote.Addr(), &res.Reply, now)
 	}
-	l.s.conns[craft.FourTuple{Src: remote, Dst: local}] = c
-	l.conns[c] = true
-	l.pending++
-	fc.Input(seg, now)
-	l.s.flush(c, now)
+	if ev, ok := res.Event(); ok && l.s.tracer != nil {
+		l.s.tracer.Event(now, local, remote, ev)
+	}
 }
 
 // ready queues an established connection for Accept. Called with the lock held.

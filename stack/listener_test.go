@@ -3,7 +3,11 @@ package stack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,5 +117,70 @@ func TestListenerCloseResetsUnaccepted(t *testing.T) {
 	buf := make([]byte, 8)
 	if n, err := accServer.Read(ctx, buf); err != nil || string(buf[:n]) != "still" {
 		t.Errorf("the accepted connection after Close read %q, %v", buf[:n], err)
+	}
+}
+
+// dropTracer records the SegmentDropped events the stack reports.
+type dropTracer struct {
+	mu    sync.Mutex
+	drops []fsm.Cause
+}
+
+func (d *dropTracer) Segment(Direction, time.Time, *craft.Packet, []byte, error) {}
+func (d *dropTracer) Event(_ time.Time, _, _ netip.AddrPort, ev fsm.Event) {
+	if ev.Kind == fsm.SegmentDropped {
+		d.mu.Lock()
+		d.drops = append(d.drops, ev.Cause)
+		d.mu.Unlock()
+	}
+}
+
+// The stack answers a listening port's segments from unknown 4-tuples as
+// its fsm.Listener says, and any other unknown segment as fsm.ResetFor
+// says: nothing to FIN, NULL, Xmas or SYN+FIN (as a Linux listener), an
+// RST to an ACK, a SYN-ACK to a SYN; an RST to a FIN for a closed port.
+func TestListenerRepliesAreFSMs(t *testing.T) {
+	wire, _ := newWire()
+	tr := &dropTracer{}
+	s := startStackWith(t, wire, serverIP, testConnConfig(), tr, runWithoutTimers)
+	listen(t, s, 80, 8)
+	send := func(dport, sport uint16, flags craft.Flags, ack craft.Seq) {
+		t.Helper()
+		ip := craft.IPv4{TTL: 64, Protocol: craft.ProtocolTCP, Src: clientIP, Dst: serverIP}
+		pkt, err := craft.BuildIPv4TCP(ip, &craft.TCP{SrcPort: sport, DstPort: dport, Seq: 1000, Ack: ack, Flags: flags, Window: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire.deliver(pkt)
+	}
+	const (
+		F, S, R, P, A, U = craft.FlagFIN, craft.FlagSYN, craft.FlagRST, craft.FlagPSH, craft.FlagACK, craft.FlagURG
+	)
+	for i, f := range []craft.Flags{F, 0, F | P | U, S | F, R, R | A} {
+		send(80, uint16(40000+i), f, 0)
+	}
+	send(80, 40100, A, 777)  // RST seq 777
+	send(80, 40101, S, 0)    // SYN-ACK
+	send(81, 40102, F, 0)    // closed port: RST ack 1001
+	send(81, 40103, R|A, 55) // closed port, an RST: nothing
+	eventually(t, "the answers", func() bool { return len(wire.sentSegments(t)) >= 3 })
+	time.Sleep(50 * time.Millisecond) // room for any answer that should not come
+	var got []string
+	for _, seg := range wire.sentSegments(t) {
+		got = append(got, fmt.Sprintf("%d %s seq=%d ack=%d", seg.DstPort, seg.Flags, seg.Seq, seg.Ack))
+	}
+	s.mu.Lock()
+	synack := fmt.Sprintf("40101 S. seq=%d ack=1001", s.conns[craft.FourTuple{Src: netip.AddrPortFrom(clientIP, 40101), Dst: netip.AddrPortFrom(serverIP, 80)}].fc.ISS())
+	s.mu.Unlock()
+	want := []string{"40100 R seq=777 ack=0", synack, "40102 R. seq=0 ack=1001"}
+	if !slices.Equal(got, want) {
+		t.Errorf("the stack sent\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	wantDrops := []fsm.Cause{fsm.CauseNoSYNInListen, fsm.CauseNoSYNInListen, fsm.CauseNoSYNInListen, fsm.CauseSYNFINInListen,
+		fsm.CauseRSTInListen, fsm.CauseRSTInListen, fsm.CauseACKInListen}
+	if !slices.Equal(tr.drops, wantDrops) {
+		t.Errorf("drop events %v, want %v", tr.drops, wantDrops)
 	}
 }

@@ -4,13 +4,16 @@
 // fires its timers at NextDeadline, and moves bytes between the machines and
 // the application (blocking Read/Write with context cancellation).
 //
-// It is a package of its own (DESIGN.md: "stack/") because it is the only
-// place where the sans-I/O fsm meets goroutines, clocks and the link; fsm
-// stays pure and capture stays free of TCP logic.
+// It is a package of its own because it is the only place where the
+// sans-I/O fsm meets goroutines, clocks and the link; fsm stays pure and
+// capture stays free of TCP logic.
 //
-// What it must not do: implement TCP rules (they belong to fsm), touch the
-// firewall or open sockets itself (the Link is handed in), or print: what
-// happens is reported to a Tracer.
+// What it must not do: implement TCP rules or decide any reply (fsm is the
+// only judge: a segment of a connection goes to its fsm.Conn, one to a
+// listening port from an unknown 4-tuple to the port's fsm.Listener, any
+// other to fsm.ResetFor; the stack only demultiplexes, sends what they
+// return and reports it), touch the firewall or open sockets itself (the
+// Link is handed in), or print: what happens is reported to a Tracer.
 //
 // Concurrency: one mutex guards every fsm.Conn of a Stack. The reader
 // goroutine, the timer goroutine and application calls each take it, call
@@ -34,8 +37,9 @@ import (
 )
 
 // Link is what the stack needs from the wire: captured frames of its flow
-// (starting at the IP header) in, complete IPv4 packets out.
-// capture.Capture plus capture.Injector make one (see CaptureLink).
+// (starting at the IP header) in, complete IPv4 packets out. A capture
+// (AF_PACKET, frames in) and an injector (a raw socket, packets out),
+// joined by the driver, make one.
 type Link interface {
 	ReadFrame(ctx context.Context) (capture.Frame, error)
 	Send(pkt []byte) error
@@ -66,7 +70,9 @@ type Tracer interface {
 	// IP header on (valid only during the call). A packet that failed to
 	// parse has p == nil and err set.
 	Segment(dir Direction, t time.Time, p *craft.Packet, raw []byte, err error)
-	// Event reports an fsm event of the connection local<->remote.
+	// Event reports an fsm event of the connection local<->remote, or,
+	// for a segment that a listening port's fsm.Listener dropped or
+	// answered, a SegmentDropped event with its cause.
 	Event(t time.Time, local, remote netip.AddrPort, ev fsm.Event)
 }
 
@@ -370,7 +376,8 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 	}
 	// A segment with a checksum proven wrong is dropped silently (RFC 9293
 	// §3.1: "the segment is discarded"); one the kernel left unfinished
-	// for offload is accepted (DESIGN.md, "Things the wire will do").
+	// for checksum offload (TP_STATUS_CSUMNOTREADY on veth and lo) is
+	// accepted: it was never checksummed, not corrupted.
 	if pkt.IPChecksum.State == craft.ChecksumBad || pkt.TCPChecksum.State == craft.ChecksumBad {
 		return
 	}
@@ -388,7 +395,7 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 		return
 	}
 	if l, ok := s.listeners[pkt.TCP.DstPort]; ok && l.accepts(pkt.Dst()) {
-		l.handleSYN(pkt, now)
+		l.input(pkt, now)
 		return
 	}
 	s.resetUnknown(pkt, now)

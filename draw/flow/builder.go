@@ -165,10 +165,10 @@ func (c *Conn) add(n int, t time.Time, from Side, tcp *craft.TCP) *Segment {
 		snd.wscale = seg.WScale
 		snd.setBase(tcp.Seq)
 	} else if !snd.haveBase {
-		snd.setBase(tcp.Seq.Add(^uint32(0)))
+		snd.setBase(tcp.Seq.Sub(1))
 	}
 	if tcp.Flags.Has(craft.FlagACK) && !rcv.haveBase {
-		rcv.setBase(tcp.Ack.Add(^uint32(0)))
+		rcv.setBase(tcp.Ack.Sub(1))
 	}
 	if syn && tcp.Flags.Has(craft.FlagACK) && c.st[Client].synSeen && c.st[Server].synSeen {
 		// RFC 7323 §2.2: scaling is in effect only if both SYNs carried
