@@ -18,7 +18,7 @@ func TestFaultFlagErrors(t *testing.T) {
 		{[]string{"listen", ":8080", "--fault", "rst"}, `fault "rst": rst needs after=`},
 		// Parsed whole: the error that stops the run is about the address.
 		{[]string{"connect", "[::1]:80", "--fault", "zero-window:after=64k,for=2s"}, "only IPv4 is supported"},
-		{[]string{"listen", "[::1]:80", "--fault", "drop:p=0.5,seed=3"}, "only IPv4 is supported"},
+		{[]string{"listen", ":8080", "--fault", "drop:p=0.5,seed=3", "--echo", "--exec", "cat"}, "not both"},
 	} {
 		r := runAppWith(t, t.Context(), "", tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
