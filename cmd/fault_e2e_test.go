@@ -554,7 +554,29 @@ func TestFaultZeroWindow(t *testing.T) {
 			t.Errorf("the kernel sent %d bytes into the shut window", len(p.tcp.Payload))
 		}
 	}
-	checkBackoff(t, "the kernel's window probes", probes, 3)
+	// Linux sets its persist timer again when our answer to a probe
+	// arrives (tcp_ack_probe), so its wait runs from our answer to the
+	// next probe; how soon we answer measures only this machine.
+	if len(probes) < 3 {
+		t.Fatalf("%d window probes, want at least 3\n%s", len(probes), dumpWire(pkts))
+	}
+	var waits []time.Duration
+	for i := 0; i+1 < len(probes); i++ {
+		for _, p := range pkts {
+			if !p.kernel && p.at.After(probes[i]) {
+				waits = append(waits, probes[i+1].Sub(p.at))
+				break
+			}
+		}
+	}
+	for i := 1; i < len(waits); i++ {
+		if r := float64(waits[i]) / float64(waits[i-1]); r < 1.6 || r > 2.6 {
+			t.Errorf("the kernel's window probes: it waited %v, then %v (×%.2f), want about twice", waits[i-1], waits[i], r)
+		}
+	}
+	if t.Failed() {
+		t.Log(dumpWire(pkts))
+	}
 }
 
 // TestFaultTinyMSS: we advertise MSS 100: the kernel's segments carry at
