@@ -167,6 +167,10 @@ func NewApp() *cli.Command {
 // flags shown by flagHelp.
 func prepare(c *cli.Command) {
 	c.OnUsageError = usageError
+	// urfave/cli reads this of the command that parses the flag, not of
+	// the root: set on every command, so that a comma never splits a
+	// value (--opt sack=1-2,5-6, --fault zero-window:after=64k,for=2s).
+	c.DisableSliceFlagSeparator = true
 	if len(c.Commands) > 0 && c.Action == nil {
 		c.Action = unknownCommand
 	}

@@ -15,7 +15,7 @@ func connectCommand() *cli.Command {
 			"(like nc -N). Every segment and state change is shown on standard error; with --json as\n" +
 			"one JSON object per line there, the final error included ({\"type\":\"error\",...}).\n\n" +
 			"HOST is an IPv4 address or a name that resolves to one; a name that does not resolve is a\n" +
-			"runtime failure (exit 1).",
+			"runtime failure (exit 1).\n\n" + faultHelp,
 		Metadata: map[string]any{jsonStreamKey: "stderr"},
 		Flags:    connectFlags(),
 		Action:   runConnect,
@@ -26,5 +26,6 @@ func connectCommand() *cli.Command {
 		example{"draw the connection as a ladder while it runs", "echo hi | tcpcraft connect 10.0.2.20:7 --ladder"},
 		example{"save the session for Wireshark and keep its figures", "tcpcraft connect 10.0.2.20:80 --pcap s.pcap --stats s.json < request.txt"},
 		example{"a small window, no SACK, Reno congestion control", "tcpcraft connect 10.0.2.20:80 --window 8192 --wscale 0 --no-sack --cc reno < big.bin"},
+		example{"lose our third data segment, then reset after 10 KiB: how does the server cope?", "tcpcraft connect 10.0.2.20:9000 --fault drop:seg=3 --fault rst:after=10k < big.bin"},
 	)
 }

@@ -35,6 +35,9 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	if _, err := connConfig(c, 0); err != nil {
 		return err
 	}
+	if _, err := faultSpecs(c); err != nil {
+		return err
+	}
 	remote, err := parseHostPort(ctx, c.Args().First())
 	if err != nil {
 		return err
@@ -68,11 +71,15 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	default:
 		return exitFailure(fmt.Errorf("connect to %v: %w", remote, err))
 	}
+	sess.acts.register(conn)
 
-	err = pipe(ctx, conn, stdin(c), stdout(c))
+	err = pipe(ctx, conn, finLimit(sess.specs, stdin(c)), stdout(c))
 	sess.trace.summary(conn)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if f := sess.acts.abortedBy(conn); f != "" && errors.Is(err, fsm.ErrAborted) {
+		return exitFailure(fmt.Errorf("%v: reset on purpose (--fault %s)", remote, f))
 	}
 	if err != nil {
 		return exitFailure(fmt.Errorf("%v: %w", remote, err))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/draw/flow"
+	scriptreplay "github.com/tcpcraft/tcpcraft/replay"
 )
 
 // Exit codes of tcpcraft decode (the app's convention: 1 runtime failure,
@@ -66,6 +67,16 @@ retransmissions and overlaps dropped; each chunk is a marker line
 followed by exactly those N bytes and a newline. --side client|server
 prints only that end's bytes, raw. --conn picks one connection.
 
+--pkt writes a packetdrill script that replays one connection (--conn;
+by default the first with a handshake) against a fresh kernel that plays
+--side's role (server by default): the other end's segments become "<"
+lines that tcpcraft probe sends, the kernel's end's segments ">" lines it
+must send back, and the system calls that made them are inferred (socket,
+bind, listen, accept or connect; a write per burst of data, a read per
+piece received, close or shutdown at its FIN). Segments lost between the
+capture point and the kernel's end are left out as comments; the kernel's
+retransmissions stay, as expectations. A summary goes to standard error.
+
 --hex takes one packet as hex digits; spaces, colons, newlines and a 0x
 prefix are ignored. "--hex -" reads the hex from standard input. The
 framing is guessed (an Ethernet header announcing IP, else a bare IP
@@ -81,8 +92,9 @@ error included ({"type":"error",...}).`,
 			&cli.BoolFlag{Name: "absolute", Aliases: []string{"S"}, Usage: "print absolute sequence numbers (tcpdump -S)"},
 			&cli.BoolFlag{Name: "follow", Usage: "print each connection's reassembled byte stream, both directions, like Wireshark's Follow TCP Stream"},
 			&cli.BoolFlag{Name: "conns", Usage: "print a table of the TCP connections: state paths, packets, bytes each way, duration, retransmissions"},
-			&cli.StringFlag{Name: "conn", Usage: "with --follow or --conns: only the connection `N` (from --conns) or ADDR:PORT[-ADDR:PORT]"},
-			&choiceFlag{Name: "side", Usage: "with --follow: print only the bytes `SIDE` (client or server) sent, raw, nothing else",
+			&cli.BoolFlag{Name: "pkt", Usage: "write a packetdrill script that replays one connection against a fresh kernel playing --side's role (tcpcraft probe runs it)"},
+			&cli.StringFlag{Name: "conn", Usage: "with --follow, --conns or --pkt: only the connection `N` (from --conns) or ADDR:PORT[-ADDR:PORT]"},
+			&choiceFlag{Name: "side", Usage: "with --follow: print only the bytes `SIDE` (client or server) sent, raw, nothing else; with --pkt: the end the kernel under test plays, the server when not given",
 				Config: choices{values: []string{"client", "server"}}},
 		},
 		Action: decodeAction,
@@ -91,6 +103,7 @@ error included ({"type":"error",...}).`,
 		example{"its connections: state paths, bytes, retransmissions", "tcpcraft decode session.pcap --conns"},
 		example{"what the client and the server said (Wireshark's Follow TCP Stream)", "tcpcraft decode session.pcap --follow --conn 0"},
 		example{"save the server's bytes of the first connection (an HTTP response)", "tcpcraft decode session.pcap --follow --conn 0 --side server > response.bin"},
+		example{"turn the capture into a test of the server's kernel, and run it", "tcpcraft decode session.pcap --pkt --side server > server.pkt && tcpcraft probe server.pkt"},
 		example{"one packet from a hex dump", "tcpcraft decode --hex '4500002c...'"},
 		example{"packets as JSON for jq", "tcpcraft decode session.pcap --json | jq .flags"},
 	)
@@ -108,6 +121,8 @@ type decodeSession struct {
 	// flows, when set (--follow, --conns, draw), collects the packets into
 	// connections instead of printing them.
 	flows *flow.Builder
+	// replay, when set (--pkt), collects them for a script.
+	replay *scriptreplay.Reader
 }
 
 // report writes one "packet N: reason" line on stderr, after flushing the
@@ -136,6 +151,9 @@ func decodeAction(_ context.Context, c *cli.Command) error {
 		errOut: stderr(c),
 		asJSON: c.Bool("json"),
 		fmt:    craft.Formatter{Absolute: c.Bool("absolute"), IPPrefix: true},
+	}
+	if c.Bool("pkt") {
+		return decodeScript(c, d) // cmd/decode_pkt.go
 	}
 	if c.Bool("follow") || c.Bool("conns") || c.IsSet("conn") || c.IsSet("side") {
 		return decodeFlows(c, d) // cmd/decode_flows.go
@@ -313,6 +331,11 @@ func (d *decodeSession) decodeFile(path string) error {
 		if d.flows != nil {
 			d.decoded++
 			d.flows.Add(n, ci.Timestamp, &d.pkt)
+			continue
+		}
+		if d.replay != nil {
+			d.decoded++
+			d.replay.Add(n, ci.Timestamp, &d.pkt)
 			continue
 		}
 		if err := d.print(ci.Timestamp); err != nil {

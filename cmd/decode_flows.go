@@ -39,13 +39,13 @@ func decodeFlows(c *cli.Command, d *decodeSession) error {
 	case follow && table:
 		return cli.Exit("give --follow or --conns, not both", decodeUsage)
 	case !follow && !table:
-		return cli.Exit("--conn and --side go with --follow (--conn also with --conns)", decodeUsage)
+		return cli.Exit("--conn and --side go with --follow or --pkt (--conn also with --conns)", decodeUsage)
 	case c.IsSet("hex"):
 		return cli.Exit("--follow and --conns read capture files, not --hex", decodeUsage)
 	case c.NArg() != 1:
 		return cli.Exit("give one pcap/pcapng file", decodeUsage)
 	case c.IsSet("side") && !follow:
-		return cli.Exit("--side goes with --follow", decodeUsage)
+		return cli.Exit("--side goes with --follow or --pkt", decodeUsage)
 	}
 	side := flow.Client
 	if c.String("side") == "server" { // one of --side's choices

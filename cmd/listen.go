@@ -15,7 +15,7 @@ func listenCommand() *cli.Command {
 			"data to standard output). Every segment and state change is shown on standard error; with\n" +
 			"--json as one JSON object per line there, the final error included.\n\n" +
 			"A kernel socket already listening on the port would lose its segments to tcpcraft:\n" +
-			"listen refuses, unless --force.",
+			"listen refuses, unless --force.\n\n" + faultHelp,
 		Metadata: map[string]any{jsonStreamKey: "stderr"},
 		Flags:    listenFlags(),
 		Action:   runListen,
@@ -25,5 +25,6 @@ func listenCommand() *cli.Command {
 		example{"serve a file to each client (ncat --sh-exec)", "tcpcraft listen 10.0.2.20:8080 -k -e 'cat index.html'"},
 		example{"many clients, quietly, at most 100 at once, with their figures", "tcpcraft listen :8080 -k -q --echo --max-conns 100 --stats conns.json"},
 		example{"draw the connection as a ladder", "tcpcraft listen :8080 --ladder"},
+		example{"shut our window for 2 s after 64 KiB of an upload: watch the client probe it", "tcpcraft listen :8080 --fault zero-window:after=64k,for=2s > /dev/null"},
 	)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/tcpcraft/tcpcraft/fault"
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/stack"
 )
@@ -72,6 +73,9 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	if _, err := connConfig(c, 0); err != nil {
 		return err
 	}
+	if _, err := faultSpecs(c); err != nil {
+		return err
+	}
 	if err := exclusive(c, "echo", "exec"); err != nil {
 		return err
 	}
@@ -117,12 +121,13 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	}
 	sess.trace.note("listening on %v (%s)", local, where)
 
-	h := &connHandler{c: c, trace: sess.trace}
+	h := &connHandler{c: c, trace: sess.trace, specs: sess.specs}
 	if !c.Bool("keep-open") {
 		conn, err := l.Accept(ctx)
 		if err != nil {
 			return ctx.Err()
 		}
+		sess.acts.register(conn)
 		_ = l.Close()
 		err = h.serve(ctx, conn, true)
 		sess.trace.summary(conn)
@@ -148,6 +153,7 @@ func runListen(ctx context.Context, c *cli.Command) error {
 		if err != nil {
 			break // interrupted
 		}
+		sess.acts.register(conn)
 		mu.Lock()
 		if maxConns > 0 && active >= maxConns {
 			mu.Unlock()
@@ -181,7 +187,8 @@ func runListen(ctx context.Context, c *cli.Command) error {
 type connHandler struct {
 	c     *cli.Command
 	trace *tracer
-	outMu sync.Mutex // one connection's chunk at a time on stdout
+	specs []fault.Spec // --fault
+	outMu sync.Mutex   // one connection's chunk at a time on stdout
 	// echoBufs recycles --echo's copy buffers: a fresh 64 KiB per
 	// connection was most of what a busy listener allocated, and its
 	// garbage collections a tenth of its CPU (the accept rate,
@@ -197,7 +204,7 @@ func (h *connHandler) serve(ctx context.Context, conn *stack.Conn, single bool) 
 	case h.c.String("exec") != "":
 		return h.execFor(ctx, conn)
 	case single:
-		return pipe(ctx, conn, stdin(h.c), stdout(h.c))
+		return pipe(ctx, conn, finLimit(h.specs, stdin(h.c)), stdout(h.c))
 	default:
 		// Many connections, one stdout: each connection's data goes to
 		// stdout; nothing is sent to the peers (stdin can feed only one).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fault"
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/guard"
 	"github.com/tcpcraft/tcpcraft/pcapfile"
@@ -75,6 +76,7 @@ func connFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default, for interactive use)"},
 		&durationFlag{Name: "time-wait", Value: time.Second, Usage: "how long TIME-WAIT lasts (2*MSL) when we close first; 0 passes through it at once"},
 		&choiceFlag{Name: "cc", Value: fsm.CongestionCubic, Usage: "congestion control: cubic (RFC 9438, as Linux) or reno (NewReno, RFC 5681/6582)", Config: choices{values: []string{fsm.CongestionCubic, fsm.CongestionReno}}},
+		faultFlag(),
 	}
 }
 
@@ -102,6 +104,12 @@ type session struct {
 	closed bool
 	prof   *os.File // TCPCRAFT_CPUPROFILE: a CPU profile of the session
 	gso    *capture.GSOSender
+	// faults is the --fault link between the stack and the wire, and
+	// acts carries out the faults that act on a connection; both nil
+	// without --fault.
+	faults *fault.Link
+	acts   *faultActs
+	specs  []fault.Spec
 }
 
 // checkTraceFlags refuses -q and -v together.
@@ -177,6 +185,10 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err != nil {
 		return nil, err
 	}
+	faults, err := faultSpecs(c)
+	if err != nil {
+		return nil, err
+	}
 	scfg := stack.Config{
 		Local:  localAddr,
 		TTL:    uint8(c.Int("ttl")), // 1-255: checked by its flag
@@ -199,7 +211,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	// the failures and the events (--stats takes its figures from fsm's
 	// counters and the events).
 	scfg.SegmentErrorsOnly = quietRun
-	if quietRun && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == "" {
+	if quietRun && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == "" {
 		hop := s.route.Gateway
 		if !hop.IsValid() {
 			hop = spec.remote.Addr()
@@ -213,12 +225,22 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 			link = capture.NewGSOLink(capture.NewLink(s.cap, s.inj), g, spec.remote.Addr())
 		}
 	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if len(faults) > 0 {
+		// Between the stack and the wire: the stack reports each segment
+		// as fsm made it, the fault link what became of it.
+		s.specs = faults
+		s.acts = newFaultActs(s.trace)
+		s.faults = fault.NewLink(link, faults, fault.LinkConfig{Note: s.trace.faultNote, Wire: s.trace.wire, Act: s.acts.act})
+		s.trace.wireOut = true
+		link = s.faults
+		go s.faults.Run(runCtx)
+	}
 	s.stack, err = stack.New(link, scfg)
 	if err != nil {
 		return nil, exitFailure(err)
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
 	s.runErr = make(chan error, 1)
 	go func() { s.runErr <- s.stack.Run(runCtx) }()
 	return s, nil
@@ -279,6 +301,11 @@ func (s *session) close() error {
 	}
 	s.closed = true
 	var errs []error
+	if s.faults != nil {
+		// The resets of the way out must reach the peer, whatever the
+		// faults (dead, drop-ack) were doing.
+		s.faults.Release()
+	}
 	if s.stack != nil {
 		s.stack.Shutdown()
 	}

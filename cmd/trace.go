@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fault"
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/pcapfile"
 	"github.com/tcpcraft/tcpcraft/stack"
@@ -45,6 +46,10 @@ type tracer struct {
 	tallies map[connKey]*connTally
 	// statsOut receives the --stats JSON of every finished connection.
 	statsOut io.Writer
+	// wireOut: --fault changes what goes on the wire after the stack
+	// has reported a segment, so the pcap file takes our packets from
+	// the fault link (wire) rather than from Segment.
+	wireOut bool
 }
 
 func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *pcapfile.Writer, start time.Time) *tracer {
@@ -78,7 +83,7 @@ type eventJSON struct {
 func (t *tracer) Segment(dir stack.Direction, at time.Time, p *craft.Packet, raw []byte, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.pcap != nil && raw != nil && (err == nil || p == nil) {
+	if t.pcap != nil && raw != nil && (err == nil || p == nil) && !(dir == stack.Out && t.wireOut) {
 		// Every packet of the session goes to the pcap, malformed ones
 		// too: that is where a user looks at them.
 		_ = t.pcap.WritePacket(at, raw)
@@ -204,6 +209,51 @@ func (t *tracer) note(format string, args ...any) {
 		return
 	}
 	fmt.Fprintf(t.w, "tcpcraft: %s\n", msg)
+}
+
+// faultJSON is one fault's action in --json output.
+type faultJSON struct {
+	Type   string  `json:"type"` // "fault"
+	Rel    float64 `json:"t"`
+	Local  string  `json:"local"`
+	Remote string  `json:"remote"`
+	Fault  string  `json:"fault"`
+	What   string  `json:"what"`
+}
+
+// faultNote shows what a --fault did (fault.LinkConfig.Note). A quiet run
+// shows nothing.
+func (t *tracer) faultNote(at time.Time, n fault.Note) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.level == traceQuiet {
+		return
+	}
+	rel := at.Sub(t.start).Seconds()
+	if t.json {
+		t.writeJSON(faultJSON{Type: "fault", Rel: rel, Local: n.Tuple.Src.String(), Remote: n.Tuple.Dst.String(), Fault: n.Fault, What: n.What})
+		return
+	}
+	line := fmt.Sprintf("%9.6f ! ", rel)
+	if t.peerTag {
+		line += fmt.Sprintf("[%s] ", n.Tuple.Dst)
+	}
+	line += fmt.Sprintf("fault %s: %s\n", n.Fault, n.What)
+	if t.ladder != nil {
+		t.ladder.Print(line)
+		return
+	}
+	_, _ = io.WriteString(t.w, line)
+}
+
+// wire records a packet the fault link put on the wire, or one that
+// arrived and a fault kept from the stack (fault.LinkConfig.Wire).
+func (t *tracer) wire(out bool, at time.Time, pkt []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pcap != nil {
+		_ = t.pcap.WritePacket(at, pkt)
+	}
 }
 
 func (t *tracer) writeJSON(v any) {
