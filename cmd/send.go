@@ -77,7 +77,7 @@ func sendFlags() []cli.Flag {
 		&intFlag{Name: "tos", Usage: "IPv4 TOS or IPv6 traffic class `BYTE` (DSCP and ECN together)", Config: intRange{min: 0, max: 255}},
 		&intFlag{Name: "dscp", Usage: "DSCP `N` of the TOS byte (RFC 2474): 46 is EF, 10 AF11, ...", Config: intRange{min: 0, max: 63}},
 		&choiceFlag{Name: "ecn", Usage: "ECN codepoint of the TOS byte (RFC 3168)", Config: choices{values: []string{"not-ect", "ect1", "ect0", "ce"}, aliases: map[string]string{"0": "not-ect", "1": "ect1", "2": "ect0", "3": "ce"}}},
-		&cli.BoolFlag{Name: "df", Usage: "set IPv4's don't-fragment flag (on by default, as Linux's TCP does)"},
+		&cli.BoolFlag{Name: "df", Usage: "set IPv4's don't-fragment flag (on by default, as Linux's TCP does, except on --fragment's fragments)"},
 		&cli.BoolFlag{Name: "no-df", Usage: "clear IPv4's don't-fragment flag"},
 		&intFlag{Name: "frag-offset", Usage: "IPv4 fragment offset in `BYTES` (a multiple of 8), written as given", Config: intRange{min: 0, max: 0x1fff * 8}},
 		&cli.BoolFlag{Name: "mf", Usage: "set IPv4's more-fragments flag"},
@@ -167,6 +167,9 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 		ip.DSCP, ip.ECN = uint8(c.Int("tos")>>2), uint8(c.Int("tos")&3)
 	}
 	ip.NoDF, ip.MF, ip.FragOffset, ip.Fragment = c.Bool("no-df"), c.Bool("mf"), c.Int("frag-offset"), c.Int("fragment")
+	if ip.Fragment > 0 && !c.IsSet("df") {
+		ip.NoDF = true // fragments that forbid fragmenting, only if asked
+	}
 	ip.BadIPChecksum, ip.BadTCPChecksum = c.Bool("bad-ip-checksum"), c.Bool("bad-tcp-checksum")
 	if ip.FragOffset%8 != 0 || ip.Fragment%8 != 0 {
 		return st, usagef("--frag-offset %d, --fragment %d: fragments start at multiples of 8 bytes (RFC 791 §3.1)", ip.FragOffset, ip.Fragment)
