@@ -166,10 +166,7 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 	if c.IsSet("tos") {
 		ip.DSCP, ip.ECN = uint8(c.Int("tos")>>2), uint8(c.Int("tos")&3)
 	}
-	ip.NoDF, ip.MF, ip.FragOffset, ip.Fragment = c.Bool("no-df"), c.Bool("mf"), c.Int("frag-offset"), c.Int("fragment")
-	if ip.Fragment > 0 && !c.IsSet("df") {
-		ip.NoDF = true // fragments that forbid fragmenting, only if asked
-	}
+	ip.NoDF, ip.DF, ip.MF, ip.FragOffset, ip.Fragment = c.Bool("no-df"), c.Bool("df"), c.Bool("mf"), c.Int("frag-offset"), c.Int("fragment")
 	ip.BadIPChecksum, ip.BadTCPChecksum = c.Bool("bad-ip-checksum"), c.Bool("bad-tcp-checksum")
 	if ip.FragOffset%8 != 0 || ip.Fragment%8 != 0 {
 		return st, usagef("--frag-offset %d, --fragment %d: fragments start at multiples of 8 bytes (RFC 791 §3.1)", ip.FragOffset, ip.Fragment)

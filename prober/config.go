@@ -93,8 +93,9 @@ type IPHeader struct {
 	// (RFC 2474, RFC 3168).
 	DSCP, ECN uint8
 	// NoDF clears IPv4's don't-fragment flag, which probes carry by
-	// default as Linux's TCP segments do.
-	NoDF bool
+	// default as Linux's TCP segments do, except fragments (Fragment);
+	// DF sets it on those too.
+	NoDF, DF bool
 	// MF and FragOffset (in bytes, a multiple of 8) are written into an
 	// IPv4 header as given: a crafted fragment.
 	MF         bool
@@ -191,6 +192,9 @@ func (c *Config) check() error {
 	if c.Src.IsValid() && (c.Src.IsUnspecified() || c.Src.IsMulticast() || c.Src.Zone() != "") {
 		return configErrorf("source address %v cannot send TCP", c.Src)
 	}
+	if ip.NoDF && ip.DF {
+		return configErrorf("don't-fragment both set and cleared")
+	}
 	if c.RandomSrcPort && c.SrcPort != 0 {
 		return configErrorf("a fixed source port and random ones do not go together")
 	}
@@ -210,7 +214,7 @@ func (c *Config) checkFamilies(targets []Target) error {
 	if has6 {
 		ip := c.IP
 		switch {
-		case ip.NoDF:
+		case ip.NoDF || ip.DF:
 			return configErrorf("IPv6 has no don't-fragment flag: routers never fragment (RFC 8200 §4.5)")
 		case ip.MF || ip.FragOffset != 0:
 			return configErrorf("fragment fields by hand are IPv4 only; IPv6 fragments come from fragmenting")

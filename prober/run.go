@@ -296,7 +296,9 @@ func (r *run) loop(ctx context.Context) error {
 		if err := r.flush(); err != nil {
 			return err
 		}
-		if r.newDone && len(r.retry) == 0 && r.outstanding == 0 {
+		// Done when every probe is answered or waited for; a spoofed
+		// run expects no answer at all.
+		if r.newDone && len(r.retry) == 0 && (r.outstanding == 0 || !r.s.listen) {
 			r.drain()
 			return nil
 		}
@@ -427,7 +429,8 @@ func (r *run) probe(ti int32, ttl uint8) error {
 				id = 1 // the raw socket would put its own ID in place of 0
 			}
 		}
-		ip := craft.IPv4{DSCP: cfg.IP.DSCP, ECN: cfg.IP.ECN, ID: id, DontFragment: !cfg.IP.NoDF,
+		df := cfg.IP.DF || (!cfg.IP.NoDF && cfg.IP.Fragment == 0)
+		ip := craft.IPv4{DSCP: cfg.IP.DSCP, ECN: cfg.IP.ECN, ID: id, DontFragment: df,
 			MoreFragments: cfg.IP.MF, FragmentOffset: uint16(cfg.IP.FragOffset / 8), TTL: ttl, Src: h.src, Dst: target.Addr}
 		pkt, err = craft.AppendIPv4TCP(buf, &ip, &seg, opts)
 	} else {
@@ -614,7 +617,7 @@ func (r *run) expireRec(rec *probeRec, early bool) {
 	rec.status = probeExpired
 	r.outstanding--
 	t := &r.tgt[rec.target]
-	retry := !early && r.cfg.Count == 1 && !r.cfg.Flood && !r.cfg.Traceroute &&
+	retry := !early && r.cfg.Count == 1 && !r.cfg.Traceroute && r.s.listen &&
 		!t.tcpSettled && !t.icmpSet && int(t.probes) <= r.cfg.Retries && t.lastNum == rec.num
 	if retry {
 		r.retry = append(r.retry, rec.target)
