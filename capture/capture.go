@@ -45,17 +45,19 @@ const (
 	tpacket2HdrLen   = 32 + 20
 	ringDataOffset   = (tpacket2HdrLen+unix.TPACKET_ALIGNMENT-1)&^(unix.TPACKET_ALIGNMENT-1) + 16
 	sockaddrLLOffset = (unix.SizeofTpacket2Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
-	maxIPv4Packet    = 65535
+	maxPacket        = 65535 + ip6HeaderLen // the largest IPv6 packet without a jumbo payload; any IPv4 packet fits
 	defaultFrames    = 64
 	defaultBlock     = 1 << 20 // a power of two: the kernel allocates 2^order pages per block
 	ethPIP           = 0x0800
+	ethPIPv6         = 0x86dd
 	readDeadlineNow  = 1 // a Unix time in the past, to wake a blocked read
 )
 
 // Config tunes a Capture. The zero value is what tcpcraft uses.
 type Config struct {
 	// SnapLen is the largest frame kept whole; longer frames are truncated
-	// (Frame.Truncated). 0 means 65535, any IPv4 packet: a kernel peer
+	// (Frame.Truncated). 0 means 65575, any IP packet (an IPv6 payload of
+	// 65535 bytes and its header): a kernel peer
 	// with TSO/GSO on a veth hands over segments of up to 64 KB, far above
 	// the MSS, and they must arrive whole.
 	SnapLen int
@@ -73,7 +75,8 @@ type Config struct {
 
 // Frame is one captured frame.
 type Frame struct {
-	// Data is the frame from the IPv4 header on. It belongs to the caller.
+	// Data is the frame from the IP header (IPv4 or IPv6) on. It belongs
+	// to the caller.
 	Data []byte
 	// Time is when the kernel captured the frame.
 	Time time.Time
@@ -142,18 +145,24 @@ type Capture struct {
 //
 // No frame outside flow is ever delivered: the socket is created with
 // protocol 0, which receives nothing; the filter, PACKET_IGNORE_OUTGOING
-// and the ring are set up; and only then does bind(ETH_P_IP, ifindex)
+// and the ring are set up; and only then does bind(protocol, ifindex)
 // connect it to traffic. So nothing is queued before the filter and there
-// is nothing to drain.
+// is nothing to drain. The protocol is the flow's family: ETH_P_IP or
+// ETH_P_IPV6, or ETH_P_ALL for a flow of both families (frames of other
+// protocols are then refused by the filter's version check, and skipped by
+// ReadFrame if one looked like IP).
 //
 // Outgoing frames are kept out twice over. A tap bound to one protocol
-// (ETH_P_IP) is never shown transmitted frames: dev_queue_xmit_nit in
-// net/core/dev.c only walks the ETH_P_ALL taps. And PACKET_IGNORE_OUTGOING
-// is set anyway, so that binding to ETH_P_ALL could never bring loopback
-// doubles or tcpcraft's own segments back. KeepOutgoing binds to ETH_P_ALL
-// without PACKET_IGNORE_OUTGOING (non-IPv4 frames are then skipped by
-// ReadFrame).
+// (ETH_P_IP, ETH_P_IPV6) is never shown transmitted frames:
+// dev_queue_xmit_nit in net/core/dev.c only walks the ETH_P_ALL taps. And
+// PACKET_IGNORE_OUTGOING is set in any case, so that a tap bound to
+// ETH_P_ALL never brings loopback doubles or tcpcraft's own segments back.
+// KeepOutgoing binds to ETH_P_ALL without PACKET_IGNORE_OUTGOING.
 func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
+	fams, err := flow.families()
+	if err != nil {
+		return nil, fmt.Errorf("opening capture: %w", err)
+	}
 	prog, err := FilterProgram(flow)
 	if err != nil {
 		return nil, fmt.Errorf("opening capture: %w", err)
@@ -167,10 +176,10 @@ func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
 	}
 	snap := cfg.SnapLen
 	if snap == 0 {
-		snap = maxIPv4Packet
+		snap = maxPacket
 	}
-	if snap < 60 || snap > maxIPv4Packet {
-		return nil, fmt.Errorf("opening capture for %s: snap length %d outside 60-%d", flow, snap, maxIPv4Packet)
+	if snap < 60 || snap > maxPacket {
+		return nil, fmt.Errorf("opening capture for %s: snap length %d outside 60-%d", flow, snap, maxPacket)
 	}
 	want := cfg.Frames
 	if want == 0 {
@@ -234,9 +243,13 @@ func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
 	}
 	c.ring = ring
 	// Traffic starts here, already filtered.
-	proto := uint16(ethPIP)
-	if cfg.KeepOutgoing {
-		proto = unix.ETH_P_ALL
+	proto := uint16(unix.ETH_P_ALL)
+	switch {
+	case cfg.KeepOutgoing:
+	case fams == familyIPv4:
+		proto = ethPIP
+	case fams == familyIPv6:
+		proto = ethPIPv6
 	}
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifindex}); err != nil {
 		return fail(fmt.Sprintf("binding to interface index %d", ifindex), err)
@@ -374,8 +387,8 @@ func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 }
 
 // TakeFrame hands the next frame of the flow to fn, if the kernel has
-// already handed one over, without copying it out of the ring (issue 8:
-// a peer's 64 KB GRO segments were copied once more than needed): f.Data
+// already handed one over, without copying it out of the ring (a peer's
+// 64 KB GRO segments would otherwise be copied once more than needed): f.Data
 // points into the ring slot and is valid only until fn returns, when the
 // slot goes back to the kernel. ok false: none yet. fn runs with the ring
 // locked, so it must not call back into the Capture. Like TryReadFrame it
@@ -401,8 +414,8 @@ func (c *Capture) take() (Frame, bool, error) {
 }
 
 // takeWith hands the next ring frame, in place, to fn and gives the slot
-// back. Frames that are not IPv4 (possible only with KeepOutgoing, which
-// binds to every protocol) are given back unread; a slot whose frame does
+// back. Frames that are not IP (possible only on a socket bound to every
+// protocol) are given back unread; a slot whose frame does
 // not fit is an error (ok true, fn not called). The caller holds readMu
 // and the ring is mapped.
 func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
@@ -420,11 +433,11 @@ func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 		sll := (*unix.RawSockaddrLinklayer)(unsafe.Pointer(&c.ring[base+sockaddrLLOffset]))
 		start, n := int(hdr.Net), int(hdr.Snaplen)
 		var err error
-		isIPv4 := sll.Protocol == htons(ethPIP)
+		isIP := sll.Protocol == htons(ethPIP) || sll.Protocol == htons(ethPIPv6)
 		switch {
 		case start < tpacket2HdrLen || n < 0 || start+n > c.frameSize:
 			err = fmt.Errorf("reading capture %s: ring frame with data at %d+%d does not fit a %d-byte slot", c.flow, start, n, c.frameSize)
-		case isIPv4:
+		case isIP:
 			fn(Frame{
 				Data:             c.ring[base+start : base+start+n : base+start+n],
 				Time:             time.Unix(int64(hdr.Sec), int64(hdr.Nsec)),
@@ -438,7 +451,7 @@ func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 		// Hand the slot back to the kernel only after fn is done with it.
 		atomic.StoreUint32(&hdr.Status, unix.TP_STATUS_KERNEL)
 		c.next = (c.next + 1) % c.frames
-		if isIPv4 || err != nil {
+		if isIP || err != nil {
 			return true, err
 		}
 	}

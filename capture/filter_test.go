@@ -220,8 +220,10 @@ func TestFilterRejectsBadFlows(t *testing.T) {
 	}{
 		{"no local port", Flow{Local: netip.MustParseAddrPort("10.0.2.21:0")}, "local port is 0"},
 		{"zero flow", Flow{}, "local port is 0"},
-		{"IPv6 local", Flow{Local: netip.MustParseAddrPort("[2001:db8::1]:80")}, "not IPv4"},
-		{"IPv6 remote", Flow{Local: netip.MustParseAddrPort("10.0.2.21:1"), Remote: netip.MustParseAddrPort("[::1]:80")}, "not IPv4"},
+		{"IPv6 remote, IPv4 local", Flow{Local: netip.MustParseAddrPort("10.0.2.21:1"), Remote: netip.MustParseAddrPort("[::1]:80")}, "different families"},
+		{"IPv4 remote, IPv6 local", Flow{Local: netip.MustParseAddrPort("[fd00:2::21]:1"), Remote: netip.MustParseAddrPort("10.0.2.20:80")}, "different families"},
+		{"0.0.0.0 remote, :: local", Flow{Local: netip.MustParseAddrPort("[::]:1"), Remote: netip.MustParseAddrPort("0.0.0.0:0")}, "different families"},
+		{"zone", Flow{Local: netip.AddrPortFrom(netip.MustParseAddr("fe80::1%eth0"), 1)}, "zone"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -249,6 +251,127 @@ func TestFilterAcceptsMappedAddresses(t *testing.T) {
 	}
 }
 
+// synth6 describes a synthetic IPv6 packet for filter tests: a TCP
+// segment right after the fixed header unless next says otherwise (then
+// the ports sit where a TCP header after the fixed header would have them,
+// to show they are not read).
+type synth6 struct {
+	next         uint8 // 0 means TCP
+	src, dst     string
+	sport, dport uint16
+	tcpBytes     int // bytes after the fixed header; 0 means 20
+}
+
+func (s synth6) bytes() []byte {
+	next, n := s.next, s.tcpBytes
+	if next == 0 {
+		next = ipProtoTCP
+	}
+	if n == 0 {
+		n = 20
+	}
+	b := make([]byte, ip6HeaderLen+n)
+	b[0] = 0x60
+	binary.BigEndian.PutUint16(b[4:], uint16(n))
+	b[6], b[7] = next, 64
+	src, dst := netip.MustParseAddr(s.src).As16(), netip.MustParseAddr(s.dst).As16()
+	copy(b[8:], src[:])
+	copy(b[24:], dst[:])
+	tcp := b[ip6HeaderLen:]
+	if len(tcp) >= 2 {
+		binary.BigEndian.PutUint16(tcp[0:], s.sport)
+	}
+	if len(tcp) >= 4 {
+		binary.BigEndian.PutUint16(tcp[2:], s.dport)
+	}
+	return b
+}
+
+func TestFilterIPv6ConnectedFlow(t *testing.T) {
+	flow := Flow{
+		Local:  netip.MustParseAddrPort("[fd00:2::21]:40000"),
+		Remote: netip.MustParseAddrPort("[fd00:2::20]:80"),
+	}
+	vm := mustVM(t, flow)
+	match := synth6{src: "fd00:2::20", dst: "fd00:2::21", sport: 80, dport: 40000}
+	with6 := func(change func(*synth6)) synth6 { s := match; change(&s); return s }
+	// A hop-by-hop options header (next header 0) before TCP.
+	hbh := with6(func(s *synth6) { s.tcpBytes = 28 }).bytes()
+	hbh[ip6OffNext] = 0
+	cases := []struct {
+		name string
+		pkt  []byte
+		want bool
+	}{
+		{"exact match", match.bytes(), true},
+		// A difference in each 32-bit word of each address.
+		{"source differs in word 0", with6(func(s *synth6) { s.src = "fd01:2::20" }).bytes(), false},
+		{"source differs in word 1", with6(func(s *synth6) { s.src = "fd00:2:0:1::20" }).bytes(), false},
+		{"source differs in word 2", with6(func(s *synth6) { s.src = "fd00:2::1:0:0:20" }).bytes(), false},
+		{"source differs in word 3", with6(func(s *synth6) { s.src = "fd00:2::21" }).bytes(), false},
+		{"destination differs in word 0", with6(func(s *synth6) { s.dst = "fd01:2::21" }).bytes(), false},
+		{"destination differs in word 1", with6(func(s *synth6) { s.dst = "fd00:2:0:1::21" }).bytes(), false},
+		{"destination differs in word 2", with6(func(s *synth6) { s.dst = "fd00:2::1:0:0:21" }).bytes(), false},
+		{"destination differs in word 3", with6(func(s *synth6) { s.dst = "fd00:2::22" }).bytes(), false},
+		{"wrong source port", with6(func(s *synth6) { s.sport = 81 }).bytes(), false},
+		{"wrong destination port", with6(func(s *synth6) { s.dport = 40001 }).bytes(), false},
+		{"reverse direction (our own segment)", synth6{src: "fd00:2::21", dst: "fd00:2::20", sport: 40000, dport: 80}.bytes(), false},
+		{"UDP with the same ports", with6(func(s *synth6) { s.next = 17 }).bytes(), false},
+		{"hop-by-hop options header first", hbh, false},
+		{"fragment header", with6(func(s *synth6) { s.next = 44 }).bytes(), false},
+		{"destination options header", with6(func(s *synth6) { s.next = 60 }).bytes(), false},
+		{"truncated before the destination port", with6(func(s *synth6) { s.tcpBytes = 3 }).bytes(), false},
+		{"IPv4 packet with the same ports", synth{src: "10.0.2.20", dst: "10.0.2.21", sport: 80, dport: 40000}.bytes(), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := accepted(t, vm, c.pkt); got != c.want {
+				t.Errorf("accepted = %v, want %v for %x", got, c.want, c.pkt)
+			}
+		})
+	}
+}
+
+func TestFilterFamilies(t *testing.T) {
+	v4 := synth{src: "10.0.2.21", dst: "10.0.2.20", sport: 5555, dport: 8080}.bytes()
+	v6 := synth6{src: "fd00:2::21", dst: "fd00:2::20", sport: 5555, dport: 8080}.bytes()
+	v4other := synth{src: "10.0.2.21", dst: "10.0.2.20", sport: 5555, dport: 8081}.bytes()
+	v6other := synth6{src: "fd00:2::21", dst: "fd00:2::20", sport: 5555, dport: 8081}.bytes()
+	bad := append([]byte{0x50}, v4[1:]...) // version 5
+	cases := []struct {
+		name       string
+		flow       Flow
+		wantFamily int
+		v4, v6     bool
+	}{
+		{"0.0.0.0: IPv4 only", Flow{Local: netip.MustParseAddrPort("0.0.0.0:8080")}, familyIPv4, true, false},
+		{":: : IPv6 only", Flow{Local: netip.MustParseAddrPort("[::]:8080")}, familyIPv6, false, true},
+		{"no address: both", Flow{Local: netip.AddrPortFrom(netip.Addr{}, 8080)}, familyBoth, true, true},
+		{"IPv6 local address", Flow{Local: netip.MustParseAddrPort("[fd00:2::20]:8080")}, familyIPv6, false, true},
+		{"IPv6 remote, no local address", Flow{Local: netip.AddrPortFrom(netip.Addr{}, 8080), Remote: netip.MustParseAddrPort("[fd00:2::21]:0")}, familyIPv6, false, true},
+		{"mapped IPv4 local", Flow{Local: netip.MustParseAddrPort("[::ffff:10.0.2.20]:8080")}, familyIPv4, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if fam, err := c.flow.families(); err != nil || fam != c.wantFamily {
+				t.Fatalf("families() = %d, %v; want %d", fam, err, c.wantFamily)
+			}
+			vm := mustVM(t, c.flow)
+			if got := accepted(t, vm, v4); got != c.v4 {
+				t.Errorf("IPv4 segment accepted = %v, want %v", got, c.v4)
+			}
+			if got := accepted(t, vm, v6); got != c.v6 {
+				t.Errorf("IPv6 segment accepted = %v, want %v", got, c.v6)
+			}
+			for _, p := range [][]byte{v4other, v6other, bad} {
+				if accepted(t, vm, p) {
+					t.Errorf("accepted %x", p)
+				}
+			}
+		})
+	}
+}
+
 func TestFlowString(t *testing.T) {
 	f := Flow{Local: netip.MustParseAddrPort("0.0.0.0:8080")}
 	if got, want := f.String(), "*:* -> *:8080"; got != want {
@@ -256,6 +379,10 @@ func TestFlowString(t *testing.T) {
 	}
 	f = Flow{Local: netip.MustParseAddrPort("10.0.2.21:40000"), Remote: netip.MustParseAddrPort("10.0.2.20:80")}
 	if got, want := f.String(), "10.0.2.20:80 -> 10.0.2.21:40000"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	f = Flow{Local: netip.MustParseAddrPort("[fd00:2::21]:40000"), Remote: netip.MustParseAddrPort("[fd00:2::20]:0")}
+	if got, want := f.String(), "[fd00:2::20]:* -> [fd00:2::21]:40000"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }

@@ -25,17 +25,29 @@ import (
 // 1500-byte link with timestamps.
 const gsoMSS = 1448
 
-// inClientProcess builds the lab of a GSO test. (The name is from a first
-// version that re-ran each test in a copy of the test binary started inside
-// the client namespace, to work around OpenGSOSender reading the main
-// thread's neighbour table; it now reads the calling thread's, and the
-// sender is opened inside lab.Do and used from the test's goroutine, which
-// is not in the namespace, as tcpcraft's stack goroutines use it.)
-func inClientProcess(t *testing.T) *lab.Lab {
+// gsoMSS6 is the same for IPv6, whose header is 20 bytes longer: a
+// segment of gsoMSS bytes would not fit the veth's 1500-byte MTU once the
+// kernel cut it in software, and the veth would drop it.
+const gsoMSS6 = 1428
+
+// mss is the setup's segment size.
+func (s *gsoSetup) mss() int {
+	if s.ipv6 {
+		return gsoMSS6
+	}
+	return gsoMSS
+}
+
+// gsoLab builds the lab of a GSO test, with IPv6 addresses beside the
+// IPv4 ones. The sender is opened inside lab.Do and used from the test's
+// goroutine, which is not in the namespace, as tcpcraft's stack goroutines
+// use it.
+func gsoLab(t *testing.T) *lab.Lab {
 	t.Helper()
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
+	addIPv6(t, l)
 	return l
 }
 
@@ -45,6 +57,7 @@ func inClientProcess(t *testing.T) *lab.Lab {
 // which travel the other way and are not captured).
 type gsoSetup struct {
 	l              *lab.Lab
+	ipv6           bool
 	g              *GSOSender
 	route          Route          // the client's route to the server
 	client, server netip.AddrPort // the test packets go client -> server
@@ -55,12 +68,16 @@ type gsoSetup struct {
 // neighbour table (a kernel TCP connection from the client namespace: no
 // packet is ever sent from the root namespace) and opens the sender and
 // the capture.
-func setupGSO(t *testing.T, l *lab.Lab) *gsoSetup {
+func setupGSO(t *testing.T, l *lab.Lab, ipv6 bool) *gsoSetup {
 	t.Helper()
-	s := &gsoSetup{l: l}
+	s := &gsoSetup{l: l, ipv6: ipv6}
+	serverIP, clientIP := l.ServerIP(), l.ClientIP()
+	if ipv6 {
+		serverIP, clientIP = server6, client6
+	}
 	var cport uint16
 	inNS(t, l.ClientNS, func() (err error) {
-		if s.route, err = LookupRoute(l.ServerIP()); err != nil {
+		if s.route, err = LookupRoute(serverIP); err != nil {
 			return err
 		}
 		// Outside ip_local_port_range and unbound: no kernel socket of
@@ -69,18 +86,18 @@ func setupGSO(t *testing.T, l *lab.Lab) *gsoSetup {
 		return err
 	})
 	s.client = netip.AddrPortFrom(s.route.Source, cport)
-	s.server = netip.AddrPortFrom(l.ServerIP(), 8091) // nothing listens there
+	s.server = netip.AddrPortFrom(serverIP, 8091) // nothing listens there
 
-	resolveNeighbour(t, l)
+	resolveNeighbour(t, l, serverIP)
 	inNS(t, l.ClientNS, func() (err error) {
-		s.g, err = OpenGSOSender(s.route.Index, l.ServerIP())
+		s.g, err = OpenGSOSender(s.route.Index, serverIP)
 		return err
 	})
 	t.Cleanup(func() { s.g.Close() })
 
 	var back Route
 	inNS(t, l.ServerNS, func() (err error) {
-		back, err = LookupRoute(l.ClientIP())
+		back, err = LookupRoute(clientIP)
 		return err
 	})
 	// Flow: frames from Remote to Local, so this admits exactly what
@@ -89,12 +106,13 @@ func setupGSO(t *testing.T, l *lab.Lab) *gsoSetup {
 	return s
 }
 
-// resolveNeighbour makes the client namespace learn the server's
-// link-layer address: a kernel TCP connection from the client namespace
-// to a listener in the server namespace goes through ARP.
-func resolveNeighbour(t *testing.T, l *lab.Lab) {
+// resolveNeighbour makes the client namespace learn the link-layer address
+// of the server's address server: a kernel TCP connection from the client
+// namespace to a listener in the server namespace goes through ARP (IPv4)
+// or neighbour discovery (IPv6).
+func resolveNeighbour(t *testing.T, l *lab.Lab, server netip.Addr) {
 	t.Helper()
-	ln := labtest.Listen(t, l, l.ServerNS, netip.AddrPortFrom(l.ServerIP(), 8090).String())
+	ln := labtest.Listen(t, l, l.ServerNS, netip.AddrPortFrom(server, 8090).String())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn, err := l.Dial(ctx, l.ClientNS, "tcp", ln.Addr().String())
@@ -110,7 +128,6 @@ func resolveNeighbour(t *testing.T, l *lab.Lab) {
 // a super-segment's segments itself), else it covers the pieces.
 func (s *gsoSetup) headers(t *testing.T, seq uint32, flags craft.Flags, pieces [][]byte, keepTCPChecksum bool) ([]byte, *craft.TCP) {
 	t.Helper()
-	ip := craft.IPv4{TTL: 64, ID: 0x4242, DontFragment: true, Protocol: craft.ProtocolTCP, Src: s.client.Addr(), Dst: s.server.Addr()}
 	tcp := &craft.TCP{
 		SrcPort: s.client.Port(), DstPort: s.server.Port(),
 		Seq: craft.Seq(seq), Ack: 777_777, Flags: flags, Window: 501,
@@ -118,11 +135,41 @@ func (s *gsoSetup) headers(t *testing.T, seq uint32, flags craft.Flags, pieces [
 		// connection: every segment must carry them.
 		Options: []craft.Option{craft.NOPOption(), craft.NOPOption(), craft.TimestampsOption(123_456, 654_321)},
 	}
+	if s.ipv6 {
+		// craft builds IPv6 packets whole: build it with the pieces
+		// joined (the checksum then covers them) and keep the headers.
+		whole := *tcp
+		whole.Payload = bytes.Join(pieces, nil)
+		pkt, err := craft.AppendIPv6TCP(nil, &craft.IPv6{HopLimit: 64, Src: s.client.Addr(), Dst: s.server.Addr()}, &whole, craft.BuildOptions{})
+		if err != nil {
+			t.Fatalf("building headers: %v", err)
+		}
+		return pkt[:len(pkt)-len(whole.Payload)], tcp
+	}
+	ip := craft.IPv4{TTL: 64, ID: 0x4242, DontFragment: true, Protocol: craft.ProtocolTCP, Src: s.client.Addr(), Dst: s.server.Addr()}
 	hdr, err := craft.AppendIPv4TCPHeaders(nil, &ip, tcp, pieces, craft.BuildOptions{KeepTCPChecksum: keepTCPChecksum})
 	if err != nil {
 		t.Fatalf("building headers: %v", err)
 	}
 	return hdr, tcp
+}
+
+// packet builds a whole packet from the client to the server (checksums
+// right) in the setup's family.
+func (s *gsoSetup) packet(t *testing.T, tcp *craft.TCP) []byte {
+	t.Helper()
+	var pkt []byte
+	var err error
+	if s.ipv6 {
+		pkt, err = craft.AppendIPv6TCP(nil, &craft.IPv6{HopLimit: 64, Src: s.client.Addr(), Dst: s.server.Addr()}, tcp, craft.BuildOptions{})
+	} else {
+		ip := craft.IPv4{TTL: 64, ID: 0x4343, DontFragment: true, Src: s.client.Addr(), Dst: s.server.Addr()}
+		pkt, err = craft.AppendIPv4TCP(nil, &ip, tcp, craft.BuildOptions{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkt
 }
 
 // cut splits b into pieces of the given lengths (the rest goes to a last
@@ -170,11 +217,17 @@ func readStream(t *testing.T, c *Capture, tmpl *craft.TCP, want []byte, mss int)
 			t.Fatalf("captured frame does not parse: %v\n%x", err, f.Data)
 		}
 		sums = append(sums, checkChecksum(t, f))
-		if p.IPChecksum.State != craft.ChecksumGood {
-			t.Errorf("frame at seq %d: IP header checksum %s", p.TCP.Seq, p.IPChecksum.State)
-		}
-		if int(p.IPv4.TotalLength) != len(f.Data) {
-			t.Errorf("frame at seq %d: IP total length %d, frame of %d bytes", p.TCP.Seq, p.IPv4.TotalLength, len(f.Data))
+		if p.IPVersion == 6 {
+			if int(p.IPv6.PayloadLength)+ip6HeaderLen != len(f.Data) {
+				t.Errorf("frame at seq %d: IPv6 payload length %d, frame of %d bytes", p.TCP.Seq, p.IPv6.PayloadLength, len(f.Data))
+			}
+		} else {
+			if p.IPChecksum.State != craft.ChecksumGood {
+				t.Errorf("frame at seq %d: IP header checksum %s", p.TCP.Seq, p.IPChecksum.State)
+			}
+			if int(p.IPv4.TotalLength) != len(f.Data) {
+				t.Errorf("frame at seq %d: IP total length %d, frame of %d bytes", p.TCP.Seq, p.IPv4.TotalLength, len(f.Data))
+			}
 		}
 		seg := &p.TCP
 		if seg.Seq != next {
@@ -227,41 +280,39 @@ func expectFrame(t *testing.T, c *Capture, pkt []byte, what string) {
 // TestGSOSenderDelivers sends a super-segment through a real veth and
 // checks that the server namespace receives exactly its bytes, cut at the
 // MSS (or whole, where the device passes it on so), and that packets that
-// are not super-segments go out byte for byte. It runs once with the
-// veth's offloads as they come (TSO and checksum offload on) and once
-// with them off, where the kernel segments and checksums in software, so
-// both ways a super-segment can be handled are seen.
+// are not super-segments go out byte for byte, over IPv4
+// (VIRTIO_NET_HDR_GSO_TCPV4) and IPv6 (VIRTIO_NET_HDR_GSO_TCPV6). It runs
+// once with the veth's offloads as they come (TSO and checksum offload on)
+// and once with them off, where the kernel segments and checksums in
+// software, so both ways a super-segment can be handled are seen.
 func TestGSOSenderDelivers(t *testing.T) {
+	t.Run("IPv4", func(t *testing.T) { gsoSenderDelivers(t, false) })
+	t.Run("IPv6", func(t *testing.T) { gsoSenderDelivers(t, true) })
+}
+
+func gsoSenderDelivers(t *testing.T, ipv6 bool) {
 	labtest.RequireTools(t, "ethtool")
-	l := inClientProcess(t)
-	if l == nil {
-		return // a copy of the test binary ran the test
-	}
-	s := setupGSO(t, l)
+	l := gsoLab(t)
+	s := setupGSO(t, l, ipv6)
 
 	run := func(t *testing.T, seq uint32, seed byte) {
 		// A super-segment: 3 full segments and a short one, the payload
 		// in odd-length pieces (so the kernel's checksums have to cope
 		// with pieces that start at odd offsets).
-		payload := randomBytes(3*gsoMSS+100, seed)
+		payload := randomBytes(3*s.mss()+100, seed)
 		pieces := cut(payload, 1001, 1447, 3)
 		hdr, tmpl := s.headers(t, seq, craft.FlagACK|craft.FlagPSH, pieces, true)
-		if err := s.g.Send(hdr, pieces, gsoMSS); err != nil {
+		if err := s.g.Send(hdr, pieces, s.mss()); err != nil {
 			t.Fatalf("Send of a super-segment: %v", err)
 		}
-		readStream(t, s.capture, tmpl, payload, gsoMSS)
+		readStream(t, s.capture, tmpl, payload, s.mss())
 		expectNothing(t, s.capture, "after the super-segment's last byte")
 		seq += uint32(len(payload))
 
 		// A whole packet in hdr, no pieces, mss 0: sent as it is.
 		data := randomBytes(500, seed+1)
-		ip := craft.IPv4{TTL: 64, ID: 0x4343, DontFragment: true, Src: s.client.Addr(), Dst: s.server.Addr()}
-		tcp := craft.TCP{SrcPort: s.client.Port(), DstPort: s.server.Port(), Seq: craft.Seq(seq), Ack: 777_777,
-			Flags: craft.FlagACK | craft.FlagPSH, Window: 501, Payload: data}
-		pkt, err := craft.AppendIPv4TCP(nil, &ip, &tcp, craft.BuildOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		pkt := s.packet(t, &craft.TCP{SrcPort: s.client.Port(), DstPort: s.server.Port(), Seq: craft.Seq(seq), Ack: 777_777,
+			Flags: craft.FlagACK | craft.FlagPSH, Window: 501, Payload: data})
 		if err := s.g.Send(pkt, nil, 0); err != nil {
 			t.Fatalf("Send of a whole packet: %v", err)
 		}
@@ -273,7 +324,7 @@ func TestGSOSenderDelivers(t *testing.T) {
 		// computed by craft over the pieces, must be right as sent).
 		small := cut(randomBytes(1001+3, seed+2), 1001)
 		hdr, _ = s.headers(t, seq, craft.FlagACK, small, false)
-		if err := s.g.Send(hdr, small, gsoMSS); err != nil {
+		if err := s.g.Send(hdr, small, s.mss()); err != nil {
 			t.Fatalf("Send of a packet within the MSS: %v", err)
 		}
 		expectFrame(t, s.capture, append(append(bytes.Clone(hdr), small[0]...), small[1]...), "packet within the MSS")
@@ -311,11 +362,8 @@ func TestGSOSenderDelivers(t *testing.T) {
 // OpenGSOSender refuses interfaces and next hops it cannot send to, and
 // Close.
 func TestGSOSenderErrors(t *testing.T) {
-	l := inClientProcess(t)
-	if l == nil {
-		return // a copy of the test binary ran the test
-	}
-	s := setupGSO(t, l)
+	l := gsoLab(t)
+	s := setupGSO(t, l, false)
 
 	pieces := cut(randomBytes(3*gsoMSS, 3), 1001, 1447)
 	good, _ := s.headers(t, 5000, craft.FlagACK, pieces, true)
@@ -445,7 +493,7 @@ func TestGSOSenderErrors(t *testing.T) {
 // and the test would prove nothing.
 func TestOpenGSOSenderOnNamespacedThread(t *testing.T) {
 	l := labtest.New(t)
-	resolveNeighbour(t, l)
+	resolveNeighbour(t, l, l.ServerIP())
 	var route Route
 	inNS(t, l.ClientNS, func() (err error) {
 		route, err = LookupRoute(l.ServerIP())

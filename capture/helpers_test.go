@@ -1,14 +1,23 @@
 package capture
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/tcpcraft/tcpcraft/guard"
+	"github.com/tcpcraft/tcpcraft/lab"
+	"github.com/tcpcraft/tcpcraft/lab/labtest"
 )
 
 // helperEnv selects what the test binary does when a test re-executes it
@@ -44,7 +53,8 @@ const (
 	tcpACK = 0x10
 )
 
-// segment is a hand-built IPv4+TCP segment for link tests.
+// segment is a hand-built IPv4+TCP or IPv6+TCP segment (by the family of
+// its addresses) for link tests.
 type segment struct {
 	src, dst netip.AddrPort
 	seq, ack uint32
@@ -55,29 +65,42 @@ type segment struct {
 	ipID     uint16
 }
 
-// bytes builds the segment with correct IPv4 and TCP checksums (RFC 791
-// §3.1, RFC 9293 §3.1), DF set and a non-zero IP ID, so the kernel sends it
-// unchanged and a pcap of it shows good checksums.
+// bytes builds the segment with correct checksums (RFC 791 §3.1, RFC 8200
+// §8.1, RFC 9293 §3.1); IPv4 with DF set and a non-zero IP ID, so the
+// kernel sends it unchanged and a pcap of it shows good checksums; IPv6
+// with hop limit 64 and TCP right after the fixed header.
 func (s segment) bytes() []byte {
 	tcpLen := 20 + len(s.options) + len(s.payload)
-	b := make([]byte, 20+tcpLen)
-	ip := b[:20]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(b)))
-	id := s.ipID
-	if id == 0 {
-		id = 0x1234
+	var b, tcp []byte
+	if s.src.Addr().Is6() {
+		b = make([]byte, ip6HeaderLen+tcpLen)
+		b[0] = 0x60
+		binary.BigEndian.PutUint16(b[4:], uint16(tcpLen))
+		b[6] = ipProtoTCP
+		b[7] = 64
+		src, dst := s.src.Addr().As16(), s.dst.Addr().As16()
+		copy(b[8:], src[:])
+		copy(b[24:], dst[:])
+		tcp = b[ip6HeaderLen:]
+	} else {
+		b = make([]byte, 20+tcpLen)
+		ip := b[:20]
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], uint16(len(b)))
+		id := s.ipID
+		if id == 0 {
+			id = 0x1234
+		}
+		binary.BigEndian.PutUint16(ip[4:], id)
+		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
+		ip[8] = 64
+		ip[9] = ipProtoTCP
+		src, dst := s.src.Addr().As4(), s.dst.Addr().As4()
+		copy(ip[12:], src[:])
+		copy(ip[16:], dst[:])
+		binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
+		tcp = b[20:]
 	}
-	binary.BigEndian.PutUint16(ip[4:], id)
-	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
-	ip[8] = 64
-	ip[9] = ipProtoTCP
-	src, dst := s.src.Addr().As4(), s.dst.Addr().As4()
-	copy(ip[12:], src[:])
-	copy(ip[16:], dst[:])
-	binary.BigEndian.PutUint16(ip[10:], checksum(0, ip))
-
-	tcp := b[20:]
 	binary.BigEndian.PutUint16(tcp[0:], s.src.Port())
 	binary.BigEndian.PutUint16(tcp[2:], s.dst.Port())
 	binary.BigEndian.PutUint32(tcp[4:], s.seq)
@@ -91,7 +114,7 @@ func (s segment) bytes() []byte {
 	binary.BigEndian.PutUint16(tcp[14:], w)
 	copy(tcp[20:], s.options)
 	copy(tcp[20+len(s.options):], s.payload)
-	binary.BigEndian.PutUint16(tcp[16:], checksum(pseudoHeaderSum(src, dst, tcpLen), tcp))
+	binary.BigEndian.PutUint16(tcp[16:], checksum(pseudoHeaderSum(s.src.Addr(), s.dst.Addr(), tcpLen), tcp))
 	return b
 }
 
@@ -107,10 +130,16 @@ func paddedSYNOptions() []byte {
 	return o
 }
 
-func pseudoHeaderSum(src, dst [4]byte, tcpLen int) uint32 {
+// pseudoHeaderSum is the sum of the TCP pseudo-header: RFC 9293 §3.1 for
+// IPv4, RFC 8200 §8.1 for IPv6.
+func pseudoHeaderSum(src, dst netip.Addr, tcpLen int) uint32 {
 	var sum uint32
-	sum += uint32(binary.BigEndian.Uint16(src[0:])) + uint32(binary.BigEndian.Uint16(src[2:]))
-	sum += uint32(binary.BigEndian.Uint16(dst[0:])) + uint32(binary.BigEndian.Uint16(dst[2:]))
+	for _, a := range []netip.Addr{src, dst} {
+		b := a.AsSlice()
+		for i := 0; i < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+	}
 	sum += ipProtoTCP + uint32(tcpLen)
 	return sum
 }
@@ -131,16 +160,25 @@ func checksum(sum uint32, b []byte) uint16 {
 	return ^uint16(sum)
 }
 
-// tcpChecksumOK verifies the TCP checksum of an IPv4 packet.
+// tcpChecksumOK verifies the TCP checksum of an IPv4 or IPv6 packet.
 func tcpChecksumOK(pkt []byte) bool {
+	if pkt[0]>>4 == 6 {
+		if len(pkt) < ip6HeaderLen {
+			return false
+		}
+		total := ip6HeaderLen + int(binary.BigEndian.Uint16(pkt[4:]))
+		if total > len(pkt) {
+			return false
+		}
+		src, dst := netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40]))
+		return checksum(pseudoHeaderSum(src, dst, total-ip6HeaderLen), pkt[ip6HeaderLen:total]) == 0
+	}
 	ihl := int(pkt[0]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(pkt[2:]))
 	if total > len(pkt) || ihl > total {
 		return false
 	}
-	var src, dst [4]byte
-	copy(src[:], pkt[12:16])
-	copy(dst[:], pkt[16:20])
+	src, dst := netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
 	return checksum(pseudoHeaderSum(src, dst, total-ihl), pkt[ihl:total]) == 0
 }
 
@@ -155,17 +193,26 @@ type decoded struct {
 
 func decode(t testing.TB, data []byte) decoded {
 	t.Helper()
-	p := gopacket.NewPacket(data, layers.LayerTypeIPv4, gopacket.Default)
+	first := layers.LayerTypeIPv4
+	if len(data) > 0 && data[0]>>4 == 6 {
+		first = layers.LayerTypeIPv6
+	}
+	p := gopacket.NewPacket(data, first, gopacket.Default)
 	if el := p.ErrorLayer(); el != nil {
 		t.Fatalf("captured frame does not decode: %v\n%x", el.Error(), data)
 	}
-	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-	if ip == nil || tcp == nil {
-		t.Fatalf("captured frame is not IPv4/TCP: %x", data)
+	var src, dst netip.Addr
+	if ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
+		src, _ = netip.AddrFromSlice(ip.SrcIP.To4())
+		dst, _ = netip.AddrFromSlice(ip.DstIP.To4())
+	} else if ip, ok := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
+		src, _ = netip.AddrFromSlice(ip.SrcIP)
+		dst, _ = netip.AddrFromSlice(ip.DstIP)
 	}
-	src, _ := netip.AddrFromSlice(ip.SrcIP.To4())
-	dst, _ := netip.AddrFromSlice(ip.DstIP.To4())
+	tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if !src.IsValid() || tcp == nil {
+		t.Fatalf("captured frame is not IP/TCP: %x", data)
+	}
 	return decoded{
 		src: netip.AddrPortFrom(src, uint16(tcp.SrcPort)),
 		dst: netip.AddrPortFrom(dst, uint16(tcp.DstPort)),
@@ -195,4 +242,104 @@ func TestHandBuiltSegmentDecodes(t *testing.T) {
 	if tcpChecksumOK(b) {
 		t.Fatal("corrupted segment still verifies")
 	}
+
+	s6 := segment{
+		src: netip.MustParseAddrPort("[fd00:2::21]:40000"), dst: netip.MustParseAddrPort("[fd00:2::20]:80"),
+		seq: 1000, flags: tcpSYN, options: paddedSYNOptions(),
+	}
+	b = s6.bytes()
+	if !tcpChecksumOK(b) {
+		t.Fatal("TCP checksum of the hand-built IPv6 SYN does not verify")
+	}
+	// gopacket computes the checksum itself: an independent check.
+	p := gopacket.NewPacket(b, layers.LayerTypeIPv6, gopacket.Default)
+	tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	ip6, _ := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	if tcp == nil || ip6 == nil {
+		t.Fatalf("IPv6 SYN does not decode: %x", b)
+	}
+	want := tcp.Checksum
+	if err := tcp.SetNetworkLayerForChecksum(ip6); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, tcp, gopacket.Payload(tcp.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if got := binary.BigEndian.Uint16(buf.Bytes()[16:]); got != want {
+		t.Fatalf("IPv6 TCP checksum %#04x, gopacket computes %#04x", want, got)
+	}
+	d = decode(t, b)
+	if d.src != s6.src || d.dst != s6.dst || d.seq != 1000 || !d.isSYN {
+		t.Fatalf("decoded %+v from %+v", d, s6)
+	}
+	b[ip6HeaderLen+5] ^= 0xff
+	if tcpChecksumOK(b) {
+		t.Fatal("corrupted IPv6 segment still verifies")
+	}
+}
+
+// inNS runs fn on a thread inside namespace ns (lab.Do) and fails the test
+// on error.
+func inNS(t testing.TB, ns string, fn func() error) {
+	t.Helper()
+	if err := lab.Do(ns, fn); err != nil {
+		t.Fatalf("in namespace %s: %v", ns, err)
+	}
+}
+
+// removeOnCleanup removes the guards when the test ends (a guard removes
+// itself from the namespace it was installed in).
+func removeOnCleanup(t testing.TB, guards ...*guard.Guard) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, g := range guards {
+			if err := g.Remove(context.Background()); err != nil {
+				t.Errorf("removing guard: %v", err)
+			}
+		}
+	})
+}
+
+// checkRootUntouched registers a cleanup that fails the test if the root
+// namespace's firewall gained a guard of this process: every guard of a
+// link test belongs in its lab.
+func checkRootUntouched(t testing.TB) {
+	t.Helper()
+	list := func() string {
+		out, err := exec.Command("nft", "list", "ruleset").Output()
+		if err != nil {
+			t.Fatalf("nft list ruleset in the root namespace: %v", err)
+		}
+		return string(out)
+	}
+	before := list()
+	mine := fmt.Sprintf("%s%d-", guard.TablePrefix, os.Getpid())
+	t.Cleanup(func() {
+		for _, line := range strings.Split(list(), "\n") {
+			if strings.Contains(line, mine) && !strings.Contains(before, line) {
+				t.Errorf("a guard of this test process is in the root namespace: %s", line)
+			}
+		}
+	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// The lab's IPv6 addresses (addIPv6).
+var (
+	client6 = netip.MustParseAddr("fd00:2::21")
+	server6 = netip.MustParseAddr("fd00:2::20")
+)
+
+// addIPv6 gives the lab's veth ends fd00:2::21/64 (client) and
+// fd00:2::20/64 (server) beside their IPv4 addresses, with nodad so they
+// are usable at once.
+func addIPv6(t testing.TB, l *lab.Lab) {
+	t.Helper()
+	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "add", client6.String()+"/64", "dev", l.ClientIf, "nodad")
+	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "add", server6.String()+"/64", "dev", l.ServerIf, "nodad")
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -16,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/guard"
 	"github.com/tcpcraft/tcpcraft/lab"
 	"github.com/tcpcraft/tcpcraft/lab/labtest"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 )
 
 // quiet is how long a test waits to be sure no (further) frame arrives.
@@ -66,29 +67,29 @@ func checkChecksum(t testing.TB, f Frame) string {
 type clientSide struct {
 	route Route
 	port  uint16
-	guard *Guard
+	guard *guard.Guard
 	inj   *Injector
 }
 
-func openClientSide(t testing.TB, l *lab.Lab, ctx context.Context) *clientSide {
+func openClientSide(t testing.TB, l *lab.Lab, ctx context.Context, server netip.Addr) *clientSide {
 	t.Helper()
 	cs := &clientSide{}
 	err := lab.Do(l.ClientNS, func() (err error) {
-		if cs.route, err = LookupRoute(l.ServerIP()); err != nil {
+		if cs.route, err = LookupRoute(server); err != nil {
 			return err
 		}
 		// /proc/thread-self: the client namespace's sockets and range.
 		if cs.port, err = EphemeralPort(rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))); err != nil {
 			return err
 		}
-		if cs.guard, err = InstallGuard(ctx, netip.AddrPortFrom(cs.route.Source, cs.port)); err != nil {
+		if cs.guard, err = guard.Install(ctx, netip.AddrPortFrom(cs.route.Source, cs.port)); err != nil {
 			return err
 		}
 		cs.inj, err = OpenInjector()
 		return err
 	})
 	t.Cleanup(func() { cs.inj.Close() })
-	removeOnCleanup(t, l.ClientNS, cs.guard)
+	removeOnCleanup(t, cs.guard)
 	if err != nil {
 		t.Fatalf("client namespace: %v", err)
 	}
@@ -184,17 +185,26 @@ func echoServer(t testing.TB, ln net.Listener, wantPort uint16) <-chan net.Conn 
 }
 
 // TestLinkAgainstKernelListener is the whole link in one conversation with
-// a real kernel: inject a SYN, capture the SYN-ACK, finish the handshake,
-// capture data the kernel sends, reset — with unrelated kernel traffic on
-// the same link throughout.
+// a real kernel, over IPv4 and over IPv6: inject a SYN, capture the
+// SYN-ACK, finish the handshake, capture data the kernel sends, reset —
+// with unrelated kernel traffic on the same link throughout.
 func TestLinkAgainstKernelListener(t *testing.T) {
-	labtest.RequireTools(t, "iptables")
+	t.Run("IPv4", func(t *testing.T) { linkAgainstKernelListener(t, false) })
+	t.Run("IPv6", func(t *testing.T) { linkAgainstKernelListener(t, true) })
+}
+
+func linkAgainstKernelListener(t *testing.T, ipv6 bool) {
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
 	ctx := context.Background()
 	server := netip.AddrPortFrom(l.ServerIP(), 8080)
+	if ipv6 {
+		addIPv6(t, l)
+		server = netip.AddrPortFrom(server6, 8080)
+	}
 
-	cs := openClientSide(t, l, ctx)
+	cs := openClientSide(t, l, ctx, server.Addr())
 	local := netip.AddrPortFrom(cs.route.Source, cs.port)
 	ln := labtest.Listen(t, l, l.ServerNS, server.String())
 	accepted := echoServer(t, ln, cs.port)
@@ -208,7 +218,7 @@ func TestLinkAgainstKernelListener(t *testing.T) {
 	outKept := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{KeepOutgoing: true})
 
 	pcapPath := filepath.Join(t.TempDir(), "link.pcap")
-	pw, err := CreatePcap(pcapPath)
+	pw, err := pcapfile.Create(pcapPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +238,7 @@ func TestLinkAgainstKernelListener(t *testing.T) {
 	recv := func(what string) (Frame, decoded) {
 		t.Helper()
 		f := readOne(t, capture, what)
-		if err := pw.WriteFrame(f); err != nil {
+		if err := pw.WriteTruncated(f.Time, f.Data, f.Length); err != nil {
 			t.Fatal(err)
 		}
 		d := decode(t, f.Data)
@@ -357,13 +367,13 @@ func TestLinkAgainstKernelListener(t *testing.T) {
 	if err := pw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	checkPcapWithTshark(t, pcapPath)
+	checkPcapWithTshark(t, pcapPath, local.Addr())
 }
 
 // checkPcapWithTshark runs tshark over the file: it must read it without
-// "malformed" and find good IP and TCP checksums on the segments we sent
-// (received ones may carry partial, offloaded checksums).
-func checkPcapWithTshark(t testing.TB, path string) {
+// "malformed" and find good IP (IPv4) and TCP checksums on the segments we
+// sent from ours (received ones may carry partial, offloaded checksums).
+func checkPcapWithTshark(t testing.TB, path string, ours netip.Addr) {
 	t.Helper()
 	labtest.RequireTools(t, "tshark")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -371,7 +381,7 @@ func checkPcapWithTshark(t testing.TB, path string) {
 	out, err := exec.CommandContext(ctx, "tshark", "-r", path, "-n",
 		"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
 		"-T", "fields", "-E", "separator=|",
-		"-e", "ip.src", "-e", "ip.checksum.status", "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.message").Output()
+		"-e", "ip.src", "-e", "ip.checksum.status", "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "_ws.expert.message", "-e", "ipv6.src").Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -383,71 +393,112 @@ func checkPcapWithTshark(t testing.TB, path string) {
 	if len(lines) < 4 {
 		t.Fatalf("tshark saw %d packets:\n%s", len(lines), out)
 	}
-	ours := 0
+	n := 0
 	for _, line := range lines {
 		f := strings.Split(line, "|")
-		if len(f) < 5 {
+		if len(f) < 6 {
 			t.Fatalf("tshark line %q", line)
 		}
 		if f[3] != "" || strings.Contains(strings.ToLower(f[4]), "malformed") {
 			t.Errorf("tshark: malformed packet: %q", line)
 		}
-		if f[0] == "10.0.2.21" { // sent by us
-			ours++
-			if f[1] != "1" || f[2] != "1" {
+		if f[0] == ours.String() || f[5] == ours.String() { // sent by us
+			n++
+			ipGood := f[1] == "1" || (ours.Is6() && f[1] == "") // IPv6 has no header checksum
+			if !ipGood || f[2] != "1" {
 				t.Errorf("tshark: our segment's checksums not good (ip=%s tcp=%s; 1 means good): %q", f[1], f[2], line)
 			}
 		}
 	}
-	if ours == 0 {
+	if n == 0 {
 		t.Fatalf("tshark found none of our segments:\n%s", out)
 	}
-	t.Logf("tshark read %d packets, %d of them ours with good checksums", len(lines), ours)
+	t.Logf("tshark read %d packets, %d of them ours with good checksums", len(lines), n)
 }
 
 // A listener's flow (any remote, any local address, every interface)
-// captures the SYN a kernel client sends.
+// captures the SYNs kernel clients send: 0.0.0.0 those over IPv4, :: those
+// over IPv6, no address those of both families (bound to ETH_P_ALL), each
+// behind the guard of the same scope.
 func TestLinkListenerFlowCapturesKernelSYN(t *testing.T) {
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
+	addIPv6(t, l)
 	checkRootUntouched(t)
 	ctx := context.Background()
-	const port = 40100
-
-	var g *Guard
-	inNS(t, l.ClientNS, func() (err error) {
-		g, err = InstallGuard(ctx, netip.MustParseAddrPort(fmt.Sprintf("0.0.0.0:%d", port)))
-		return err
-	})
-	removeOnCleanup(t, l.ClientNS, g)
-	capture := openIn(t, l.ClientNS, 0, Flow{Local: netip.AddrPortFrom(netip.IPv4Unspecified(), port)}, Config{})
-
-	dialCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		c, err := l.Dial(dialCtx, l.ServerNS, "tcp", fmt.Sprintf("%s:%d", l.ClientIP(), port))
-		if err == nil {
-			c.Close()
-		}
-		done <- err
-	}()
-	f := readOne(t, capture, "kernel SYN")
-	d := decode(t, f.Data)
-	if !d.isSYN || d.isACK || d.src.Addr() != l.ServerIP() || d.dst != netip.AddrPortFrom(l.ClientIP(), port) {
-		t.Fatalf("captured %+v, want a SYN from %s to %s:%d", d, l.ServerIP(), l.ClientIP(), port)
-	}
-	t.Logf("kernel SYN checksum: %s", checkChecksum(t, f))
-	cancel()
-	if err := <-done; err == nil {
-		t.Fatal("the dial connected: the guard let the SYN through to a kernel listener")
+	v4, v6 := l.ClientIP(), client6
+	for i, c := range []struct {
+		name      string
+		local     netip.Addr
+		want, not []netip.Addr
+	}{
+		{"0.0.0.0", netip.IPv4Unspecified(), []netip.Addr{v4}, []netip.Addr{v6}},
+		{"::", netip.IPv6Unspecified(), []netip.Addr{v6}, []netip.Addr{v4}},
+		{"both families", netip.Addr{}, []netip.Addr{v4, v6}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			port := uint16(40100 + i)
+			listen := netip.AddrPortFrom(c.local, port)
+			var g *guard.Guard
+			inNS(t, l.ClientNS, func() (err error) {
+				g, err = guard.Install(ctx, listen)
+				return err
+			})
+			removeOnCleanup(t, g)
+			capture := openIn(t, l.ClientNS, 0, Flow{Local: listen}, Config{})
+			dial := func(to netip.Addr) <-chan error {
+				dialCtx, cancel := context.WithTimeout(ctx, time.Second)
+				done := make(chan error, 1)
+				go func() {
+					defer cancel()
+					c, err := l.Dial(dialCtx, l.ServerNS, "tcp", netip.AddrPortFrom(to, port).String())
+					if err == nil {
+						c.Close()
+					}
+					done <- err
+				}()
+				return done
+			}
+			for _, to := range c.want {
+				done := dial(to)
+				f := readOne(t, capture, "kernel SYN to "+to.String())
+				d := decode(t, f.Data)
+				if !d.isSYN || d.isACK || d.dst != netip.AddrPortFrom(to, port) {
+					t.Fatalf("captured %+v, want a SYN to %s", d, netip.AddrPortFrom(to, port))
+				}
+				t.Logf("kernel SYN to %s: checksum %s", to, checkChecksum(t, f))
+				if err := <-done; err == nil {
+					t.Fatalf("the dial to %s connected: the guard let the SYN through", to)
+				}
+				// The kernel client retransmitted its SYN meanwhile.
+				for {
+					qctx, cancel := context.WithTimeout(ctx, quiet)
+					f, err := capture.ReadFrame(qctx)
+					cancel()
+					if err != nil {
+						break
+					}
+					if d := decode(t, f.Data); !d.isSYN || d.dst != netip.AddrPortFrom(to, port) {
+						t.Fatalf("captured %+v, want only retransmitted SYNs to %s", d, netip.AddrPortFrom(to, port))
+					}
+				}
+			}
+			for _, to := range c.not {
+				// Not guarded: the kernel refuses at once, and the
+				// capture sees nothing.
+				if err := <-dial(to); err == nil || !strings.Contains(err.Error(), "refused") {
+					t.Fatalf("dial to %s (outside the guard): %v, want connection refused", to, err)
+				}
+				expectNothing(t, capture, "SYN of the other family")
+			}
+		})
 	}
 }
 
 // On loopback every frame passes the capture point twice (out and in);
 // with PACKET_IGNORE_OUTGOING the SYN-ACK is read once.
 func TestLinkLoopback(t *testing.T) {
-	labtest.RequireTools(t, "iptables")
+	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
 	ctx := context.Background()
@@ -457,7 +508,7 @@ func TestLinkLoopback(t *testing.T) {
 
 	var route Route
 	var inj *Injector
-	var g *Guard
+	var g *guard.Guard
 	var port uint16
 	inNS(t, l.ClientNS, func() (err error) {
 		if route, err = LookupRoute(loop); err != nil {
@@ -466,14 +517,14 @@ func TestLinkLoopback(t *testing.T) {
 		if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
 			return err
 		}
-		if g, err = InstallGuard(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
 			return err
 		}
 		inj, err = OpenInjector()
 		return err
 	})
 	t.Cleanup(func() { inj.Close() })
-	removeOnCleanup(t, l.ClientNS, g)
+	removeOnCleanup(t, g)
 	if route.Interface != "lo" {
 		t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
 	}
@@ -630,6 +681,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestInjectorErrors(t *testing.T) {
 	l := labtest.New(t)
+	addIPv6(t, l)
 	var inj *Injector
 	inNS(t, l.ClientNS, func() (err error) {
 		inj, err = OpenInjector()
@@ -638,18 +690,26 @@ func TestInjectorErrors(t *testing.T) {
 	defer inj.Close()
 	src := netip.AddrPortFrom(l.ClientIP(), 40400)
 	dst := netip.AddrPortFrom(l.ServerIP(), 9)
+	src6, dst6 := netip.AddrPortFrom(client6, 40400), netip.AddrPortFrom(server6, 9)
 	big := segment{src: src, dst: dst, flags: tcpACK, payload: make([]byte, 2000)}.bytes()
-	v6 := append([]byte{0x60}, make([]byte, 39)...)
+	big6 := segment{src: src6, dst: dst6, flags: tcpACK, payload: make([]byte, 2000)}.bytes()
+	longer6 := append(segment{src: src6, dst: dst6, flags: tcpACK}.bytes(), 0) // a byte beyond the payload length
+	mapped6 := segment{src: src6, dst: dst6, flags: tcpACK}.bytes()
+	copy(mapped6[24:40], netip.MustParseAddr("::ffff:10.0.2.20").AsSlice())
 	for _, c := range []struct {
 		name string
 		pkt  []byte
 		want string
 	}{
-		{"empty", nil, "shorter than an IPv4 header"},
-		{"short", make([]byte, 19), "shorter than an IPv4 header"},
-		{"IPv6", v6, "IP version 6"},
+		{"empty", nil, "empty packet"},
+		{"version 0", make([]byte, 40), "IP version 0, want 4 or 6"},
+		{"short IPv4", append([]byte{0x45}, make([]byte, 18)...), "shorter than an IPv4 header"},
+		{"short IPv6", append([]byte{0x60}, make([]byte, 38)...), "shorter than an IPv6 header"},
 		{"IHL beyond the packet", append([]byte{0x4f}, make([]byte, 39)...), "does not fit"},
-		{"above the MTU", big, "exceed the route's MTU"},
+		{"IPv6 payload length wrong", longer6, "does not match"},
+		{"IPv4-mapped IPv6 destination", mapped6, "IPv4-mapped"},
+		{"above the MTU", big, "exceed the MTU"},
+		{"IPv6 above the MTU", big6, "exceed the MTU"},
 	} {
 		if err := inj.Send(c.pkt); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: Send error %v, want one containing %q", c.name, err, c.want)
@@ -667,6 +727,9 @@ func TestInjectorErrors(t *testing.T) {
 	}
 	if err := inj.Send(segment{src: src, dst: dst, flags: tcpRST}.bytes()); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Send after Close: %v, want net.ErrClosed", err)
+	}
+	if err := inj.Send(segment{src: src6, dst: dst6, flags: tcpRST}.bytes()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("IPv6 Send after Close: %v, want net.ErrClosed", err)
 	}
 }
 
@@ -726,8 +789,137 @@ func TestLookupRoute(t *testing.T) {
 	if err := results["203.0.113.1"].err; err == nil || !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("route to 203.0.113.1 with no default route: %v, want network unreachable", err)
 	}
-	if _, err := LookupRoute(netip.MustParseAddr("2001:db8::1")); err == nil {
-		t.Error("IPv6 destination accepted")
+}
+
+func TestLookupRouteIPv6(t *testing.T) {
+	l := labtest.New(t)
+	addIPv6(t, l)
+	labtest.Run(t, l, l.ClientNS, "ip", "-6", "route", "add", "2001:db8:1::/64", "via", server6.String())
+	labtest.Run(t, l, l.ClientNS, "ip", "-6", "route", "add", "2001:db8:2::/64", "via", server6.String(), "mtu", "lock", "1400")
+	veth, err := ifaceIn(t, l.ClientNS, l.ClientIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		r   Route
+		err error
+	}
+	results := map[string]result{}
+	inNS(t, l.ClientNS, func() error {
+		for _, a := range []string{"fd00:2::20", "::1", "fd00:2::21", "2001:db8:1::7", "2001:db8:2::7", "2001:db8:99::1", "fe80::1", "::"} {
+			r, err := LookupRoute(netip.MustParseAddr(a))
+			results[a] = result{r, err}
+		}
+		return nil
+	})
+	get := func(a string) Route {
+		t.Helper()
+		res := results[a]
+		if res.err != nil {
+			t.Fatalf("LookupRoute(%s): %v", a, res.err)
+		}
+		return res.r
+	}
+	// On the link: the kernel chose fd00:2::21 as source (not the
+	// link-local address the veth also has).
+	if r := get("fd00:2::20"); r.Interface != l.ClientIf || r.Index != veth.Index || r.Source != client6 || r.Local ||
+		r.Gateway.IsValid() || r.NextHop() != server6 || r.MTU != veth.MTU {
+		t.Errorf("route to fd00:2::20 = %+v; want %s (index %d, MTU %d), source %s, on-link", r, l.ClientIf, veth.Index, veth.MTU, client6)
+	}
+	for _, a := range []string{"::1", "fd00:2::21"} {
+		r := get(a)
+		if r.Interface != "lo" || !r.Local || r.NextHop() != netip.MustParseAddr(a) {
+			t.Errorf("route to %s = %+v; want local via lo", a, r)
+		}
+	}
+	if r := get("2001:db8:1::7"); r.Gateway != server6 || r.NextHop() != server6 || r.Source != client6 || r.Interface != l.ClientIf {
+		t.Errorf("route to 2001:db8:1::7 = %+v; want via %s on %s from %s", r, server6, l.ClientIf, client6)
+	}
+	if r := get("2001:db8:2::7"); r.MTU != 1400 {
+		t.Errorf("route with mtu lock 1400: MTU = %d", r.MTU)
+	}
+	if err := results["2001:db8:99::1"].err; err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("route to 2001:db8:99::1 with no default route: %v, want network unreachable", err)
+	}
+	if err := results["fe80::1"].err; err == nil || !strings.Contains(err.Error(), "link-local") {
+		t.Errorf("route to fe80::1: %v, want link-local refused", err)
+	}
+	if err := results["::"].err; err == nil {
+		t.Error("route to :: succeeded")
+	}
+}
+
+// TestInterfaceAndAddressRoutes: the lookups behind --iface and `listen
+// ADDR:PORT`, and the set of this host's addresses a listener on every
+// address answers for.
+func TestInterfaceAndAddressRoutes(t *testing.T) {
+	l := labtest.New(t)
+	addIPv6(t, l)
+	// A second veth pair inside the client namespace whose only global
+	// IPv6 address is still tentative (duplicate address detection, made
+	// to last 30 s by 30 probes a second apart): it has no usable IPv6
+	// source yet.
+	labtest.Run(t, l, l.ClientNS, "ip", "link", "add", "tcdad0", "type", "veth", "peer", "name", "tcdad1")
+	labtest.Run(t, l, l.ClientNS, "sysctl", "-q", "-w", "net.ipv6.conf.tcdad0.dad_transmits=30")
+	labtest.Run(t, l, l.ClientNS, "ip", "link", "set", "tcdad0", "up")
+	labtest.Run(t, l, l.ClientNS, "ip", "link", "set", "tcdad1", "up")
+	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "add", "fd00:9::1/64", "dev", "tcdad0")
+	veth, err := ifaceIn(t, l.ClientNS, l.ClientIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r4, r6, rAddr4, rAddr6, rLo Route
+	var errTentative, errMissing, errNoAddr error
+	var own func(netip.Addr) bool
+	inNS(t, l.ClientNS, func() (err error) {
+		if r4, err = InterfaceRoute(l.ClientIf, netip.Addr{}); err != nil {
+			return err
+		}
+		if r6, err = InterfaceRoute(l.ClientIf, server6); err != nil {
+			return err
+		}
+		if rLo, err = InterfaceRoute("lo", netip.Addr{}); err != nil {
+			return err
+		}
+		_, errTentative = InterfaceRoute("tcdad0", server6)
+		_, errMissing = InterfaceRoute("tcnosuch0", netip.Addr{})
+		if rAddr4, err = AddressRoute(l.ClientIP()); err != nil {
+			return err
+		}
+		if rAddr6, err = AddressRoute(client6); err != nil {
+			return err
+		}
+		_, errNoAddr = AddressRoute(server6)
+		own, err = HostAddresses()
+		return err
+	})
+	for _, c := range []struct {
+		name string
+		r    Route
+		src  netip.Addr
+	}{{"InterfaceRoute IPv4", r4, l.ClientIP()}, {"InterfaceRoute IPv6", r6, client6},
+		{"AddressRoute IPv4", rAddr4, l.ClientIP()}, {"AddressRoute IPv6", rAddr6, client6}} {
+		if c.r.Interface != l.ClientIf || c.r.Index != veth.Index || c.r.MTU != veth.MTU || c.r.Source != c.src || c.r.Local {
+			t.Errorf("%s = %+v; want %s (index %d, MTU %d) with source %s", c.name, c.r, l.ClientIf, veth.Index, veth.MTU, c.src)
+		}
+	}
+	if rLo.Interface != "lo" || !rLo.Local || rLo.Source != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("InterfaceRoute(lo) = %+v", rLo)
+	}
+	if errTentative == nil || !strings.Contains(errTentative.Error(), "no usable IPv6 address") {
+		t.Errorf("InterfaceRoute of an interface with only a tentative address: %v", errTentative)
+	}
+	if !errors.Is(errMissing, ErrNoSuchInterface) {
+		t.Errorf("InterfaceRoute of a missing interface: %v, want ErrNoSuchInterface", errMissing)
+	}
+	if errNoAddr == nil {
+		t.Error("AddressRoute of the server's address (not ours) succeeded")
+	}
+	for a, want := range map[string]bool{"10.0.2.21": true, "fd00:2::21": true, "127.0.0.1": true, "::1": true,
+		"::ffff:10.0.2.21": true, "10.0.2.20": false, "fd00:2::20": false} {
+		if got := own(netip.MustParseAddr(a)); got != want {
+			t.Errorf("HostAddresses(%s) = %v, want %v", a, got, want)
+		}
 	}
 }
 
@@ -741,15 +933,25 @@ func ifaceIn(t *testing.T, ns, name string) (*net.Interface, error) {
 	return ifc, err
 }
 
-// BenchmarkSYNToSYNACK measures the link's latency: inject a SYN, read the
-// kernel listener's SYN-ACK from the ring, reset. Run with
+// BenchmarkSYNToSYNACK measures the link's latency, over IPv4 and IPv6:
+// inject a SYN through the raw socket, read the kernel listener's SYN-ACK
+// from the ring, reset. Run with
 // `go test -run '^$' -bench SYNToSYNACK ./capture/`.
 func BenchmarkSYNToSYNACK(b *testing.B) {
-	labtest.RequireTools(b, "iptables")
+	b.Run("IPv4", func(b *testing.B) { benchSYNToSYNACK(b, false) })
+	b.Run("IPv6", func(b *testing.B) { benchSYNToSYNACK(b, true) })
+}
+
+func benchSYNToSYNACK(b *testing.B, ipv6 bool) {
+	labtest.RequireTools(b, "nft")
 	l := labtest.New(b)
 	ctx := context.Background()
 	server := netip.AddrPortFrom(l.ServerIP(), 8080)
-	cs := openClientSide(b, l, ctx)
+	if ipv6 {
+		addIPv6(b, l)
+		server = netip.AddrPortFrom(server6, 8080)
+	}
+	cs := openClientSide(b, l, ctx, server.Addr())
 	local := netip.AddrPortFrom(cs.route.Source, cs.port)
 	labtest.Listen(b, l, l.ServerNS, server.String())
 	capture := openIn(b, l.ClientNS, cs.route.Index, Flow{Local: local, Remote: server}, Config{})

@@ -1,34 +1,32 @@
 package capture
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/lab/labtest"
 )
 
-// fakeProc writes a port range file and a tcp table listing the given
-// local ports (in the kernel's hex format) and returns a chooser reading
-// them.
+// fakeProc writes a port range file and returns a chooser reading it that
+// takes the given ports for used by kernel sockets.
 func fakeProc(t *testing.T, portRange string, usedPorts ...int) PortChooser {
 	t.Helper()
-	dir := t.TempDir()
-	rangePath := filepath.Join(dir, "ip_local_port_range")
+	rangePath := filepath.Join(t.TempDir(), "ip_local_port_range")
 	if err := os.WriteFile(rangePath, []byte(portRange), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	b.WriteString("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
-	for i, p := range usedPorts {
-		fmt.Fprintf(&b, "%4d: 0100007F:%04X 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n", i, p, 1000+i)
+	used := map[uint16]bool{}
+	for _, p := range usedPorts {
+		used[uint16(p)] = true
 	}
-	tcpPath := filepath.Join(dir, "tcp")
-	if err := os.WriteFile(tcpPath, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return PortChooser{RangePath: rangePath, TCPTables: []string{tcpPath, filepath.Join(dir, "tcp6-absent")}}
+	return PortChooser{RangePath: rangePath, InUse: func(p uint16) (bool, error) { return used[p], nil }}
 }
 
 func TestEphemeralPortOutsideRange(t *testing.T) {
@@ -95,11 +93,11 @@ func TestEphemeralPortErrors(t *testing.T) {
 			pc.RangePath = filepath.Join(t.TempDir(), "nope")
 			return pc
 		}, rand.New(rand.NewPCG(1, 1)), []string{"ephemeral port range", "no such file"}},
-		{"tcp table missing", func(t *testing.T) PortChooser {
+		{"the kernel cannot say", func(t *testing.T) PortChooser {
 			pc := fakeProc(t, "32768 60999")
-			pc.TCPTables = []string{filepath.Join(t.TempDir(), "nope")}
+			pc.InUse = func(uint16) (bool, error) { return false, errors.New("bind: not today") }
 			return pc
-		}, rand.New(rand.NewPCG(1, 1)), []string{"kernel TCP sockets", "no such file"}},
+		}, rand.New(rand.NewPCG(1, 1)), []string{"choosing a source port", "not today"}},
 		{"no random source", func(t *testing.T) PortChooser { return fakeProc(t, "32768 60999") }, nil,
 			[]string{"no random source"}},
 	}
@@ -118,41 +116,80 @@ func TestEphemeralPortErrors(t *testing.T) {
 	}
 }
 
-func TestReadUsedPortsTCP6(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tcp6")
-	content := "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
-		"   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n"
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
+// TestEphemeralPortAgainstKernelSockets: in a lab namespace whose
+// ip_local_port_range leaves only ports 1024 and 1025 outside it, a kernel
+// listener on [::]:1024 (which holds it for IPv4 too) leaves 1025 the
+// choice every time; a kernel connection from 1025 as well (in an IPv4
+// namespace-local exchange) leaves none. The same answers come from
+// PortInUse directly, for IPv4-only and IPv6-only holders.
+func TestEphemeralPortAgainstKernelSockets(t *testing.T) {
+	l := labtest.New(t)
+	labtest.Run(t, l, l.ClientNS, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1026 65535")
+	labtest.Listen(t, l, l.ClientNS, "[::]:1024")
+	for seed := range uint64(20) {
+		var p uint16
+		inNS(t, l.ClientNS, func() (err error) {
+			p, err = EphemeralPort(rand.New(rand.NewPCG(seed, seed)))
+			return err
+		})
+		if p != 1025 {
+			t.Fatalf("seed %d: EphemeralPort = %d, want 1025 (1024 is held by a listener)", seed, p)
+		}
 	}
-	used := map[uint16]bool{}
-	if err := readUsedPorts(path, used); err != nil {
-		t.Fatal(err)
+	// A connected socket bound to 10.0.2.21:1025 (IPv4, a specific
+	// address, not listening).
+	ln := labtest.Listen(t, l, l.ServerNS, "10.0.2.20:9")
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 1))
+		}
+	}()
+	labtest.RequireTools(t, "ss")
+	var conn net.Conn
+	inNS(t, l.ClientNS, func() (err error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("10.0.2.21"), Port: 1025}, Timeout: 5 * time.Second}
+		conn, err = d.Dial("tcp", "10.0.2.20:9")
+		return err
+	})
+	inNS(t, l.ClientNS, func() error {
+		p, err := EphemeralPort(rand.New(rand.NewPCG(1, 1)))
+		if err == nil || !strings.Contains(err.Error(), "all 2 ports") {
+			return fmt.Errorf("EphemeralPort with 1024 and 1025 held = %d, %v; want all 2 ports in use", p, err)
+		}
+		for port, want := range map[uint16]bool{1024: true, 1025: true, 1026: false, 40000: false} {
+			if got, err := PortInUse(port); err != nil || got != want {
+				return fmt.Errorf("PortInUse(%d) = %v, %v; want %v", port, got, err, want)
+			}
+		}
+		return nil
+	})
+	// Closed first by us, the connection's end stays in TIME-WAIT, which
+	// holds the port too.
+	conn.Close()
+	waitUntilClosed := time.Now().Add(5 * time.Second)
+	for {
+		out := labtest.Run(t, l, l.ClientNS, "ss", "-tanH", "state", "time-wait", "sport", "= :1025")
+		if strings.TrimSpace(out) != "" {
+			break
+		}
+		if time.Now().After(waitUntilClosed) {
+			t.Fatal("the closed connection never reached TIME-WAIT")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if !used[8080] || len(used) != 1 {
-		t.Fatalf("used = %v, want just 8080", used)
-	}
-}
-
-// On the real /proc the port must be outside the live range and not bound
-// by any kernel socket of this namespace.
-func TestEphemeralPortRealProc(t *testing.T) {
-	p, err := EphemeralPort(rand.New(rand.NewPCG(3, 4)))
-	if err != nil {
-		t.Fatalf("EphemeralPort: %v", err)
-	}
-	low, high, err := readPortRange(DefaultPortRangePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if int(p) >= low && int(p) <= high {
-		t.Fatalf("port %d inside ip_local_port_range %d-%d", p, low, high)
-	}
-	used := map[uint16]bool{}
-	if err := readUsedPorts(DefaultTCPTablePath, used); err != nil {
-		t.Fatal(err)
-	}
-	if used[p] {
-		t.Fatalf("port %d is bound by a kernel socket", p)
-	}
+	inNS(t, l.ClientNS, func() error {
+		if got, err := PortInUse(1025); err != nil || !got {
+			return fmt.Errorf("PortInUse(1025) in TIME-WAIT = %v, %v", got, err)
+		}
+		return nil
+	})
+	// An IPv6-only holder of a port: [::1]:40001.
+	labtest.Listen(t, l, l.ClientNS, "[::1]:40001")
+	inNS(t, l.ClientNS, func() error {
+		if got, err := PortInUse(40001); err != nil || !got {
+			return fmt.Errorf("PortInUse(40001) held by [::1]:40001 = %v, %v", got, err)
+		}
+		return nil
+	})
 }

@@ -2,16 +2,24 @@ package cmd
 
 import "github.com/urfave/cli/v3"
 
-// cleanupCommand is "tcpcraft cleanup": remove RST-guard firewall rules
-// that killed tcpcraft runs left behind.
+// cleanupCommand is "tcpcraft cleanup": remove RST guards that killed
+// tcpcraft runs left behind.
 func cleanupCommand() *cli.Command {
 	return withExamples(&cli.Command{
-		Name:  "cleanup",
-		Usage: "remove stale tcpcraft firewall rules (RST guards) and probe namespaces left by runs that were killed",
-		Description: "Every tcpcraft run that talks TCP installs a scoped INPUT rule tagged with its pid and\n" +
-			"removes it on exit. A run killed with SIGKILL cannot; cleanup finds the rules, in the\n" +
-			"network namespace it runs in, whose process is gone and deletes them, and removes the\n" +
-			"namespaces of tcpcraft probe runs that were killed. Rules of runs still alive stay.",
+		Name:      "cleanup",
+		Usage:     "remove stale tcpcraft firewall rules (RST guards) left by runs that were killed, in every network namespace",
+		ArgsUsage: " ",
+		Description: "Every tcpcraft run that talks TCP guards its port with an nf_tables table of its own\n" +
+			"(inet tcpcraft-PID-..., see `nft list ruleset`) and removes it on exit. The table belongs to\n" +
+			"the run's netlink socket, so the kernel deletes it even when the run is killed with SIGKILL;\n" +
+			"what can be left is an unowned table (kernels before 5.12) or an iptables INPUT rule tagged\n" +
+			"\"tcpcraft pid=...\" (older tcpcraft versions). cleanup removes those whose process is gone\n" +
+			"(or whose pid now names another process), in its own network namespace and in every named\n" +
+			"one (`ip netns list`), says which namespaces it looked at, and removes the namespaces of\n" +
+			"`tcpcraft probe` runs that were killed. With --netns it looks only at the namespaces named.",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "netns", Usage: "look only at the named network namespace `NS` (a name ip netns list shows; repeatable); probe namespaces are then left alone"},
+		},
 		Action: runCleanup,
 	},
 		example{"after a tcpcraft run was killed with SIGKILL", "sudo tcpcraft cleanup"},

@@ -414,8 +414,11 @@ func TestConnectSIGINTResetsPeer(t *testing.T) {
 	}
 }
 
-// 9. SIGKILL leaves the guard rule behind; `tcpcraft cleanup` removes it,
-// and only it: the rule of a live run in the same namespace stays.
+// 9. SIGKILL leaves nothing: the guard's table belongs to the run's
+// netlink socket, and the kernel deletes it with the process. What can be
+// left — an unowned table (a kernel before 5.12) or an iptables rule of an
+// older tcpcraft — `tcpcraft cleanup` removes, and only that: the guard of
+// a live run in the same namespace stays.
 func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
@@ -441,10 +444,22 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	}
 	p.wait(t) // reaped: the pid no longer names a live process
 	keep.Close()
-	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) != 1 {
-		t.Fatalf("after SIGKILL, want the stale guard rule of pid %d, got %q", pid, rules)
+	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
+		t.Fatalf("after SIGKILL, the guard of pid %d is still there: %q", pid, rules)
 	}
 	assertRootUntouched(t, pid)
+	// What a killed run leaves elsewhere, planted under the dead pid: an
+	// unowned table with its rule, and an old-style iptables rule.
+	staleTable := fmt.Sprintf("tcpcraft-%d-0badcafe", pid)
+	staleComment := fmt.Sprintf("tcpcraft pid=%d guard 10.0.2.21:7002", pid)
+	labtest.Run(t, e.Lab, e.ClientNS, "nft", "add table inet "+staleTable+
+		" ; add chain inet "+staleTable+" guard { type filter hook input priority filter ; }"+
+		" ; add rule inet "+staleTable+" guard ip daddr 10.0.2.21 tcp dport 7002 drop comment \""+staleComment+"\"")
+	oldComment := fmt.Sprintf("tcpcraft pid=%d guard 10.0.2.21:7003", pid)
+	labtest.Iptables(t, e.Lab, e.ClientNS, "-I", "INPUT", "-d", "10.0.2.21", "-p", "tcp", "--dport", "7003", "-m", "comment", "--comment", oldComment, "-j", "DROP")
+	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) != 2 {
+		t.Fatalf("the planted stale guards of pid %d: %q", pid, rules)
+	}
 
 	// A live run in the same namespace: cleanup must leave its rule alone.
 	liveAccepted := make(chan struct{})
@@ -464,10 +479,15 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 		t.Fatal("the peer never accepted the live tcpcraft's connection")
 	}
 
-	r := e.tcpcraft(t, nil, "cleanup")
+	// --netns: only this test's namespace (a sweep of every namespace
+	// would reach other tests' labs on this machine).
+	r := e.tcpcraft(t, nil, "cleanup", "--netns", e.ClientNS)
 	expectExit(t, r, 0)
-	if !strings.Contains(r.stdout, "removed rule") || !strings.Contains(r.stdout, guardComment(pid)) {
-		t.Errorf("cleanup should name the rule it removed:\n%s", r.stdout)
+	for _, want := range []string{"removed in " + e.ClientNS + ": table inet " + staleTable + ": " + staleComment,
+		"removed in " + e.ClientNS + ": iptables rule ", oldComment, "looked at network namespaces: " + e.ClientNS + "\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("cleanup should say %q:\n%s", want, r.stdout)
+		}
 	}
 	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
 		t.Errorf("cleanup left the stale rule: %q\ncleanup said:\n%s%s", rules, r.stdout, r.stderr)

@@ -114,7 +114,7 @@ type e2eLab struct {
 func newE2ELab(t *testing.T) *e2eLab {
 	t.Helper()
 	labtest.RequireRoot(t)
-	labtest.RequireTools(t, "ip", "iptables", "iptables-save")
+	labtest.RequireTools(t, "ip", "iptables", "iptables-save", "nft")
 	bin := tcpcraftBinary(t)
 	l := labtest.New(t)
 	e := &e2eLab{Lab: l, bin: bin}
@@ -263,26 +263,31 @@ func (e *e2eLab) tcpcraft(t *testing.T, stdin io.Reader, args ...string) runResu
 	return r
 }
 
-// guardRules returns the lines of `iptables-save` in ns (the root namespace
-// if ns is "") that mention tcpcraft.
+// guardRules returns the lines of `nft list ruleset` and `iptables-save`
+// in ns (the root namespace if ns is "") that mention tcpcraft: the
+// guards' table headers and rules (not the table comments, so that a
+// guard counts once in rulesOf), and any iptables rule of an older
+// version.
 func guardRules(t testing.TB, e *e2eLab, ns string) []string {
 	t.Helper()
-	var out []byte
-	var err error
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if ns == "" {
-		out, err = exec.CommandContext(ctx, "iptables-save").Output()
-	} else {
-		out, err = e.Command(ctx, ns, "iptables-save").Output()
-	}
-	if err != nil {
-		t.Fatalf("iptables-save in %q: %v", ns, err)
-	}
 	var rules []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, "tcpcraft") {
-			rules = append(rules, line)
+	for _, argv := range [][]string{{"nft", "list", "ruleset"}, {"iptables-save"}} {
+		var out []byte
+		var err error
+		if ns == "" {
+			out, err = exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+		} else {
+			out, err = e.Command(ctx, ns, argv[0], argv[1:]...).Output()
+		}
+		if err != nil {
+			t.Fatalf("%s in %q: %v", strings.Join(argv, " "), ns, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "tcpcraft") && !strings.HasPrefix(strings.TrimSpace(line), "comment ") {
+				rules = append(rules, line)
+			}
 		}
 	}
 	return rules

@@ -17,6 +17,8 @@ import (
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/guard"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 )
 
 func sendFlags() []cli.Flag {
@@ -123,9 +125,9 @@ func runSend(ctx context.Context, c *cli.Command) error {
 		return exitFailure(err)
 	}
 	defer inj.Close()
-	var pcap *capture.PcapWriter
+	var pcap *pcapfile.Writer
 	if path := c.String("pcap"); path != "" {
-		if pcap, err = capture.CreatePcap(path); err != nil {
+		if pcap, err = pcapfile.Create(path); err != nil {
 			return exitFailure(err)
 		}
 		defer pcap.Close()
@@ -183,13 +185,13 @@ func runSend(ctx context.Context, c *cli.Command) error {
 // arrive within plan.wait. The guard rule keeps the local kernel from
 // resetting the reply itself; a SYN-ACK to our SYN is reset by us, so the
 // peer is not left half-open.
-func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand, inj *capture.Injector, pcap *capture.PcapWriter, format *craft.Formatter, ifindex int, local, remote netip.AddrPort, probe int) (time.Duration, bool, error) {
+func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand, inj *capture.Injector, pcap *pcapfile.Writer, format *craft.Formatter, ifindex int, local, remote netip.AddrPort, probe int) (time.Duration, bool, error) {
 	out := stdout(c)
-	guard, err := capture.InstallGuard(ctx, local)
+	g, err := guard.Install(ctx, local)
 	if err != nil {
 		return 0, false, exitFailure(err)
 	}
-	defer guard.Remove(context.Background())
+	defer g.Remove(context.Background())
 	cp, err := capture.Open(ifindex, capture.Flow{Local: local, Remote: remote}, capture.Config{})
 	if err != nil {
 		return 0, false, exitFailure(err)
@@ -233,7 +235,7 @@ func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand,
 			break
 		}
 		if pcap != nil {
-			_ = pcap.WriteFrame(f)
+			_ = pcap.WriteTruncated(f.Time, f.Data, f.Length)
 		}
 		var reply craft.Packet
 		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &reply, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil {

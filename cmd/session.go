@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -18,6 +17,8 @@ import (
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/guard"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 	"github.com/tcpcraft/tcpcraft/stack"
 )
 
@@ -90,68 +91,17 @@ type sessionSpec struct {
 type session struct {
 	route  capture.Route
 	local  netip.AddrPort
-	guard  *capture.Guard
+	guard  *guard.Guard
 	cap    *capture.Capture
 	inj    *capture.Injector
-	pcap   *capture.PcapWriter
+	pcap   *pcapfile.Writer
 	stack  *stack.Stack
 	trace  *tracer
 	cancel context.CancelFunc
 	runErr chan error
 	closed bool
 	prof   *os.File // TCPCRAFT_CPUPROFILE: a CPU profile of the session
-	gso    *gsoStackLink
-}
-
-type stackLink struct {
-	cap *capture.Capture
-	inj *capture.Injector
-}
-
-func (l stackLink) ReadFrame(ctx context.Context) (capture.Frame, error) { return l.cap.ReadFrame(ctx) }
-func (l stackLink) Send(pkt []byte) error                                { return l.inj.Send(pkt) }
-func (l stackLink) TryReadFrame() (capture.Frame, bool, error)           { return l.cap.TryReadFrame() }
-func (l stackLink) WaitFrame(ctx context.Context) error                  { return l.cap.WaitFrame(ctx) }
-func (l stackLink) TakeFrame(fn func(capture.Frame)) (bool, error)       { return l.cap.TakeFrame(fn) }
-
-// gsoStackLink adds segmentation offload (stack.GSOLink): bulk data goes to
-// the kernel as 64 KB super-segments through an AF_PACKET socket.
-// The socket is opened with the session, in its network namespace; the
-// next hop's link-layer address is looked up at the first super-segment,
-// after the handshake; if that fails the stack falls back to one raw send
-// per segment.
-//
-// The small packets to the peer other than SYNs (ACKs, window updates)
-// go through that socket too: straight to the device, where the
-// raw IPv4 socket takes each through routing and the firewall's hooks. A
-// bulk download sends one ACK per 64 KB the kernel hands it.
-type gsoStackLink struct {
-	stackLink
 	gso    *capture.GSOSender
-	peer   [4]byte     // the one destination the GSO socket reaches
-	failed atomic.Bool // the GSO socket could not send a small packet: stop trying
-}
-
-func (l *gsoStackLink) SendGSO(hdr []byte, payload [][]byte, mss int) error {
-	return l.gso.Send(hdr, payload, mss)
-}
-
-func (l *gsoStackLink) Send(pkt []byte) error {
-	if !l.failed.Load() && len(pkt) >= 40 && [4]byte(pkt[16:20]) == l.peer && !isSYN(pkt) {
-		// A SYN goes the kernel's way, which looks the next hop up
-		// (ARP); after it, the neighbour table has the address.
-		if err := l.gso.Send(pkt, nil, 0); err == nil {
-			return nil
-		}
-		l.failed.Store(true)
-	}
-	return l.inj.Send(pkt)
-}
-
-// isSYN says whether an IPv4 packet carries a TCP SYN.
-func isSYN(pkt []byte) bool {
-	ihl := int(pkt[0]&0x0f) * 4
-	return len(pkt) > ihl+13 && pkt[ihl+13]&0x02 != 0
 }
 
 // checkTraceFlags refuses -q and -v together.
@@ -202,7 +152,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	localAddr := s.local.Addr()
 
 	if path := c.String("pcap"); path != "" {
-		s.pcap, err = capture.CreatePcap(path)
+		s.pcap, err = pcapfile.Create(path)
 		if err != nil {
 			return nil, exitFailure(err)
 		}
@@ -210,7 +160,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	s.trace = newTracer(stderr(c), traceLevelOf(c), c.Bool("json"), s.pcap, start)
 	s.trace.format.Absolute = c.Bool("absolute")
 
-	s.guard, err = capture.InstallGuard(ctx, s.local)
+	s.guard, err = guard.Install(ctx, s.local)
 	if err != nil {
 		return nil, exitFailure(err)
 	}
@@ -234,11 +184,11 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		Tracer: s.trace,
 	}
 	if localAddr.IsUnspecified() {
-		if scfg.IsLocal, err = hostAddresses(); err != nil {
+		if scfg.IsLocal, err = capture.HostAddresses(); err != nil {
 			return nil, exitFailure(err)
 		}
 	}
-	var link stack.Link = stackLink{s.cap, s.inj}
+	var link stack.Link = capture.NewLink(s.cap, s.inj)
 	// Offload needs one interface and one next hop (not a listener on
 	// every address, not loopback). It is used only by quiet runs with no
 	// pcap or ladder: coalesced super-segments would make those show
@@ -259,8 +209,8 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		// drive tcpcraft from a thread inside a lab namespace, and the
 		// stack's goroutines run elsewhere).
 		if g, err := capture.OpenGSOSender(ifindex, hop); err == nil {
-			s.gso = &gsoStackLink{stackLink: stackLink{s.cap, s.inj}, gso: g, peer: spec.remote.Addr().As4()}
-			link = s.gso
+			s.gso = g
+			link = capture.NewGSOLink(capture.NewLink(s.cap, s.inj), g, spec.remote.Addr())
 		}
 	}
 	s.stack, err = stack.New(link, scfg)
@@ -281,16 +231,14 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 	var localAddr netip.Addr
 	switch {
 	case c.String("iface") != "":
-		ifi, err := net.InterfaceByName(c.String("iface"))
-		if err != nil {
+		route, err = capture.InterfaceRoute(c.String("iface"), spec.remote.Addr())
+		if errors.Is(err, capture.ErrNoSuchInterface) {
 			return route, 0, local, usagef("--iface: %v", err)
 		}
-		addr, err := interfaceIPv4(ifi)
 		if err != nil {
 			return route, 0, local, exitFailure(err)
 		}
-		ifindex, localAddr = ifi.Index, addr
-		route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: addr}
+		ifindex, localAddr = route.Index, route.Source
 	case spec.remote.IsValid():
 		route, err = capture.LookupRoute(spec.remote.Addr())
 		if err != nil {
@@ -300,12 +248,11 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 	default: // listen
 		localAddr = spec.local.Addr()
 		if !localAddr.IsUnspecified() {
-			ifi, err := interfaceWithAddr(localAddr)
+			route, err = capture.AddressRoute(localAddr)
 			if err != nil {
 				return route, 0, local, exitFailure(err)
 			}
-			ifindex = ifi.Index
-			route = capture.Route{Interface: ifi.Name, Index: ifi.Index, MTU: ifi.MTU, Source: localAddr}
+			ifindex = route.Index
 		}
 	}
 	if spec.remote.IsValid() && spec.local.IsValid() && !spec.local.Addr().IsUnspecified() {
@@ -350,7 +297,7 @@ func (s *session) close() error {
 		_ = s.inj.Close()
 	}
 	if s.gso != nil {
-		_ = s.gso.gso.Close()
+		_ = s.gso.Close()
 	}
 	if s.guard != nil {
 		if err := s.guard.Remove(context.Background()); err != nil {
@@ -444,50 +391,4 @@ func parseHostPort(ctx context.Context, arg string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, usagef("%q: %v cannot be a TCP peer", arg, addr)
 	}
 	return netip.AddrPortFrom(addr, uint16(port)), nil
-}
-
-func interfaceIPv4(ifi *net.Interface) (netip.Addr, error) {
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", ifi.Name, err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap().Is4() {
-				return ip.Unmap(), nil
-			}
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address", ifi.Name)
-}
-
-func interfaceWithAddr(addr netip.Addr) (*net.Interface, error) {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil, fmt.Errorf("listing interfaces: %w", err)
-	}
-	for i := range ifs {
-		if a, err := interfaceIPv4(&ifs[i]); err == nil && a == addr {
-			return &ifs[i], nil
-		}
-	}
-	return nil, fmt.Errorf("no interface has the address %v", addr)
-}
-
-// hostAddresses returns a test for "one of this host's IPv4 addresses", as
-// they are now (a listener on 0.0.0.0 answers only those).
-func hostAddresses() (func(netip.Addr) bool, error) {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil, fmt.Errorf("listing this host's addresses: %w", err)
-	}
-	own := make(map[netip.Addr]bool)
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(n.IP); ok {
-				own[ip.Unmap()] = true
-			}
-		}
-	}
-	return func(a netip.Addr) bool { return own[a] }, nil
 }

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 	"github.com/tcpcraft/tcpcraft/stack"
 )
 
@@ -33,7 +33,7 @@ type tracer struct {
 	json   bool
 	start  time.Time
 	format craft.Formatter
-	pcap   *capture.PcapWriter
+	pcap   *pcapfile.Writer
 	line   []byte
 	// peerTag adds the peer's address to state lines (listen serves many).
 	peerTag bool
@@ -50,7 +50,7 @@ type tracer struct {
 	lastCookie time.Time
 }
 
-func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *capture.PcapWriter, start time.Time) *tracer {
+func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *pcapfile.Writer, start time.Time) *tracer {
 	return &tracer{w: w, level: level, json: asJSON, pcap: pcap, start: start}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/guard"
 	"github.com/tcpcraft/tcpcraft/lab"
 )
 
@@ -110,13 +111,13 @@ func (e *Env) openLink(ctx context.Context, ns string, peer netip.Addr) error {
 		}
 		e.Local = netip.AddrPortFrom(route.Source, port)
 		e.MTU = route.MTU
-		guard, err := capture.InstallGuard(ctx, e.Local)
+		g, err := guard.Install(ctx, e.Local)
 		if err != nil {
 			return err
 		}
 		// The rule lives in ns's firewall: remove it from there.
 		e.onClose(func() error {
-			return inNamespace(ns, func() error { return guard.Remove(context.Background()) })
+			return inNamespace(ns, func() error { return g.Remove(context.Background()) })
 		})
 		cp, err := capture.Open(route.Index, capture.Flow{Local: e.Local, Remote: netip.AddrPortFrom(peer, 0)}, capture.Config{})
 		if err != nil {

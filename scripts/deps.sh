@@ -6,7 +6,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 # tool:package pairs.
-demo=(ip:iproute2 iptables:iptables)
+demo=(ip:iproute2 iptables:iptables nft:nftables)
 test=("${demo[@]}" tcpdump:tcpdump tshark:tshark socat:socat curl:curl python3:python3 setpriv:util-linux ps:procps ethtool:ethtool groff:groff-base git:git)
 case "${1:-test}" in
 demo) want=("${demo[@]}") ;;

@@ -1,0 +1,189 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/lab"
+	"github.com/tcpcraft/tcpcraft/lab/labtest"
+)
+
+// BenchmarkPerfStartup: how long `tcpcraft connect -q` takes from the
+// moment it is started to its SYN on the wire, against socat doing the same
+// connect, each a process of its own started the same way, in interleaved
+// rounds on one lab. The server accepts and closes at once, and both
+// clients read an empty standard input, so the whole run (also reported)
+// is a handshake and a close; tcpcraft runs with --time-wait 0 so that run
+// is not its TIME-WAIT.
+//
+// Both are started from a thread inside the client namespace (lab.Do), so
+// neither pays for `ip netns exec`; "start" is taken just before fork, and
+// the SYN's time is the kernel's capture time of the frame on the server's
+// veth (an AF_PACKET capture there), so the figure is fork + exec + the
+// program's own set-up + the kernel's send path.
+//
+//	go test ./cmd -run '^$' -bench PerfStartup -benchtime 1x
+//
+// TCPCRAFT_BENCH_ROUNDS sets the rounds (default 3; each round is 20 runs
+// of each). TCPCRAFT_BENCH_BASELINE names another tcpcraft binary (one
+// built from an older commit, say) to run interleaved with the others as
+// "baseline", so that a change is measured against what it replaces in
+// the same run.
+func BenchmarkPerfStartup(b *testing.B) {
+	e := perfLab(b)
+	labtest.RequireTools(b, "socat")
+	socat, err := exec.LookPath("socat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
+	const port, perRound = 9203, 20
+	server := netip.AddrPortFrom(e.ServerIP(), port)
+	ln := labtest.Listen(b, e.Lab, e.ServerNS, server.String())
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	b.Cleanup(func() { ln.Close() })
+
+	var syns *capture.Capture
+	if err := lab.Do(e.ServerNS, func() (err error) {
+		syns, err = capture.Open(0, capture.Flow{Local: server}, capture.Config{})
+		return err
+	}); err != nil {
+		b.Fatalf("capturing SYNs in the server namespace: %v", err)
+	}
+	b.Cleanup(func() { syns.Close() })
+
+	sides := []struct {
+		name string
+		argv []string
+	}{
+		{"tcpcraft", []string{e.bin, "connect", "-q", "--time-wait", "0", server.String()}},
+		{"socat", []string{socat, "-u", "OPEN:/dev/null", "TCP:" + server.String()}},
+	}
+	if base := os.Getenv("TCPCRAFT_BENCH_BASELINE"); base != "" {
+		sides = append(sides, struct {
+			name string
+			argv []string
+		}{"baseline", []string{base, "connect", "-q", "--time-wait", "0", server.String()}})
+	}
+	run := func(argv []string) (toSYN, whole time.Duration, err error) {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer devnull.Close()
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdin = devnull
+		stderr := &syncBuffer{}
+		cmd.Stderr = stderr
+		var start time.Time
+		// A child forked from a thread inside the namespace starts there.
+		if err := lab.Do(e.ClientNS, func() error {
+			start = time.Now()
+			return cmd.Start()
+		}); err != nil {
+			return 0, 0, err
+		}
+		werr := cmd.Wait()
+		whole = time.Since(start)
+		if werr != nil {
+			return 0, 0, fmt.Errorf("%v: %w\n%s", argv, werr, stderr.String())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for {
+			f, err := syns.ReadFrame(ctx)
+			if err != nil {
+				return 0, 0, fmt.Errorf("%v: no SYN captured: %w", argv, err)
+			}
+			ihl := int(f.Data[0]&0x0f) * 4
+			if len(f.Data) < ihl+14 || f.Data[ihl+13]&0x12 != 0x02 || f.Time.Before(start) {
+				continue // not this run's first SYN
+			}
+			// Frames of this run after its SYN are drained by the next
+			// run's search (they are all earlier than its start).
+			return f.Time.Sub(start), whole, nil
+		}
+	}
+	// One unmeasured run each: the binaries' pages into the cache.
+	for _, s := range sides {
+		if _, _, err := run(s.argv); err != nil {
+			b.Fatalf("warm-up: %v", err)
+		}
+	}
+	// The floor under tcpcraft's figures: the same binary doing nothing
+	// but start, print its version and exit (the Go runtime, package
+	// initialisation, the CLI).
+	bare := func() (time.Duration, error) {
+		cmd := exec.Command(e.bin, "--version")
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return 0, err
+		}
+		return time.Since(start), nil
+	}
+	toSYN, whole := results{}, results{}
+	var floor []float64
+	b.ResetTimer()
+	for round := range rounds {
+		var fl []float64
+		for range perRound {
+			d, err := bare()
+			if err != nil {
+				b.Fatalf("tcpcraft --version: %v", err)
+			}
+			fl = append(fl, float64(d.Microseconds())/1000)
+		}
+		floor = append(floor, median(fl))
+		for _, s := range sides {
+			var syn, all []float64
+			for range perRound {
+				d, w, err := run(s.argv)
+				if err != nil {
+					b.Fatalf("round %d: %v", round, err)
+				}
+				syn = append(syn, float64(d.Microseconds())/1000)
+				all = append(all, float64(w.Microseconds())/1000)
+			}
+			name := s.name
+			if name == "socat" {
+				name = "kernel" // results.report's name for the reference
+			}
+			toSYN[name] = append(toSYN[name], median(syn))
+			whole[name] = append(whole[name], median(all))
+		}
+	}
+	b.StopTimer()
+	b.Logf("%d rounds of %d runs each, interleaved; per-round medians; 'kernel' is socat", rounds, perRound)
+	b.Logf("start to SYN on the wire:")
+	toSYN.report(b, "ms-to-SYN", false)
+	b.Logf("whole run (handshake, close):")
+	wholeName := "ms-run"
+	tc, sc := median(whole["tcpcraft"]), median(whole["kernel"])
+	b.Logf("tcpcraft %s per round: %.2f", wholeName, whole["tcpcraft"])
+	b.Logf("socat    %s per round: %.2f", wholeName, whole["kernel"])
+	b.Logf("medians: tcpcraft %.2f ms, socat %.2f ms, ratio %.2f", tc, sc, tc/sc)
+	b.ReportMetric(tc, "tcpcraft-"+wholeName)
+	b.ReportMetric(sc, "socat-"+wholeName)
+	if bs, ok := toSYN["baseline"]; ok {
+		b.Logf("baseline %s: start to SYN per round %.1f, median %.1f ms; whole run per round %.2f, median %.2f ms",
+			os.Getenv("TCPCRAFT_BENCH_BASELINE"), bs, median(bs), whole["baseline"], median(whole["baseline"]))
+		b.ReportMetric(median(bs), "baseline-ms-to-SYN")
+		b.ReportMetric(median(whole["baseline"]), "baseline-ms-run")
+	}
+	b.Logf("floor, tcpcraft --version whole run, per round: %.2f; median %.2f ms", floor, median(floor))
+	b.ReportMetric(median(floor), "tcpcraft-version-ms")
+}

@@ -1,0 +1,490 @@
+package guard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// TablePrefix starts the name of every table tcpcraft makes:
+	// tcpcraft-PID-RANDOM.
+	TablePrefix = "tcpcraft-"
+	// ChainName is the guard's base chain in its table.
+	ChainName = "guard"
+
+	// commentPrefix starts every comment tcpcraft writes, on nft tables
+	// and rules and on the iptables rules of older versions.
+	commentPrefix = "tcpcraft pid="
+
+	// netlinkTimeout bounds one exchange with the kernel: nf_tables
+	// answers at once, so this only guards against a reply that never
+	// comes.
+	netlinkTimeout = 10 * time.Second
+)
+
+// From linux/netfilter/nf_tables.h; golang.org/x/sys/unix lacks them.
+const (
+	nftaTableUserdata = 6   // NFTA_TABLE_USERDATA (Linux 5.10)
+	nftTableFOwner    = 0x2 // NFT_TABLE_F_OWNER (Linux 5.12)
+)
+
+// Failure-injection points, in the order Install and Remove pass them
+// (Firewall.fail; tests only).
+const (
+	stepSocket    = "socket"    // before the netlink socket is opened
+	stepTable     = "table"     // before the table is created
+	stepTableDone = "table-ack" // after the kernel committed the table
+	stepRule      = "rule"      // before the chain and rule are added
+	stepRuleDone  = "rule-ack"  // after the kernel committed them
+	stepDelete    = "delete"    // before Remove deletes the table
+)
+
+// Firewall installs guards and removes stale ones. The zero value is what
+// tcpcraft uses: the calling process's pid, /proc, /run/netns and
+// "iptables" from PATH.
+type Firewall struct {
+	// PID is the pid written into comments; 0 means os.Getpid() at the
+	// time of the call.
+	PID int
+	// ProcRoot is where process liveness is looked up; "" means "/proc".
+	ProcRoot string
+	// NetnsDir is where named network namespaces are listed (Sweep);
+	// "" means "/run/netns", where `ip netns` keeps them.
+	NetnsDir string
+	// IPTables is the iptables command whose INPUT chain CleanupStale
+	// searches for rules of older tcpcraft versions; "" means "iptables".
+	// A missing iptables means there are none to find.
+	IPTables string
+	// Unowned makes Install create tables that are not owned by its
+	// socket, as it must on a kernel before 5.12: such a table outlives
+	// a killed process until CleanupStale removes it. Tests use it to
+	// leave what a killed run on such a kernel leaves.
+	Unowned bool
+
+	// fail, when set, is called at each step of Install and Remove and
+	// makes the step fail with its error (tests of the undo paths).
+	fail func(step string) error
+}
+
+// Guard is one installed guard. Its methods are safe for concurrent use;
+// Remove may be called any number of times, also on a nil *Guard.
+type Guard struct {
+	local   netip.AddrPort
+	what    string // "10.0.2.21:40000", "*:80", "0.0.0.0:80" ...
+	comment string
+	table   string
+	match   string // the rule's match in nft syntax
+	owned   bool
+
+	mu      sync.Mutex
+	conn    *nftables.Conn // the lasting connection that made (and owns) the table; nil once removed
+	raw     *netlink.Conn  // its socket
+	fail    func(step string) error
+	removed bool
+}
+
+// Install installs the guard for local with the zero Firewall; see
+// Firewall.Install.
+func Install(ctx context.Context, local netip.AddrPort) (*Guard, error) {
+	return Firewall{}.Install(ctx, local)
+}
+
+// Install makes the kernel drop, on the INPUT path, inbound TCP segments
+// addressed to local, in the network namespace of the calling thread. The
+// address selects what is dropped:
+//
+//   - an IPv4 or IPv6 address: segments to that address and port
+//     (an IPv4-mapped IPv6 address counts as IPv4);
+//   - 0.0.0.0 or ::: segments of that family to the port, whatever the
+//     address (a listener on all addresses of one family);
+//   - the zero netip.Addr: segments of both families to the port.
+//
+// Cancellation of ctx is honoured only before the first change to the
+// system. After that Install finishes, whatever ctx says, so that its
+// answer is always the truth: either a Guard, which the caller must
+// Remove, or an error, and then nothing of it is left.
+func (f Firewall) Install(ctx context.Context, local netip.AddrPort) (*Guard, error) {
+	addr := local.Addr().Unmap()
+	local = netip.AddrPortFrom(addr, local.Port())
+	what := describe(local)
+	fail := func(err error) (*Guard, error) {
+		return nil, fmt.Errorf("installing the RST guard for %s: %w", what, err)
+	}
+	if local.Port() == 0 {
+		return fail(errors.New("port 0"))
+	}
+	if addr.Zone() != "" {
+		return fail(errors.New("an address with a zone cannot be matched"))
+	}
+	pid := f.PID
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	comment := fmt.Sprintf("%s%d", commentPrefix, pid)
+	if start, err := processStart(f.procRoot(), pid); err == nil {
+		comment += " start=" + start
+	}
+	comment += " guard " + what
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if err := f.step(stepSocket); err != nil {
+		return fail(err)
+	}
+
+	g := &Guard{local: local, what: what, comment: comment, match: ruleMatch(local), fail: f.fail}
+	var err error
+	g.conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		g.raw = c
+		return nil
+	}))
+	if err != nil {
+		return fail(netlinkError("opening a netfilter netlink socket", err))
+	}
+	if g.raw == nil {
+		g.conn.CloseLasting()
+		return fail(errors.New("the nftables library opened no socket"))
+	}
+	// From here on every failure undoes what was done: abandon deletes
+	// the table if it was made, and closes the socket, which deletes an
+	// owned table in any case.
+	for attempt := 0; ; attempt++ {
+		g.table, err = tableName(pid)
+		if err != nil {
+			g.abandon()
+			return fail(err)
+		}
+		err = g.create(!f.Unowned)
+		if errors.Is(err, unix.EOPNOTSUPP) && !f.Unowned {
+			// A kernel before 5.12 knows no owner flag.
+			err = g.create(false)
+		}
+		if errors.Is(err, unix.EEXIST) && attempt < 3 {
+			continue // a name taken (by chance, or by a recycled pid's table)
+		}
+		break
+	}
+	if err != nil {
+		g.abandon()
+		return fail(err)
+	}
+	return g, nil
+}
+
+// create makes the table, its chain and its rule. Owned, the table comes
+// first, in a message of our own (the library cannot set table flags),
+// then the chain and rule through the library on the same socket; an
+// owned table the kernel deletes with the socket, so the moment between
+// the two leaves nothing behind whatever happens. Unowned, all three go
+// in one batch, which the kernel applies whole or not at all.
+func (g *Guard) create(owned bool) error {
+	g.owned = owned
+	table := &nftables.Table{Name: g.table, Family: nftables.TableFamilyINet}
+	if err := g.raw.SetDeadline(time.Now().Add(netlinkTimeout)); err != nil {
+		return fmt.Errorf("netlink deadline: %w", err)
+	}
+	if owned {
+		if err := g.step(stepTable); err != nil {
+			return err
+		}
+		if err := g.newOwnedTable(); err != nil {
+			return netlinkError("creating table inet "+g.table, err)
+		}
+		if err := g.step(stepTableDone); err != nil {
+			return err
+		}
+	}
+	if err := g.step(stepRule); err != nil {
+		return err
+	}
+	if !owned {
+		g.conn.CreateTable(table)
+	}
+	accept := nftables.ChainPolicyAccept
+	chain := g.conn.AddChain(&nftables.Chain{
+		Name:     ChainName,
+		Table:    table,
+		Type:     nftables.ChainTypeFilter,
+		Hooknum:  nftables.ChainHookInput,
+		Priority: nftables.ChainPriorityFilter,
+		Policy:   &accept,
+	})
+	g.conn.AddRule(&nftables.Rule{
+		Table:    table,
+		Chain:    chain,
+		Exprs:    ruleExprs(g.local),
+		UserData: userdata.AppendString(nil, userdata.TypeComment, g.comment),
+	})
+	if err := g.conn.Flush(); err != nil {
+		what := "adding the guard chain and rule to table inet " + g.table
+		if !owned {
+			what = "creating table inet " + g.table
+		}
+		return netlinkError(what, err)
+	}
+	return g.step(stepRuleDone)
+}
+
+// newOwnedTable sends NFT_MSG_NEWTABLE for g.table with NFT_TABLE_F_OWNER
+// and the comment as its user data, in a batch of its own, and waits for
+// the kernel's answer.
+func (g *Guard) newOwnedTable() error {
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: append([]byte(g.table), 0)},
+		{Type: unix.NFTA_TABLE_FLAGS, Data: binaryutil.BigEndian.PutUint32(nftTableFOwner)},
+		{Type: nftaTableUserdata, Data: userdata.AppendString(nil, userdata.TypeComment, g.comment)},
+	})
+	if err != nil {
+		return err
+	}
+	msgs := []netlink.Message{
+		batchMessage(unix.NFNL_MSG_BATCH_BEGIN),
+		{
+			Header: netlink.Header{
+				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWTABLE),
+				Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl,
+			},
+			Data: append(nfgenmsg(unix.NFPROTO_INET, 0), attrs...),
+		},
+		batchMessage(unix.NFNL_MSG_BATCH_END),
+	}
+	if _, err := g.raw.SendMessages(msgs); err != nil {
+		return err
+	}
+	// One answer: the acknowledgement, or the error.
+	_, err = g.raw.Receive()
+	return err
+}
+
+// batchMessage is the start or end of an nfnetlink batch for nf_tables.
+func batchMessage(typ uint16) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request},
+		Data:   nfgenmsg(unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES),
+	}
+}
+
+// nfgenmsg is struct nfgenmsg: family, version, resource id (big endian).
+func nfgenmsg(family uint8, resID uint16) []byte {
+	return append([]byte{family, unix.NFNETLINK_V0}, binaryutil.BigEndian.PutUint16(resID)...)
+}
+
+// Local is the address and port the guard protects, as Install read it
+// (the zero address: both families).
+func (g *Guard) Local() netip.AddrPort { return g.local }
+
+// Comment is the comment on the table and the rule, e.g. "tcpcraft pid=42
+// start=1234 guard 10.0.2.21:40000".
+func (g *Guard) Comment() string { return g.comment }
+
+// Table is the name of the guard's table (family inet), e.g.
+// "tcpcraft-42-9f3a1c07": `nft list table inet NAME` shows it.
+func (g *Guard) Table() string { return g.table }
+
+// Owned reports whether the table belongs to the guard's socket (and so
+// goes with the process whatever happens).
+func (g *Guard) Owned() bool { return g.owned }
+
+// Rule is the guard's rule as an nft command line, for display.
+func (g *Guard) Rule() string {
+	return fmt.Sprintf("nft add rule inet %s %s %s drop comment %s", g.table, ChainName, g.match, strconv.Quote(g.comment))
+}
+
+// Remove deletes the guard's table, with its chain and rule, in one step,
+// from the namespace it was installed in whatever thread calls it. It is
+// idempotent: a table already gone is not an error. Cancellation of ctx is
+// ignored on purpose — Remove runs on the way out of a cancelled run, and
+// a leftover rule silently breaks later runs — each exchange with the
+// kernel is bounded by a timeout instead.
+//
+// After the deletion the socket is closed, and with it the kernel deletes
+// an owned table in any case, so for an owned guard a failed deletion is
+// not an error. An unowned guard whose deletion failed keeps its socket,
+// and Remove may be called again.
+func (g *Guard) Remove(ctx context.Context) error {
+	_ = ctx
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.removed {
+		return nil
+	}
+	delErr := g.delete()
+	if delErr != nil && isNotFound(delErr) {
+		delErr = nil // removed already (CleanupStale, or by hand)
+	}
+	if delErr != nil && !g.owned {
+		// The socket stays open so that a later Remove can try again.
+		return fmt.Errorf("removing the RST guard (table inet %s, %s): %w", g.table, g.comment, delErr)
+	}
+	if err := g.closeSocket(); err != nil {
+		return fmt.Errorf("removing the RST guard (table inet %s, %s): closing its socket: %w", g.table, g.comment, err)
+	}
+	g.removed = true
+	return nil
+}
+
+// delete deletes the table through the guard's own socket.
+func (g *Guard) delete() error {
+	if g.conn == nil {
+		return nil
+	}
+	if err := g.step(stepDelete); err != nil {
+		return err
+	}
+	if err := g.raw.SetDeadline(time.Now().Add(netlinkTimeout)); err != nil {
+		return fmt.Errorf("netlink deadline: %w", err)
+	}
+	g.conn.DelTable(&nftables.Table{Name: g.table, Family: nftables.TableFamilyINet})
+	if err := g.conn.Flush(); err != nil {
+		return netlinkError("deleting table inet "+g.table, err)
+	}
+	return nil
+}
+
+// closeSocket closes the guard's netlink socket (once).
+func (g *Guard) closeSocket() error {
+	if g.conn == nil {
+		return nil
+	}
+	err := g.conn.CloseLasting()
+	g.conn, g.raw = nil, nil
+	return err
+}
+
+// abandon undoes a failed Install: the table goes if it was made, and the
+// socket is closed (which takes an owned table with it).
+func (g *Guard) abandon() {
+	if g.table != "" {
+		_ = g.delete()
+	}
+	_ = g.closeSocket()
+}
+
+func (f Firewall) step(name string) error {
+	if f.fail == nil {
+		return nil
+	}
+	return f.fail(name)
+}
+
+func (g *Guard) step(name string) error {
+	if g.fail == nil {
+		return nil
+	}
+	return g.fail(name)
+}
+
+// tableName is tcpcraft-PID-RANDOM: the pid tells a human whose it is
+// (the comment says more), the random part keeps the guards of one process
+// apart.
+func tableName(pid int) (string, error) {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("naming the table: %w", err)
+	}
+	return fmt.Sprintf("%s%d-%s", TablePrefix, pid, hex.EncodeToString(b[:])), nil
+}
+
+// describe is what a guard protects, for its comment and errors:
+// "10.0.2.21:40000", "[fd00:2::21]:80", "0.0.0.0:80" (every IPv4 address),
+// "[::]:80" (every IPv6 address) or "*:80" (both families).
+func describe(local netip.AddrPort) string {
+	if !local.Addr().IsValid() {
+		return "*:" + strconv.Itoa(int(local.Port()))
+	}
+	return local.String()
+}
+
+// ruleMatch is the rule's match in nft's syntax, as `nft list` prints it.
+func ruleMatch(local netip.AddrPort) string {
+	addr := local.Addr()
+	var b strings.Builder
+	switch {
+	case !addr.IsValid():
+	case addr.IsUnspecified() && addr.Is4():
+		b.WriteString("meta nfproto ipv4 ")
+	case addr.IsUnspecified():
+		b.WriteString("meta nfproto ipv6 ")
+	case addr.Is4():
+		b.WriteString("ip daddr " + addr.String() + " ")
+	default:
+		b.WriteString("ip6 daddr " + addr.String() + " ")
+	}
+	b.WriteString("tcp dport " + strconv.Itoa(int(local.Port())))
+	return b.String()
+}
+
+// ruleExprs is the rule's match and verdict as nf_tables expressions, in
+// the order nft itself generates them for ruleMatch (so `nft list` prints
+// the rule that way): the family, the destination address, TCP, the
+// destination port (RFC 9293 §3.1: bytes 2-3 of the TCP header), drop.
+// meta l4proto follows IPv6 extension headers to the transport header, and
+// a transport-header load does not match a non-first fragment, so only
+// real TCP segments to the port are dropped.
+func ruleExprs(local netip.AddrPort) []expr.Any {
+	addr := local.Addr()
+	var exprs []expr.Any
+	cmp := func(data []byte) expr.Any {
+		return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}
+	}
+	if addr.IsValid() {
+		family := byte(unix.NFPROTO_IPV4)
+		if addr.Is6() {
+			family = unix.NFPROTO_IPV6
+		}
+		exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1}, cmp([]byte{family}))
+		if !addr.IsUnspecified() {
+			// Destination address: bytes 16-19 of the IPv4 header
+			// (RFC 791 §3.1), 24-39 of the IPv6 header (RFC 8200 §3).
+			off, data := uint32(16), addr.AsSlice()
+			if addr.Is6() {
+				off = 24
+			}
+			exprs = append(exprs,
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(len(data))},
+				cmp(data))
+		}
+	}
+	exprs = append(exprs,
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmp([]byte{unix.IPPROTO_TCP}),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		cmp(binaryutil.BigEndian.PutUint16(local.Port())),
+		&expr.Verdict{Kind: expr.VerdictDrop})
+	return exprs
+}
+
+// netlinkError adds what was attempted to a netlink error, and says what
+// to do about the usual ones.
+func netlinkError(what string, err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM) || errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%s: needs root or CAP_NET_ADMIN: %w", what, err)
+	case errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT):
+		return fmt.Errorf("%s: this kernel has no nf_tables (CONFIG_NF_TABLES, module nf_tables): %w", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// isNotFound reports whether err says the table (or its chain) is gone.
+func isNotFound(err error) bool {
+	return errors.Is(err, unix.ENOENT)
+}
