@@ -113,7 +113,7 @@ func (l *Listener) input(pkt *craft.Packet, now time.Time) {
 			l.s.tracer.Event(now, local, remote, ev)
 			hasEvent = false
 		}
-		l.s.send(local.Addr(), remote.Addr(), &res.Reply, now)
+		l.s.sendListenReply(local.Addr(), remote.Addr(), &res.Reply, now)
 	}
 	if hasEvent && l.s.tracer != nil {
 		l.s.tracer.Event(now, local, remote, ev)

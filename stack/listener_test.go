@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
 )
@@ -248,5 +249,67 @@ func TestSYNCookieWhenQueueFull(t *testing.T) {
 	key := netip.AddrPortFrom(serverIP, 80).String() + " " + netip.AddrPortFrom(clientIP, 6001).String()
 	if got := strings.Join(tr.states[key], " "); got != "CLOSED LISTEN SYN-RECEIVED ESTABLISHED" {
 		t.Errorf("cookie connection's states: %s", got)
+	}
+}
+
+// batchLink is a memLink that reads in bursts and sends batches, as
+// capture.Link does (BurstReader, BatchSender); it records each batch.
+type batchLink struct {
+	*memLink
+	mu      sync.Mutex
+	batches []int
+}
+
+func (b *batchLink) TryReadFrame() (capture.Frame, bool, error) { return b.take() }
+
+func (b *batchLink) SendBatch(pkts [][]byte) (int, error) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(pkts))
+	b.mu.Unlock()
+	for _, p := range pkts {
+		if err := b.Send(p); err != nil {
+			return 0, err
+		}
+	}
+	return len(pkts), nil
+}
+
+// A burst of SYNs to a full SYN queue is answered with one batch of cookie
+// SYN-ACKs (one sendmmsg through capture.Link), each right and in the
+// order of the SYNs.
+func TestListenerAnswersBurstInOneBatch(t *testing.T) {
+	mem, _ := newWire()
+	link := &batchLink{memLink: mem}
+	s, err := New(link, Config{Local: serverIP, Conn: testConnConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListenWith(netip.Addr{}, 80, fsm.ListenConfig{Backlog: 1, SYNCookies: fsm.SYNCookiesAlways}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		ip := craft.IPv4{TTL: 64, Protocol: craft.ProtocolTCP, Src: clientIP, Dst: serverIP}
+		pkt, err := craft.BuildIPv4TCP(ip, &craft.TCP{SrcPort: uint16(30000 + i), DstPort: 80, Seq: craft.Seq(1000 * i), Flags: craft.FlagSYN, Window: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem.deliver(pkt)
+	}
+	// All n are queued before the stack runs: they are one burst.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); mem.close(); <-done }()
+	eventually(t, "the answers", func() bool { return len(mem.sentSegments(t)) >= n })
+	for i, seg := range mem.sentSegments(t) {
+		if seg.Flags != craft.FlagSYN|craft.FlagACK || seg.DstPort != uint16(30000+i) || seg.Ack != craft.Seq(1000*i+1) {
+			t.Errorf("answer %d: %v to %d ack %d", i, seg.Flags, seg.DstPort, seg.Ack)
+		}
+	}
+	link.mu.Lock()
+	defer link.mu.Unlock()
+	if len(link.batches) != 1 || link.batches[0] != n {
+		t.Errorf("batches %v, want one of %d", link.batches, n)
 	}
 }
