@@ -86,6 +86,9 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutputPath("--stats", statsPath(c)); err != nil {
+		return err
+	}
 	if busy, err := kernelListening(local); err != nil {
 		return exitFailure(err)
 	} else if busy != "" && !c.Bool("force") {
