@@ -54,8 +54,7 @@
 // which drops it, answers it, or opens a Conn for it (a SYN beyond a full
 // SYN queue gets a SYN cookie, RFC 4987, and keeps nothing: cookie.go);
 // any other gets ResetFor's answer (RFC 9293 §3.10.7.1). The driver
-// decides no reply
-// itself. Where Linux departs from RFC 9293 in what it answers, fsm does
+// decides no reply itself. Where Linux departs from RFC 9293 in what it answers, fsm does
 // what Linux does and says so where it does it.
 //
 // The segment-processing logic lives in input.go as one switch over
