@@ -140,7 +140,8 @@ func (l *Listener) ready(c *Conn) {
 	}
 	// Never blocks: every connection in the channel holds one of the
 	// pending slots until Accept takes it out (see forget), so the
-	// channel holds at most pending <= backlog = cap(accept).
+	// channel holds at most pending <= 2*backlog = cap(accept) (see
+	// the field).
 	l.accept <- c
 }
 
