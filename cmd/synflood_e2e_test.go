@@ -52,14 +52,18 @@ const (
 	floodBacklog   = 128      // both listeners
 	floodRSSLimit  = 64 << 20 // the bound on tcpcraft's peak RSS
 	floodProbeGap  = 100 * time.Millisecond
-	floodAfter     = 3 * time.Second // probing goes on this long after the flood
+	floodAfter     = 6 * time.Second // probing goes on this long after the flood
 	floodSourceIP  = "10.0.2.22"
-	floodProbeWait = 5 * time.Second // a probe that takes longer has failed
+	// floodProbeWait is how long a probe may take before it has failed:
+	// long enough for a SYN lost three times in the overflowing capture
+	// ring (1 + 2 + 4 s of RTOs) and a loaded machine; a tolerance for the
+	// machine. Locked out, as without cookies, a probe waits two minutes.
+	floodProbeWait = 15 * time.Second
 	// floodDrain is how long after the flood the listener may still be
-	// answering SYNs queued in its capture ring before it must serve at
-	// once: a tolerance for the machine (how fast it drains the ring),
-	// not for tcpcraft's logic.
-	floodDrain = time.Second
+	// answering SYNs queued in its capture ring (about 40,000 of them in
+	// its 5 MiB) before it must serve at once: a tolerance for the
+	// machine (how fast it drains the ring), not for tcpcraft's logic.
+	floodDrain = 3 * time.Second
 )
 
 // floodProbe is one connect-and-echo of the normal client.
