@@ -48,12 +48,12 @@ import (
 )
 
 const (
-	floodSeconds   = 3
-	floodBacklog   = 128      // both listeners
-	floodRSSLimit  = 64 << 20 // the bound on tcpcraft's peak RSS
-	floodProbeGap  = 100 * time.Millisecond
-	floodAfter     = 6 * time.Second // probing goes on this long after the flood
-	floodSourceIP  = "10.0.2.22"
+	floodSeconds  = 3
+	floodBacklog  = 128      // both listeners
+	floodRSSLimit = 64 << 20 // the bound on tcpcraft's peak RSS
+	floodProbeGap = 100 * time.Millisecond
+	floodAfter    = 6 * time.Second // probing goes on this long after the flood
+	floodSourceIP = "10.0.2.22"
 	// floodProbeWait is how long a probe may take before it has failed:
 	// long enough for a SYN lost three times in the overflowing capture
 	// ring (1 + 2 + 4 s of RTOs) and a loaded machine; a tolerance for the
