@@ -269,14 +269,21 @@ step_kill() {
 	sleep 0.2
 	tcrun $C connect -q -w 10 --time-wait 0 10.0.2.20:$port </dev/null >/dev/null 2>>"$LOG" &
 	local run=$!
-	sleep 0.$((RANDOM % 9 + 1))$((RANDOM % 10))
-	local pid
-	pid=$(tcpid connect $port)
+	# The process first (ip netns exec and time start it; a loaded
+	# machine takes a while), then a random moment of its run.
+	local pid= i
+	for ((i = 0; i < 100; i++)); do
+		pid=$(tcpid connect $port)
+		[ -n "$pid" ] && break
+		sleep 0.1
+	done
 	if [ -z "$pid" ]; then
-		fail "no tcpcraft process to kill (it ended early?)"
+		fail "tcpcraft connect did not start within 10 s"
+		wait $run
 		stop_peers $srv
 		return
 	fi
+	sleep 0.$((RANDOM % 9 + 1))$((RANDOM % 10))
 	kill -$sig "$pid"
 	wait $run
 	rc=$?
