@@ -2,12 +2,14 @@ package cmd
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -117,6 +119,19 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	// Every check before anything on the system changes: the output
+	// file, the interface and addresses, the segment itself.
+	pcapPath := c.String("pcap")
+	if err := checkOutputPath("--pcap", pcapPath); err != nil {
+		return err
+	}
+	_, ifindex, local, err := pickEndpoint(c, sessionSpec{remote: remote})
+	if err != nil {
+		return err
+	}
+	if _, err := buildProbe(c, plan, rand.New(rand.NewPCG(1, 2)), local, remote); err != nil {
+		return err
+	}
 	if err := capture.CheckPrivileges(); err != nil {
 		return exitFailure(err)
 	}
@@ -126,20 +141,25 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	}
 	defer inj.Close()
 	var pcap *pcapfile.Writer
-	if path := c.String("pcap"); path != "" {
-		if pcap, err = pcapfile.Create(path); err != nil {
+	sent := 0
+	if pcapPath != "" {
+		if pcap, err = pcapfile.Create(pcapPath); err != nil {
 			return exitFailure(err)
 		}
-		defer pcap.Close()
+		defer func() {
+			pcap.Close()
+			if sent == 0 {
+				// Nothing was sent: a run that failed before its
+				// first probe leaves no file behind.
+				os.Remove(pcapPath)
+			}
+		}()
 	}
 	var format craft.Formatter
 	format.Absolute = true // a crafted segment is shown as crafted
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 
 	var rtts []time.Duration
-	sent := 0
-	var local netip.AddrPort
-	var ifindex int
 	for i := 0; i < plan.count; i++ {
 		if i > 0 && plan.interval > 0 {
 			select {
@@ -152,7 +172,7 @@ func runSend(ctx context.Context, c *cli.Command) error {
 		}
 		// A fresh port per SYN probe (unless --sport): the peer keeps no
 		// state between probes, so each is a clean first SYN.
-		if i == 0 || (plan.flags.Has(craft.FlagSYN) && !c.IsSet("sport")) {
+		if i > 0 && plan.flags.Has(craft.FlagSYN) && !c.IsSet("sport") {
 			_, ifindex, local, err = pickEndpoint(c, sessionSpec{remote: remote})
 			if err != nil {
 				return err
@@ -181,6 +201,25 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	return nil
 }
 
+// buildProbe builds the packet of one probe from local to remote.
+func buildProbe(c *cli.Command, plan sendPlan, rng *rand.Rand, local, remote netip.AddrPort) ([]byte, error) {
+	seq := plan.seq
+	if !plan.seqSet {
+		seq = craft.Seq(rng.Uint32())
+	}
+	seg := craft.TCP{
+		SrcPort: local.Port(), DstPort: remote.Port(),
+		Seq: seq, Ack: plan.ack, Flags: plan.flags, Window: plan.window, Urgent: plan.urgent,
+		Options: plan.options, Payload: plan.payload,
+	}
+	ip := craft.IPv4{TTL: uint8(c.Int("ttl")), ID: uint16(rng.Uint32()) | 1, DontFragment: true, Protocol: craft.ProtocolTCP, Src: local.Addr(), Dst: remote.Addr()}
+	pkt, err := craft.BuildIPv4TCP(ip, &seg)
+	if err != nil {
+		return nil, usagef("building the segment: %v", err)
+	}
+	return pkt, nil
+}
+
 // sendOne sends one crafted segment from local (on interface ifindex) and reports the replies that
 // arrive within plan.wait. The guard rule keeps the local kernel from
 // resetting the reply itself; a SYN-ACK to our SYN is reset by us, so the
@@ -198,19 +237,9 @@ func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand,
 	}
 	defer cp.Close()
 
-	seq := plan.seq
-	if !plan.seqSet {
-		seq = craft.Seq(rng.Uint32())
-	}
-	seg := craft.TCP{
-		SrcPort: local.Port(), DstPort: remote.Port(),
-		Seq: seq, Ack: plan.ack, Flags: plan.flags, Window: plan.window, Urgent: plan.urgent,
-		Options: plan.options, Payload: plan.payload,
-	}
-	ip := craft.IPv4{TTL: uint8(c.Int("ttl")), ID: uint16(rng.Uint32()) | 1, DontFragment: true, Protocol: craft.ProtocolTCP, Src: local.Addr(), Dst: remote.Addr()}
-	pkt, err := craft.BuildIPv4TCP(ip, &seg)
+	pkt, err := buildProbe(c, plan, rng, local, remote)
 	if err != nil {
-		return 0, false, usagef("building the segment: %v", err)
+		return 0, false, err
 	}
 	var parsed craft.Packet
 	quiet := c.Bool("quiet")
@@ -270,7 +299,7 @@ func sendOne(ctx context.Context, c *cli.Command, plan sendPlan, rng *rand.Rand,
 		if plan.flags.Has(craft.FlagSYN) && !plan.flags.Has(craft.FlagACK) &&
 			reply.TCP.Flags.Has(craft.FlagSYN|craft.FlagACK) && !reply.TCP.Flags.Has(craft.FlagRST) {
 			rst, _ := fsm.ResetFor(&reply.TCP) // not an RST: there is one
-			ip.ID++
+			ip := craft.IPv4{TTL: pkt[8], ID: binary.BigEndian.Uint16(pkt[4:6]) + 1, DontFragment: true, Protocol: craft.ProtocolTCP, Src: local.Addr(), Dst: remote.Addr()}
 			if b, err := craft.BuildIPv4TCP(ip, &rst); err == nil {
 				_ = inj.Send(b)
 				if pcap != nil {
