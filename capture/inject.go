@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -58,11 +59,12 @@ type Injector struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// batchMu guards SendBatch's sendmmsg scratch.
+	// SendBatch's sendmmsg vectors, reused under batchMu.
 	batchMu sync.Mutex
-	msgs    []unix.Mmsghdr
-	iovs    []unix.Iovec
-	names   [][unix.SizeofSockaddrInet6]byte
+	msgs    [maxBatch]unix.Mmsghdr
+	iovs    [maxBatch]unix.Iovec
+	names4  [maxBatch]unix.RawSockaddrInet4
+	names6  [maxBatch]unix.RawSockaddrInet6
 }
 
 // rawSocket is one pollable raw socket.
@@ -135,73 +137,97 @@ func (in *Injector) Send(pkt []byte) error {
 	return nil
 }
 
-// SendBatch sends the packets in order, many per system call
-// (sendmmsg(2)), and returns how many were sent; on an error the rest are
-// not sent, and the error is about packet n.
+// SendBatch sends the packets in order and returns how many were sent; on
+// an error the rest are not sent. Runs of packets of one family go in one
+// sendmmsg(2): a listener answering a SYN flood sends a SYN-ACK per SYN,
+// and on a virtual machine the system call around each small packet cost
+// as much as the kernel's work on it. (x/sys/unix has no sendmmsg
+// wrapper, hence the raw system call.)
 func (in *Injector) SendBatch(pkts [][]byte) (int, error) {
 	in.batchMu.Lock()
 	defer in.batchMu.Unlock()
 	sent := 0
 	for sent < len(pkts) {
-		// A run of packets of one family, each with its destination.
-		var sock *rawSocket
-		n := 0
-		for sent+n < len(pkts) && n < linkBatchMax {
-			p := pkts[sent+n]
-			to, dst, err := packetDestination(p)
-			if err != nil {
-				if n > 0 {
-					break // send the run before it; the next call reports it
-				}
-				return sent, fmt.Errorf("sending packet: %w", err)
-			}
-			s := in.v4
-			if dst.Is6() {
-				if in.v6 == nil {
-					if n > 0 {
-						break
-					}
-					return sent, fmt.Errorf("sending %d-byte packet to %s: %w", len(p), dst, in.v6Err)
-				}
-				s = in.v6
-			}
-			if sock != nil && s != sock {
-				break
-			}
-			sock = s
-			if in.msgs == nil {
-				in.msgs = make([]unix.Mmsghdr, linkBatchMax)
-				in.iovs = make([]unix.Iovec, linkBatchMax)
-				in.names = make([][unix.SizeofSockaddrInet6]byte, linkBatchMax)
-			}
-			name := &in.names[n]
-			switch a := to.(type) {
-			case *unix.SockaddrInet4:
-				*(*unix.RawSockaddrInet4)(unsafe.Pointer(name)) = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.Addr}
-				in.msgs[n].Hdr.Namelen = unix.SizeofSockaddrInet4
-			case *unix.SockaddrInet6:
-				*(*unix.RawSockaddrInet6)(unsafe.Pointer(name)) = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.Addr}
-				in.msgs[n].Hdr.Namelen = unix.SizeofSockaddrInet6
-			}
-			in.iovs[n] = unix.Iovec{Base: &p[0]}
-			in.iovs[n].SetLen(len(p))
-			in.msgs[n].Hdr.Name = &name[0]
-			in.msgs[n].Hdr.Iov = &in.iovs[n]
-			in.msgs[n].Hdr.SetIovlen(1)
-			n++
-		}
-		k, err := sendmmsg(sock.conn, in.msgs[:n])
-		clear(in.iovs[:n]) // keep no pointers to the caller's memory
-		sent += k
+		n, err := in.sendRun(pkts[sent:])
+		sent += n
 		if err != nil {
-			if in.closed.Load() {
-				return sent, net.ErrClosed
-			}
-			_, dst, _ := packetDestination(pkts[sent])
-			return sent, fmt.Errorf("sending %d-byte packet to %s: %w", len(pkts[sent]), dst, sendError(err, len(pkts[sent])))
+			return sent, err
 		}
 	}
 	return sent, nil
+}
+
+// maxBatch bounds the packets of one sendmmsg call.
+const maxBatch = 64
+
+// sendRun sends the longest run at the front of pkts whose packets share
+// a family (at most maxBatch) with one sendmmsg, and returns how many
+// went. Called with batchMu held.
+func (in *Injector) sendRun(pkts [][]byte) (int, error) {
+	n := 0
+	var sock *rawSocket
+	for ; n < len(pkts) && n < maxBatch; n++ {
+		_, dst, err := packetDestination(pkts[n])
+		if err != nil {
+			if n == 0 {
+				return 0, fmt.Errorf("sending packet: %w", err)
+			}
+			break
+		}
+		s := in.v4
+		if dst.Is6() {
+			if in.v6 == nil {
+				if n == 0 {
+					return 0, fmt.Errorf("sending %d-byte packet to %s: %w", len(pkts[n]), dst, in.v6Err)
+				}
+				break
+			}
+			s = in.v6
+		}
+		if sock != nil && s != sock {
+			break
+		}
+		sock = s
+		in.fillMsg(n, pkts[n], dst)
+	}
+	done := 0
+	err := in.write(sock, func(fd int) error {
+		for done < n {
+			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&in.msgs[done])), uintptr(n-done), 0, 0, 0)
+			if errno != 0 {
+				return errno
+			}
+			if r == 0 {
+				return unix.EIO // sendmmsg(2) sends at least one or fails
+			}
+			done += int(r)
+		}
+		return nil
+	})
+	runtime.KeepAlive(pkts)
+	if err != nil {
+		return done, fmt.Errorf("sending %d-byte packet: %w", len(pkts[done]), sendError(err, len(pkts[done])))
+	}
+	return done, nil
+}
+
+// fillMsg sets message i of the batch to send pkt to dst. Called with
+// batchMu held.
+func (in *Injector) fillMsg(i int, pkt []byte, dst netip.Addr) {
+	m := &in.msgs[i]
+	*m = unix.Mmsghdr{}
+	in.iovs[i] = unix.Iovec{Base: &pkt[0]}
+	in.iovs[i].SetLen(len(pkt))
+	m.Hdr.Iov, m.Hdr.Iovlen = &in.iovs[i], 1
+	if dst.Is4() {
+		a := &in.names4[i]
+		*a = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.As4()}
+		m.Hdr.Name, m.Hdr.Namelen = (*byte)(unsafe.Pointer(a)), unix.SizeofSockaddrInet4
+		return
+	}
+	a := &in.names6[i]
+	*a = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.As16()}
+	m.Hdr.Name, m.Hdr.Namelen = (*byte)(unsafe.Pointer(a)), unix.SizeofSockaddrInet6
 }
 
 // write runs send on the socket, waiting for room in the send buffer when

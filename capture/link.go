@@ -33,6 +33,9 @@ func (l *Link) TakeFrame(fn func(Frame)) (bool, error) { return l.cap.TakeFrame(
 // Send is Injector.Send.
 func (l *Link) Send(pkt []byte) error { return l.inj.Send(pkt) }
 
+// SendBatch is Injector.SendBatch.
+func (l *Link) SendBatch(pkts [][]byte) (int, error) { return l.inj.SendBatch(pkts) }
+
 // GSOLink is a Link with segmentation offload: SendGSO hands super-segments
 // to a GSOSender, and Send too sends the small packets to the peer (ACKs,
 // window updates) through it — straight to the device, where the raw

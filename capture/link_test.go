@@ -1074,3 +1074,50 @@ func TestTakeFrameInPlace(t *testing.T) {
 		t.Fatalf("TakeFrame after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// SendBatch sends every packet of a batch (one sendmmsg), in order: SYNs
+// to five closed ports on loopback draw the kernel's five RSTs, in the
+// order the SYNs went.
+func TestInjectorSendBatch(t *testing.T) {
+	labtest.RequireTools(t, "nft")
+	l := labtest.New(t)
+	checkRootUntouched(t)
+	ctx := context.Background()
+	loop := netip.MustParseAddr("127.0.0.1")
+	var route Route
+	var inj *Injector
+	var g *guard.Guard
+	var port uint16
+	inNS(t, l.ClientNS, func() (err error) {
+		if route, err = LookupRoute(loop); err != nil {
+			return err
+		}
+		if port, err = EphemeralPort(rand.New(rand.NewPCG(7, 7))); err != nil {
+			return err
+		}
+		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+			return err
+		}
+		inj, err = OpenInjector()
+		return err
+	})
+	t.Cleanup(func() { inj.Close() })
+	removeOnCleanup(t, g)
+	local := netip.AddrPortFrom(route.Source, port)
+	capt := openIn(t, l.ClientNS, route.Index, Flow{Local: local}, Config{})
+
+	var batch [][]byte
+	for i := range 5 {
+		batch = append(batch, segment{src: local, dst: netip.AddrPortFrom(loop, uint16(9101+i)), seq: uint32(1000 * (i + 1)), flags: tcpSYN}.bytes())
+	}
+	if n, err := inj.SendBatch(batch); n != 5 || err != nil {
+		t.Fatalf("SendBatch = %d, %v; want 5, nil", n, err)
+	}
+	for i := range 5 {
+		d := decode(t, readOne(t, capt, "an RST").Data)
+		if !d.isRST || d.src.Port() != uint16(9101+i) || d.ack != uint32(1000*(i+1)+1) {
+			t.Errorf("answer %d: %+v, want the RST of port %d acknowledging %d", i, d, 9101+i, 1000*(i+1)+1)
+		}
+	}
+	expectNothing(t, capt, "after the five RSTs")
+}

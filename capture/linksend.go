@@ -6,7 +6,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -74,9 +73,6 @@ const (
 	txDataOffset = 32
 	txRingFrames = 1024
 	txBlockSize  = 1 << 16
-	// linkBatchMax is the most packets one sendmmsg call carries (the
-	// kernel caps a call at UIO_MAXIOV, 1024).
-	linkBatchMax = 256
 )
 
 // OpenLinkSender opens an AF_PACKET socket with a transmit ring that sends
@@ -231,26 +227,6 @@ func (s *LinkSender) sendRun(run []LinkPacket, version byte) (int, error) {
 		return 0, unix.ENOBUFS
 	}
 	return queued, nil
-}
-
-// sendmmsg sends msgs on conn's socket, as many as the kernel takes in
-// one call (at least one, or an error about the first). A pollable
-// socket whose buffer is full waits in the Go poller.
-func sendmmsg(conn syscall.RawConn, msgs []unix.Mmsghdr) (int, error) {
-	var n int
-	var sendErr error
-	err := conn.Write(func(fd uintptr) bool {
-		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
-		n, sendErr = int(r), nil
-		if errno != 0 {
-			n, sendErr = 0, errno
-		}
-		return !errors.Is(sendErr, unix.EAGAIN)
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, sendErr
 }
 
 // Close releases the ring and closes the socket, once a send under way

@@ -46,16 +46,19 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	statsOut, closeStats, err := openStats(c)
-	if err != nil {
+	if err := checkOutputPath("--stats", statsPath(c)); err != nil {
 		return err
 	}
-	defer closeStats()
 	sess, err := openSession(ctx, c, sessionSpec{remote: remote}, func(mtu int) (fsm.Config, error) { return connConfig(c, mtu) })
 	if err != nil {
 		return err
 	}
 	defer sess.close()
+	statsOut, closeStats, err := openStats(c)
+	if err != nil {
+		return err
+	}
+	defer closeStats()
 	sess.trace.attach(ladder, statsOut)
 	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
 

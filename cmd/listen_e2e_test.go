@@ -808,13 +808,14 @@ func TestListenAnswersStrayACKWithRST(t *testing.T) {
 	}
 }
 
-// 7. --backlog 2: two half-open connections fill it; a third SYN is
-// dropped unanswered; once one of them is reset, a new SYN is answered.
+// 7. --backlog 2 --syncookies never: two half-open connections fill it; a
+// third SYN is dropped unanswered; once one of them is reset, a new SYN is
+// answered. (With cookies, the default: TestListenSYNCookieWhenQueueFull.)
 func TestListenBacklogDropsSYNs(t *testing.T) {
 	t.Parallel()
 	e := newListenLab(t)
 	const port = 8130
-	p := e.startListen(t, nil, "--json", "-k", "--echo", "--backlog", "2", fmt.Sprintf(":%d", port))
+	p := e.startListen(t, nil, "--json", "-k", "--echo", "--backlog", "2", "--syncookies", "never", fmt.Sprintf(":%d", port))
 	waitListening(t, p)
 	letRSTsGo := dropRSTsFrom(t, e, "40021:40023")
 

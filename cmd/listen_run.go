@@ -28,7 +28,8 @@ func listenFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "echo", Usage: "echo each connection's bytes back to it"},
 		&cli.StringFlag{Name: "exec", Aliases: []string{"e"}, Usage: "run `CMD` (with sh -c) per connection, its stdin and stdout wired to the connection"},
 		&intFlag{Name: "max-conns", Usage: "at most `N` connections at once; more are reset", DefaultText: "no limit", Config: intRange{min: 0, max: 1 << 30, hint: "must be 0 or more"}},
-		&intFlag{Name: "backlog", Value: 128, Usage: "connections half-open or not yet served; SYNs beyond are dropped unanswered, like Linux with a full accept queue", Config: intRange{min: 1, max: 1 << 20}},
+		&intFlag{Name: "backlog", Value: 128, Usage: "connections half-open (the SYN queue) and, apart, established but not yet served (the accept queue), like listen(2)'s backlog; a SYN beyond a full SYN queue gets a SYN cookie (--syncookies), one while the accept queue is full is dropped unanswered", Config: intRange{min: 1, max: 1 << 20}},
+		&choiceFlag{Name: "syncookies", Value: fsm.SYNCookiesAuto.String(), Usage: "answer SYNs with SYN cookies (RFC 4987, as Linux computes them), keeping no state: auto when the SYN queue is full (Linux's tcp_syncookies=1), never (drop the SYN), or always", Config: choices{values: []string{fsm.SYNCookiesAuto.String(), fsm.SYNCookiesNever.String(), fsm.SYNCookiesAlways.String()}}},
 		&cli.BoolFlag{Name: "force", Usage: "listen even if a kernel socket already listens on the port (the kernel will no longer see its segments)"},
 		statsFlag(),
 	)
@@ -89,6 +90,9 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutputPath("--stats", statsPath(c)); err != nil {
+		return err
+	}
 	if busy, err := kernelListening(local); err != nil {
 		return exitFailure(err)
 	} else if busy != "" && !c.Bool("force") {
@@ -111,10 +115,23 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	defer closeStats()
 	sess.trace.attach(ladder, statsOut)
 	sess.trace.peerTag = true
-	l, err := sess.stack.Listen(local.Addr(), local.Port(), c.Int("backlog"))
+	cookies, err := fsm.ParseSYNCookies(c.String("syncookies")) // one of the flag's choices
+	if err != nil {
+		return usagef("--syncookies: %v", err)
+	}
+	l, err := sess.stack.ListenWith(local.Addr(), local.Port(), fsm.ListenConfig{Backlog: c.Int("backlog"), SYNCookies: cookies})
 	if err != nil {
 		return exitFailure(err)
 	}
+	defer func() {
+		// Linux tells of a SYN flood in its log ("Possible SYN flooding
+		// on port ... Sending cookies."); tcpcraft in its trace: each
+		// cookie as it goes, and the count at the end.
+		if st := l.Stats(); st.CookiesSent > 0 || st.QueueDrops > 0 {
+			sess.trace.warn("listener %v: %d SYNs, %d answered with SYN cookies, %d cookies came back, %d refused, %d dropped (queue full)",
+				local, st.SYNs, st.CookiesSent, st.CookiesRecv, st.CookiesFailed, st.QueueDrops)
+		}
+	}()
 	where := "every interface"
 	if sess.route.Interface != "" {
 		where = sess.route.Interface

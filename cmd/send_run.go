@@ -101,6 +101,9 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutputPath("--pcap", c.String("pcap")); err != nil {
+		return err
+	}
 	if err := capture.CheckPrivileges(); err != nil {
 		return exitFailure(err)
 	}
@@ -136,15 +139,23 @@ func runSend(ctx context.Context, c *cli.Command) error {
 		ev &^= 1 << prober.EventTimeout // said once, as the error
 	}
 	cfg.Events = ev
+	var res *prober.Result
 	if path := c.String("pcap"); path != "" {
 		pcap, err := pcapfile.Create(path)
 		if err != nil {
 			return exitFailure(err)
 		}
-		defer pcap.Close()
 		cfg.Pcap = pcap
+		defer func() {
+			pcap.Close()
+			if res == nil || res.Stats.Packets == 0 {
+				// A run that failed before its first probe leaves no
+				// file behind.
+				os.Remove(path)
+			}
+		}()
 	}
-	res, err := prober.Run(ctx, *cfg)
+	res, err = prober.Run(ctx, *cfg)
 	var ce *prober.ConfigError
 	switch {
 	case errors.As(err, &ce):

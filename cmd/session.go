@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"time"
@@ -87,29 +88,82 @@ type sessionSpec struct {
 }
 
 // session is everything a run that talks TCP sets up, in order: privileges
-// checked, route found, port chosen, guard rule installed, capture and raw
-// socket opened, stack started. close undoes it in reverse order, resetting
-// open connections before the guard goes, so no peer is left half-open.
+// checked, route found, port chosen and the connection configuration
+// built (nothing changed yet); then guard rule installed, capture and raw
+// socket opened, pcap file created, stack started. Each step that changes
+// the system registers its undo before the next step runs (setUp), and
+// close runs the undos in reverse order, resetting open connections
+// before the guard goes, so no peer is left half-open: whichever step
+// fails, and however the run ends, nothing it made is left behind.
 type session struct {
-	route  capture.Route
-	local  netip.AddrPort
-	guard  *guard.Guard
-	cap    *capture.Capture
-	inj    *capture.Injector
-	pcap   *pcapfile.Writer
-	stack  *stack.Stack
-	trace  *tracer
-	cancel context.CancelFunc
-	runErr chan error
-	closed bool
-	prof   *os.File // TCPCRAFT_CPUPROFILE: a CPU profile of the session
-	gso    *capture.GSOSender
+	route capture.Route
+	local netip.AddrPort
+	guard *guard.Guard
+	cap   *capture.Capture
+	inj   *capture.Injector
+	pcap  *pcapfile.Writer
+	stack *stack.Stack
+	trace *tracer
+	gso   *capture.GSOSender
 	// faults is the --fault link between the stack and the wire, and
 	// acts carries out the faults that act on a connection; both nil
 	// without --fault.
 	faults *fault.Link
 	acts   *faultActs
 	specs  []fault.Spec
+	closed bool
+
+	// undo holds what close must do, one entry per step done, in the
+	// order of the steps.
+	undo []undoStep
+	// failAt, when set (failStepKey, tests only), is asked before each
+	// step and makes it fail with what it returns.
+	failAt func(step string) error
+}
+
+// undoStep undoes one step of the set-up.
+type undoStep struct {
+	step string
+	undo func() error
+}
+
+// The steps of a session's set-up that change the system, in order
+// (failStepKey's names).
+const (
+	stepProfile  = "profile"  // TCPCRAFT_CPUPROFILE's file and profile
+	stepGuard    = "guard"    // the firewall rule
+	stepCapture  = "capture"  // the AF_PACKET capture
+	stepInjector = "injector" // the raw sockets
+	stepGSO      = "gso"      // the AF_PACKET sender of offloaded segments
+	stepPcap     = "pcap"     // --pcap's file
+	stepStack    = "stack"    // the stack's goroutines
+)
+
+// sessionSteps lists the steps in order.
+var sessionSteps = []string{stepProfile, stepGuard, stepCapture, stepInjector, stepGSO, stepPcap, stepStack}
+
+// failStepKey is the root command Metadata key of a func(step string)
+// error that makes a session's set-up fail at a step: how tests check
+// that a failure at any step leaves nothing behind.
+const failStepKey = "session-fail-step"
+
+// setUp runs one step: do changes the system and returns its undo, which
+// is registered before anything else runs. A step that fails has changed
+// nothing (do undoes its own half-work).
+func (s *session) setUp(step string, do func() (undo func() error, err error)) error {
+	if s.failAt != nil {
+		if err := s.failAt(step); err != nil {
+			return exitFailure(fmt.Errorf("%s: %w", step, err))
+		}
+	}
+	undo, err := do()
+	if err != nil {
+		return err
+	}
+	if undo != nil {
+		s.undo = append(s.undo, undoStep{step, undo})
+	}
+	return nil
 }
 
 // checkTraceFlags refuses -q and -v together.
@@ -128,59 +182,33 @@ func traceLevelOf(c *cli.Command) traceLevel {
 	return traceNormal
 }
 
-// openSession sets up a session; on error nothing is left changed: what
-// was set up is undone (the deferred close sees the session being built,
-// not the nil every error return gives the caller).
+// openSession sets up a session; on error nothing is left changed: the
+// steps done so far are undone (session.close) before it returns. Every
+// check of the input comes before the first step that changes the system.
 func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConfig func(mtu int) (fsm.Config, error)) (_ *session, err error) {
 	if err := capture.CheckPrivileges(); err != nil {
 		return nil, exitFailure(err)
 	}
 	s := &session{}
+	if f, ok := c.Root().Metadata[failStepKey].(func(string) error); ok {
+		s.failAt = f
+	}
 	defer func() {
 		if err != nil {
-			s.close()
+			if cerr := s.close(); cerr != nil {
+				err = fmt.Errorf("%w (and undoing the set-up: %v)", err, cerr)
+			}
 		}
 	}()
 	start := time.Now()
-	// A hidden knob for performance work (scripts/bench.sh): a CPU
-	// profile of the whole session, for go tool pprof.
-	if path := os.Getenv("TCPCRAFT_CPUPROFILE"); path != "" {
-		if s.prof, err = os.Create(path); err != nil {
-			return nil, exitFailure(fmt.Errorf("TCPCRAFT_CPUPROFILE: %w", err))
-		}
-		if err = pprof.StartCPUProfile(s.prof); err != nil {
-			return nil, exitFailure(fmt.Errorf("TCPCRAFT_CPUPROFILE: %w", err))
-		}
-	}
+
+	// Checks and choices: nothing changes yet.
 	var ifindex int
 	s.route, ifindex, s.local, err = pickEndpoint(c, spec)
 	if err != nil {
 		return nil, err
 	}
 	localAddr := s.local.Addr()
-
-	if path := c.String("pcap"); path != "" {
-		s.pcap, err = pcapfile.Create(path)
-		if err != nil {
-			return nil, exitFailure(err)
-		}
-	}
-	s.trace = newTracer(stderr(c), traceLevelOf(c), c.Bool("json"), s.pcap, start)
-	s.trace.format.Absolute = c.Bool("absolute")
-
-	s.guard, err = guard.Install(ctx, s.local)
-	if err != nil {
-		return nil, exitFailure(err)
-	}
-	flow := capture.Flow{Local: s.local, Remote: spec.remote}
-	s.cap, err = capture.Open(ifindex, flow, capture.Config{})
-	if err != nil {
-		return nil, exitFailure(err)
-	}
-	s.inj, err = capture.OpenInjector()
-	if err != nil {
-		return nil, exitFailure(err)
-	}
 	connCfg, err := makeConfig(s.route.MTU)
 	if err != nil {
 		return nil, err
@@ -189,61 +217,220 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err != nil {
 		return nil, err
 	}
+	pcapPath := c.String("pcap")
+	if err := checkOutputPath("--pcap", pcapPath); err != nil {
+		return nil, err
+	}
 	scfg := stack.Config{
-		Local:  localAddr,
-		TTL:    uint8(c.Int("ttl")), // 1-255: checked by its flag
-		Conn:   connCfg,
-		Tracer: s.trace,
+		Local: localAddr,
+		TTL:   uint8(c.Int("ttl")), // 1-255: checked by its flag
+		Conn:  connCfg,
 	}
 	if localAddr.IsUnspecified() {
 		if scfg.IsLocal, err = capture.HostAddresses(); err != nil {
 			return nil, exitFailure(err)
 		}
 	}
-	var link stack.Link = capture.NewLink(s.cap, s.inj)
 	// Offload needs one interface and one next hop (not a listener on
 	// every address, not loopback). It is used only by quiet runs with no
 	// pcap or ladder: coalesced super-segments would make those show
 	// other packets than fsm's segments. TCPCRAFT_NO_GSO=1 turns it
 	// off (for comparisons, scripts/bench.sh).
-	quietRun := traceLevelOf(c) == traceQuiet && c.String("pcap") == "" && !c.Bool("ladder")
+	quietRun := traceLevelOf(c) == traceQuiet && pcapPath == "" && !c.Bool("ladder")
 	// Nothing of a quiet run shows good segments: the tracer needs only
 	// the failures and the events (--stats takes its figures from fsm's
 	// counters and the events).
 	scfg.SegmentErrorsOnly = quietRun
-	if quietRun && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == "" {
-		hop := s.route.Gateway
-		if !hop.IsValid() {
-			hop = spec.remote.Addr()
+	useGSO := quietRun && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == ""
+
+	// The steps that change the system, each undone by close.
+	if path := os.Getenv("TCPCRAFT_CPUPROFILE"); path != "" {
+		// A hidden knob for performance work (scripts/bench.sh): a
+		// CPU profile of the whole session, for go tool pprof.
+		if err := s.setUp(stepProfile, func() (func() error, error) { return startProfile(path) }); err != nil {
+			return nil, err
 		}
-		// Opened here, on the thread that opened the capture and the
-		// injector: in the session's network namespace (a test may
-		// drive tcpcraft from a thread inside a lab namespace, and the
-		// stack's goroutines run elsewhere).
-		if g, err := capture.OpenGSOSender(ifindex, hop); err == nil {
+	}
+	if err := s.setUp(stepGuard, func() (func() error, error) {
+		g, err := guard.Install(ctx, s.local)
+		if err != nil {
+			return nil, exitFailure(err)
+		}
+		s.guard = g
+		return func() error {
+			if err := g.Remove(context.Background()); err != nil {
+				return fmt.Errorf("removing the firewall rule: %w", err)
+			}
+			return nil
+		}, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.setUp(stepCapture, func() (func() error, error) {
+		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, capture.Config{})
+		if err != nil {
+			return nil, exitFailure(err)
+		}
+		s.cap = cp
+		return ignoreErr(cp.Close), nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.setUp(stepInjector, func() (func() error, error) {
+		inj, err := capture.OpenInjector()
+		if err != nil {
+			return nil, exitFailure(err)
+		}
+		s.inj = inj
+		return ignoreErr(inj.Close), nil
+	}); err != nil {
+		return nil, err
+	}
+	var link stack.Link = capture.NewLink(s.cap, s.inj)
+	if useGSO {
+		if err := s.setUp(stepGSO, func() (func() error, error) {
+			hop := s.route.Gateway
+			if !hop.IsValid() {
+				hop = spec.remote.Addr()
+			}
+			// Opened here, on the thread that opened the capture and
+			// the injector: in the session's network namespace (a
+			// test may drive tcpcraft from a thread inside a lab
+			// namespace, and the stack's goroutines run elsewhere).
+			// Without it, segments go one by one: not a failure.
+			g, err := capture.OpenGSOSender(ifindex, hop)
+			if err != nil {
+				return nil, nil
+			}
 			s.gso = g
 			link = capture.NewGSOLink(capture.NewLink(s.cap, s.inj), g, spec.remote.Addr())
+			return ignoreErr(g.Close), nil
+		}); err != nil {
+			return nil, err
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	if len(faults) > 0 {
-		// Between the stack and the wire: the stack reports each segment
-		// as fsm made it, the fault link what became of it.
-		s.specs = faults
-		s.acts = newFaultActs(s.trace)
-		s.faults = fault.NewLink(link, faults, fault.LinkConfig{Note: s.trace.faultNote, Wire: s.trace.wire, Act: s.acts.act})
-		s.trace.wireOut = true
-		link = s.faults
-		go s.faults.Run(runCtx)
+	if pcapPath != "" {
+		if err := s.setUp(stepPcap, func() (func() error, error) { return s.createPcap(pcapPath) }); err != nil {
+			return nil, err
+		}
 	}
-	s.stack, err = stack.New(link, scfg)
+	s.trace = newTracer(stderr(c), traceLevelOf(c), c.Bool("json"), s.pcap, start)
+	s.trace.format.Absolute = c.Bool("absolute")
+	scfg.Tracer = s.trace
+	if err := s.setUp(stepStack, func() (func() error, error) {
+		runCtx, cancel := context.WithCancel(context.Background())
+		if len(faults) > 0 {
+			// Between the stack and the wire: the stack reports each
+			// segment as fsm made it, the fault link what became of it.
+			s.specs = faults
+			s.acts = newFaultActs(s.trace)
+			s.faults = fault.NewLink(link, faults, fault.LinkConfig{Note: s.trace.faultNote, Wire: s.trace.wire, Act: s.acts.act})
+			s.trace.wireOut = true
+			link = s.faults
+			go s.faults.Run(runCtx)
+		}
+		st, err := stack.New(link, scfg)
+		if err != nil {
+			cancel()
+			return nil, exitFailure(err)
+		}
+		s.stack = st
+		runErr := make(chan error, 1)
+		go func() { runErr <- st.Run(runCtx) }()
+		return func() error {
+			if s.faults != nil {
+				// The resets of the way out must reach the peer,
+				// whatever the faults (dead, drop-ack) were doing.
+				s.faults.Release()
+			}
+			// Reset what is still open while the guard and the
+			// raw socket are there, then stop the goroutines.
+			st.Shutdown()
+			cancel()
+			_ = s.cap.Close() // wakes the reader
+			return <-runErr
+		}, nil
+	}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// createPcap creates the --pcap file; its undo closes it, and removes it
+// too while the session is not yet set up (a run that failed to start
+// leaves no file behind; one that ran keeps what it recorded). A file
+// that was there before is replaced, as with tcpdump -w.
+func (s *session) createPcap(path string) (func() error, error) {
+	w, err := pcapfile.Create(path)
 	if err != nil {
 		return nil, exitFailure(err)
 	}
-	s.runErr = make(chan error, 1)
-	go func() { s.runErr <- s.stack.Run(runCtx) }()
-	return s, nil
+	s.pcap = w
+	return func() error {
+		err := w.Close()
+		if s.stack == nil || !s.running() {
+			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				return errors.Join(err, fmt.Errorf("removing the pcap file of a run that did not start: %w", rerr))
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("writing the pcap file: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// ignoreErr is close for a socket, whose close cannot fail in a way that
+// leaves anything behind or that a user could act on.
+func ignoreErr(close func() error) func() error {
+	return func() error { _ = close(); return nil }
+}
+
+// running reports whether the set-up got to its last step.
+func (s *session) running() bool {
+	return len(s.undo) > 0 && s.undo[len(s.undo)-1].step == stepStack
+}
+
+// startProfile starts TCPCRAFT_CPUPROFILE's CPU profile into path.
+func startProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, exitFailure(fmt.Errorf("TCPCRAFT_CPUPROFILE: %w", err))
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, exitFailure(fmt.Errorf("TCPCRAFT_CPUPROFILE: %w", err))
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("writing the CPU profile: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// checkOutputPath refuses, before anything changes, an output file (flag
+// is its flag) that could not be created: a directory, or a name in a
+// directory that does not exist.
+func checkOutputPath(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return usagef("%s %s: is a directory", flag, path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return usagef("%s %s: %v", flag, path, err)
+	case !fi.IsDir():
+		return usagef("%s %s: %s is not a directory", flag, path, dir)
+	}
+	return nil
 }
 
 // pickEndpoint decides where a run talks from: the interface (by --iface,
@@ -293,53 +480,18 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 	return route, ifindex, netip.AddrPortFrom(localAddr, port), nil
 }
 
-// close resets what is still open, stops the stack and undoes the set-up.
-// It is safe to call more than once and on a half-built session.
+// close resets what is still open, stops the stack and undoes the set-up,
+// step by step in reverse order. It is safe to call more than once and on
+// a half-built session.
 func (s *session) close() error {
 	if s == nil || s.closed {
 		return nil
 	}
 	s.closed = true
 	var errs []error
-	if s.faults != nil {
-		// The resets of the way out must reach the peer, whatever the
-		// faults (dead, drop-ack) were doing.
-		s.faults.Release()
-	}
-	if s.stack != nil {
-		s.stack.Shutdown()
-	}
-	if s.cancel != nil {
-		s.cancel()
-	}
-	if s.cap != nil {
-		_ = s.cap.Close() // wakes the reader
-	}
-	if s.runErr != nil {
-		if err := <-s.runErr; err != nil {
+	for i := len(s.undo) - 1; i >= 0; i-- {
+		if err := s.undo[i].undo(); err != nil {
 			errs = append(errs, err)
-		}
-	}
-	if s.inj != nil {
-		_ = s.inj.Close()
-	}
-	if s.gso != nil {
-		_ = s.gso.Close()
-	}
-	if s.guard != nil {
-		if err := s.guard.Remove(context.Background()); err != nil {
-			errs = append(errs, fmt.Errorf("removing the firewall rule: %w", err))
-		}
-	}
-	if s.pcap != nil {
-		if err := s.pcap.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("writing the pcap file: %w", err))
-		}
-	}
-	if s.prof != nil {
-		pprof.StopCPUProfile()
-		if err := s.prof.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("writing the CPU profile: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -317,6 +317,14 @@ func statsFlag() cli.Flag {
 
 // openStats opens the --stats destination: nil when not asked for. The
 // returned close function is never nil.
+// statsPath is --stats's file, "" for none or standard error.
+func statsPath(c *cli.Command) string {
+	if p := c.String("stats"); p != "-" {
+		return p
+	}
+	return ""
+}
+
 func openStats(c *cli.Command) (io.Writer, func() error, error) {
 	path := c.String("stats")
 	switch path {

@@ -50,6 +50,9 @@ type tracer struct {
 	// has reported a segment, so the pcap file takes our packets from
 	// the fault link (wire) rather than from Segment.
 	wireOut bool
+	// lastCookie is when the last SYN cookie was sent (warn once per
+	// flood).
+	lastCookie time.Time
 }
 
 func newTracer(w io.Writer, level traceLevel, asJSON bool, pcap *pcapfile.Writer, start time.Time) *tracer {
@@ -132,11 +135,21 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.tallyEvent(at, local, remote, ev)
+	if ev.Kind == fsm.SYNCookie {
+		// Said once per flood, whatever the level, as Linux logs
+		// "Possible SYN flooding on port ... Sending cookies."
+		if t.lastCookie.IsZero() || at.Sub(t.lastCookie) > time.Minute {
+			t.noteLocked(fmt.Sprintf("possible SYN flood on %v: %s, sending SYN cookies", local, ev.Cause))
+		}
+		t.lastCookie = at
+	}
 	if t.ladder != nil {
 		t.ladder.Event(at, local, remote, ev)
 		return
 	}
-	show := ev.Kind == fsm.StateChange || ev.Kind == fsm.Error
+	// A SYN cookie is shown like a state change: it says the SYN queue
+	// overflowed, which is what a user of a listener must know.
+	show := ev.Kind == fsm.StateChange || ev.Kind == fsm.Error || ev.Kind == fsm.SYNCookie
 	if t.level == traceQuiet || (!show && t.level < traceVerbose) {
 		return
 	}
@@ -196,7 +209,19 @@ func (t *tracer) note(format string, args ...any) {
 	if t.level == traceQuiet {
 		return
 	}
-	msg := fmt.Sprintf(format, args...)
+	t.noteLocked(fmt.Sprintf(format, args...))
+}
+
+// warn is note for what a quiet run must show too, as an error would be
+// (a SYN flood met with cookies: Linux, too, logs it whatever else it
+// shows).
+func (t *tracer) warn(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.noteLocked(fmt.Sprintf(format, args...))
+}
+
+func (t *tracer) noteLocked(msg string) {
 	if t.ladder != nil {
 		t.ladder.Print("tcpcraft: " + msg + "\n") // after the rows held back
 		return

@@ -22,6 +22,7 @@ const (
 	// Segments that move the state (RFC 9293 §3.10.7).
 
 	CauseRcvdSYN                // "rcvd SYN"
+	CauseSYNCookie              // "rcvd ACK with a valid SYN cookie (RFC 4987 §3.6)"
 	CauseRcvdSYNSimultaneous    // "rcvd SYN (simultaneous open)"
 	CauseRcvdSYNACK             // "rcvd SYN-ACK"
 	CauseRcvdSYNACKSimultaneous // "rcvd SYN-ACK (simultaneous open)"
@@ -47,6 +48,9 @@ const (
 	CauseSYNFINInListen    // "SYN with FIN in LISTEN"
 	CauseNoSYNInListen     // "no SYN in LISTEN"
 	CauseListenQueueFull   // "accept queue full"
+	CauseSYNQueueFull      // "SYN queue full"
+	CauseSYNCookiesAlways  // "SYN cookies always on"
+	CauseBadSYNCookie      // "ACK without a valid SYN cookie"
 	CauseBadACKInSynSent   // "unacceptable ACK in SYN-SENT"
 	CauseRSTNoACKInSynSent // "RST without ACK in SYN-SENT"
 	CauseNoSYNInSynSent    // "no SYN in SYN-SENT"
@@ -87,6 +91,7 @@ var causeText = [numCauses]string{
 	CauseCloseEarlier:           "close() called earlier",
 	CauseAbort:                  "abort() called",
 	CauseRcvdSYN:                "rcvd SYN",
+	CauseSYNCookie:              "rcvd ACK with a valid SYN cookie (RFC 4987 §3.6)",
 	CauseRcvdSYNSimultaneous:    "rcvd SYN (simultaneous open)",
 	CauseRcvdSYNACK:             "rcvd SYN-ACK",
 	CauseRcvdSYNACKSimultaneous: "rcvd SYN-ACK (simultaneous open)",
@@ -106,6 +111,9 @@ var causeText = [numCauses]string{
 	CauseSYNFINInListen:         "SYN with FIN in LISTEN",
 	CauseNoSYNInListen:          "no SYN in LISTEN",
 	CauseListenQueueFull:        "accept queue full",
+	CauseSYNQueueFull:           "SYN queue full",
+	CauseSYNCookiesAlways:       "SYN cookies always on",
+	CauseBadSYNCookie:           "ACK without a valid SYN cookie (RFC 4987 §3.6)",
 	CauseBadACKInSynSent:        "unacceptable ACK in SYN-SENT",
 	CauseRSTNoACKInSynSent:      "RST without ACK in SYN-SENT",
 	CauseNoSYNInSynSent:         "no SYN in SYN-SENT",

@@ -51,9 +51,10 @@
 // fsm is the only judge of every segment that reaches a port the driver
 // owns: a segment of a connection goes to its Conn; one to a listening
 // port from a 4-tuple without a Conn goes to the port's Listener (listen.go),
-// which drops it, answers it, or opens a Conn for it; any other gets
-// ResetFor's answer (RFC 9293 §3.10.7.1). The driver decides no reply
-// itself. Where Linux departs from RFC 9293 in what it answers, fsm does
+// which drops it, answers it, or opens a Conn for it (a SYN beyond a full
+// SYN queue gets a SYN cookie, RFC 4987, and keeps nothing: cookie.go);
+// any other gets ResetFor's answer (RFC 9293 §3.10.7.1). The driver
+// decides no reply itself. Where Linux departs from RFC 9293 in what it answers, fsm does
 // what Linux does and says so where it does it.
 //
 // The segment-processing logic lives in input.go as one switch over

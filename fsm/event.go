@@ -60,6 +60,11 @@ const (
 	// PeerClosed: the peer's FIN was consumed; Read returns io.EOF after
 	// the buffered data.
 	PeerClosed
+	// SYNCookie: a Listener answered a SYN with a SYN cookie (RFC 4987
+	// §3.6) and kept nothing; Cause says why (CauseSYNQueueFull,
+	// CauseSYNCookiesAlways). A connection its ACK opens reports
+	// CauseSYNCookie on its way to SYN-RECEIVED.
+	SYNCookie
 )
 
 // String names the event kind.
@@ -83,6 +88,8 @@ func (k EventKind) String() string {
 		return "dropped"
 	case PeerClosed:
 		return "peer-closed"
+	case SYNCookie:
+		return "syn-cookie"
 	}
 	return "EventKind(" + itoa(int(k)) + ")"
 }

@@ -44,7 +44,7 @@ func newTestListener(t *testing.T, backlog int) *Listener {
 	t.Helper()
 	cfg := plainConfig()
 	cfg.RemotePort = 0 // set per SYN
-	l, err := NewListener(cfg, backlog)
+	l, err := NewListener(cfg, ListenConfig{Backlog: backlog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestListenerEveryFlagCombination(t *testing.T) {
 		want := listenerAnswer(f)
 
 		l := newTestListener(t, 8)
-		res, err := l.Input(&seg, 0, now)
+		res, err := l.Input(&seg, peerIP, ourIP, ListenQueue{}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestListenerScans(t *testing.T) {
 	} {
 		l := newTestListener(t, 8)
 		seg := craft.TCP{SrcPort: rPort, DstPort: lPort, Seq: rISS, Ack: 99, Flags: c.flags, Window: 1000, Payload: []byte(c.data)}
-		res, err := l.Input(&seg, 0, now)
+		res, err := l.Input(&seg, peerIP, ourIP, ListenQueue{}, now)
 		if err != nil || res.Verdict != c.want || res.Cause != c.cause {
 			t.Errorf("%s %q: %v (%v) %v, want %v (%v)", c.flags, c.data, res.Verdict, res.Cause, err, c.want, c.cause)
 		}
@@ -153,19 +153,51 @@ func TestListenerScans(t *testing.T) {
 	}
 }
 
-// admit: a SYN opens a connection while fewer than backlog are queued;
-// beyond, it is dropped unanswered (Linux with a full accept queue).
+// admit, as Linux's tcp_conn_request: a SYN opens a connection while the
+// SYN queue has room; beyond it, a cookie (auto, always) or nothing
+// (never); with the accept queue full, nothing in any mode.
 func TestListenerBacklog(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	l := newTestListener(t, 2)
 	syn := craft.TCP{SrcPort: rPort, DstPort: lPort, Seq: rISS, Flags: fS, Window: 1000}
-	for queued, want := range []ListenVerdict{ListenOpen, ListenOpen, ListenDrop, ListenDrop} {
-		res, err := l.Input(&syn, queued, now)
-		if err != nil || res.Verdict != want {
-			t.Fatalf("%d queued: %v %v, want %v", queued, res.Verdict, err, want)
+	type want struct {
+		v      ListenVerdict
+		cookie bool
+		cause  Cause
+	}
+	open := want{ListenOpen, false, CauseRcvdSYN}
+	for _, c := range []struct {
+		mode SYNCookies
+		q    ListenQueue
+		want want
+	}{
+		{SYNCookiesAuto, ListenQueue{0, 0}, open},
+		{SYNCookiesAuto, ListenQueue{1, 1}, open},
+		{SYNCookiesAuto, ListenQueue{2, 0}, want{ListenReply, true, CauseSYNQueueFull}},
+		{SYNCookiesAuto, ListenQueue{2, 1}, want{ListenReply, true, CauseSYNQueueFull}},
+		{SYNCookiesAuto, ListenQueue{0, 2}, want{ListenDrop, false, CauseListenQueueFull}},
+		{SYNCookiesAuto, ListenQueue{2, 2}, want{ListenDrop, false, CauseListenQueueFull}},
+		{SYNCookiesNever, ListenQueue{1, 1}, open},
+		{SYNCookiesNever, ListenQueue{2, 0}, want{ListenDrop, false, CauseSYNQueueFull}},
+		{SYNCookiesNever, ListenQueue{3, 0}, want{ListenDrop, false, CauseSYNQueueFull}},
+		{SYNCookiesNever, ListenQueue{0, 2}, want{ListenDrop, false, CauseListenQueueFull}},
+		{SYNCookiesAlways, ListenQueue{0, 0}, want{ListenReply, true, CauseSYNCookiesAlways}},
+		{SYNCookiesAlways, ListenQueue{0, 2}, want{ListenDrop, false, CauseListenQueueFull}},
+	} {
+		l := newCookieListener(t, 2, c.mode)
+		res, err := l.Input(&syn, peerIP, ourIP, c.q, now)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if want == ListenDrop && res.Cause != CauseListenQueueFull {
-			t.Fatalf("%d queued: cause %v", queued, res.Cause)
+		got := want{res.Verdict, res.Cookie, res.Cause}
+		if got != c.want {
+			t.Errorf("%v, %+v: %+v, want %+v", c.mode, c.q, got, c.want)
+		}
+		if got.cookie && (res.Reply.Flags != fS|fA || res.Reply.Ack != rISS+1) {
+			t.Errorf("%v, %+v: cookie reply %s", c.mode, c.q, segString(&res.Reply))
+		}
+		st := l.Stats()
+		if st.SYNs != 1 || (st.CookiesSent == 1) != got.cookie || (st.QueueDrops == 1) != (got.v == ListenDrop) {
+			t.Errorf("%v, %+v: stats %+v", c.mode, c.q, st)
 		}
 	}
 }
@@ -175,7 +207,7 @@ func TestListenerBacklog(t *testing.T) {
 func TestListenerOpensPassiveConn(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	l := newTestListener(t, 8)
-	res, err := l.Input(&craft.TCP{SrcPort: rPort, DstPort: lPort, Seq: rISS, Flags: fS, Window: 1000, Options: synOptsPlain}, 0, now)
+	res, err := l.Input(&craft.TCP{SrcPort: rPort, DstPort: lPort, Seq: rISS, Flags: fS, Window: 1000, Options: synOptsPlain}, peerIP, ourIP, ListenQueue{}, now)
 	if err != nil || res.Verdict != ListenOpen {
 		t.Fatalf("%v %v", res.Verdict, err)
 	}
@@ -201,20 +233,20 @@ func TestListenerOpensPassiveConn(t *testing.T) {
 
 func TestNewListenerValidates(t *testing.T) {
 	cfg := plainConfig()
-	if _, err := NewListener(cfg, 0); err == nil {
+	if _, err := NewListener(cfg, ListenConfig{}); err == nil {
 		t.Error("backlog 0 accepted")
 	}
 	cfg.LocalPort = 0
-	if _, err := NewListener(cfg, 1); err == nil {
+	if _, err := NewListener(cfg, ListenConfig{Backlog: 1}); err == nil {
 		t.Error("port 0 accepted")
 	}
 	cfg = plainConfig()
 	cfg.MSS = 10
-	if _, err := NewListener(cfg, 1); err == nil {
+	if _, err := NewListener(cfg, ListenConfig{Backlog: 1}); err == nil {
 		t.Error("MSS 10 accepted")
 	}
 	l := newTestListener(t, 1)
-	res, err := l.Input(&craft.TCP{SrcPort: rPort, DstPort: lPort + 1, Flags: fS}, 0, time.Now())
+	res, err := l.Input(&craft.TCP{SrcPort: rPort, DstPort: lPort + 1, Flags: fS}, peerIP, ourIP, ListenQueue{}, time.Now())
 	if err != nil || res.Verdict != ListenDrop || res.Cause != CausePortMismatch {
 		t.Errorf("segment to another port: %v (%v) %v", res.Verdict, res.Cause, err)
 	}

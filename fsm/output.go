@@ -331,6 +331,22 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 	ws := c.rcv.offShift >= 0 && (active || c.opt.ws)
 	sack := c.cfg.SACK && (active || c.opt.sack)
 	ts := c.cfg.Timestamps && (active || c.opt.ts)
+	shift := -1
+	if ws {
+		shift = c.rcv.offShift
+	}
+	var tsval, ecr uint32
+	if ts {
+		tsval = c.tsNow(now)
+		if c.state != SynSent {
+			ecr = c.opt.tsRecent
+		}
+	}
+	return appendSYNOptions(c.slab.options(synOptionCount(sack, ts, ws))[:0], c.cfg.MSS, sack, ts, tsval, ecr, shift)
+}
+
+// synOptionCount is how many options appendSYNOptions appends.
+func synOptionCount(sack, ts, ws bool) int {
 	n := 1
 	if sack {
 		n++
@@ -344,8 +360,15 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 	if ws {
 		n += 2 // NOP WS
 	}
-	opts := c.slab.options(n)[:0]
-	opts = append(opts, craft.Option{Kind: craft.OptMSS, MSS: c.cfg.MSS})
+	return n
+}
+
+// appendSYNOptions appends a SYN's options in Linux's order and layout:
+// MSS, SACK-permitted, timestamps (tsval, ecr), NOP, window scale (shift;
+// -1 for none). A Conn's SYN or SYN-ACK and a Listener's cookie SYN-ACK
+// share it, so that a cookie's answer looks like any other.
+func appendSYNOptions(opts []craft.Option, mss uint16, sack, ts bool, tsval, ecr uint32, shift int) []craft.Option {
+	opts = append(opts, craft.Option{Kind: craft.OptMSS, MSS: mss})
 	switch {
 	case sack && ts:
 		opts = append(opts, craft.Option{Kind: craft.OptSACKPermitted})
@@ -356,14 +379,10 @@ func (c *Conn) synOptions(now time.Time) []craft.Option {
 		if !sack {
 			opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptNOP})
 		}
-		var ecr uint32
-		if c.state != SynSent {
-			ecr = c.opt.tsRecent
-		}
-		opts = append(opts, craft.Option{Kind: craft.OptTimestamps, TSVal: c.tsNow(now), TSEcr: ecr})
+		opts = append(opts, craft.Option{Kind: craft.OptTimestamps, TSVal: tsval, TSEcr: ecr})
 	}
-	if ws {
-		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptWindowScale, Shift: uint8(c.rcv.offShift)})
+	if shift >= 0 {
+		opts = append(opts, craft.Option{Kind: craft.OptNOP}, craft.Option{Kind: craft.OptWindowScale, Shift: uint8(shift)})
 	}
 	return opts
 }

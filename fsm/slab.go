@@ -42,6 +42,11 @@ const (
 	slabBytes  = 64 << 10
 	slabOpts   = 256
 	slabBlocks = 64
+	// slabFirstOpts is the first option chunk: a SYN's options fit.
+	// A half-open connection takes no more than that (a chunk of
+	// slabOpts is 18 KB, and a SYN flood fills the whole SYN queue);
+	// the next chunk has the full size.
+	slabFirstOpts = 8
 )
 
 func (s *slab) payload(n int) []byte {
@@ -60,7 +65,11 @@ func (s *slab) payload(n int) []byte {
 func (s *slab) options(n int) []craft.Option {
 	s.rewind()
 	if cap(s.opts)-len(s.opts) < n {
-		s.opts = make([]craft.Option, 0, s.grown(cap(s.opts), slabOpts, n))
+		size := slabFirstOpts
+		if cap(s.opts) > 0 {
+			size = s.grown(cap(s.opts), slabOpts, n)
+		}
+		s.opts = make([]craft.Option, 0, max(size, n))
 	}
 	l := len(s.opts)
 	s.opts = s.opts[:l+n]

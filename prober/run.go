@@ -750,10 +750,12 @@ func (r *run) handleTCP(f capture.Frame) {
 		}
 		r.emit(EventReply)
 	}
-	// Our probe drew a segment that wants an answer (a SYN-ACK): fsm
-	// says what a closed port answers (RFC 9293 §3.10.7.1), so the peer
-	// keeps nothing half-open.
-	if r.cfg.NoReset {
+	// Our probe drew a SYN-ACK: fsm says what a port with no connection
+	// answers (RFC 9293 §3.10.7.1), so the peer keeps nothing half-open.
+	// Other answers are left alone: an ACK may come from a live
+	// connection of this host's (a probe sent into it with --sport), and
+	// an RST there would end it.
+	if r.cfg.NoReset || seg.Flags&(craft.FlagSYN|craft.FlagACK|craft.FlagRST) != craft.FlagSYN|craft.FlagACK {
 		return
 	}
 	rst, due := fsm.ResetFor(seg)

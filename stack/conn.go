@@ -17,6 +17,7 @@ type Conn struct {
 	fc            *fsm.Conn
 	local, remote netip.AddrPort
 	listener      *Listener // set for connections a listener accepted
+	halfOpen      bool      // counted in its listener's SYN queue (SYN-RECEIVED)
 	queued        bool      // handed to the listener's accept queue
 	accepted      bool      // returned by Accept
 

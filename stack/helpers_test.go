@@ -248,6 +248,8 @@ type recorder struct {
 	segs   []tracedSegment
 	states map[string][]string // "local remote" -> states passed, in order
 	errs   []error
+	// cookies are the causes of the SYNCookie events, in order.
+	cookies []fsm.Cause
 }
 
 type tracedSegment struct {
@@ -293,6 +295,8 @@ func (r *recorder) Event(_ time.Time, local, remote netip.AddrPort, ev fsm.Event
 		r.states[key] = append(path, ev.To.String())
 	case fsm.Error:
 		r.errs = append(r.errs, ev.Err)
+	case fsm.SYNCookie:
+		r.cookies = append(r.cookies, ev.Cause)
 	}
 }
 

@@ -14,37 +14,53 @@ import (
 // Listener accepts connections on one port (passive open, RFC 9293
 // §3.10.1). Every segment to the port from a 4-tuple without a connection
 // goes to its fsm.Listener, which decides what it gets: nothing, an RST,
-// or a connection of its own (an fsm.Conn in SYN-RECEIVED) that the
-// Listener then hands to Accept once established.
+// a SYN cookie, or a connection of its own (an fsm.Conn in SYN-RECEIVED,
+// or ESTABLISHED from a cookie's ACK) that the Listener then hands to
+// Accept once established.
 type Listener struct {
-	s       *Stack
-	fl      *fsm.Listener
-	addr    netip.Addr // invalid: every local address
-	port    uint16
-	pending int        // connections in SYN-RECEIVED or established but not accepted
-	accept  chan *Conn // capacity backlog
-	closed  bool
-	conns   map[*Conn]bool // every connection this listener created, until CLOSED
+	s        *Stack
+	fl       *fsm.Listener
+	addr     netip.Addr // invalid: every local address
+	port     uint16
+	pending  int // connections in SYN-RECEIVED or established but not accepted
+	halfOpen int // those of pending in SYN-RECEIVED: the SYN queue
+	// accept holds established connections until Accept takes them.
+	// Its capacity is twice the backlog: fsm.Listener admits a SYN
+	// while both queues are below the backlog and a cookie's ACK while
+	// the accept queue is, so half-open plus queued never exceeds
+	// 2*backlog, and ready never blocks.
+	accept chan *Conn
+	closed bool
+	conns  map[*Conn]bool // every connection this listener created, until CLOSED
 }
 
 // Listen starts accepting connections to addr:port (addr invalid or
-// unspecified: any local address). backlog bounds connections that are
-// half-open or not yet accepted; SYNs beyond it are dropped without an
-// answer, as Linux does when its accept queue is full
+// unspecified: any local address). backlog bounds the connections that
+// are half-open (the SYN queue) and, apart, those established but not yet
+// accepted (the accept queue), as listen(2)'s does in Linux. A SYN the
+// SYN queue has no room for gets a SYN cookie; one that comes while the
+// accept queue is full is dropped without an answer, as Linux does
 // (net.ipv4.tcp_abort_on_overflow = 0), so the client retries its SYN.
 func (s *Stack) Listen(addr netip.Addr, port uint16, backlog int) (*Listener, error) {
+	return s.ListenWith(addr, port, fsm.ListenConfig{Backlog: backlog})
+}
+
+// ListenWith is Listen with the fsm.Listener's whole configuration: the
+// backlog (0: 128) and when to answer with SYN cookies.
+func (s *Stack) ListenWith(addr netip.Addr, port uint16, lc fsm.ListenConfig) (*Listener, error) {
 	if port == 0 {
 		return nil, fmt.Errorf("stack: listen: port 0")
 	}
-	if backlog <= 0 {
-		backlog = 128
+	if lc.Backlog <= 0 {
+		lc.Backlog = 128
 	}
+	backlog := lc.Backlog
 	if addr.IsValid() && addr.IsUnspecified() {
 		addr = netip.Addr{}
 	}
 	cfg := s.connConfig()
 	cfg.LocalPort = port
-	fl, err := fsm.NewListener(cfg, backlog)
+	fl, err := fsm.NewListener(cfg, lc)
 	if err != nil {
 		return nil, fmt.Errorf("stack: listen: %w", err)
 	}
@@ -56,7 +72,7 @@ func (s *Stack) Listen(addr netip.Addr, port uint16, backlog int) (*Listener, er
 	if _, dup := s.listeners[port]; dup {
 		return nil, fmt.Errorf("stack: port %d is already listening", port)
 	}
-	l := &Listener{s: s, fl: fl, addr: addr, port: port, accept: make(chan *Conn, backlog), conns: make(map[*Conn]bool)}
+	l := &Listener{s: s, fl: fl, addr: addr, port: port, accept: make(chan *Conn, 2*backlog), conns: make(map[*Conn]bool)}
 	s.listeners[port] = l
 	return l, nil
 }
@@ -71,36 +87,61 @@ func (l *Listener) accepts(dst netip.Addr) bool {
 func (l *Listener) input(pkt *craft.Packet, now time.Time) {
 	local := netip.AddrPortFrom(pkt.Dst(), l.port)
 	remote := netip.AddrPortFrom(pkt.Src(), pkt.TCP.SrcPort)
-	res, err := l.fl.Input(&pkt.TCP, l.pending, now)
+	q := fsm.ListenQueue{HalfOpen: l.halfOpen, Accept: l.pending - l.halfOpen}
+	res, err := l.fl.Input(&pkt.TCP, pkt.Src(), pkt.Dst(), q, now)
 	if err != nil {
 		l.s.traceSegment(In, now, nil, nil, fmt.Errorf("listen: %w", err))
 		return
 	}
+	ev, hasEvent := res.Event()
 	switch res.Verdict {
 	case fsm.ListenOpen:
 		c := newConn(l.s, res.Conn, local, remote, l)
 		l.s.conns[craft.FourTuple{Src: remote, Dst: local}] = c
 		l.conns[c] = true
 		l.pending++
+		if res.Conn.State() == fsm.SynReceived {
+			c.halfOpen = true
+			l.halfOpen++
+		}
 		l.s.flush(c, now)
 		return
 	case fsm.ListenReply:
-		l.s.send(local.Addr(), remote.Addr(), &res.Reply, now)
+		if res.Cookie && hasEvent && l.s.tracer != nil {
+			// In cause order, as flush reports a Conn's: why, then
+			// the SYN-ACK.
+			l.s.tracer.Event(now, local, remote, ev)
+			hasEvent = false
+		}
+		l.s.sendListenReply(local.Addr(), remote.Addr(), &res.Reply, now)
 	}
-	if ev, ok := res.Event(); ok && l.s.tracer != nil {
+	if hasEvent && l.s.tracer != nil {
 		l.s.tracer.Event(now, local, remote, ev)
 	}
+}
+
+// Stats returns the counters of the port's fsm.Listener: SYNs, SYN
+// cookies sent and taken back, queue drops.
+func (l *Listener) Stats() fsm.ListenStats {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	return l.fl.Stats()
 }
 
 // ready queues an established connection for Accept. Called with the lock held.
 func (l *Listener) ready(c *Conn) {
 	c.queued = true
+	if c.halfOpen {
+		c.halfOpen = false
+		l.halfOpen--
+	}
 	if l.closed {
 		return
 	}
 	// Never blocks: every connection in the channel holds one of the
 	// pending slots until Accept takes it out (see forget), so the
-	// channel holds at most pending <= backlog = cap(accept).
+	// channel holds at most pending <= 2*backlog = cap(accept) (see
+	// the field).
 	l.accept <- c
 }
 
@@ -115,6 +156,10 @@ func (l *Listener) forget(c *Conn) {
 		return
 	}
 	delete(l.conns, c)
+	if c.halfOpen {
+		c.halfOpen = false
+		l.halfOpen--
+	}
 	if !c.queued {
 		l.pending--
 	}

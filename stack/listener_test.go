@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/fsm"
 )
@@ -182,5 +183,133 @@ func TestListenerRepliesAreFSMs(t *testing.T) {
 		fsm.CauseRSTInListen, fsm.CauseRSTInListen, fsm.CauseACKInListen}
 	if !slices.Equal(tr.drops, wantDrops) {
 		t.Errorf("drop events %v, want %v", tr.drops, wantDrops)
+	}
+}
+
+// With the SYN queue full, a SYN gets a SYN cookie and the stack keeps
+// nothing for it; the ACK that brings the cookie back makes a connection
+// that Accept hands out established, with the ACK's data; the tracer hears
+// of the cookie. The half-open connection that filled the queue still
+// completes normally.
+func TestSYNCookieWhenQueueFull(t *testing.T) {
+	stackEnd, far := newWire()
+	tr := newRecorder()
+	s := startStack(t, stackEnd, serverIP, testConnConfig(), tr)
+	l := listen(t, s, 80, 1)
+	peer := peerEnd{t: t, link: far, addr: clientIP}
+	syn := func(sport uint16, seq craft.Seq) craft.TCP {
+		return craft.TCP{SrcPort: sport, DstPort: 80, Seq: seq, Flags: craft.FlagSYN, Window: 65535,
+			Options: []craft.Option{{Kind: craft.OptMSS, MSS: 1460}}}
+	}
+
+	peer.send(serverIP, syn(6000, 100), false)
+	first := peer.next()
+	if first.TCP.Flags != craft.FlagSYN|craft.FlagACK || s.Conns() != 1 {
+		t.Fatalf("first SYN: %v, %d connections", first.TCP.Flags, s.Conns())
+	}
+	// The SYN queue (1) is full: the next SYN gets a cookie, no state.
+	peer.send(serverIP, syn(6001, 200), false)
+	cookie := peer.next()
+	if cookie.TCP.Flags != craft.FlagSYN|craft.FlagACK || cookie.TCP.Ack != 201 || cookie.TCP.DstPort != 6001 {
+		t.Fatalf("SYN beyond the SYN queue: %v ack %d to %d, want a SYN-ACK (cookie)", cookie.TCP.Flags, cookie.TCP.Ack, cookie.TCP.DstPort)
+	}
+	if n := s.Conns(); n != 1 {
+		t.Errorf("%d connections after a cookie, want 1 (the half-open one)", n)
+	}
+	// Its ACK, with data, makes the connection.
+	peer.send(serverIP, craft.TCP{SrcPort: 6001, DstPort: 80, Seq: 201, Ack: cookie.TCP.Seq + 1, Flags: craft.FlagACK | craft.FlagPSH, Window: 1000, Payload: []byte("hi")}, false)
+	ctx := testContext(t)
+	c, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RemoteAddr().Port() != 6001 || c.State() != fsm.Established {
+		t.Fatalf("accepted %v in %v, want the cookie's connection from :6001", c.RemoteAddr(), c.State())
+	}
+	buf := make([]byte, 8)
+	if n, err := c.Read(ctx, buf); err != nil || string(buf[:n]) != "hi" {
+		t.Fatalf("read %q %v", buf[:n], err)
+	}
+	if ack := peer.next(); ack.TCP.DstPort != 6001 || ack.TCP.Ack != 203 || ack.TCP.Seq != cookie.TCP.Seq+1 {
+		t.Errorf("answer to the data: %v seq %d ack %d", ack.TCP.Flags, ack.TCP.Seq, ack.TCP.Ack)
+	}
+	// The first half-open connection completes too.
+	peer.send(serverIP, craft.TCP{SrcPort: 6000, DstPort: 80, Seq: 101, Ack: first.TCP.Seq + 1, Flags: craft.FlagACK, Window: 1000}, false)
+	if c2, err := l.Accept(ctx); err != nil || c2.RemoteAddr().Port() != 6000 {
+		t.Fatalf("the half-open connection: %v %v", c2, err)
+	}
+	if st := l.Stats(); st.CookiesSent != 1 || st.CookiesRecv != 1 || st.SYNs != 2 {
+		t.Errorf("listener stats %+v", st)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !slices.Equal(tr.cookies, []fsm.Cause{fsm.CauseSYNQueueFull}) {
+		t.Errorf("cookie events %v", tr.cookies)
+	}
+	key := netip.AddrPortFrom(serverIP, 80).String() + " " + netip.AddrPortFrom(clientIP, 6001).String()
+	if got := strings.Join(tr.states[key], " "); got != "CLOSED LISTEN SYN-RECEIVED ESTABLISHED" {
+		t.Errorf("cookie connection's states: %s", got)
+	}
+}
+
+// batchLink is a memLink that reads in bursts and sends batches, as
+// capture.Link does (BurstReader, BatchSender); it records each batch.
+type batchLink struct {
+	*memLink
+	mu      sync.Mutex
+	batches []int
+}
+
+func (b *batchLink) TryReadFrame() (capture.Frame, bool, error) { return b.take() }
+
+func (b *batchLink) SendBatch(pkts [][]byte) (int, error) {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(pkts))
+	b.mu.Unlock()
+	for _, p := range pkts {
+		if err := b.Send(p); err != nil {
+			return 0, err
+		}
+	}
+	return len(pkts), nil
+}
+
+// A burst of SYNs to a full SYN queue is answered with one batch of cookie
+// SYN-ACKs (one sendmmsg through capture.Link), each right and in the
+// order of the SYNs.
+func TestListenerAnswersBurstInOneBatch(t *testing.T) {
+	mem, _ := newWire()
+	link := &batchLink{memLink: mem}
+	s, err := New(link, Config{Local: serverIP, Conn: testConnConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListenWith(netip.Addr{}, 80, fsm.ListenConfig{Backlog: 1, SYNCookies: fsm.SYNCookiesAlways}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		ip := craft.IPv4{TTL: 64, Protocol: craft.ProtocolTCP, Src: clientIP, Dst: serverIP}
+		pkt, err := craft.BuildIPv4TCP(ip, &craft.TCP{SrcPort: uint16(30000 + i), DstPort: 80, Seq: craft.Seq(1000 * i), Flags: craft.FlagSYN, Window: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem.deliver(pkt)
+	}
+	// All n are queued before the stack runs: they are one burst.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); mem.close(); <-done }()
+	eventually(t, "the answers", func() bool { return len(mem.sentSegments(t)) >= n })
+	for i, seg := range mem.sentSegments(t) {
+		if seg.Flags != craft.FlagSYN|craft.FlagACK || seg.DstPort != uint16(30000+i) || seg.Ack != craft.Seq(1000*i+1) {
+			t.Errorf("answer %d: %v to %d ack %d", i, seg.Flags, seg.DstPort, seg.Ack)
+		}
+	}
+	link.mu.Lock()
+	defer link.mu.Unlock()
+	if len(link.batches) != 1 || link.batches[0] != n {
+		t.Errorf("batches %v, want one of %d", link.batches, n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tcpcraft/tcpcraft/craft"
+	"github.com/tcpcraft/tcpcraft/fsm"
 )
 
 // peerEnd is the far end of a single stack's wire, driven by the test: it
@@ -131,11 +132,15 @@ func TestSegmentsWithoutConnection(t *testing.T) {
 
 // A half-open connection reset by its peer goes back to LISTEN in the
 // machine (RFC 9293 §3.10.7.4, SYN-RECEIVED from a passive open); the
-// stack must forget it and give its backlog slot back.
+// stack must forget it and give its backlog slot back. (Without SYN
+// cookies, so that a full SYN queue drops a SYN: TestSYNCookieWhenQueueFull
+// has them.)
 func TestResetHalfOpenFreesBacklogSlot(t *testing.T) {
 	stackEnd, far := newWire()
 	s := startStack(t, stackEnd, serverIP, testConnConfig(), nil)
-	listen(t, s, 80, 1)
+	if _, err := s.ListenWith(netip.Addr{}, 80, fsm.ListenConfig{Backlog: 1, SYNCookies: fsm.SYNCookiesNever}); err != nil {
+		t.Fatal(err)
+	}
 	peer := peerEnd{t: t, link: far, addr: clientIP}
 	syn := func(sport uint16, seq craft.Seq) craft.TCP {
 		return craft.TCP{SrcPort: sport, DstPort: 80, Seq: seq, Flags: craft.FlagSYN, Window: 65535,

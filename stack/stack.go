@@ -128,6 +128,10 @@ type Stack struct {
 	gsoOff   bool     // the link's GSO failed once: segment by segment
 	pieces   [][]byte // the payload pieces of a vectored send, reused
 	tracePkt []byte   // a vectored packet in one piece, for the tracer
+	// batch holds the listener answers of the current burst
+	// (BatchSender), built into batchBuf.
+	batch    [][]byte
+	batchBuf []byte
 	// inlinePkt is drainInline's parse scratch (readLoop has its own).
 	inlinePkt craft.Packet
 	// inputInline is s.input with inlinePkt, made once: a FrameTaker is
@@ -307,10 +311,11 @@ func (s *Stack) readLoopOrdered(ctx context.Context, fw FrameWaiter) error {
 // flushDirty flushes the connections fed frames of a burst. Called with
 // s.mu held.
 func (s *Stack) flushDirty() {
-	if len(s.dirty) == 0 {
+	if len(s.dirty) == 0 && len(s.batch) == 0 {
 		return
 	}
 	now := s.now()
+	s.flushBatch(now)
 	for i, c := range s.dirty {
 		c.dirty = false
 		s.flush(c, now)
@@ -494,8 +499,75 @@ func (s *Stack) remove(c *Conn) {
 	close(c.done)
 }
 
+// BatchSender is a Link that can send many packets with one call
+// (capture.Link.SendBatch, sendmmsg(2)). With it the answers a listening
+// port's fsm.Listener gives during a burst of frames (SYN-ACKs with SYN
+// cookies, RSTs) go out together at the burst's end: under a SYN flood
+// there is one per SYN, and the system call around each small packet
+// cost as much as the kernel's work on it.
+type BatchSender interface {
+	SendBatch(pkts [][]byte) (int, error)
+}
+
+// sendListenReply sends a listening port's answer: at once, or batched
+// until the end of the burst (BatchSender). Called with s.mu held.
+func (s *Stack) sendListenReply(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
+	if _, ok := s.link.(BatchSender); !ok || !s.burst {
+		s.send(src, dst, seg, now)
+		return
+	}
+	start := len(s.batchBuf)
+	pkt, ok := s.build(s.batchBuf, src, dst, seg, now)
+	if !ok {
+		return
+	}
+	// When the arena grew, pkt is a new array holding the old bytes
+	// too: start is still the packet's offset, and the packets batched
+	// before keep pointing into the old array.
+	s.batchBuf = pkt
+	s.batch = append(s.batch, pkt[start:len(pkt):len(pkt)])
+}
+
+// flushBatch sends the listener answers batched during a burst. Called
+// with s.mu held.
+func (s *Stack) flushBatch(now time.Time) {
+	if len(s.batch) == 0 {
+		return
+	}
+	if _, err := s.link.(BatchSender).SendBatch(s.batch); err != nil {
+		s.sendFailed(err, now)
+	}
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	s.batchBuf = s.batchBuf[:0]
+}
+
 // send builds one IPv4 packet around seg and hands it to the link.
 func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
+	pkt, ok := s.build(s.pktBuf[:0], src, dst, seg, now)
+	if !ok {
+		return
+	}
+	s.pktBuf = pkt[:0]
+	if err := s.link.Send(pkt); err != nil {
+		s.sendFailed(err, now)
+	}
+}
+
+// sendFailed reports the first failure to send. A send failure is not
+// fatal to TCP (the segment is retransmitted like a lost one) but it is
+// worth telling once. raw is nil: the packet was already reported (and
+// recorded) when it was built, it must not appear twice in a pcap file.
+func (s *Stack) sendFailed(err error, now time.Time) {
+	if s.sendErr == nil {
+		s.sendErr = err
+		s.traceSegment(Out, now, nil, nil, fmt.Errorf("sending: %w", err))
+	}
+}
+
+// build appends one IPv4 packet around seg to buf and traces it; ok is
+// false when it could not be built (traced too).
+func (s *Stack) build(buf []byte, src, dst netip.Addr, seg *craft.TCP, now time.Time) (pkt []byte, ok bool) {
 	s.ipID++
 	if s.ipID == 0 {
 		s.ipID = 1 // the kernel rewrites ID 0 (raw(7)); keep traces true
@@ -508,13 +580,14 @@ func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
 		Src:          src,
 		Dst:          dst,
 	}
-	pkt, err := craft.AppendIPv4TCP(s.pktBuf[:0], &ip, seg, craft.BuildOptions{})
+	start := len(buf)
+	pkt, err := craft.AppendIPv4TCP(buf, &ip, seg, craft.BuildOptions{})
 	if err != nil {
 		s.traceSegment(Out, now, nil, nil, fmt.Errorf("building segment: %w", err))
-		return
+		return buf, false
 	}
-	s.pktBuf = pkt[:0]
 	if s.traceSegments() {
+		pkt := pkt[start:]
 		// Trace the packet as built, not the structs it was built from:
 		// the builder fills in lengths, data offset and checksums, and
 		// the trace must show what went on the wire.
@@ -524,14 +597,7 @@ func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
 			s.tracer.Segment(Out, now, &s.outPkt, pkt, nil)
 		}
 	}
-	if err := s.link.Send(pkt); err != nil && s.sendErr == nil {
-		// A send failure is not fatal to TCP (the segment is
-		// retransmitted like a lost one) but it is worth telling once.
-		// raw is nil: the packet was already reported (and recorded)
-		// above, it must not appear twice in a pcap file.
-		s.sendErr = err
-		s.traceSegment(Out, now, nil, nil, fmt.Errorf("sending: %w", err))
-	}
+	return pkt, true
 }
 
 func (s *Stack) traceSegment(dir Direction, t time.Time, p *craft.Packet, raw []byte, err error) {
