@@ -112,7 +112,8 @@ type Stats struct {
 // serialized); Close and Stats may be called from any goroutine, at any
 // time, any number of times. Close wakes a blocked ReadFrame.
 type Capture struct {
-	flow      Flow
+	flow      Flow   // the flow, for a capture opened with Open
+	name      string // what the capture admits, for errors
 	ifindex   int
 	file      *os.File
 	conn      syscall.RawConn
@@ -167,29 +168,40 @@ func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening capture: %w", err)
 	}
+	c, err := open(ifindex, flow.String(), fams, prog, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.flow = flow
+	return c, nil
+}
+
+// open opens a capture on ifindex whose filter is prog, admitting frames
+// of the families fams; name says what it admits, in errors.
+func open(ifindex int, name string, fams int, prog []bpf.Instruction, cfg Config) (*Capture, error) {
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
-		return nil, fmt.Errorf("opening capture for %s: assembling the filter: %w", flow, err)
+		return nil, fmt.Errorf("opening capture for %s: assembling the filter: %w", name, err)
 	}
 	if ifindex < 0 {
-		return nil, fmt.Errorf("opening capture for %s: bad interface index %d", flow, ifindex)
+		return nil, fmt.Errorf("opening capture for %s: bad interface index %d", name, ifindex)
 	}
 	snap := cfg.SnapLen
 	if snap == 0 {
 		snap = maxPacket
 	}
 	if snap < 60 || snap > maxPacket {
-		return nil, fmt.Errorf("opening capture for %s: snap length %d outside 60-%d", flow, snap, maxPacket)
+		return nil, fmt.Errorf("opening capture for %s: snap length %d outside 60-%d", name, snap, maxPacket)
 	}
 	want := cfg.Frames
 	if want == 0 {
 		want = defaultFrames
 	}
 	if want < 1 || want > 1<<16 {
-		return nil, fmt.Errorf("opening capture for %s: ring of %d frames outside 1-65536", flow, want)
+		return nil, fmt.Errorf("opening capture for %s: ring of %d frames outside 1-65536", name, want)
 	}
 
-	c := &Capture{flow: flow, ifindex: ifindex}
+	c := &Capture{name: name, ifindex: ifindex}
 	c.frameSize = align(ringDataOffset+snap, unix.TPACKET_ALIGNMENT)
 	c.blockSize = defaultBlock
 	for c.blockSize < c.frameSize {
@@ -201,7 +213,7 @@ func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
 
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening capture for %s: AF_PACKET socket: %w", flow, permissionError(err))
+		return nil, fmt.Errorf("opening capture for %s: AF_PACKET socket: %w", name, permissionError(err))
 	}
 	ok := false
 	defer func() {
@@ -213,7 +225,7 @@ func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
 		}
 	}()
 	fail := func(what string, err error) (*Capture, error) {
-		return nil, fmt.Errorf("opening capture for %s: %s: %w", flow, what, err)
+		return nil, fmt.Errorf("opening capture for %s: %s: %w", name, what, err)
 	}
 
 	fprog := unix.SockFprog{Len: uint16(len(raw)), Filter: (*unix.SockFilter)(unsafe.Pointer(&raw[0]))}
@@ -258,7 +270,7 @@ func Open(ifindex int, flow Flow, cfg Config) (*Capture, error) {
 	// A non-blocking descriptor becomes pollable: the Go runtime's poller
 	// waits for the ring, which gives deadlines and a Close that wakes a
 	// blocked reader and waits for it to leave the ring before unmapping.
-	c.file = os.NewFile(uintptr(fd), "af_packet:"+flow.String())
+	c.file = os.NewFile(uintptr(fd), "af_packet:"+name)
 	if c.file == nil {
 		return fail("wrapping the descriptor", errors.New("invalid descriptor"))
 	}
@@ -309,7 +321,7 @@ func (c *Capture) WaitFrame(ctx context.Context) error {
 		return err
 	}
 	if c.closed.Load() {
-		return fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+		return fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	}
 	return nil
 }
@@ -341,7 +353,7 @@ func (c *Capture) wait(ctx context.Context, done func() bool) error {
 
 	deadline, _ := ctx.Deadline() // zero: none
 	if err := c.file.SetReadDeadline(deadline); err != nil {
-		return fmt.Errorf("reading capture %s: %w", c.flow, err)
+		return fmt.Errorf("reading capture %s: %w", c.name, err)
 	}
 	if ctx.Done() != nil {
 		woken := make(chan struct{})
@@ -366,9 +378,9 @@ func (c *Capture) wait(ctx context.Context, done func() bool) error {
 		}
 		return context.DeadlineExceeded
 	case c.closed.Load():
-		return fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+		return fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	default:
-		return fmt.Errorf("reading capture %s: %w", c.flow, err)
+		return fmt.Errorf("reading capture %s: %w", c.name, err)
 	}
 }
 
@@ -381,7 +393,7 @@ func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if c.ring == nil {
-		return Frame{}, false, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+		return Frame{}, false, fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	}
 	return c.take()
 }
@@ -397,7 +409,7 @@ func (c *Capture) TakeFrame(fn func(Frame)) (ok bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	if c.ring == nil {
-		return false, fmt.Errorf("reading capture %s: %w", c.flow, net.ErrClosed)
+		return false, fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	}
 	return c.takeWith(fn)
 }
@@ -436,7 +448,7 @@ func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 		isIP := sll.Protocol == htons(ethPIP) || sll.Protocol == htons(ethPIPv6)
 		switch {
 		case start < tpacket2HdrLen || n < 0 || start+n > c.frameSize:
-			err = fmt.Errorf("reading capture %s: ring frame with data at %d+%d does not fit a %d-byte slot", c.flow, start, n, c.frameSize)
+			err = fmt.Errorf("reading capture %s: ring frame with data at %d+%d does not fit a %d-byte slot", c.name, start, n, c.frameSize)
 		case isIP:
 			fn(Frame{
 				Data:             c.ring[base+start : base+start+n : base+start+n],
@@ -477,7 +489,7 @@ func (c *Capture) Stats() (Stats, error) {
 		err = sockErr
 	}
 	if err != nil {
-		return c.stats, fmt.Errorf("capture %s statistics: %w", c.flow, err)
+		return c.stats, fmt.Errorf("capture %s statistics: %w", c.name, err)
 	}
 	// tp_packets counts drops too (packet_getsockopt adds them).
 	c.stats.Packets += uint64(st.Packets)
@@ -497,12 +509,12 @@ func (c *Capture) Close() error {
 		// Closing the file wakes a reader blocked in the poller and, for a
 		// pollable file, returns only once no call is using the descriptor.
 		if err := c.file.Close(); err != nil {
-			c.closeErr = fmt.Errorf("closing capture %s: %w", c.flow, err)
+			c.closeErr = fmt.Errorf("closing capture %s: %w", c.name, err)
 		}
 		c.readMu.Lock()
 		defer c.readMu.Unlock()
 		if err := unix.Munmap(c.ring); err != nil && c.closeErr == nil {
-			c.closeErr = fmt.Errorf("closing capture %s: unmapping the ring: %w", c.flow, err)
+			c.closeErr = fmt.Errorf("closing capture %s: unmapping the ring: %w", c.name, err)
 		}
 		c.ring = nil
 	})

@@ -12,16 +12,25 @@
 //     any traffic, outgoing frames are ignored (PACKET_IGNORE_OUTGOING), and
 //     every frame reports its capture time and whether the kernel left its
 //     checksum unfinished (TP_STATUS_CSUMNOTREADY).
+//   - OpenScope: a Capture for a prober run, whose filter (ScopeProgram)
+//     admits the TCP answers to a block of source ports and the ICMP and
+//     ICMPv6 errors that quote segments sent from it.
 //   - Injector: raw IPv4 and IPv6 sockets (IPPROTO_RAW, so IP_HDRINCL and
-//     IPV6_HDRINCL) that send complete IP packets built elsewhere.
+//     IPV6_HDRINCL) that send complete IP packets built elsewhere, one or
+//     a batch (sendmmsg) at a time.
+//   - LinkSender: an AF_PACKET socket with a transmit ring and
+//     PACKET_QDISC_BYPASS that puts batches of IP packets straight on a
+//     device, to next hops whose link-layer addresses Neighbours reads from
+//     the kernel's table (or asks the kernel to resolve).
 //   - GSOSender: an AF_PACKET socket with PACKET_VNET_HDR that hands the
 //     kernel TCP super-segments to cut (segmentation offload,
 //     VIRTIO_NET_HDR_GSO_TCPV4 and _TCPV6).
 //   - Link and GSOLink: a Capture and an Injector (and a GSOSender) in the
 //     shape the stack drives, including the choice of socket per packet.
-//   - LookupRoute, InterfaceRoute, AddressRoute, HostAddresses and
-//     EphemeralPort: which interface, source address (the kernel's RFC 6724
-//     choice for IPv6), MTU and port to use. They live here, beside the
+//   - LookupRoute, InterfaceRoute, AddressRoute, HostAddresses,
+//     EphemeralPort and PortBlock: which interface, source address (the
+//     kernel's RFC 6724 choice for IPv6), MTU and port or block of ports to
+//     use. They live here, beside the
 //     sockets, because the link is opened on what they answer (the
 //     interface index, the next hop whose link-layer address the GSOSender
 //     needs, the MTU) and they ask the same kernel, in the same namespace,

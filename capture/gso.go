@@ -156,31 +156,14 @@ func (g *GSOSender) resolve() error {
 }
 
 // neighbour reads the link-layer address of the next hop on the sender's
-// interface from the kernel's neighbour table (`ip neigh show dev DEV`).
-// An entry is usable once resolved: reachable, stale (still valid, the
-// kernel is merely due to confirm it, RFC 4861 §7.3.2), delayed, being
-// probed, or permanent; not incomplete or failed.
+// interface from the kernel's neighbour table (`ip neigh show dev DEV`);
+// only a resolved entry will do (see Neighbours.Lookup).
 func (g *GSOSender) neighbour() (net.HardwareAddr, error) {
-	fam := netlink.FAMILY_V4
-	if g.ipv6 {
-		fam = netlink.FAMILY_V6
+	hw, err := lookupNeighbour(g.neigh, g.ifindex, g.nextHop)
+	if err == nil && hw == nil {
+		err = fmt.Errorf("no neighbour entry for %v on %s", g.nextHop, g.dev)
 	}
-	entries, err := g.neigh.NeighList(g.ifindex, fam)
-	if err != nil {
-		return nil, fmt.Errorf("reading the neighbour table: %w", err)
-	}
-	const usable = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT
-	for _, e := range entries {
-		ip, ok := netip.AddrFromSlice(e.IP)
-		if !ok || ip.Unmap() != g.nextHop {
-			continue
-		}
-		if e.State&usable == 0 || len(e.HardwareAddr) != 6 {
-			break
-		}
-		return e.HardwareAddr, nil
-	}
-	return nil, fmt.Errorf("no neighbour entry for %v on %s", g.nextHop, g.dev)
+	return hw, err
 }
 
 // Send sends one IPv4/TCP or IPv6/TCP packet (of the next hop's family)

@@ -42,7 +42,7 @@ func (s *gsoSetup) mss() int {
 // IPv4 ones. The sender is opened inside lab.Do and used from the test's
 // goroutine, which is not in the namespace, as tcpcraft's stack goroutines
 // use it.
-func gsoLab(t *testing.T) *lab.Lab {
+func gsoLab(t testing.TB) *lab.Lab {
 	t.Helper()
 	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)

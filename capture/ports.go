@@ -146,3 +146,82 @@ func readPortRange(path string) (low, high int, err error) {
 	}
 	return low, high, nil
 }
+
+// PortBlock chooses a block of n consecutive source ports with the
+// default sources; see PortChooser.ChooseBlock.
+func PortBlock(r *rand.Rand, n int) (uint16, error) {
+	return PortChooser{}.ChooseBlock(r, n)
+}
+
+// ChooseBlock returns the first of n consecutive ports in [1024, 65535],
+// all outside the kernel's ip_local_port_range and held by no kernel TCP
+// socket: the source ports of a prober run, guarded by one rule. The
+// block starts at a position drawn from r; when a port in it is taken the
+// search moves past that port, so it fails only when no such block
+// exists.
+func (pc PortChooser) ChooseBlock(r *rand.Rand, n int) (uint16, error) {
+	if n == 1 {
+		return pc.Choose(r)
+	}
+	if r == nil || n < 1 || n > 65535-lowestPort {
+		return 0, fmt.Errorf("choosing a block of %d source ports: bad request", n)
+	}
+	rangePath := pc.RangePath
+	if rangePath == "" {
+		rangePath = DefaultPortRangePath
+	}
+	inUse := pc.InUse
+	if inUse == nil {
+		inUse = PortInUse
+	}
+	low, high, err := readPortRange(rangePath)
+	if err != nil {
+		return 0, fmt.Errorf("choosing source ports: %w", err)
+	}
+	// The two stretches outside the range, and within them the starts
+	// that leave room for n ports.
+	type stretch struct{ first, last int }
+	var starts []stretch
+	for _, s := range []stretch{{lowestPort, low - 1}, {max(high+1, lowestPort), 65535}} {
+		if s.last-s.first+1 >= n {
+			starts = append(starts, stretch{s.first, s.last - n + 1})
+		}
+	}
+	total := 0
+	for _, s := range starts {
+		total += s.last - s.first + 1
+	}
+	if total == 0 {
+		return 0, fmt.Errorf("choosing %d source ports: ip_local_port_range %d-%d leaves no %d consecutive ports in %d-65535 outside it", n, low, high, n, lowestPort)
+	}
+	at := func(i int) int {
+		for _, s := range starts {
+			if i < s.last-s.first+1 {
+				return s.first + i
+			}
+			i -= s.last - s.first + 1
+		}
+		return -1
+	}
+	begin := r.IntN(total)
+	for tried := 0; tried < total; {
+		first := at((begin + tried) % total)
+		taken := -1
+		for p := first + n - 1; p >= first; p-- {
+			used, err := inUse(uint16(p))
+			if err != nil {
+				return 0, fmt.Errorf("choosing source ports: %w", err)
+			}
+			if used {
+				taken = p
+				break
+			}
+		}
+		if taken < 0 {
+			return uint16(first), nil
+		}
+		// No block starting at or before the taken port can hold it.
+		tried += taken - first + 1
+	}
+	return 0, fmt.Errorf("choosing %d source ports: no %d consecutive ports outside ip_local_port_range %d-%d are free of kernel sockets", n, n, low, high)
+}

@@ -193,3 +193,48 @@ func TestEphemeralPortAgainstKernelSockets(t *testing.T) {
 		return nil
 	})
 }
+
+// A block of source ports lies wholly outside ip_local_port_range, in
+// either stretch, and holds no port a kernel socket uses; when no block
+// fits, the error says so.
+func TestChooseBlock(t *testing.T) {
+	pc := fakeProc(t, "32768\t60999\n", 1500, 62000)
+	r := rand.New(rand.NewPCG(3, 4))
+	seenLow, seenHigh := false, false
+	for range 500 {
+		first, err := pc.ChooseBlock(r, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := int(first) + 63
+		if int(first) < lowestPort || last > 65535 || (last >= 32768 && int(first) <= 60999) {
+			t.Fatalf("block %d-%d overlaps the range or leaves 1024-65535", first, last)
+		}
+		if (1500 >= int(first) && 1500 <= last) || (62000 >= int(first) && 62000 <= last) {
+			t.Fatalf("block %d-%d holds a used port", first, last)
+		}
+		seenLow = seenLow || first < 32768
+		seenHigh = seenHigh || first > 60999
+	}
+	if !seenLow || !seenHigh {
+		t.Errorf("500 draws never used both stretches: below=%v above=%v", seenLow, seenHigh)
+	}
+	// 1024-1039 outside the range, 1030 taken: no block of 8 but one of 6
+	// (1031-1036 .. 1034-1039) or (1024-1029).
+	tight := fakeProc(t, "1040 65535", 1030)
+	if _, err := tight.ChooseBlock(r, 10); err == nil {
+		t.Error("a block of 10 found where only 9 free ports stand together")
+	}
+	for range 50 {
+		first, err := tight.ChooseBlock(r, 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first != 1024 && (first < 1031 || first > 1034) {
+			t.Fatalf("block of 6 at %d holds 1030 or leaves the stretch", first)
+		}
+	}
+	if _, err := fakeProc(t, "1024 65535").ChooseBlock(r, 2); err == nil || !strings.Contains(err.Error(), "leaves no 2 consecutive ports") {
+		t.Errorf("no stretch at all: %v", err)
+	}
+}

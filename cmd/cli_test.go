@@ -43,7 +43,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 		{[]string{"connect", "--", "10.0.2.20:80", "-q"}, 2, `got 2 ("10.0.2.20:80" "-q")`},
 		{[]string{"listen", ":8080", "--backlog", "0"}, 2, "tcpcraft listen: --backlog 0: must be 1 to"},
 		{[]string{"listen", ":8080", "--echo", "--exec", "cat"}, 2, "give --echo or --exec (-e), not both"},
-		{[]string{"send", "10.0.2.20:80", "-c", "0"}, 2, "tcpcraft send: -c 0: must be at least 1"},
+		{[]string{"send", "10.0.2.20:80", "-c", "-1"}, 2, "tcpcraft send: -c -1: must be 0 to 1073741824"},
 		{[]string{"send", "10.0.2.20:80", "--interval", "-1"}, 2, "--interval -1: must not be negative"},
 		{[]string{"send", "10.0.2.20:80", "--opt", "mss=99999"}, 2, `--opt mss=99999: MSS must be 0-65535`},
 		{[]string{"probe", script, "--tolerance", "0"}, 2, "tcpcraft probe: --tolerance 0: must be more than 0"},
@@ -239,7 +239,7 @@ func TestHelpPromises(t *testing.T) {
 		t.Error("probe still has --ipv4, an option with no use")
 	}
 	for _, f := range sendCommand().Flags {
-		if n := f.Names()[0]; n == "verbose" || n == "absolute" {
+		if n := f.Names()[0]; n == "absolute" {
 			t.Errorf("send has --%s, which it does not act on", n)
 		}
 	}

@@ -314,6 +314,13 @@ func (d *decodeSession) decodeFile(path string) error {
 			break
 		}
 		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
+			if d.flows == nil {
+				if ok, werr := d.printOther(ci.Timestamp, linkOf(ci), data); werr != nil {
+					return werr
+				} else if ok {
+					continue
+				}
+			}
 			if ci.CaptureLength < ci.Length {
 				d.report("packet %d (captured %d of %d bytes): %v\n", n, ci.CaptureLength, ci.Length, err)
 			} else {
@@ -342,6 +349,37 @@ func (d *decodeSession) decodeFile(path string) error {
 		return cli.Exit(fmt.Sprintf("%s: none of %d packets could be decoded", path, n), decodeFailure)
 	}
 	return nil
+}
+
+// printOther writes a frame that is not a whole TCP segment but that a
+// prober's capture holds — an ICMP or ICMPv6 error (text or JSON), an IP
+// fragment (text: its IP header, and the TCP ports of a first one) — and
+// reports whether it could.
+func (d *decodeSession) printOther(ts time.Time, link craft.LinkType, frame []byte) (bool, error) {
+	var b []byte
+	if d.asJSON {
+		var e craft.ICMPError
+		if craft.ParseICMPError(link, frame, &e) != nil {
+			return false, nil
+		}
+		j := d.fmt.ICMPJSON(&e)
+		j.Time = ts.UTC().Format(time.RFC3339Nano)
+		var err error
+		if b, err = json.Marshal(j); err != nil {
+			return false, nil
+		}
+	} else {
+		b = ts.Local().AppendFormat(d.line[:0], "15:04:05.000000 ")
+		var err error
+		if b, err = d.fmt.AppendFrame(b, link, frame, &d.pkt); err != nil {
+			return false, nil
+		}
+	}
+	d.decoded++
+	if _, err := d.out.Write(append(b, '\n')); err != nil {
+		return false, exitFailure(fmt.Errorf("writing output: %w", err))
+	}
+	return true, nil
 }
 
 // print writes d.pkt as text or JSON; ts is zero for --hex input.

@@ -328,9 +328,11 @@ func reachedState(trace []traceEntry, remote, to string) bool {
 	return false
 }
 
-// dropRSTsFrom makes the client namespace drop every RST it sends from
-// sports (an iptables port or range): a `tcpcraft send` SYN from there
-// then "vanishes" mid-handshake, never answering the SYN-ACK.
+// dropRSTsFrom makes the client namespace drop every RST its kernel sends
+// from sports (an iptables port or range): a `tcpcraft send --no-reset`
+// SYN from there then "vanishes" mid-handshake, never answering the
+// SYN-ACK, also after send has gone (send's own packets may leave
+// through an AF_PACKET socket, which OUTPUT rules do not see).
 // The returned function removes the rule again.
 func dropRSTsFrom(t *testing.T, e *e2eLab, sports string) (undo func()) {
 	t.Helper()
@@ -475,12 +477,12 @@ func TestListenMisbehavingClients(t *testing.T) {
 		t.Fatalf("steady client: %v", err)
 	}
 
-	// Vanishes mid-handshake: one SYN, and every RST its namespace would
-	// send from that port (send's own clean-up, the kernel's answer to
-	// the retransmitted SYN-ACKs) is dropped.
+	// Vanishes mid-handshake: one SYN, no clean-up RST (--no-reset), and
+	// every RST the client kernel would send from that port (its answer
+	// to the retransmitted SYN-ACKs) is dropped.
 	const vanishPort = 40001
 	dropRSTsFrom(t, e, fmt.Sprint(vanishPort))
-	sr, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--sport", fmt.Sprint(vanishPort), "--wait", "500ms", e.serverAddr(port))
+	sr, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--no-reset", "--sport", fmt.Sprint(vanishPort), "--wait", "500ms", e.serverAddr(port))
 	if sr.code != 0 || len(replies) == 0 || !replies[0].has(craft.FlagSYN|craft.FlagACK) || replies[0].Ack != 1001 {
 		t.Fatalf("the half-open client's SYN should draw a SYN-ACK acking 1001: %v\nstdout %s", sr, sr.stdout)
 	}
@@ -818,12 +820,12 @@ func TestListenBacklogDropsSYNs(t *testing.T) {
 	letRSTsGo := dropRSTsFrom(t, e, "40021:40023")
 
 	for _, sport := range []string{"40021", "40022"} {
-		r, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--sport", sport, "--wait", "300ms", e.serverAddr(port))
+		r, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--no-reset", "--sport", sport, "--wait", "300ms", e.serverAddr(port))
 		if r.code != 0 || len(replies) == 0 || !replies[0].has(craft.FlagSYN|craft.FlagACK) {
 			t.Fatalf("SYN from :%s should be answered (backlog not full yet): %v\nstdout %s", sport, r, r.stdout)
 		}
 	}
-	r, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--sport", "40023", "--wait", "1500ms", e.serverAddr(port))
+	r, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--no-reset", "--sport", "40023", "--wait", "1500ms", e.serverAddr(port))
 	if r.code != 1 || len(replies) != 0 {
 		t.Errorf("with the backlog full, a third SYN must go unanswered; got %d replies, %v\nstdout %s", len(replies), r, r.stdout)
 	}
@@ -1005,7 +1007,7 @@ func TestListenSingleResetsTheOthers(t *testing.T) {
 	waitListening(t, p)
 
 	letRSTsGo := dropRSTsFrom(t, e, "40031")
-	r, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--sport", "40031", "--wait", "300ms", e.serverAddr(port))
+	r, replies := sendFromClient(t, e, "--flags", "S", "--seq", "1000", "--opt", "linux", "--no-reset", "--sport", "40031", "--wait", "300ms", e.serverAddr(port))
 	if r.code != 0 || len(replies) == 0 || !replies[0].has(craft.FlagSYN|craft.FlagACK) {
 		t.Fatalf("the half-open client's SYN should draw a SYN-ACK: %v\nstdout %s", r, r.stdout)
 	}

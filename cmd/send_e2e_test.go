@@ -209,7 +209,19 @@ func TestSendUsageErrors(t *testing.T) {
 		{"--payload", "a", "--payload-hex", "61"},
 		{"--payload-hex", "6"},
 		{"--seq", "4294967296"},
-		{"--count", "0"},
+		{"--count", "-1"},
+		{"--tos", "1", "--dscp", "2"},
+		{"--fragment", "12"},
+		{"--frag-offset", "4"},
+		{"--flood", "--rate", "5"},
+		{"--rate", "5", "--interval", "1"},
+		{"--df", "--no-df"},
+		{"--sport", "x"},
+		{"--sport", "70000"},
+		{"--src", "10.0.2.99"}, // not ours: needs --force
+		{"--src", "nonsense"},
+		{"--traceroute", "--flood"},
+		{"--ecn", "7"},
 		{"--opt", "ts=1:2", "--opt", "ts=1:2", "--opt", "ts=1:2", "--opt", "ts=1:2", "--opt", "ts=1:2"}, // 50 option bytes
 	} {
 		r := e.tcpcraft(t, nil, append(append([]string{"send"}, args...), e.serverAddr(80))...)

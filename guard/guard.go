@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,11 +86,11 @@ type Firewall struct {
 // Guard is one installed guard. Its methods are safe for concurrent use;
 // Remove may be called any number of times, also on a nil *Guard.
 type Guard struct {
-	local   netip.AddrPort
-	what    string // "10.0.2.21:40000", "*:80", "0.0.0.0:80" ...
+	scope   Scope
+	what    string // "10.0.2.21:40000", "*:80", "0.0.0.0:80", "10.0.2.21:40000-40063" ...
 	comment string
 	table   string
-	match   string // the rule's match in nft syntax
+	matches []string // the rules' matches in nft syntax, one per address
 	owned   bool
 
 	mu      sync.Mutex
@@ -104,6 +105,25 @@ type Guard struct {
 func Install(ctx context.Context, local netip.AddrPort) (*Guard, error) {
 	return Firewall{}.Install(ctx, local)
 }
+
+// InstallScope installs a guard for scope with the zero Firewall; see
+// Firewall.InstallScope.
+func InstallScope(ctx context.Context, scope Scope) (*Guard, error) {
+	return Firewall{}.InstallScope(ctx, scope)
+}
+
+// Scope is what one guard protects: inbound TCP segments addressed to one
+// of Addrs and to a port in [PortLow, PortHigh] — one port, or the block
+// of source ports a prober run sends from. Each address selects as
+// Firewall.Install says (a zero Addr: both families); Addrs empty means
+// one zero Addr.
+type Scope struct {
+	Addrs             []netip.Addr
+	PortLow, PortHigh uint16
+}
+
+// maxScopeAddrs bounds Scope.Addrs: one rule each, in one table.
+const maxScopeAddrs = 16
 
 // Install makes the kernel drop, on the INPUT path, inbound TCP segments
 // addressed to local, in the network namespace of the calling thread. The
@@ -120,17 +140,38 @@ func Install(ctx context.Context, local netip.AddrPort) (*Guard, error) {
 // answer is always the truth: either a Guard, which the caller must
 // Remove, or an error, and then nothing of it is left.
 func (f Firewall) Install(ctx context.Context, local netip.AddrPort) (*Guard, error) {
-	addr := local.Addr().Unmap()
-	local = netip.AddrPortFrom(addr, local.Port())
-	what := describe(local)
+	return f.InstallScope(ctx, Scope{Addrs: []netip.Addr{local.Addr()}, PortLow: local.Port(), PortHigh: local.Port()})
+}
+
+// InstallScope is Install for a Scope: one table, with one rule per
+// address that drops segments to any port of the range, installed and
+// removed as one. A prober run that sends from a block of source ports
+// (outside ip_local_port_range) guards them all with it.
+func (f Firewall) InstallScope(ctx context.Context, scope Scope) (*Guard, error) {
+	if len(scope.Addrs) == 0 {
+		scope.Addrs = []netip.Addr{{}}
+	}
+	scope.Addrs = slices.Clone(scope.Addrs)
+	for i, a := range scope.Addrs {
+		scope.Addrs[i] = a.Unmap()
+	}
+	what := describeScope(scope)
 	fail := func(err error) (*Guard, error) {
 		return nil, fmt.Errorf("installing the RST guard for %s: %w", what, err)
 	}
-	if local.Port() == 0 {
+	if scope.PortLow == 0 || scope.PortHigh == 0 {
 		return fail(errors.New("port 0"))
 	}
-	if addr.Zone() != "" {
-		return fail(errors.New("an address with a zone cannot be matched"))
+	if scope.PortLow > scope.PortHigh {
+		return fail(errors.New("the port range is empty"))
+	}
+	if len(scope.Addrs) > maxScopeAddrs {
+		return fail(fmt.Errorf("%d addresses, at most %d", len(scope.Addrs), maxScopeAddrs))
+	}
+	for _, a := range scope.Addrs {
+		if a.Zone() != "" {
+			return fail(errors.New("an address with a zone cannot be matched"))
+		}
 	}
 	pid := f.PID
 	if pid == 0 {
@@ -148,7 +189,10 @@ func (f Firewall) Install(ctx context.Context, local netip.AddrPort) (*Guard, er
 		return fail(err)
 	}
 
-	g := &Guard{local: local, what: what, comment: comment, match: ruleMatch(local), fail: f.fail}
+	g := &Guard{scope: scope, what: what, comment: comment, fail: f.fail}
+	for _, a := range scope.Addrs {
+		g.matches = append(g.matches, ruleMatch(a, scope.PortLow, scope.PortHigh))
+	}
 	var err error
 	g.conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
 		g.raw = c
@@ -225,12 +269,14 @@ func (g *Guard) create(owned bool) error {
 		Priority: nftables.ChainPriorityFilter,
 		Policy:   &accept,
 	})
-	g.conn.AddRule(&nftables.Rule{
-		Table:    table,
-		Chain:    chain,
-		Exprs:    ruleExprs(g.local),
-		UserData: userdata.AppendString(nil, userdata.TypeComment, g.comment),
-	})
+	for _, a := range g.scope.Addrs {
+		g.conn.AddRule(&nftables.Rule{
+			Table:    table,
+			Chain:    chain,
+			Exprs:    ruleExprs(a, g.scope.PortLow, g.scope.PortHigh),
+			UserData: userdata.AppendString(nil, userdata.TypeComment, g.comment),
+		})
+	}
 	if err := g.conn.Flush(); err != nil {
 		what := "adding the guard chain and rule to table inet " + g.table
 		if !owned {
@@ -286,8 +332,18 @@ func nfgenmsg(family uint8, resID uint16) []byte {
 }
 
 // Local is the address and port the guard protects, as Install read it
-// (the zero address: both families).
-func (g *Guard) Local() netip.AddrPort { return g.local }
+// (the zero address: both families); for a Scope, its first address and
+// lowest port.
+func (g *Guard) Local() netip.AddrPort {
+	return netip.AddrPortFrom(g.scope.Addrs[0], g.scope.PortLow)
+}
+
+// Scope is what the guard protects.
+func (g *Guard) Scope() Scope {
+	s := g.scope
+	s.Addrs = slices.Clone(s.Addrs)
+	return s
+}
 
 // Comment is the comment on the table and the rule, e.g. "tcpcraft pid=42
 // start=1234 guard 10.0.2.21:40000".
@@ -301,9 +357,14 @@ func (g *Guard) Table() string { return g.table }
 // goes with the process whatever happens).
 func (g *Guard) Owned() bool { return g.owned }
 
-// Rule is the guard's rule as an nft command line, for display.
+// Rule is the guard's rule as an nft command line, for display; a guard
+// of several addresses has one rule each, on lines of their own.
 func (g *Guard) Rule() string {
-	return fmt.Sprintf("nft add rule inet %s %s %s drop comment %s", g.table, ChainName, g.match, strconv.Quote(g.comment))
+	var lines []string
+	for _, m := range g.matches {
+		lines = append(lines, fmt.Sprintf("nft add rule inet %s %s %s drop comment %s", g.table, ChainName, m, strconv.Quote(g.comment)))
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Remove deletes the guard's table, with its chain and rule, in one step,
@@ -408,15 +469,40 @@ func tableName(pid int) (string, error) {
 // "10.0.2.21:40000", "[fd00:2::21]:80", "0.0.0.0:80" (every IPv4 address),
 // "[::]:80" (every IPv6 address) or "*:80" (both families).
 func describe(local netip.AddrPort) string {
-	if !local.Addr().IsValid() {
-		return "*:" + strconv.Itoa(int(local.Port()))
-	}
-	return local.String()
+	return describeAddr(local.Addr(), strconv.Itoa(int(local.Port())))
 }
 
-// ruleMatch is the rule's match in nft's syntax, as `nft list` prints it.
-func ruleMatch(local netip.AddrPort) string {
-	addr := local.Addr()
+func describeAddr(addr netip.Addr, ports string) string {
+	if !addr.IsValid() {
+		return "*:" + ports
+	}
+	if addr.Is6() {
+		return "[" + addr.String() + "]:" + ports
+	}
+	return addr.String() + ":" + ports
+}
+
+// describeScope is describe for a Scope: each address with the port or
+// the range, "10.0.2.21:40000-40063,[fd00:2::21]:40000-40063".
+func describeScope(s Scope) string {
+	ports := portsText(s.PortLow, s.PortHigh)
+	var parts []string
+	for _, a := range s.Addrs {
+		parts = append(parts, describeAddr(a, ports))
+	}
+	return strings.Join(parts, ",")
+}
+
+// portsText is "40000" or "40000-40063".
+func portsText(low, high uint16) string {
+	if low == high {
+		return strconv.Itoa(int(low))
+	}
+	return strconv.Itoa(int(low)) + "-" + strconv.Itoa(int(high))
+}
+
+// ruleMatch is a rule's match in nft's syntax, as `nft list` prints it.
+func ruleMatch(addr netip.Addr, low, high uint16) string {
 	var b strings.Builder
 	switch {
 	case !addr.IsValid():
@@ -429,19 +515,18 @@ func ruleMatch(local netip.AddrPort) string {
 	default:
 		b.WriteString("ip6 daddr " + addr.String() + " ")
 	}
-	b.WriteString("tcp dport " + strconv.Itoa(int(local.Port())))
+	b.WriteString("tcp dport " + portsText(low, high))
 	return b.String()
 }
 
-// ruleExprs is the rule's match and verdict as nf_tables expressions, in
+// ruleExprs is a rule's match and verdict as nf_tables expressions, in
 // the order nft itself generates them for ruleMatch (so `nft list` prints
 // the rule that way): the family, the destination address, TCP, the
-// destination port (RFC 9293 §3.1: bytes 2-3 of the TCP header), drop.
-// meta l4proto follows IPv6 extension headers to the transport header, and
-// a transport-header load does not match a non-first fragment, so only
-// real TCP segments to the port are dropped.
-func ruleExprs(local netip.AddrPort) []expr.Any {
-	addr := local.Addr()
+// destination port or port range (RFC 9293 §3.1: bytes 2-3 of the TCP
+// header), drop. meta l4proto follows IPv6 extension headers to the
+// transport header, and a transport-header load does not match a
+// non-first fragment, so only real TCP segments to the ports are dropped.
+func ruleExprs(addr netip.Addr, low, high uint16) []expr.Any {
 	var exprs []expr.Any
 	cmp := func(data []byte) expr.Any {
 		return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data}
@@ -466,10 +551,14 @@ func ruleExprs(local netip.AddrPort) []expr.Any {
 	}
 	exprs = append(exprs,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1}, cmp([]byte{unix.IPPROTO_TCP}),
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-		cmp(binaryutil.BigEndian.PutUint16(local.Port())),
-		&expr.Verdict{Kind: expr.VerdictDrop})
-	return exprs
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+	if low == high {
+		exprs = append(exprs, cmp(binaryutil.BigEndian.PutUint16(low)))
+	} else {
+		exprs = append(exprs, &expr.Range{Op: expr.CmpOpEq, Register: 1,
+			FromData: binaryutil.BigEndian.PutUint16(low), ToData: binaryutil.BigEndian.PutUint16(high)})
+	}
+	return append(exprs, &expr.Verdict{Kind: expr.VerdictDrop})
 }
 
 // netlinkError adds what was attempted to a netlink error, and says what

@@ -275,6 +275,47 @@ func TestGuardIPv6(t *testing.T) {
 	expectDials(t, l, "after Remove", map[string]string{target: "refused"})
 }
 
+// A scope guard — two addresses, a block of four ports — hides exactly
+// those ports of those addresses, both families, in one table with a rule
+// per address, and goes as one.
+func TestGuardScope(t *testing.T) {
+	l := newLab(t)
+	v4, v6 := func(p uint16) string { return netip.AddrPortFrom(l.ClientIP(), p).String() },
+		func(p uint16) string { return netip.AddrPortFrom(client6, p).String() }
+	var g *Guard
+	inNS(t, l.ClientNS, func() (err error) {
+		g, err = InstallScope(context.Background(), Scope{Addrs: []netip.Addr{l.ClientIP(), client6}, PortLow: 40100, PortHigh: 40103})
+		return err
+	})
+	t.Cleanup(func() { g.Remove(context.Background()) })
+	ruleset := nftList(t, l, l.ClientNS)
+	for _, want := range []string{
+		`ip daddr 10\.0\.2\.21 tcp dport 40100-40103 drop comment "tcpcraft pid=[0-9]+ start=[0-9]+ guard 10\.0\.2\.21:40100-40103,\[fd00:2::21\]:40100-40103"`,
+		`ip6 daddr fd00:2::21 tcp dport 40100-40103 drop`,
+	} {
+		if !regexp.MustCompile(want).MatchString(ruleset) {
+			t.Fatalf("want %s in the ruleset:\n%s", want, ruleset)
+		}
+	}
+	if n := len(tcpcraftTables(t, l.ClientNS)); n != 1 {
+		t.Errorf("%d tcpcraft tables, want 1", n)
+	}
+	if got := g.Scope(); got.PortLow != 40100 || got.PortHigh != 40103 || len(got.Addrs) != 2 {
+		t.Errorf("Scope() = %+v", got)
+	}
+	expectDials(t, l, "with the scope guard", map[string]string{
+		v4(40100): "timeout", v4(40103): "timeout", v6(40101): "timeout",
+		v4(40099): "refused", v4(40104): "refused", v6(40104): "refused",
+	})
+	if err := g.Remove(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := tcpcraftTables(t, l.ClientNS); len(got) > 0 {
+		t.Fatalf("tables left after Remove: %q", got)
+	}
+	expectDials(t, l, "after Remove", map[string]string{v4(40100): "refused", v6(40103): "refused"})
+}
+
 func TestGuardAllAddresses(t *testing.T) {
 	l := newLab(t)
 	v4, v6 := func(p uint16) string { return netip.AddrPortFrom(l.ClientIP(), p).String() },

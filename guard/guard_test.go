@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,6 +157,32 @@ func FuzzUdataComment(f *testing.F) {
 	})
 }
 
+// A scope of several addresses and a port range: described address by
+// address, one match each with the range as nft prints it, and a range
+// expression over the destination port.
+func TestDescribeScope(t *testing.T) {
+	s := Scope{Addrs: []netip.Addr{netip.MustParseAddr("10.0.2.21"), netip.MustParseAddr("fd00:2::21")}, PortLow: 40000, PortHigh: 40063}
+	if got, want := describeScope(s), "10.0.2.21:40000-40063,[fd00:2::21]:40000-40063"; got != want {
+		t.Errorf("describeScope = %q, want %q", got, want)
+	}
+	if got, want := ruleMatch(s.Addrs[1], 40000, 40063), "ip6 daddr fd00:2::21 tcp dport 40000-40063"; got != want {
+		t.Errorf("ruleMatch = %q, want %q", got, want)
+	}
+	exprs := ruleExprs(s.Addrs[0], 40000, 40063)
+	var r *expr.Range
+	for _, e := range exprs {
+		if e, ok := e.(*expr.Range); ok {
+			r = e
+		}
+	}
+	if r == nil || r.Op != expr.CmpOpEq || string(r.FromData) != "\x9c\x40" || string(r.ToData) != "\x9c\x7f" {
+		t.Errorf("ruleExprs for a range: %#v", r)
+	}
+	if one := ruleExprs(s.Addrs[0], 40000, 40000); slices.ContainsFunc(one, func(e expr.Any) bool { _, ok := e.(*expr.Range); return ok }) {
+		t.Error("a single port got a range expression")
+	}
+}
+
 func TestDescribeAndMatch(t *testing.T) {
 	cases := []struct {
 		local       netip.AddrPort
@@ -173,11 +200,11 @@ func TestDescribeAndMatch(t *testing.T) {
 		if got := describe(c.local); got != c.what {
 			t.Errorf("describe(%v) = %q, want %q", c.local, got, c.what)
 		}
-		if got := ruleMatch(c.local); got != c.match {
+		if got := ruleMatch(c.local.Addr(), c.local.Port(), c.local.Port()); got != c.match {
 			t.Errorf("ruleMatch(%v) = %q, want %q", c.local, got, c.match)
 		}
 		// The expressions check what the match says, and end in drop.
-		exprs := ruleExprs(c.local)
+		exprs := ruleExprs(c.local.Addr(), c.local.Port(), c.local.Port())
 		var family byte
 		var addrLen uint32
 		var port []byte

@@ -23,6 +23,18 @@
 #              0.01) of segments dropped each way, and without loss; ratio,
 #              efficiency and retransmission counts (BenchmarkLossGoodput).
 #              LOSS_ROUNDS (default 5), LOSS_CC (cubic|reno).
+#   rate       the prober against the tools it stands beside, each in a
+#              process of its own, interleaved rounds, SYNs counted by an
+#              nft counter in the server namespace: `send --flood` vs
+#              `hping3 --flood -S` to a closed and to an open port
+#              (BenchmarkRateFloodClosed, BenchmarkRateFloodOpen), and a
+#              scan of ports 1-65535 at SCAN_RATE (default 20000) probes/s
+#              vs `nmap -sS -p- --min-rate --max-rate` (BenchmarkRateScan).
+#              FLOOD_SECONDS (default 3) per flood.
+#   senders    the ways to send a prober's SYNs, in one lab: sendto and
+#              sendmmsg on the raw socket, sendmmsg on an AF_PACKET socket
+#              with PACKET_QDISC_BYPASS, and a PACKET_TX_RING
+#              (capture's BenchmarkSenders); PACKETS (default 200000) each.
 #   all        every one of the above, then a summary table.
 #
 # ROUNDS (default 3) sets the measured rounds of bulk-send, bulk-recv and
@@ -35,7 +47,7 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 accept|bulk-send|bulk-recv|syn-rtt|conns|loss|all [go test flags...]" >&2
+	echo "usage: $0 accept|bulk-send|bulk-recv|syn-rtt|conns|loss|rate|senders|all [go test flags...]" >&2
 	exit 2
 }
 
@@ -66,6 +78,14 @@ accept)
 bulk-send) perf BenchmarkPerfBulkSend "$@" ;;
 bulk-recv) perf BenchmarkPerfBulkRecv "$@" ;;
 syn-rtt) perf BenchmarkPerfSYNRTT "$@" ;;
+rate)
+	TCPCRAFT_FLOOD_SECONDS="${FLOOD_SECONDS:-3}" TCPCRAFT_SCAN_RATE="${SCAN_RATE:-20000}" \
+		go test ./cmd -run '^$' -bench '^BenchmarkRate' -benchtime 1x -timeout 60m "$@"
+	;;
+senders)
+	TCPCRAFT_BENCH_PACKETS="${PACKETS:-200000}" \
+		go test ./capture -run '^$' -bench '^BenchmarkSenders$' -benchtime 1x -timeout 60m "$@"
+	;;
 conns) perf BenchmarkPerfConns "$@" ;;
 loss)
 	TCPCRAFT_LOSS_P="${LOSS:-0.01}" TCPCRAFT_LOSS_MB="${LOSS_MB:-32}" \
@@ -75,7 +95,7 @@ loss)
 all)
 	out=$(mktemp)
 	trap 'rm -f "$out"' EXIT
-	for s in bulk-send bulk-recv syn-rtt conns accept loss; do
+	for s in bulk-send bulk-recv syn-rtt conns accept loss rate; do
 		"$0" "$s" "$@" | tee -a "$out"
 	done
 	echo

@@ -7,7 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # tool:package pairs.
 demo=(ip:iproute2 iptables:iptables nft:nftables)
-test=("${demo[@]}" tcpdump:tcpdump tshark:tshark socat:socat curl:curl python3:python3 setpriv:util-linux ps:procps ethtool:ethtool groff:groff-base git:git hping3:hping3)
+test=("${demo[@]}" tcpdump:tcpdump tshark:tshark socat:socat curl:curl python3:python3 setpriv:util-linux ps:procps ethtool:ethtool groff:groff-base git:git nmap:nmap hping3:hping3)
 case "${1:-test}" in
 demo) want=("${demo[@]}") ;;
 test) want=("${test[@]}") ;;

@@ -37,7 +37,7 @@ const Prefix = "tct"
 const cleanupTimeout = 30 * time.Second
 
 // namePattern matches labtest namespace names: tct-<pid>-<random>-<role>.
-var namePattern = regexp.MustCompile(`^` + Prefix + `-([0-9]+)-[0-9a-f]{6}-(client|server)$`)
+var namePattern = regexp.MustCompile(`^` + Prefix + `-([0-9]+)-[0-9a-f]{6}-(client|server|router)$`)
 
 // Need stops the test because a prerequisite is missing: t.Fatal when
 // CI=true (CI must run every test), t.Skip otherwise.
