@@ -37,15 +37,15 @@ func TestFlagsAfterArguments(t *testing.T) {
 		code int
 		says string // on stderr, or on stdout for a success
 	}{
-		{[]string{"connect", "10.0.2.20:80", "--ttl", "0"}, 2, "tcpcraft connect: --ttl 0: must be 1 to 255"},
-		{[]string{"connect", "10.0.2.20:80", "-q", "-v"}, 2, "give --quiet (-q) or --verbose (-v), not both"},
-		{[]string{"connect", "10.0.2.20:80", "-w", "-5s"}, 2, "-w -5s: must not be negative"},
-		{[]string{"connect", "--", "10.0.2.20:80", "-q"}, 2, `got 2 ("10.0.2.20:80" "-q")`},
+		{[]string{"connect", "127.0.0.1:9", "--ttl", "0"}, 2, "tcpcraft connect: --ttl 0: must be 1 to 255"},
+		{[]string{"connect", "127.0.0.1:9", "-q", "-v"}, 2, "give --quiet (-q) or --verbose (-v), not both"},
+		{[]string{"connect", "127.0.0.1:9", "-w", "-5s"}, 2, "-w -5s: must not be negative"},
+		{[]string{"connect", "--", "127.0.0.1:9", "-q"}, 2, `got 2 ("127.0.0.1:9" "-q")`},
 		{[]string{"listen", ":8080", "--backlog", "0"}, 2, "tcpcraft listen: --backlog 0: must be 1 to"},
 		{[]string{"listen", ":8080", "--echo", "--exec", "cat"}, 2, "give --echo or --exec (-e), not both"},
-		{[]string{"send", "10.0.2.20:80", "-c", "-1"}, 2, "tcpcraft send: -c -1: must be 0 to 1073741824"},
-		{[]string{"send", "10.0.2.20:80", "--interval", "-1"}, 2, "--interval -1: must not be negative"},
-		{[]string{"send", "10.0.2.20:80", "--opt", "mss=99999"}, 2, `--opt mss=99999: MSS must be 0-65535`},
+		{[]string{"send", "127.0.0.1:9", "-c", "-1"}, 2, "tcpcraft send: -c -1: must be 0 to 1073741824"},
+		{[]string{"send", "127.0.0.1:9", "--interval", "-1"}, 2, "--interval -1: must not be negative"},
+		{[]string{"send", "127.0.0.1:9", "--opt", "mss=99999"}, 2, `--opt mss=99999: MSS must be 0-65535`},
 		{[]string{"probe", script, "--tolerance", "0"}, 2, "tcpcraft probe: --tolerance 0: must be more than 0"},
 		{[]string{"decode", pcap, "--conns"}, 0, "client states"},
 		{[]string{"decode", pcap, "-S"}, 0, "seq 2619426933"},
@@ -113,7 +113,7 @@ func TestDurationValues(t *testing.T) {
 		}
 	}
 	// Zero where only a positive time makes sense.
-	r := runApp(t, context.Background(), "send", "10.0.2.20:80", "--wait", "0")
+	r := runApp(t, context.Background(), "send", "127.0.0.1:9", "--wait", "0")
 	if r.code != codeUsage || !strings.Contains(r.stderr, "--wait 0: must be more than 0") {
 		t.Errorf("send --wait 0: exit %d, %q", r.code, r.stderr)
 	}
