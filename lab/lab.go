@@ -19,8 +19,8 @@ import (
 	"strings"
 )
 
-// Default names and addresses of the lab (DESIGN.md: server 10.0.2.20,
-// client 10.0.2.21).
+// Default names and addresses of the lab (README, "A quick tour":
+// server 10.0.2.20, client 10.0.2.21).
 const (
 	DefaultClientNS = "tcpcraft-client"
 	DefaultServerNS = "tcpcraft-server"
