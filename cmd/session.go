@@ -267,7 +267,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		return nil, err
 	}
 	if err := s.setUp(stepCapture, func() (func() error, error) {
-		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, capture.Config{})
+		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, captureConfig(spec.remote.IsValid()))
 		if err != nil {
 			return nil, exitFailure(err)
 		}
@@ -571,3 +571,23 @@ func parseHostPort(ctx context.Context, arg string) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(addr, uint16(port)), nil
 }
+
+// captureConfig is the receive ring of a session. A connection's ring
+// holds 64 KB slots, so a peer's TSO segments land whole in the ring. A
+// listener's ring holds small slots, 3,310 of them in the same 5 MiB
+// (75 of the large ones): a SYN flood arriving while the process waits
+// for a CPU overflows a short ring, and the SYN of a legitimate client is
+// lost with the flood's (then sent again only after its 1 s RTO); frames
+// longer than a slot still arrive whole, through the socket's queue
+// (capture.Config.LongFramesWhole).
+func captureConfig(connected bool) capture.Config {
+	if connected {
+		return capture.Config{}
+	}
+	return capture.Config{SnapLen: listenerSnapLen, Frames: listenerRingFrames, LongFramesWhole: true}
+}
+
+const (
+	listenerSnapLen    = 1500 // any IP packet of a 1500-byte MTU link, either family
+	listenerRingFrames = 3310 // five 1 MiB blocks of 662 slots
+)
