@@ -50,6 +50,9 @@ type Config struct {
 	// Verbose, when not nil, receives one line per packet, system call and
 	// command as it happens.
 	Verbose io.Writer
+	// Args are packetdrill options from the command line; they override
+	// the script's own option lines (ApplyScript).
+	Args []SettingArg
 }
 
 // Failure is a script that ran and did not do what it said: the line, the
@@ -94,6 +97,7 @@ type runner struct {
 	percent    float64
 	tsTick     time.Duration
 	localAlias map[netip.Addr]netip.Addr // script address → live address
+	set        Settings                  // the script's options and the command line's
 	bindPort   uint16
 
 	start      time.Time     // live time of script time 0 (wall clock)
@@ -178,35 +182,31 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 }
 
 func (r *runner) applyOptions() error {
-	// packetdrill's default addresses, so that scripts naming them in a
-	// sockaddr work unchanged.
-	r.localAlias[netip.MustParseAddr("192.168.0.1")] = r.env.Peer
-	r.localAlias[netip.MustParseAddr("192.0.2.1")] = r.env.Local.Addr()
-	for _, o := range r.s.Options {
-		set, err := parseOptionValue(o)
-		if err != nil {
-			return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: err.Error()}
-		}
-		switch o.Name {
-		case "tolerance_usecs":
-			r.tolerance = max(r.tolerance, set.tolerance)
-		case "tolerance_percent":
-			r.percent = set.tolerancePercent
-		case "tcp_ts_tick_usecs":
-			r.tsTick = set.tsTick
-		case "bind_port":
-			r.bindPort = set.bindPort
-		case "local_ip", "remote_ip":
-			a, err := netip.ParseAddr(o.Value)
-			if err != nil {
-				return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: fmt.Sprintf("--%s=%s: not an IP address", o.Name, o.Value)}
-			}
-			if o.Name == "local_ip" {
-				r.localAlias[a] = r.env.Peer
-			} else {
-				r.localAlias[a] = r.env.Local.Addr()
-			}
-		}
+	set, err := ApplyScript(r.s, r.cfg.Args)
+	if err != nil {
+		return err
+	}
+	r.set = set
+	// packetdrill's default addresses and the ones the options name
+	// stand for the live ones, so that scripts naming them in a sockaddr
+	// work unchanged whatever addresses the environment has.
+	local, remote, _, err := set.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range []netip.Addr{DefaultLocal4, DefaultLocal6, local.Addr()} {
+		r.localAlias[a] = r.env.Peer
+	}
+	for _, a := range []netip.Addr{DefaultRemote4, DefaultRemote6, remote} {
+		r.localAlias[a] = r.env.Local.Addr()
+	}
+	r.tolerance = max(r.tolerance, set.Tolerance)
+	if set.HasPercent {
+		r.percent = set.TolerancePercent
+	}
+	r.tsTick = set.TSTick
+	if set.BindPort != 0 {
+		r.bindPort = set.BindPort
 	}
 	return nil
 }
