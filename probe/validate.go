@@ -91,4 +91,3 @@ func joinInts(v []int, sep string) string {
 	}
 	return strings.Join(s, sep)
 }
-
