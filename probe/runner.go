@@ -71,6 +71,7 @@ func (f *Failure) Error() string { return fmt.Sprintf("%s:%d: %s", f.Path, f.Lin
 type segment struct {
 	tcp craft.TCP // owns its memory (cloned)
 	src netip.AddrPort
+	dst uint16 // tcpcraft's port it was sent to
 	at  time.Time
 }
 
@@ -125,6 +126,41 @@ type runner struct {
 
 	fds      map[int64]int // script fd → live fd
 	blocking *blockingCall
+
+	// tcpcraft's port now (a fresh one per incoming connection when the
+	// Env allows, as packetdrill's next_ephemeral_port), the port
+	// connect(..., ...) reaches, whether the socket under test listens
+	// (or there is none yet: a SYN then opens a new connection), and the
+	// ports used so far.
+	localPort   uint16
+	connectPort uint16
+	listening   bool
+	usedPorts   map[uint16]bool
+	conns       int
+}
+
+// local is tcpcraft's end now.
+func (r *runner) local() netip.AddrPort { return netip.AddrPortFrom(r.env.Local.Addr(), r.localPort) }
+
+// newConnection is an inbound SYN reaching a listening socket (or no
+// socket at all): packetdrill makes a new socket under test for it, with a
+// fresh remote port and mappings of its own.
+func (r *runner) newConnection() {
+	r.listening = false
+	r.conns++
+	if r.conns > 1 && r.env.AnyPort {
+		for {
+			p := uint16(1024 + mrand.IntN(65535-1024))
+			if !r.usedPorts[p] && p != r.kernelPort {
+				r.localPort = p
+				break
+			}
+		}
+	}
+	r.usedPorts[r.localPort] = true
+	r.liveLocalISN, r.scriptLocalISN = 0, 0
+	r.tsMap = map[uint32]uint32{}
+	r.haveFirstTS, r.haveKernelTS = false, false
 }
 
 // Run plays script s in env. It returns nil when every expectation was
@@ -142,6 +178,9 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		fds:        map[int64]int{},
 		ipID:       uint16(mrand.Uint32()) | 1,
 		localAlias: map[netip.Addr]netip.Addr{},
+		localPort:  env.Local.Port(),
+		listening:  true,
+		usedPorts:  map[uint16]bool{},
 	}
 	r.format.Absolute = true
 	if r.tolerance <= 0 {
@@ -208,6 +247,10 @@ func (r *runner) applyOptions() error {
 	if set.BindPort != 0 {
 		r.bindPort = set.BindPort
 	}
+	r.connectPort = DefaultKernelPort
+	if set.ConnectPort != 0 {
+		r.connectPort = set.ConnectPort
+	}
 	return nil
 }
 
@@ -221,10 +264,17 @@ func (r *runner) readSegments(ctx context.Context) {
 			close(r.segs)
 			return
 		}
-		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil || p.IPVersion != 4 {
+		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil {
 			continue
 		}
-		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(p.IPv4.Src, p.TCP.SrcPort), at: f.Time}
+		src := p.IPv4.Src
+		if p.IPVersion == 6 {
+			src = p.IPv6.Src
+		}
+		if src != r.env.Peer {
+			continue
+		}
+		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(src, p.TCP.SrcPort), dst: p.TCP.DstPort, at: f.Time}
 		select {
 		case r.segs <- seg:
 		case <-ctx.Done():
@@ -232,6 +282,15 @@ func (r *runner) readSegments(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// buildTCP builds an IPv4 or IPv6 packet (by the addresses' family)
+// carrying tcp, the way Linux would send it (DF, TTL/hop limit 64).
+func buildTCP(src, dst netip.Addr, id uint16, tcp *craft.TCP) ([]byte, error) {
+	if src.Is6() {
+		return craft.BuildIPv6TCP(craft.IPv6{Src: src, Dst: dst, HopLimit: craft.DefaultTTL, NextHeader: craft.ProtocolTCP}, tcp)
+	}
+	return craft.BuildIPv4TCP(craft.IPv4{TTL: craft.DefaultTTL, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst}, tcp)
 }
 
 // since is a live time as script time (time since the start).
@@ -427,9 +486,8 @@ func (r *runner) showLeftovers() {
 
 // liveLine renders a live segment the tcpdump way.
 func (r *runner) liveLine(seg segment) string {
-	ip := craft.IPv4{Src: seg.src.Addr(), Dst: r.env.Local.Addr(), TTL: 64, Protocol: craft.ProtocolTCP}
 	t := seg.tcp
-	pkt, err := craft.BuildIPv4TCP(ip, &t)
+	pkt, err := buildTCP(seg.src.Addr(), r.env.Local.Addr(), 0, &t)
 	if err != nil {
 		return fmt.Sprintf("%v > %v: %v", seg.src, r.env.Local, err)
 	}
