@@ -55,7 +55,7 @@ func (r *runner) syscall(ev *Event, t, offset, tol time.Duration) (time.Duration
 			return 0, r.ctx.Err()
 		}
 	}
-	b := &blockingCall{ev: ev, call: call, req: req, start: t, end: offset + sc.End.Start}
+	b := &blockingCall{ev: ev, call: call, req: req, start: t, end: offset + sc.End.Start, slack: r.slack}
 	select {
 	case at := <-call.Blocked:
 		r.verbosef("%s %s(%s) blocked", secs(r.since(at)), sc.Name, joinExprs(sc.Args))
@@ -119,7 +119,7 @@ func (r *runner) finishBlocking(rep Reply) error {
 	}
 	end := r.since(time.Unix(0, rep.End))
 	tol := r.toleranceFor(b.end, b.start)
-	if end < b.end-tol || end > b.end+tol {
+	if end < b.end-b.slack-tol || end > b.end+tol+r.ownLate {
 		return r.fail(b.ev, "timing error: expected system call return at %s sec but happened at %s sec; tolerance %s sec", secs(b.end), secs(end), secs(tol))
 	}
 	return nil
