@@ -263,15 +263,24 @@ func runOneScript(ctx context.Context, out io.Writer, ls loadedScript, mode prob
 		return false, nil
 	}
 	started := time.Now()
+	// The script's option lines, then the command line's: they choose
+	// the environment (IP version, addresses, MTU).
+	set, err := probe.ApplyScript(ls.script, cfg.Args)
+	if err == nil {
+		_, _, _, err = set.Addrs()
+	}
+	if err != nil {
+		fmt.Fprintf(out, "FAIL %s: %v\n", ls.path, err)
+		return false, nil
+	}
 	var env *probe.Env
-	var err error
 	switch {
 	case mode.packetsOnly():
 		env, err = probe.NewTargetEnv(ctx, mode.target)
 	case mode.peerNS != "":
 		env, err = probe.NewPeerEnv(ctx, mode.peerNS, netip.Addr{}, helper)
 	default:
-		env, err = probe.NewLabEnv(ctx, helper)
+		env, err = probe.NewPacketdrillEnv(ctx, helper, set)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
