@@ -224,7 +224,8 @@ func parseSockaddr(s string) (unix.Sockaddr, error) {
 		return nil, fmt.Errorf("socket address %q: %w", s, err)
 	}
 	if !ap.Addr().Is4() {
-		return nil, fmt.Errorf("socket address %q: only IPv4 is supported", s)
+		// IPv6, and IPv4-mapped IPv6 for AF_INET6 sockets speaking IPv4.
+		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, nil
 	}
 	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, nil
 }
