@@ -136,7 +136,12 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			}
 			if errors.Is(err, io.EOF) {
 				// The peer is done sending (RFC 9293 §3.10.4): finish
-				// our side once what is queued has gone.
+				// our side once what is queued has gone. The output is
+				// complete: its reader need not wait for our close
+				// and TIME-WAIT.
+				if e, ok := out.(interface{ endOutput() error }); ok {
+					_ = e.endOutput()
+				}
 				closeOurSide()
 				outErr <- nil
 				return
