@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -71,7 +72,7 @@ func BenchmarkPerfExchange(b *testing.B) {
 		{"tcpcraft", []string{e.bin, "connect", "-q", server.String()}, perRound},
 		{"socat", []string{socat, "-", "TCP:" + server.String()}, perRound},
 	}
-	if envInt(b, "TCPCRAFT_BENCH_FULL_TIME_WAIT", 0) > 0 {
+	if os.Getenv("TCPCRAFT_BENCH_FULL_TIME_WAIT") == "1" {
 		sides = append(sides, side{"full-time-wait", []string{e.bin, "connect", "-q", "--full-time-wait", server.String()}, 3})
 	}
 	run := func(argv []string) (time.Duration, error) {
