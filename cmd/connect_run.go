@@ -184,8 +184,16 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			// ms each time, and the first 10 ms of an upload moving half
 			// what the kernel's did).
 			chunk := firstInputChunk
+			// The first loan is one first read's worth: the whole send
+			// buffer (megabytes, zeroed when first lent) for a request
+			// of a few bytes cost a fifth of a short run's CPU time,
+			// its page faults and the garbage collection that followed
+			// (docs/PERFORMANCE.md). Once that has filled, the input is
+			// bulk and the loans take all there is.
+			ask := firstInputChunk
 			for {
-				loan, err := conn.ExtendSendSpace(ctx, math.MaxInt)
+				loan, err := conn.ExtendSendSpace(ctx, ask)
+				ask = math.MaxInt
 				if err != nil {
 					return // the connection's end is reported by Wait
 				}
