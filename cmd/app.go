@@ -43,7 +43,12 @@ func Main(args []string) int {
 		<-ctx.Done()
 		stop() // restore default handling: the next signal terminates at once
 	}()
+	sc := newStartupClock()
+	sc.mark("main") // the Go runtime and every package's init are done
 	app := NewApp()
+	if sc != nil {
+		app.Metadata = map[string]any{startupClockKey: sc}
+	}
 	// Standard output is this process's own: connect may let its reader
 	// go as soon as the stream has ended (endOutput).
 	app.Writer = outputWriter{w: os.Stdout, ownStdout: true}

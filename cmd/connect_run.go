@@ -29,6 +29,7 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 		return usagef("want exactly one HOST:PORT argument, got %d (%s)", c.NArg(), quoteArgs(c.Args().Slice()))
 	}
 	// Check every flag before anything on the system changes.
+	startupClockOf(c).mark("flags")
 	if err := checkTraceFlags(c); err != nil {
 		return err
 	}
@@ -63,8 +64,10 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
 
 	dialCtx, cancel := withOptionalTimeout(ctx, c.Duration("timeout"))
+	sess.clock.mark("dial")
 	conn, err := sess.stack.Dial(dialCtx, remote, sess.local.Port())
 	cancel()
+	sess.clock.print(stderr(c))
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:

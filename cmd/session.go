@@ -97,6 +97,7 @@ type sessionSpec struct {
 // before the guard goes, so no peer is left half-open: whichever step
 // fails, and however the run ends, nothing it made is left behind.
 type session struct {
+	clock *startupClock // TCPCRAFT_STARTUP_TIMES
 	route capture.Route
 	local netip.AddrPort
 	guard *guard.Guard
@@ -164,6 +165,7 @@ func (s *session) setUp(step string, do func() (undo func() error, err error)) e
 	if undo != nil {
 		s.undo = append(s.undo, undoStep{step, undo})
 	}
+	s.clock.mark(step)
 	return nil
 }
 
@@ -190,7 +192,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err := capture.CheckPrivileges(); err != nil {
 		return nil, exitFailure(err)
 	}
-	s := &session{}
+	s := &session{clock: startupClockOf(c)}
 	if f, ok := c.Root().Metadata[failStepKey].(func(string) error); ok {
 		s.failAt = f
 	}
@@ -209,6 +211,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err != nil {
 		return nil, err
 	}
+	s.clock.mark("route")
 	localAddr := s.local.Addr()
 	connCfg, err := makeConfig(s.route.MTU)
 	if err != nil {
