@@ -24,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v3"
+	"golang.org/x/sys/unix"
 )
 
 // Main runs tcpcraft with the process arguments (os.Args) and returns the
@@ -42,7 +43,16 @@ func Main(args []string) int {
 		<-ctx.Done()
 		stop() // restore default handling: the next signal terminates at once
 	}()
-	return Run(ctx, NewApp(), args)
+	sc := newStartupClock()
+	sc.mark("main") // the Go runtime and every package's init are done
+	app := NewApp()
+	if sc != nil {
+		app.Metadata = map[string]any{startupClockKey: sc}
+	}
+	// Standard output is this process's own: connect may let its reader
+	// go as soon as the stream has ended (endOutput).
+	app.Writer = outputWriter{w: os.Stdout, ownStdout: true}
+	return Run(ctx, app, args)
 }
 
 // Run runs app with args (args[0] is the program name) and maps the outcome
@@ -51,7 +61,9 @@ func Main(args []string) int {
 // reader went away. Errors are printed on app.ErrWriter, or as one JSON
 // line on the stream a --json command writes its JSON to.
 func Run(ctx context.Context, app *cli.Command, args []string) int {
-	app.Writer = outputWriter{app.Writer}
+	if _, ok := app.Writer.(outputWriter); !ok {
+		app.Writer = outputWriter{w: app.Writer}
+	}
 	if app.Metadata == nil {
 		app.Metadata = map[string]any{}
 	}
@@ -449,7 +461,32 @@ func stdin(c *cli.Command) io.Reader  { return c.Root().Reader }
 // outputWriter is standard output as commands see it: a write that fails
 // because the reader of a pipe went away (EPIPE) returns an
 // outputClosedError, which ends the run quietly.
-type outputWriter struct{ w io.Writer }
+type outputWriter struct {
+	w io.Writer
+	// ownStdout: w is the process's standard output (file descriptor 1),
+	// which endOutput may release.
+	ownStdout bool
+}
+
+// endOutput lets the reader of standard output see its end while the
+// process goes on (connect in TIME-WAIT: `tcpcraft connect ... | next`
+// need not wait for it): /dev/null takes the place of file descriptor 1,
+// so the pipe or file is released and nothing opened later can take that
+// number. Other writers (tests' buffers) are left alone.
+func (o outputWriter) endOutput() error {
+	if !o.ownStdout {
+		return nil
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("releasing standard output: %w", err)
+	}
+	defer null.Close()
+	if err := unix.Dup3(int(null.Fd()), 1, 0); err != nil {
+		return fmt.Errorf("releasing standard output: %w", err)
+	}
+	return nil
+}
 
 func (o outputWriter) Write(p []byte) (int, error) {
 	n, err := o.w.Write(p)

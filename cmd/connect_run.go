@@ -29,6 +29,7 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 		return usagef("want exactly one HOST:PORT argument, got %d (%s)", c.NArg(), quoteArgs(c.Args().Slice()))
 	}
 	// Check every flag before anything on the system changes.
+	startupClockOf(c).mark("flags")
 	if err := checkTraceFlags(c); err != nil {
 		return err
 	}
@@ -63,8 +64,10 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
 
 	dialCtx, cancel := withOptionalTimeout(ctx, c.Duration("timeout"))
+	sess.clock.mark("dial")
 	conn, err := sess.stack.Dial(dialCtx, remote, sess.local.Port())
 	cancel()
+	sess.clock.print(stderr(c))
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
@@ -136,7 +139,12 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			}
 			if errors.Is(err, io.EOF) {
 				// The peer is done sending (RFC 9293 §3.10.4): finish
-				// our side once what is queued has gone.
+				// our side once what is queued has gone. The output is
+				// complete: its reader need not wait for our close
+				// and TIME-WAIT.
+				if e, ok := out.(interface{ endOutput() error }); ok {
+					_ = e.endOutput()
+				}
 				closeOurSide()
 				outErr <- nil
 				return
@@ -179,8 +187,16 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 			// ms each time, and the first 10 ms of an upload moving half
 			// what the kernel's did).
 			chunk := firstInputChunk
+			// The first loan is one first read's worth: the whole send
+			// buffer (megabytes, zeroed when first lent) for a request
+			// of a few bytes cost a fifth of a short run's CPU time,
+			// its page faults and the garbage collection that followed
+			// (docs/PERFORMANCE.md). Once that has filled, the input is
+			// bulk and the loans take all there is.
+			ask := firstInputChunk
 			for {
-				loan, err := conn.ExtendSendSpace(ctx, math.MaxInt)
+				loan, err := conn.ExtendSendSpace(ctx, ask)
+				ask = math.MaxInt
 				if err != nil {
 					return // the connection's end is reported by Wait
 				}

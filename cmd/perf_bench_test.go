@@ -207,6 +207,65 @@ func runInto(e *e2eLab, in io.Reader, out io.Writer, args ...string) error {
 	return nil
 }
 
+// bulkSides are the sides of a bulk comparison: tcpcraft quiet and the
+// kernel, and with TCPCRAFT_BENCH_TRACE=1 also "traced": tcpcraft with
+// its default trace (every segment, one line each) written to a file, as
+// `tcpcraft connect HOST:PORT < file 2> trace` runs.
+func bulkSides() []string {
+	if os.Getenv("TCPCRAFT_BENCH_TRACE") == "1" {
+		return []string{"tcpcraft", "traced", "kernel"}
+	}
+	return []string{"tcpcraft", "kernel"}
+}
+
+// runTcpcraftBulk runs `tcpcraft connect` for a bulk comparison's side
+// ("tcpcraft": -q; "traced": the default trace into a file of dir) and
+// returns the trace's lines (0 for -q).
+func runTcpcraftBulk(e *e2eLab, side, dir string, in io.Reader, out io.Writer, addr string) (lines int, err error) {
+	if side != "traced" {
+		return 0, runInto(e, in, out, "connect", "-q", "--time-wait", "10ms", addr)
+	}
+	path := filepath.Join(dir, "trace")
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(path)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, e.ClientNS, e.bin, "connect", "--time-wait", "10ms", addr)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, out, f
+	err = cmd.Run()
+	f.Close()
+	trace, rerr := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("tcpcraft connect (traced): %w\n%s", err, tail(string(trace), 2000))
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	return bytes.Count(trace, []byte{'\n'}), nil
+}
+
+// reportTraced logs what the trace costs: the traced run's rate against
+// the kernel's and against tcpcraft's quiet one, and the time per line
+// ((traced - quiet time) / lines), from the medians.
+func (r results) reportTraced(b *testing.B, mb int, lines []float64) {
+	b.Helper()
+	tr, tc, kc := median(r["traced"]), median(r["tcpcraft"]), median(r["kernel"])
+	if tr == 0 {
+		return
+	}
+	b.Logf("traced   Mbit/s per round: %.1f; trace lines per round %.0f", r["traced"], lines)
+	bits := float64(mb<<20) * 8 / 1e6
+	perLine := (bits/tr - bits/tc) / median(lines) * 1e9 // ns
+	b.Logf("traced: %.1f Mbit/s, %.3f of the kernel, %.3f of -q; the trace costs %.0f ns a line (%.0f lines)",
+		tr, tr/kc, tr/tc, perLine, median(lines))
+	b.ReportMetric(tr, "traced-Mbit/s")
+	b.ReportMetric(tr/kc, "traced/kernel")
+	b.ReportMetric(perLine, "ns/trace-line")
+}
+
 // results collects per-round measurements of both sides.
 type results map[string][]float64
 
@@ -262,16 +321,22 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 
 	cc := kernelCC("cubic")
 	res := results{}
+	var lines []float64
+	dir := b.TempDir()
 	b.ResetTimer()
 	for round := range rounds {
-		for _, side := range []string{"tcpcraft", "kernel"} {
+		for _, side := range bulkSides() {
 			var clientErr error
-			if side == "tcpcraft" {
+			if side != "kernel" {
 				f, err := os.Open(p.path)
 				if err != nil {
 					b.Fatal(err)
 				}
-				clientErr = runInto(e, f, io.Discard, "connect", "-q", "--time-wait", "10ms", e.serverAddr(port))
+				var n int
+				n, clientErr = runTcpcraftBulk(e, side, dir, f, io.Discard, e.serverAddr(port))
+				if side == "traced" {
+					lines = append(lines, float64(n))
+				}
 				f.Close()
 			} else {
 				f, err := os.Open(p.path)
@@ -303,6 +368,7 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round; congestion control: tcpcraft cubic, kernel %s (namespace default %s)",
 		len(p.data)>>20, rounds, cc, namespaceCC(e, e.ClientNS))
 	res.report(b, "Mbit/s", true)
+	res.reportTraced(b, len(p.data)>>20, lines)
 }
 
 // BenchmarkPerfBulkRecv: `tcpcraft connect` downloads the payload from a
@@ -338,13 +404,19 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 	b.Cleanup(func() { ln.Close() })
 
 	res := results{}
+	var lines []float64
+	dir := b.TempDir()
 	b.ResetTimer()
 	for round := range rounds {
-		for _, side := range []string{"tcpcraft", "kernel"} {
+		for _, side := range bulkSides() {
 			chk := newChecker(int64(len(p.data)))
 			var clientErr error
-			if side == "tcpcraft" {
-				clientErr = runInto(e, nil, chk, "connect", "-q", "--time-wait", "10ms", e.serverAddr(port))
+			if side != "kernel" {
+				var n int
+				n, clientErr = runTcpcraftBulk(e, side, dir, nil, chk, e.serverAddr(port))
+				if side == "traced" {
+					lines = append(lines, float64(n))
+				}
 			} else {
 				clientErr = runKernelReceiver(e, chk, e.serverAddr(port))
 			}
@@ -364,6 +436,7 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 	b.StopTimer()
 	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, rounds)
 	res.report(b, "Mbit/s", true)
+	res.reportTraced(b, len(p.data)>>20, lines)
 }
 
 // kernelSenderEnv, set in a re-run of this test binary, makes it the

@@ -75,7 +75,8 @@ func connFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "no-sack", Usage: "do not offer SACK-permitted"},
 		&cli.BoolFlag{Name: "no-timestamps", Usage: "do not offer timestamps"},
 		&cli.BoolFlag{Name: "nagle", Usage: "enable Nagle's algorithm (off by default, for interactive use)"},
-		&durationFlag{Name: "time-wait", Value: time.Second, Usage: "how long TIME-WAIT lasts (2*MSL) when we close first; 0 passes through it at once"},
+		&durationFlag{Name: "time-wait", Value: time.Second, Usage: "the longest TIME-WAIT lasts (2*MSL) when we close first; 0 passes through it at once"},
+		&cli.BoolFlag{Name: "full-time-wait", Usage: "hold TIME-WAIT for all of --time-wait; by default it ends once a probe shows the peer has closed (no FIN of its can come again), or after two of its retransmission timeouts without one"},
 		&choiceFlag{Name: "cc", Value: fsm.CongestionCubic, Usage: "congestion control: cubic (RFC 9438, as Linux) or reno (NewReno, RFC 5681/6582)", Config: choices{values: []string{fsm.CongestionCubic, fsm.CongestionReno}}},
 		faultFlag(),
 	}
@@ -96,6 +97,7 @@ type sessionSpec struct {
 // before the guard goes, so no peer is left half-open: whichever step
 // fails, and however the run ends, nothing it made is left behind.
 type session struct {
+	clock *startupClock // TCPCRAFT_STARTUP_TIMES
 	route capture.Route
 	local netip.AddrPort
 	guard *guard.Guard
@@ -163,6 +165,7 @@ func (s *session) setUp(step string, do func() (undo func() error, err error)) e
 	if undo != nil {
 		s.undo = append(s.undo, undoStep{step, undo})
 	}
+	s.clock.mark(step)
 	return nil
 }
 
@@ -189,7 +192,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err := capture.CheckPrivileges(); err != nil {
 		return nil, exitFailure(err)
 	}
-	s := &session{}
+	s := &session{clock: startupClockOf(c)}
 	if f, ok := c.Root().Metadata[failStepKey].(func(string) error); ok {
 		s.failAt = f
 	}
@@ -208,6 +211,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err != nil {
 		return nil, err
 	}
+	s.clock.mark("route")
 	localAddr := s.local.Addr()
 	connCfg, err := makeConfig(s.route.MTU)
 	if err != nil {
@@ -531,6 +535,7 @@ func connConfig(c *cli.Command, mtu int) (fsm.Config, error) {
 	cfg.NoDelay = !c.Bool("nagle")
 	cfg.Congestion = c.String("cc")
 	cfg.TimeWait = c.Duration("time-wait")
+	cfg.TimeWaitProbe = !c.Bool("full-time-wait")
 	if cfg.TimeWait <= 0 {
 		cfg.TimeWait = time.Millisecond // "no TIME-WAIT" still passes through the state
 	}

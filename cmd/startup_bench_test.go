@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +81,34 @@ func BenchmarkPerfStartup(b *testing.B) {
 			argv []string
 		}{"baseline", []string{base, "connect", "-q", "--time-wait", "0", server.String()}})
 	}
+	// Where tcpcraft's time to the SYN goes: TCPCRAFT_STARTUP_TIMES=1
+	// makes it print when each stage of its start-up ended (cmd/startup.go),
+	// and every stage's duration (from the previous one; "main" from the
+	// fork) is collected per run.
+	stages := map[string][]float64{}
+	var stageOrder []string
+	noteStages := func(start time.Time, stderr string) {
+		for _, line := range strings.Split(stderr, "\n") {
+			rest, ok := strings.CutPrefix(line, "tcpcraft: startup ")
+			if !ok {
+				continue
+			}
+			prev := start
+			for _, f := range strings.Fields(rest) {
+				name, v, _ := strings.Cut(f, "=")
+				ns, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					continue
+				}
+				at := time.Unix(0, ns)
+				if _, seen := stages[name]; !seen {
+					stageOrder = append(stageOrder, name)
+				}
+				stages[name] = append(stages[name], float64(at.Sub(prev).Microseconds())/1000)
+				prev = at
+			}
+		}
+	}
 	run := func(argv []string) (toSYN, whole time.Duration, err error) {
 		devnull, err := os.Open(os.DevNull)
 		if err != nil {
@@ -87,6 +117,9 @@ func BenchmarkPerfStartup(b *testing.B) {
 		defer devnull.Close()
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin = devnull
+		if argv[0] == e.bin {
+			cmd.Env = append(os.Environ(), "TCPCRAFT_STARTUP_TIMES=1")
+		}
 		stderr := &syncBuffer{}
 		cmd.Stderr = stderr
 		var start time.Time
@@ -101,6 +134,9 @@ func BenchmarkPerfStartup(b *testing.B) {
 		whole = time.Since(start)
 		if werr != nil {
 			return 0, 0, fmt.Errorf("%v: %w\n%s", argv, werr, stderr.String())
+		}
+		if argv[0] == e.bin {
+			noteStages(start, stderr.String())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -183,6 +219,10 @@ func BenchmarkPerfStartup(b *testing.B) {
 			os.Getenv("TCPCRAFT_BENCH_BASELINE"), bs, median(bs), whole["baseline"], median(whole["baseline"]))
 		b.ReportMetric(median(bs), "baseline-ms-to-SYN")
 		b.ReportMetric(median(whole["baseline"]), "baseline-ms-run")
+	}
+	b.Logf("tcpcraft's start-up by stage, medians over all runs (ms; 'main': fork, exec, the Go runtime, package init):")
+	for _, name := range stageOrder {
+		b.Logf("  %-9s %6.2f", name, median(stages[name]))
 	}
 	b.Logf("floor, tcpcraft --version whole run, per round: %.2f; median %.2f ms", floor, median(floor))
 	b.ReportMetric(median(floor), "tcpcraft-version-ms")

@@ -34,6 +34,8 @@ const (
 	// Timers that end the connection.
 
 	CauseTimeWaitDone     // "TIME-WAIT timeout" (RFC 9293 §3.10.8)
+	CauseTimeWaitPeerGone // "peer reset our TIME-WAIT probe: it has closed, no FIN can follow"
+	CauseTimeWaitFINsDone // "no retransmitted FIN within 2 peer RTOs"
 	CauseSYNRetriesDone   // "SYN retransmission limit reached"
 	CauseRetriesDone      // "retransmission limit reached"
 	CauseWindowProbesDone // "zero-window probes unanswered"
@@ -80,6 +82,7 @@ const (
 	CauseLossRecovery    // "loss recovery"
 	CauseTailLossProbe   // "tail loss probe" (RFC 8985 §7)
 	CauseZeroWindowProbe // "zero-window probe" (RFC 9293 §3.8.6.1)
+	CauseTimeWaitProbe   // "TIME-WAIT probe: has the peer closed?" (Config.TimeWaitProbe)
 	numCauses            // not a cause: the count
 )
 
@@ -100,6 +103,8 @@ var causeText = [numCauses]string{
 	CauseRcvdACKOfFIN:           "rcvd ACK of FIN",
 	CauseRcvdRST:                "rcvd RST",
 	CauseTimeWaitDone:           "TIME-WAIT timeout",
+	CauseTimeWaitPeerGone:       "peer reset our TIME-WAIT probe: it has closed, no FIN can follow",
+	CauseTimeWaitFINsDone:       "no retransmitted FIN within 2 peer RTOs",
 	CauseSYNRetriesDone:         "SYN retransmission limit reached",
 	CauseRetriesDone:            "retransmission limit reached",
 	CauseWindowProbesDone:       "zero-window probes unanswered",
@@ -138,6 +143,7 @@ var causeText = [numCauses]string{
 	CausePartialACK:             "NewReno partial ACK",
 	CauseSACKRecovery:           "SACK recovery",
 	CauseLossRecovery:           "loss recovery",
+	CauseTimeWaitProbe:          "TIME-WAIT probe: has the peer closed?",
 	CauseTailLossProbe:          "tail loss probe",
 	CauseZeroWindowProbe:        "zero-window probe",
 }

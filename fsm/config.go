@@ -64,6 +64,21 @@ type Config struct {
 	// Default 2 s: a CLI does not reuse its 4-tuple right away.
 	TimeWait time.Duration
 
+	// TimeWaitProbe ends TIME-WAIT before TimeWait when the peer can no
+	// longer retransmit its FIN. On entering TIME-WAIT, after the ACK of
+	// the peer's FIN, one probe <SEQ=SND.NXT-1><ACK=RCV.NXT><CTL=ACK>
+	// goes out: a peer that got our ACK has no connection any more and
+	// answers with a reset (RFC 9293 §3.10.7.1), which ends TIME-WAIT at
+	// once; a peer still in LAST-ACK (our ACK was lost) answers with an
+	// ACK (§3.10.7.4 first), and our ACK is sent again. Without that
+	// reset TIME-WAIT lasts as long as a retransmitted FIN can still be
+	// expected: twice the peer's first retransmission timeout (MinRTO,
+	// Linux's floor, plus SRTT), restarted by each retransmitted FIN,
+	// and never longer than TimeWait. Only with timestamps (RFC 6191: a
+	// new incarnation of the 4-tuple then tells old duplicates apart by
+	// PAWS); without them TIME-WAIT lasts TimeWait.
+	TimeWaitProbe bool
+
 	// InitialRTO, MinRTO and MaxRTO bound the retransmission timeout (RFC
 	// 6298 §2: initial 1 s; Linux uses a 200 ms minimum; 120 s maximum).
 	InitialRTO, MinRTO, MaxRTO time.Duration

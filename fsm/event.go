@@ -50,7 +50,8 @@ const (
 	// Retransmit: Bytes bytes (sequence space) from Seq were sent again;
 	// Cause says why (CauseRTO, CauseFastRetransmit, ...). A zero-window
 	// probe (CauseZeroWindowProbe) resends the byte before SND.UNA and
-	// has Bytes 0.
+	// has Bytes 0, and so has the TIME-WAIT probe (CauseTimeWaitProbe),
+	// which reuses our FIN's sequence number.
 	Retransmit
 	// ChallengeACK: a challenge ACK was sent (RFC 5961); Cause says why.
 	ChallengeACK

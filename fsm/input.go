@@ -277,8 +277,9 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 			}
 			if c.state == TimeWait && seg.Flags&craft.FlagFIN != 0 {
 				// §3.10.7.4 eighth, TIME-WAIT: a retransmitted FIN
-				// restarts the 2 MSL timeout.
-				c.tmr.timeWaitAt = now.Add(c.cfg.TimeWait)
+				// restarts the 2 MSL timeout (or the short hold of
+				// Config.TimeWaitProbe: our ACK may be lost again).
+				c.armTimeWait(now)
 			}
 		}
 		return
@@ -309,8 +310,20 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		case Established, FinWait1, FinWait2, CloseWait:
 			// §3.10.7.4 second: outstanding calls get "reset", CLOSED.
 			c.fail(ErrReset, CauseRcvdRST)
+		case TimeWait:
+			// §3.10.7.4 second, TIME-WAIT: CLOSED (RFC 1337 would
+			// ignore the RST; Linux by default, tcp_rfc1337=0, does
+			// as §3.10.7.4 says).
+			cause := CauseRcvdRST
+			if c.tmr.twProbe >= twProbeSent {
+				// The answer to our probe: the peer has no connection
+				// left, so no FIN of its can come again.
+				cause = CauseTimeWaitPeerGone
+			}
+			c.stopTimers()
+			c.setState(Closed, cause)
 		default:
-			// §3.10.7.4 second, CLOSING, LAST-ACK, TIME-WAIT: CLOSED.
+			// §3.10.7.4 second, CLOSING, LAST-ACK: CLOSED.
 			c.stopTimers()
 			c.setState(Closed, CauseRcvdRST)
 		}
@@ -398,6 +411,14 @@ func (c *Conn) inputSynchronized(seg *craft.TCP, k segKind, now time.Time) {
 		}
 	}
 
+	if c.state == TimeWait && c.tmr.twProbe == twProbeSent && len(seg.Payload) == 0 && seg.Flags&craft.FlagFIN == 0 {
+		// The peer answered the TIME-WAIT probe with an ACK: it is still
+		// in LAST-ACK, so our ACK of its FIN was lost. Send it again;
+		// TIME-WAIT goes on in case that one is lost too.
+		c.tmr.twProbe = twProbeAnswered
+		c.rcv.ackNow = true
+	}
+
 	// Sixth: URG. RFC 6093 recommends against urgent data; the urgent
 	// pointer is ignored and the bytes are delivered in line.
 
@@ -448,11 +469,28 @@ func (c *Conn) backToListen(cause Cause) {
 	c.setState(Listen, cause)
 }
 
-// enterTimeWait starts the 2 MSL timer (RFC 9293 §3.10.7.4).
+// enterTimeWait starts the 2 MSL timer (RFC 9293 §3.10.7.4), and with
+// Config.TimeWaitProbe and timestamps (RFC 6191) queues the probe that
+// can end it early.
 func (c *Conn) enterTimeWait(now time.Time, cause Cause) {
 	c.tmr.rtoAt, c.tmr.persistAt, c.tmr.keepaliveAt = time.Time{}, time.Time{}, time.Time{}
-	c.tmr.timeWaitAt = now.Add(c.cfg.TimeWait)
+	if c.cfg.TimeWaitProbe && c.opt.ts {
+		c.tmr.twProbe = twProbeDue
+	}
+	c.armTimeWait(now)
 	c.setState(TimeWait, cause)
+}
+
+// armTimeWait (re)starts TIME-WAIT's timer: TimeWait, or, while the probe
+// is in use, as long as the peer's next FIN retransmission may take
+// (Config.TimeWaitProbe) when that is shorter.
+func (c *Conn) armTimeWait(now time.Time) {
+	c.tmr.timeWaitAt, c.tmr.twShort = now.Add(c.cfg.TimeWait), false
+	if c.tmr.twProbe != twProbeNone {
+		if hold := 2 * (c.cfg.MinRTO + c.rtt.srtt); hold < c.cfg.TimeWait {
+			c.tmr.timeWaitAt, c.tmr.twShort = now.Add(hold), true
+		}
+	}
 }
 
 // challengeACK drops a suspicious segment and queues an ACK in reply

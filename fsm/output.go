@@ -36,6 +36,16 @@ func (c *Conn) transmit(now time.Time) {
 	if c.rcv.ackNow && c.state != SynSent {
 		c.emit(c.snd.max, craft.FlagACK, nil, now)
 	}
+	if c.state == TimeWait && c.tmr.twProbe == twProbeDue {
+		// Config.TimeWaitProbe, after the ACK of the peer's FIN: an
+		// out-of-window ACK (our FIN's sequence number, like a
+		// keep-alive probe), which a peer in LAST-ACK answers with an
+		// ACK without taking it as the ACK of its FIN, and a peer that
+		// closed answers with a reset.
+		c.tmr.twProbe = twProbeSent
+		c.emit(c.snd.max.Sub(1), craft.FlagACK, nil, now)
+		c.events = append(c.events, Event{Kind: Retransmit, Seq: c.snd.max.Sub(1), Cause: CauseTimeWaitProbe})
+	}
 	c.armTimers(now)
 }
 

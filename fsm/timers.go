@@ -35,12 +35,27 @@ type timers struct {
 	tlpAt       time.Time // tail loss probe (RFC 8985 §7)
 	corkAt      time.Time // the end of a cork (CommitSendMore)
 
+	// The TIME-WAIT probe (Config.TimeWaitProbe) and whether timeWaitAt
+	// is its short hold rather than the full TimeWait.
+	twProbe twProbeState
+	twShort bool
+
 	retries         int // retransmissions of the segment at SND.UNA
 	persistShift    int // the backoff of the persist timer
 	persistProbes   int // zero-window probes unanswered
 	keepaliveProbes int // keep-alive probes unanswered
 	lastRecv        time.Time
 }
+
+// twProbeState is where the TIME-WAIT probe is (Config.TimeWaitProbe).
+type twProbeState uint8
+
+const (
+	twProbeNone     twProbeState = iota // not used: TIME-WAIT lasts TimeWait
+	twProbeDue                          // to go out after the ACK of the peer's FIN
+	twProbeSent                         // out, unanswered
+	twProbeAnswered                     // the peer answered with an ACK: it was in LAST-ACK
+)
 
 // next returns the earliest deadline, and false when no timer runs.
 func (t *timers) next() (time.Time, bool) {
@@ -68,8 +83,12 @@ func (c *Conn) Tick(now time.Time) {
 	if due(c.tmr.timeWaitAt, now) {
 		// RFC 9293 §3.10.8: "If the time-wait timeout expires on a
 		// connection, delete the TCB, enter the CLOSED state".
+		cause := CauseTimeWaitDone
+		if c.tmr.twShort {
+			cause = CauseTimeWaitFINsDone
+		}
 		c.stopTimers()
-		c.setState(Closed, CauseTimeWaitDone)
+		c.setState(Closed, cause)
 		return
 	}
 	if due(c.tmr.rackAt, now) {

@@ -66,7 +66,7 @@ func TestTableNamePattern(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := tableNamePattern.FindStringSubmatch(name)
+	m := tableNamePattern().FindStringSubmatch(name)
 	if m == nil || m[1] != "4242" || len(name) != len("tcpcraft-4242-")+8 {
 		t.Fatalf("tableName(4242) = %q, pattern match %q", name, m)
 	}
@@ -75,7 +75,7 @@ func TestTableNamePattern(t *testing.T) {
 		t.Fatalf("two table names of one pid are equal: %q", name)
 	}
 	for _, bad := range []string{"tcpcraft-x-00", "tcpcraft-12", "tcpcraftx-12-00", "other"} {
-		if tableNamePattern.MatchString(bad) {
+		if tableNamePattern().MatchString(bad) {
 			t.Errorf("%q taken for a tcpcraft table name", bad)
 		}
 	}

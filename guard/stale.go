@@ -11,15 +11,21 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 )
 
 // commentPattern parses the pid and start time back out of a comment.
-var commentPattern = regexp.MustCompile(`^tcpcraft pid=([0-9]+)(?: start=([0-9]+))?(?: |$)`)
+// Compiled when first used (by cleanup), not at every start-up.
+var commentPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^tcpcraft pid=([0-9]+)(?: start=([0-9]+))?(?: |$)`)
+})
 
 // tableNamePattern parses the pid out of a table name.
-var tableNamePattern = regexp.MustCompile(`^` + TablePrefix + `([0-9]+)-[0-9a-f]+$`)
+var tableNamePattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^` + TablePrefix + `([0-9]+)-[0-9a-f]+$`)
+})
 
 // CleanupStale removes stale guards in the calling thread's namespace with
 // the zero Firewall; see Firewall.CleanupStale.
@@ -69,7 +75,7 @@ func (f Firewall) cleanupTables() (removed []string, err error) {
 		comment := tableComment(conn, t)
 		pid, start, ok := owner(comment)
 		if !ok {
-			m := tableNamePattern.FindStringSubmatch(t.Name)
+			m := tableNamePattern().FindStringSubmatch(t.Name)
 			if m == nil {
 				continue // not a name tcpcraft gives
 			}
@@ -140,7 +146,7 @@ func udataComment(b []byte) string {
 
 // owner parses "tcpcraft pid=P [start=S] ..." into P and S.
 func owner(comment string) (pid int, start string, ok bool) {
-	m := commentPattern.FindStringSubmatch(comment)
+	m := commentPattern().FindStringSubmatch(comment)
 	if m == nil {
 		return 0, "", false
 	}

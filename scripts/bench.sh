@@ -35,6 +35,18 @@
 #              sendmmsg on the raw socket, sendmmsg on an AF_PACKET socket
 #              with PACKET_QDISC_BYPASS, and a PACKET_TX_RING
 #              (capture's BenchmarkSenders); PACKETS (default 200000) each.
+#   exchange   a scripted request/response, end to end (fork to exit):
+#              `printf 'GET / HTTP/1.0\r\n\r\n' | tcpcraft connect -q`
+#              vs `socat - TCP:...` with the same input, 20 runs of each
+#              a round (BenchmarkPerfExchange); FULL_TIME_WAIT=1 adds
+#              `connect -q --full-time-wait` (TIME-WAIT held 1 s).
+#   traced     bulk-send and bulk-recv with a third side: `tcpcraft
+#              connect` with its default trace written to a file
+#              (TCPCRAFT_BENCH_TRACE=1); prints the traced rate against the
+#              kernel and -q, and the trace's cost per line.
+#   startup    start to SYN on the wire, and a whole empty connection,
+#              of `tcpcraft connect -q` vs socat (BenchmarkPerfStartup);
+#              BASELINE=path adds another tcpcraft binary to compare.
 #   all        every one of the above, then a summary table.
 #
 # ROUNDS (default 3) sets the measured rounds of bulk-send, bulk-recv and
@@ -47,7 +59,7 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 accept|bulk-send|bulk-recv|syn-rtt|conns|loss|rate|senders|all [go test flags...]" >&2
+	echo "usage: $0 accept|bulk-send|bulk-recv|syn-rtt|exchange|traced|startup|conns|loss|rate|senders|all [go test flags...]" >&2
 	exit 2
 }
 
@@ -78,6 +90,12 @@ accept)
 bulk-send) perf BenchmarkPerfBulkSend "$@" ;;
 bulk-recv) perf BenchmarkPerfBulkRecv "$@" ;;
 syn-rtt) perf BenchmarkPerfSYNRTT "$@" ;;
+exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" perf BenchmarkPerfExchange "$@" ;;
+traced)
+	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkSend "$@"
+	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkRecv "$@"
+	;;
+startup) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfStartup "$@" ;;
 rate)
 	TCPCRAFT_FLOOD_SECONDS="${FLOOD_SECONDS:-3}" TCPCRAFT_SCAN_RATE="${SCAN_RATE:-20000}" \
 		go test ./cmd -run '^$' -bench '^BenchmarkRate' -benchtime 1x -timeout 60m "$@"
@@ -95,7 +113,7 @@ loss)
 all)
 	out=$(mktemp)
 	trap 'rm -f "$out"' EXIT
-	for s in bulk-send bulk-recv syn-rtt conns accept loss rate; do
+	for s in bulk-send bulk-recv traced syn-rtt exchange startup conns accept loss rate; do
 		"$0" "$s" "$@" | tee -a "$out"
 	done
 	echo
