@@ -117,7 +117,7 @@ func NewApp() *cli.Command {
 	app := &cli.Command{
 		Name:  "tcpcraft",
 		Usage: "speak TCP from userspace against real Linux kernel peers, showing every segment",
-		Description: "tcpcraft builds IPv4/TCP segments by hand, injects them with a raw socket, captures the\n" +
+		Description: "tcpcraft builds TCP segments over IPv4 and IPv6 by hand, injects them with a raw socket, captures the\n" +
 			"replies with AF_PACKET and keeps the local kernel out of the way with a scoped firewall\n" +
 			"rule, so it completes real handshakes, moves data and tears connections down against\n" +
 			"live kernel peers. Most commands need root (raw sockets, firewall, namespaces).\n\n" +
