@@ -427,12 +427,12 @@ func (p *parser) options(pk *Packet) {
 		return
 	}
 	p.expectPunct(">", `"," or ">" in the TCP option list`)
-	// md5, FO and FOEXP are packetdrill's and craft builds them, but the
-	// runner does not yet check or produce them correctly (signatures,
-	// cookies): refuse the script in Validate.
+	// md5 is packetdrill's and craft builds it, but the runner does not
+	// sign segments or check signatures: refuse the script in Validate.
+	// Fast Open options (FO, FOEXP) are built and compared as written.
 	for i, t := range toks {
 		first := i == 0 || (toks[i-1].kind == tokPunct && toks[i-1].text == ",")
-		if first && t.kind == tokWord && (t.text == "md5" || t.text == "FO" || t.text == "FOEXP") && p.unsupported == nil {
+		if first && t.kind == tokWord && t.text == "md5" && p.unsupported == nil {
 			p.unsupported = &ScriptError{Path: p.file, Pos: t.pos, Msg: fmt.Sprintf("TCP option %q is not supported", t.text)}
 		}
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -335,12 +336,31 @@ func (r *runner) bufferArgs(buf, count Expr) (data []byte, n int, err error) {
 	switch b := buf.(type) {
 	case *Ellipsis:
 		return nil, n, nil
+	case *IntExpr, *WordExpr:
+		// NULL (or 0): the caller passes a NULL pointer.
+		if p, err := r.intValue(b); err == nil && p == 0 {
+			return nil, n, errNullBuffer
+		}
 	case *StringExpr:
 		data = make([]byte, n)
 		copy(data, b.Value)
 		return data, n, nil
 	}
-	return nil, 0, fmt.Errorf("expected ... or a string as the buffer, found %s", buf)
+	return nil, 0, fmt.Errorf("expected ..., NULL or a string as the buffer, found %s", buf)
+}
+
+// errNullBuffer is bufferArgs' word for a NULL buffer: not an error, the
+// request passes a NULL pointer.
+var errNullBuffer = errors.New("NULL buffer")
+
+// buffer fills req's buffer from a script's buffer and count arguments.
+func (r *runner) buffer(req *Request, buf, count Expr) error {
+	var err error
+	req.Data, req.Len, err = r.bufferArgs(buf, count)
+	if err == errNullBuffer {
+		req.Null, err = true, nil
+	}
+	return err
 }
 
 // optionValue encodes a setsockopt value: [N] or N (an int), {onoff=A,
@@ -430,12 +450,12 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		err = ints(a[1])
 	case "accept":
 	case "read":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 		req.Data = nil
 	case "write":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 	case "send", "recv", "sendto", "recvfrom":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 		if err == nil {
 			err = ints(a[3])
 		}
@@ -443,11 +463,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 			req.Data = nil
 		}
 		if err == nil && sc.Name == "sendto" {
-			if _, ok := a[4].(*Ellipsis); !ok {
-				var ap netip.AddrPort
-				ap, err = r.sockaddrValue(a[4], r.env.Local)
-				req.Addr = ap.String()
-			}
+			err = r.sendtoAddr(&req, a[4])
 		}
 	case "shutdown":
 		err = ints(a[1])
@@ -457,6 +473,14 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 	case "setsockopt":
 		if err = ints(a[1], a[2]); err == nil {
 			req.Data, err = r.optionValue(a[3])
+		}
+		if s, ok := a[3].(*StringExpr); ok && err == nil {
+			// A string option is passed with the script's length
+			// (TCP_FASTOPEN_KEY's 16 bytes, or a wrong length on purpose).
+			if n, lerr := r.intValue(a[4]); lerr == nil && n >= 0 && n <= 256 {
+				req.Data = make([]byte, n)
+				copy(req.Data, s.Value)
+			}
 		}
 	case "getsockopt":
 		if err = ints(a[1], a[2]); err != nil {
@@ -508,4 +532,33 @@ func checkOption(e Expr, want, got []byte) string {
 		return fmt.Sprintf("Bad getsockopt optval: expected: %x actual: %x", want, got)
 	}
 	return ""
+}
+
+// sendtoAddr sets sendto's destination as packetdrill does: "..." is
+// tcpcraft's end (where a MSG_FASTOPEN sendto connects; a connected TCP
+// socket ignores the address), a family alone (AF_UNSPEC) is a socket
+// address holding only that family, else a sockaddr struct.
+func (r *runner) sendtoAddr(req *Request, e Expr) error {
+	switch e.(type) {
+	case *Ellipsis:
+		req.Addr = r.env.Local.String()
+		return nil
+	case *WordExpr, *IntExpr:
+		v, err := r.intValue(e)
+		if err != nil {
+			return err
+		}
+		if v == unix.AF_INET {
+			req.Addr = r.env.Local.String()
+			return nil
+		}
+		if v < 0 || v > 0xffff {
+			return fmt.Errorf("bad address family %d", v)
+		}
+		req.FamilyOnly, req.Family = true, int(v)
+		return nil
+	}
+	ap, err := r.sockaddrValue(e, r.env.Local)
+	req.Addr = ap.String()
+	return err
 }

@@ -61,6 +61,8 @@ func symbolValue(name string) (int64, bool) {
 		"TCP_FASTOPEN": unix.TCP_FASTOPEN, "TCP_FASTOPEN_CONNECT": unix.TCP_FASTOPEN_CONNECT,
 		"TCP_INQ": unix.TCP_INQ, "TCP_SAVE_SYN": unix.TCP_SAVE_SYN,
 		"MSG_FASTOPEN": unix.MSG_FASTOPEN, "MSG_ZEROCOPY": unix.MSG_ZEROCOPY,
+		"TCP_FASTOPEN_KEY": unix.TCP_FASTOPEN_KEY, "TCP_FASTOPEN_NO_COOKIE": unix.TCP_FASTOPEN_NO_COOKIE,
+		"TCP_INFO": unix.TCP_INFO, "TCP_CC_INFO": unix.TCP_CC_INFO, "NULL": 0,
 	}[name]
 	return v, ok
 }
@@ -88,6 +90,13 @@ type Request struct {
 	// Blocking marks a call the script expects to block: the executor
 	// reports when the calling thread goes to sleep in the kernel.
 	Blocking bool `json:"blocking,omitempty"`
+	// Null passes a NULL buffer of Len bytes (packetdrill's NULL), which
+	// the kernel answers with EFAULT where it touches it.
+	Null bool `json:"null,omitempty"`
+	// FamilyOnly replaces Addr by a socket address holding only Family
+	// (packetdrill's sendto(..., AF_UNSPEC, ...)).
+	FamilyOnly bool `json:"family_only,omitempty"`
+	Family     int  `json:"family,omitempty"`
 }
 
 // Reply is the result of a Request. A blocking call gets two replies: one
@@ -135,7 +144,7 @@ func errnoByName(name string) (int, bool) {
 		return int(unix.EAGAIN), true
 	case "EDEADLOCK":
 		return int(unix.EDEADLK), true
-	case "ENOTSUP":
+	case "ENOTSUP", "EOPNOTSUPP":
 		return int(unix.EOPNOTSUPP), true
 	}
 	return 0, false
@@ -313,6 +322,12 @@ func execute(req Request, rep *Reply) (ret int64, errno unix.Errno, err error) {
 			rep.Addr = sockaddrString(sa)
 		}
 		return int64(nfd), toErrno(e), nil
+	case "read", "recv", "recvfrom", "write", "send", "sendto":
+		if req.Null || req.FamilyOnly {
+			return rawIO(req)
+		}
+	}
+	switch req.Call {
 	case "read", "recv", "recvfrom":
 		flags := 0
 		if req.Call != "read" {
@@ -412,4 +427,70 @@ func lingerOption(onoff, linger int64) []byte {
 	binary.NativeEndian.PutUint32(b, uint32(int32(onoff)))
 	binary.NativeEndian.PutUint32(b[4:], uint32(int32(linger)))
 	return b
+}
+
+// rawIO runs read/write and their socket variants with a NULL buffer or a
+// bare-family socket address, which x/sys/unix's wrappers cannot pass.
+func rawIO(req Request) (int64, unix.Errno, error) {
+	var buf unsafe.Pointer
+	var keep []byte
+	if !req.Null && req.Len > 0 {
+		keep = req.Data
+		if keep == nil {
+			keep = make([]byte, req.Len)
+		}
+		buf = unsafe.Pointer(&keep[0])
+	}
+	flags := 0
+	if req.Call != "read" && req.Call != "write" {
+		f, err := req.int(0, "flags")
+		if err != nil {
+			return 0, 0, err
+		}
+		flags = f
+	}
+	var sa unsafe.Pointer
+	var salen uintptr
+	var raw unix.RawSockaddrAny
+	if req.FamilyOnly || req.Addr != "" {
+		if req.FamilyOnly {
+			raw.Addr.Family = uint16(req.Family)
+			salen = unix.SizeofSockaddrInet4
+		} else {
+			ap, err := netip.ParseAddrPort(req.Addr)
+			if err != nil || !ap.Addr().Is4() {
+				return 0, 0, fmt.Errorf("socket address %q: want IPv4 ip:port", req.Addr)
+			}
+			in4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&raw))
+			in4.Family = unix.AF_INET
+			binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], ap.Port())
+			in4.Addr = ap.Addr().As4()
+			salen = unix.SizeofSockaddrInet4
+		}
+		sa = unsafe.Pointer(&raw)
+	}
+	var r1 uintptr
+	var e unix.Errno
+	for {
+		switch req.Call {
+		case "read":
+			r1, _, e = unix.Syscall(unix.SYS_READ, uintptr(req.FD), uintptr(buf), uintptr(req.Len))
+		case "write":
+			r1, _, e = unix.Syscall(unix.SYS_WRITE, uintptr(req.FD), uintptr(buf), uintptr(req.Len))
+		case "recv", "recvfrom":
+			r1, _, e = unix.Syscall6(unix.SYS_RECVFROM, uintptr(req.FD), uintptr(buf), uintptr(req.Len), uintptr(flags), 0, 0)
+		default:
+			r1, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(req.FD), uintptr(buf), uintptr(req.Len),
+				uintptr(flags|unix.MSG_NOSIGNAL), uintptr(sa), salen)
+		}
+		if e != unix.EINTR {
+			break
+		}
+	}
+	runtime.KeepAlive(keep)
+	runtime.KeepAlive(&raw)
+	if e != 0 {
+		return 0, e, nil
+	}
+	return int64(r1), 0, nil
 }
