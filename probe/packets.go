@@ -91,6 +91,7 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 		return 0, err
 	}
 	tcp := r.inboundTCP(pk)
+	r.noteInbound(pk)
 	pieces, err := segmentForMTU(tcp, r.env.MTU)
 	if err != nil {
 		return 0, r.fail(ev, "error building packet: %v", err)

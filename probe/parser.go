@@ -151,9 +151,8 @@ func (p *parser) event() *Event {
 	case p.tok.kind == tokEllipsis || p.tok.kind == tokWord:
 		ev.Syscall = p.syscall()
 	case p.tok.kind == tokCode:
-		// Recognised so that packetdrill scripts parse; Validate refuses
-		// them (tcpcraft has no Python tcp_info hook).
-		ev.Code = &Code{Text: p.tok.text}
+		// Run at its time over the socket under test's TCP_INFO.
+		ev.Code = &Code{Text: strings.TrimSuffix(strings.TrimPrefix(p.tok.text, "%{"), "}%")}
 		p.advance()
 	default:
 		p.expected("a packet (< or >), a system call or a `command`")

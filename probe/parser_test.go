@@ -282,7 +282,6 @@ func TestValidateRefuses(t *testing.T) {
 		{"0 close(3, 4) = 0", "t.pkt:1:3: close takes 1 arguments, not 2"},
 		{"--mss=1000\n0 close(3) = 0", "t.pkt:1:1: option --mss is not supported"},
 		{"--ip_version=ipv6\n0 close(3) = 0", "t.pkt:1:1: --ip_version=ipv6: only ipv4 is supported"},
-		{"0 close(3) = 0\n+0 %{ print(1) }%", "t.pkt:2:1: code blocks (%{ ... }%) are not supported"},
 		{"0 > S 0:0(0) <mss 1460, md5 0011,nop>", `t.pkt:1:25: TCP option "md5" is not supported`},
 		{"0 > S 0:0(0) <mss 1460,mptcp capable key=1,nop>", `t.pkt:1:24: TCP option "mptcp" is not supported`},
 		{"0 > [ect0] S 0:0(0)", "t.pkt:1:5: IP header fields (tos, ecn, ttl, flowlabel) are not supported"},

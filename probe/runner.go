@@ -121,6 +121,14 @@ type runner struct {
 
 	fds      map[int64]int // script fd → live fd
 	blocking *blockingCall
+
+	// The socket under test (packetdrill's socket_under_test), whose
+	// TCP_INFO code blocks read: the last socket created or accepted,
+	// or -1 for a connection a SYN opened on a listener before accept.
+	sut       int64
+	haveSUT   bool
+	listeners map[int64]bool // script fds that listen
+	codes     codeState
 }
 
 // Run plays script s in env. It returns nil when every expectation was
@@ -136,6 +144,7 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		bindPort:   env.PeerPort,
 		tsMap:      map[uint32]uint32{},
 		fds:        map[int64]int{},
+		listeners:  map[int64]bool{},
 		ipID:       uint16(mrand.Uint32()) | 1,
 		localAlias: map[netip.Addr]netip.Addr{},
 	}
@@ -172,6 +181,9 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		if cerr := r.shell(s.Cleanup, "cleanup command"); err == nil {
 			err = cerr
 		}
+	}
+	if err == nil {
+		err = r.finishCode(ctx)
 	}
 	r.showLeftovers()
 	return err
@@ -343,6 +355,13 @@ func (r *runner) events() error {
 			anchor, err = r.outbound(ev, t, tEnd, tol)
 		case ev.Syscall != nil:
 			anchor, err = r.syscall(ev, t, offset, tol)
+		case ev.Code != nil:
+			if err = r.waitUntil(t); err == nil {
+				if err = r.checkLate(ev, "code", t, tol); err == nil {
+					err = r.code(ev)
+					anchor = r.now()
+				}
+			}
 		case ev.Shell != nil:
 			if err = r.waitUntil(t); err == nil {
 				if err = r.checkLate(ev, "command", t, tol); err == nil {

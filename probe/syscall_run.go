@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/craft"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,10 +190,17 @@ func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) st
 		// The script's descriptor stands for whatever the kernel
 		// returned (packetdrill maps script fds to live fds too).
 		r.fds[want] = int(rep.Ret)
+		r.sut, r.haveSUT = want, true
+		delete(r.listeners, want)
 		return ""
 	}
 	if rep.Ret != want {
 		return fmt.Sprintf("Expected result %d but got %d", want, rep.Ret)
+	}
+	if sc.Name == "listen" {
+		if fd, err := r.intValue(sc.Args[0]); err == nil {
+			r.listeners[fd] = true
+		}
 	}
 	if post != nil {
 		return post(rep)
@@ -561,4 +569,13 @@ func (r *runner) sendtoAddr(req *Request, e Expr) error {
 	ap, err := r.sockaddrValue(e, r.env.Local)
 	req.Addr = ap.String()
 	return err
+}
+
+// noteInbound follows packetdrill's socket under test: a SYN arriving
+// while it listens (or before any socket) opens a new connection, which
+// becomes the socket under test once accept returns it.
+func (r *runner) noteInbound(pk *Packet) {
+	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) && (!r.haveSUT || r.listeners[r.sut]) {
+		r.sut, r.haveSUT = -1, true
+	}
 }

@@ -103,8 +103,8 @@ func Validate(s *Script, packetsOnly bool) error {
 			}
 		case ev.Shell != nil && packetsOnly:
 			return forbid(ev.Shell.Pos, "shell lines need a kernel to run on; with --target a script may only have packet lines")
-		case ev.Code != nil:
-			return fail(ev.Pos, "code blocks (%%{ ... }%%) are not supported")
+		case ev.Code != nil && packetsOnly:
+			return forbid(ev.Pos, "code blocks read the kernel's TCP_INFO; with --target a script may only have packet lines")
 		case ev.Packet != nil && ev.Packet.SrcPort != 0 && ev.Packet.Dir == Inbound:
 			return fail(ev.Packet.Pos, "an explicit source port on an inbound packet is not supported (tcpcraft chooses its own port)")
 		}
