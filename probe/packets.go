@@ -56,7 +56,7 @@ func (r *runner) inboundTCP(pk *Packet) craft.TCP {
 		dport = pk.DstPort
 	}
 	return craft.TCP{
-		SrcPort: r.env.Local.Port(), DstPort: dport,
+		SrcPort: r.localPort, DstPort: dport,
 		Seq: craft.Seq(seq), Ack: craft.Seq(ack), Flags: f,
 		Window: uint16(pk.Window), Urgent: pk.Urgent,
 		Options: opts, Payload: make([]byte, pk.Len),
@@ -90,20 +90,26 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 	if err := r.checkLate(ev, "inbound packet", t, tol); err != nil {
 		return 0, err
 	}
-	tcp := r.inboundTCP(pk)
 	r.noteInbound(pk)
-	pieces, err := segmentForMTU(tcp, r.env.MTU)
+	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) && r.listening {
+		r.newConnection()
+	}
+	tcp := r.inboundTCP(pk)
+	ipHdr := craft.IPv4MinHeaderLen
+	if r.env.Peer.Is6() {
+		ipHdr = craft.IPv6HeaderLen
+	}
+	pieces, err := segmentForMTU(tcp, r.env.MTU, ipHdr, r.set.MSS)
 	if err != nil {
 		return 0, r.fail(ev, "error building packet: %v", err)
 	}
 	var at time.Duration
 	for i := range pieces {
-		ip := craft.IPv4{TTL: craft.DefaultTTL, ID: r.ipID, DontFragment: true, Protocol: craft.ProtocolTCP,
-			Src: r.env.Local.Addr(), Dst: r.env.Peer}
+		id := r.ipID
 		if r.ipID++; r.ipID == 0 {
 			r.ipID = 1
 		}
-		pkt, err := craft.BuildIPv4TCP(ip, &pieces[i])
+		pkt, err := buildTCP(r.env.Local.Addr(), r.env.Peer, id, &pieces[i])
 		if err != nil {
 			return 0, r.fail(ev, "error building packet: %v", err)
 		}
@@ -132,17 +138,21 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 
 // segmentForMTU cuts an inbound segment that does not fit the path MTU
 // into MSS-sized ones, as TSO would on a NIC: the script may write one
-// large segment (packetdrill's tun device takes it whole), while a veth
-// drops anything above its MTU. PSH and FIN go on the last piece only.
-func segmentForMTU(tcp craft.TCP, mtu int) ([]craft.TCP, error) {
+// large segment (packetdrill's tun device takes it whole, with GSO), while
+// a veth drops anything above its MTU. The pieces carry mss bytes each
+// when mss is set (packetdrill's --mss, its gso_size), else as many as the
+// MTU allows. PSH and FIN go on the last piece only.
+func segmentForMTU(tcp craft.TCP, mtu, ipHdr, mss int) ([]craft.TCP, error) {
 	hdr, err := tcp.HeaderLen()
 	if err != nil {
 		return nil, err
 	}
-	if mtu <= 0 || craft.IPv4MinHeaderLen+hdr+len(tcp.Payload) <= mtu {
+	if mtu <= 0 || ipHdr+hdr+len(tcp.Payload) <= mtu {
 		return []craft.TCP{tcp}, nil
 	}
-	mss := mtu - craft.IPv4MinHeaderLen - hdr
+	if mss <= 0 || mss > mtu-ipHdr-hdr {
+		mss = mtu - ipHdr - hdr
+	}
 	if mss <= 0 {
 		return nil, fmt.Errorf("the TCP header alone (%d bytes) does not fit the path MTU %d", hdr, mtu)
 	}
@@ -391,6 +401,9 @@ func (r *runner) verifyPacket(exp, act *Packet, seg segment) string {
 		if got := seg.src.Port(); r.kernelPort != 0 && got != r.kernelPort && exp.DstPort == 0 {
 			return fieldError("tcp_src_port", int64(r.kernelPort), int64(got))
 		}
+	}
+	if exp.DstPort == 0 && seg.dst != 0 && seg.dst != r.localPort {
+		return fieldError("tcp_dst_port", int64(r.localPort), int64(seg.dst))
 	}
 	if exp.SrcPort != 0 && seg.src.Port() != exp.SrcPort {
 		return fieldError("tcp_src_port", int64(exp.SrcPort), int64(seg.src.Port()))

@@ -14,7 +14,16 @@ import (
 // Parse parses a script. path is used in error messages. Any error is a
 // *SyntaxError naming the line and column and what was expected there.
 func Parse(path string, src []byte) (*Script, error) {
-	p := &parser{lx: newLexer(path, src), file: path}
+	return ParseDefines(path, src, nil)
+}
+
+// ParseDefines is Parse with packetdrill's -D NAME=VALUE definitions: a
+// word NAME in the script reads as VALUE — a number, a "string", a
+// `command` or another word (packetdrill's lexer does the same).
+func ParseDefines(path string, src []byte, defines map[string]string) (*Script, error) {
+	lx := newLexer(path, src)
+	lx.defines = defines
+	p := &parser{lx: lx, file: path}
 	s, err := p.script()
 	if err != nil {
 		return nil, err

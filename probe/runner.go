@@ -50,6 +50,9 @@ type Config struct {
 	// Verbose, when not nil, receives one line per packet, system call and
 	// command as it happens.
 	Verbose io.Writer
+	// Args are packetdrill options from the command line; they override
+	// the script's own option lines (ApplyScript).
+	Args []SettingArg
 }
 
 // Failure is a script that ran and did not do what it said: the line, the
@@ -68,6 +71,7 @@ func (f *Failure) Error() string { return fmt.Sprintf("%s:%d: %s", f.Path, f.Lin
 type segment struct {
 	tcp craft.TCP // owns its memory (cloned)
 	src netip.AddrPort
+	dst uint16 // tcpcraft's port it was sent to
 	at  time.Time
 }
 
@@ -94,6 +98,7 @@ type runner struct {
 	percent    float64
 	tsTick     time.Duration
 	localAlias map[netip.Addr]netip.Addr // script address → live address
+	set        Settings                  // the script's options and the command line's
 	bindPort   uint16
 
 	start      time.Time     // live time of script time 0 (wall clock)
@@ -129,6 +134,41 @@ type runner struct {
 	haveSUT   bool
 	listeners map[int64]bool // script fds that listen
 	codes     codeState
+
+	// tcpcraft's port now (a fresh one per incoming connection when the
+	// Env allows, as packetdrill's next_ephemeral_port), the port
+	// connect(..., ...) reaches, whether the socket under test listens
+	// (or there is none yet: a SYN then opens a new connection), and the
+	// ports used so far.
+	localPort   uint16
+	connectPort uint16
+	listening   bool
+	usedPorts   map[uint16]bool
+	conns       int
+}
+
+// local is tcpcraft's end now.
+func (r *runner) local() netip.AddrPort { return netip.AddrPortFrom(r.env.Local.Addr(), r.localPort) }
+
+// newConnection is an inbound SYN reaching a listening socket (or no
+// socket at all): packetdrill makes a new socket under test for it, with a
+// fresh remote port and mappings of its own.
+func (r *runner) newConnection() {
+	r.listening = false
+	r.conns++
+	if r.conns > 1 && r.env.AnyPort {
+		for {
+			p := uint16(1024 + mrand.IntN(65535-1024))
+			if !r.usedPorts[p] && p != r.kernelPort {
+				r.localPort = p
+				break
+			}
+		}
+	}
+	r.usedPorts[r.localPort] = true
+	r.liveLocalISN, r.scriptLocalISN = 0, 0
+	r.tsMap = map[uint32]uint32{}
+	r.haveFirstTS, r.haveKernelTS = false, false
 }
 
 // Run plays script s in env. It returns nil when every expectation was
@@ -147,6 +187,9 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		listeners:  map[int64]bool{},
 		ipID:       uint16(mrand.Uint32()) | 1,
 		localAlias: map[netip.Addr]netip.Addr{},
+		localPort:  env.Local.Port(),
+		listening:  true,
+		usedPorts:  map[uint16]bool{},
 	}
 	r.format.Absolute = true
 	if r.tolerance <= 0 {
@@ -190,35 +233,35 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 }
 
 func (r *runner) applyOptions() error {
-	// packetdrill's default addresses, so that scripts naming them in a
-	// sockaddr work unchanged.
-	r.localAlias[netip.MustParseAddr("192.168.0.1")] = r.env.Peer
-	r.localAlias[netip.MustParseAddr("192.0.2.1")] = r.env.Local.Addr()
-	for _, o := range r.s.Options {
-		set, err := parseOptionValue(o)
-		if err != nil {
-			return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: err.Error()}
-		}
-		switch o.Name {
-		case "tolerance_usecs":
-			r.tolerance = max(r.tolerance, set.tolerance)
-		case "tolerance_percent":
-			r.percent = set.tolerancePercent
-		case "tcp_ts_tick_usecs":
-			r.tsTick = set.tsTick
-		case "bind_port":
-			r.bindPort = set.bindPort
-		case "local_ip", "remote_ip":
-			a, err := netip.ParseAddr(o.Value)
-			if err != nil {
-				return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: fmt.Sprintf("--%s=%s: not an IP address", o.Name, o.Value)}
-			}
-			if o.Name == "local_ip" {
-				r.localAlias[a] = r.env.Peer
-			} else {
-				r.localAlias[a] = r.env.Local.Addr()
-			}
-		}
+	set, err := ApplyScript(r.s, r.cfg.Args)
+	if err != nil {
+		return err
+	}
+	r.set = set
+	// packetdrill's default addresses and the ones the options name
+	// stand for the live ones, so that scripts naming them in a sockaddr
+	// work unchanged whatever addresses the environment has.
+	local, remote, _, err := set.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range []netip.Addr{DefaultLocal4, DefaultLocal6, local.Addr()} {
+		r.localAlias[a] = r.env.Peer
+	}
+	for _, a := range []netip.Addr{DefaultRemote4, DefaultRemote6, remote} {
+		r.localAlias[a] = r.env.Local.Addr()
+	}
+	r.tolerance = max(r.tolerance, set.Tolerance)
+	if set.HasPercent {
+		r.percent = set.TolerancePercent
+	}
+	r.tsTick = set.TSTick
+	if set.BindPort != 0 {
+		r.bindPort = set.BindPort
+	}
+	r.connectPort = DefaultKernelPort
+	if set.ConnectPort != 0 {
+		r.connectPort = set.ConnectPort
 	}
 	return nil
 }
@@ -233,10 +276,17 @@ func (r *runner) readSegments(ctx context.Context) {
 			close(r.segs)
 			return
 		}
-		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil || p.IPVersion != 4 {
+		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil {
 			continue
 		}
-		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(p.IPv4.Src, p.TCP.SrcPort), at: f.Time}
+		src := p.IPv4.Src
+		if p.IPVersion == 6 {
+			src = p.IPv6.Src
+		}
+		if src != r.env.Peer {
+			continue
+		}
+		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(src, p.TCP.SrcPort), dst: p.TCP.DstPort, at: f.Time}
 		select {
 		case r.segs <- seg:
 		case <-ctx.Done():
@@ -244,6 +294,15 @@ func (r *runner) readSegments(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// buildTCP builds an IPv4 or IPv6 packet (by the addresses' family)
+// carrying tcp, the way Linux would send it (DF, TTL/hop limit 64).
+func buildTCP(src, dst netip.Addr, id uint16, tcp *craft.TCP) ([]byte, error) {
+	if src.Is6() {
+		return craft.BuildIPv6TCP(craft.IPv6{Src: src, Dst: dst, HopLimit: craft.DefaultTTL, NextHeader: craft.ProtocolTCP}, tcp)
+	}
+	return craft.BuildIPv4TCP(craft.IPv4{TTL: craft.DefaultTTL, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst}, tcp)
 }
 
 // since is a live time as script time (time since the start).
@@ -446,9 +505,8 @@ func (r *runner) showLeftovers() {
 
 // liveLine renders a live segment the tcpdump way.
 func (r *runner) liveLine(seg segment) string {
-	ip := craft.IPv4{Src: seg.src.Addr(), Dst: r.env.Local.Addr(), TTL: 64, Protocol: craft.ProtocolTCP}
 	t := seg.tcp
-	pkt, err := craft.BuildIPv4TCP(ip, &t)
+	pkt, err := buildTCP(seg.src.Addr(), r.env.Local.Addr(), 0, &t)
 	if err != nil {
 		return fmt.Sprintf("%v > %v: %v", seg.src, r.env.Local, err)
 	}

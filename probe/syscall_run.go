@@ -277,15 +277,15 @@ func (r *runner) sockaddrValue(e Expr, def netip.AddrPort) (netip.AddrPort, erro
 			return netip.AddrPort{}, fmt.Errorf("expected field=value in %s", e)
 		}
 		switch name.Name {
-		case "sa_family", "sin_family":
+		case "sa_family", "sin_family", "sin6_family":
 			v, err := r.intValue(f.Right)
 			if err != nil {
 				return netip.AddrPort{}, err
 			}
-			if v != unix.AF_INET {
-				return netip.AddrPort{}, fmt.Errorf("only AF_INET addresses are supported")
+			if v != unix.AF_INET && v != unix.AF_INET6 {
+				return netip.AddrPort{}, fmt.Errorf("only AF_INET and AF_INET6 addresses are supported")
 			}
-		case "sin_port":
+		case "sin_port", "sin6_port":
 			v, err := r.intValue(f.Right)
 			if err != nil {
 				return netip.AddrPort{}, err
@@ -294,7 +294,7 @@ func (r *runner) sockaddrValue(e Expr, def netip.AddrPort) (netip.AddrPort, erro
 				return netip.AddrPort{}, fmt.Errorf("port %d out of range", v)
 			}
 			port = uint16(v)
-		case "sin_addr":
+		case "sin_addr", "sin6_addr":
 			a, err := r.addrValue(f.Right)
 			if err != nil {
 				return netip.AddrPort{}, err
@@ -313,8 +313,8 @@ func (r *runner) addrValue(e Expr) (netip.Addr, error) {
 		if e.Name == "inet_addr" && len(e.Args) == 1 {
 			if s, ok := e.Args[0].(*StringExpr); ok {
 				a, err := netip.ParseAddr(s.Value)
-				if err != nil || !a.Is4() {
-					return netip.Addr{}, fmt.Errorf("inet_addr(%q): not an IPv4 address", s.Value)
+				if err != nil {
+					return netip.Addr{}, fmt.Errorf("inet_addr(%q): not an IP address", s.Value)
 				}
 				if live, ok := r.localAlias[a]; ok {
 					return live, nil
@@ -323,11 +323,24 @@ func (r *runner) addrValue(e Expr) (netip.Addr, error) {
 			}
 		}
 	case *WordExpr:
-		if e.Name == "INADDR_ANY" {
+		if e.Name == "INADDR_ANY" || e.Name == "in6addr_any" {
+			if r.env.Peer.Is6() {
+				return netip.IPv6Unspecified(), nil
+			}
 			return netip.IPv4Unspecified(), nil
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("expected inet_addr(\"A.B.C.D\") or INADDR_ANY, found %s", e)
+}
+
+// sockAddr renders a socket address for the helper: an IPv4 address as
+// IPv4-mapped IPv6 with --ip_version=ipv4-mapped-ipv6 (the sockets are
+// AF_INET6 there).
+func (r *runner) sockAddr(ap netip.AddrPort) string {
+	if r.set.IPVersion == "ipv4-mapped-ipv6" && ap.Addr().Is4() {
+		ap = netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+	}
+	return ap.String()
 }
 
 // bufferArgs reads a buffer and its length: the buffer is "..." (zero
@@ -431,31 +444,49 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 	var post func(Reply) string
 	switch sc.Name {
 	case "socket":
+		// "..." is the domain of the run's IP version (packetdrill's
+		// socket_domain: AF_INET6 for ipv6 and ipv4-mapped-ipv6).
 		domain := int64(unix.AF_INET)
+		if r.env.Peer.Is6() || r.set.IPVersion == "ipv4-mapped-ipv6" {
+			domain = unix.AF_INET6
+		}
 		if _, ok := a[0].(*Ellipsis); !ok {
 			if domain, err = r.intValue(a[0]); err != nil {
 				return req, nil, err
 			}
 		}
-		if domain != unix.AF_INET {
-			return req, nil, fmt.Errorf("only AF_INET sockets are supported (IPv4 only for now)")
+		if domain != unix.AF_INET && domain != unix.AF_INET6 {
+			return req, nil, fmt.Errorf("only AF_INET and AF_INET6 sockets are supported")
 		}
 		req.Ints = []int64{domain}
 		err = ints(a[1], a[2])
+		// A new socket is the socket under test; it is not listening.
+		r.listening = false
 	case "bind":
 		var ap netip.AddrPort
 		ap, err = r.sockaddrValue(a[1], netip.AddrPortFrom(r.env.Peer, r.bindPort))
-		req.Addr = ap.String()
+		req.Addr = r.sockAddr(ap)
 		post = func(Reply) string { r.kernelPort = ap.Port(); return "" }
 	case "connect":
-		var ap netip.AddrPort
-		ap, err = r.sockaddrValue(a[1], r.env.Local)
-		if err == nil && ap != r.env.Local {
-			err = fmt.Errorf("connect to %v: tcpcraft's end is %v; write ... for the address", ap, r.env.Local)
+		// packetdrill connects to --remote_ip at --connect_port; where
+		// tcpcraft owns every port of its address it takes that one.
+		if r.env.AnyPort {
+			r.localPort = r.connectPort
 		}
-		req.Addr = ap.String()
+		local := r.local()
+		var ap netip.AddrPort
+		ap, err = r.sockaddrValue(a[1], local)
+		if err == nil && ap != local {
+			if r.env.AnyPort && ap.Addr() == local.Addr() {
+				r.localPort = ap.Port()
+			} else {
+				err = fmt.Errorf("connect to %v: tcpcraft's end is %v; write ... for the address", ap, local)
+			}
+		}
+		req.Addr = r.sockAddr(ap)
 	case "listen":
 		err = ints(a[1])
+		post = func(Reply) string { r.listening = true; return "" }
 	case "accept":
 	case "read":
 		err = r.buffer(&req, a[1], a[2])
@@ -547,17 +578,26 @@ func checkOption(e Expr, want, got []byte) string {
 // socket ignores the address), a family alone (AF_UNSPEC) is a socket
 // address holding only that family, else a sockaddr struct.
 func (r *runner) sendtoAddr(req *Request, e Expr) error {
+	connectTo := func() {
+		// A MSG_FASTOPEN sendto connects: like connect(), to
+		// --connect_port where tcpcraft owns every port.
+		if len(req.Ints) > 0 && req.Ints[0]&unix.MSG_FASTOPEN != 0 && r.env.AnyPort {
+			r.localPort = r.connectPort
+			r.listening = false
+		}
+		req.Addr = r.sockAddr(r.local())
+	}
 	switch e.(type) {
 	case *Ellipsis:
-		req.Addr = r.env.Local.String()
+		connectTo()
 		return nil
 	case *WordExpr, *IntExpr:
 		v, err := r.intValue(e)
 		if err != nil {
 			return err
 		}
-		if v == unix.AF_INET {
-			req.Addr = r.env.Local.String()
+		if v == unix.AF_INET || v == unix.AF_INET6 {
+			connectTo()
 			return nil
 		}
 		if v < 0 || v > 0xffff {
@@ -566,8 +606,8 @@ func (r *runner) sendtoAddr(req *Request, e Expr) error {
 		req.FamilyOnly, req.Family = true, int(v)
 		return nil
 	}
-	ap, err := r.sockaddrValue(e, r.env.Local)
-	req.Addr = ap.String()
+	ap, err := r.sockaddrValue(e, r.local())
+	req.Addr = r.sockAddr(ap)
 	return err
 }
 

@@ -233,7 +233,8 @@ func parseSockaddr(s string) (unix.Sockaddr, error) {
 		return nil, fmt.Errorf("socket address %q: %w", s, err)
 	}
 	if !ap.Addr().Is4() {
-		return nil, fmt.Errorf("socket address %q: only IPv4 is supported", s)
+		// IPv6, and IPv4-mapped IPv6 for AF_INET6 sockets speaking IPv4.
+		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, nil
 	}
 	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, nil
 }
@@ -449,25 +450,34 @@ func rawIO(req Request) (int64, unix.Errno, error) {
 		}
 		flags = f
 	}
+	// A sockaddr_storage: packetdrill passes its whole size with a bare
+	// family.
+	var raw [128]byte
 	var sa unsafe.Pointer
 	var salen uintptr
-	var raw unix.RawSockaddrAny
 	if req.FamilyOnly || req.Addr != "" {
 		if req.FamilyOnly {
-			raw.Addr.Family = uint16(req.Family)
-			salen = unix.SizeofSockaddrInet4
+			binary.NativeEndian.PutUint16(raw[0:], uint16(req.Family))
+			salen = uintptr(len(raw))
 		} else {
 			ap, err := netip.ParseAddrPort(req.Addr)
-			if err != nil || !ap.Addr().Is4() {
-				return 0, 0, fmt.Errorf("socket address %q: want IPv4 ip:port", req.Addr)
+			if err != nil {
+				return 0, 0, fmt.Errorf("socket address %q: %w", req.Addr, err)
 			}
-			in4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&raw))
-			in4.Family = unix.AF_INET
-			binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], ap.Port())
-			in4.Addr = ap.Addr().As4()
-			salen = unix.SizeofSockaddrInet4
+			binary.BigEndian.PutUint16(raw[2:], ap.Port())
+			if ap.Addr().Is4() {
+				binary.NativeEndian.PutUint16(raw[0:], unix.AF_INET)
+				a4 := ap.Addr().As4()
+				copy(raw[4:], a4[:])
+				salen = unix.SizeofSockaddrInet4
+			} else {
+				binary.NativeEndian.PutUint16(raw[0:], unix.AF_INET6)
+				a16 := ap.Addr().As16()
+				copy(raw[8:], a16[:])
+				salen = unix.SizeofSockaddrInet6
+			}
 		}
-		sa = unsafe.Pointer(&raw)
+		sa = unsafe.Pointer(&raw[0])
 	}
 	var r1 uintptr
 	var e unix.Errno
