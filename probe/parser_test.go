@@ -334,7 +334,7 @@ func TestSettings(t *testing.T) {
 
 func TestValidateRefuses(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
-		{"0 sendmsg(3, {}, 0) = 0", "t.pkt:1:3: unsupported system call sendmsg"},
+		{"0 sendmmsg(3, {}, 0) = 0", "t.pkt:1:3: unsupported system call sendmmsg"},
 		{"0 close(3, 4) = 0", "t.pkt:1:3: close takes 1 arguments, not 2"},
 		{"--wire_client\n0 close(3) = 0", "t.pkt:1:1: option --wire_client is not supported"},
 		{"--ip_version=ipv7\n0 close(3) = 0", "t.pkt:1:1: --ip_version=ipv7: want ipv4, ipv6 or ipv4-mapped-ipv6"},

@@ -186,11 +186,13 @@ func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) st
 	if rep.Ret < 0 {
 		return fmt.Sprintf("Expected result %d but got -1 with errno %d (%s: %s)", want, rep.Errno, ErrnoName(rep.Errno), errnoText(rep.Errno))
 	}
-	if sc.Name == "socket" || sc.Name == "accept" {
+	if newFDCalls[sc.Name] {
 		// The script's descriptor stands for whatever the kernel
 		// returned (packetdrill maps script fds to live fds too).
 		r.fds[want] = int(rep.Ret)
-		r.sut, r.haveSUT = want, true
+		if sc.Name == "socket" || sc.Name == "accept" {
+			r.sut, r.haveSUT = want, true
+		}
 		delete(r.listeners, want)
 		return ""
 	}
@@ -436,7 +438,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		}
 		return nil
 	}
-	if sc.Name != "socket" {
+	if !noFDCalls[sc.Name] {
 		if req.FD, err = r.fdValue(a[0]); err != nil {
 			return req, nil, err
 		}
@@ -540,7 +542,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		}
 		post = func(rep Reply) string { return checkOption(a[3], want, rep.Data) }
 	default:
-		err = fmt.Errorf("unsupported system call")
+		post, err = r.moreRequest(sc, &req)
 	}
 	return req, post, err
 }

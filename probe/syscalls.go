@@ -17,9 +17,10 @@ import (
 
 // SupportedSyscalls returns the names of the system calls scripts may use.
 func SupportedSyscalls() []string {
-	return []string{"socket", "setsockopt", "getsockopt", "bind", "listen", "accept",
+	base := []string{"socket", "setsockopt", "getsockopt", "bind", "listen", "accept",
 		"connect", "read", "write", "send", "recv", "sendto", "recvfrom", "shutdown",
 		"close", "fcntl"}
+	return append(base, moreSyscallNames()...)
 }
 
 // symbolValue returns the value of a symbolic constant a script may use
@@ -64,6 +65,9 @@ func symbolValue(name string) (int64, bool) {
 		"TCP_FASTOPEN_KEY": unix.TCP_FASTOPEN_KEY, "TCP_FASTOPEN_NO_COOKIE": unix.TCP_FASTOPEN_NO_COOKIE,
 		"TCP_INFO": unix.TCP_INFO, "TCP_CC_INFO": unix.TCP_CC_INFO, "NULL": 0,
 	}[name]
+	if !ok {
+		v, ok = moreSymbols[name]
+	}
 	return v, ok
 }
 
@@ -97,6 +101,13 @@ type Request struct {
 	// (packetdrill's sendto(..., AF_UNSPEC, ...)).
 	FamilyOnly bool `json:"family_only,omitempty"`
 	Family     int  `json:"family,omitempty"`
+	// FD2 is a second live descriptor (epoll_ctl's target, splice's
+	// and sendfile's other end), Iov the iovec lengths of sendmsg and
+	// recvmsg, Path open's path and Poll poll's (fd, events) pairs.
+	FD2  int        `json:"fd2,omitempty"`
+	Iov  []int      `json:"iov,omitempty"`
+	Path string     `json:"path,omitempty"`
+	Poll [][2]int64 `json:"poll,omitempty"`
 }
 
 // Reply is the result of a Request. A blocking call gets two replies: one
@@ -112,6 +123,11 @@ type Reply struct {
 	// recvfrom returned.
 	Data []byte `json:"data,omitempty"`
 	Addr string `json:"addr,omitempty"`
+	// Flags is recvmsg's msg_flags; Ints other values a call returned
+	// (poll's revents, epoll_wait's events and data, pipe's two
+	// descriptors, ioctl's value).
+	Flags int64   `json:"flags,omitempty"`
+	Ints  []int64 `json:"ints,omitempty"`
 	// Start and End are when the call entered and left the kernel, and
 	// Blocked when the thread was seen asleep (Unix nanoseconds).
 	Start   int64 `json:"start,omitempty"`
@@ -412,7 +428,7 @@ func execute(req Request, rep *Reply) (ret int64, errno unix.Errno, err error) {
 		}
 		return 0, e, nil
 	}
-	return 0, 0, fmt.Errorf("unsupported system call %q", req.Call)
+	return executeMore(req, rep)
 }
 
 // intOption encodes an int socket option value as the kernel reads it.

@@ -43,3 +43,44 @@ func TestLiveFastOpenAndCode(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveMoreSyscalls: sendmsg/recvmsg, poll, epoll, ioctl, pipe, splice
+// and open against the real kernel, and a wrong control message, revents
+// and SIOCINQ value each fail with packetdrill's words.
+func TestLiveMoreSyscalls(t *testing.T) {
+	src, err := os.ReadFile("testdata/syscalls-more.pkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runLive(t, "syscalls-more.pkt", src); err != nil {
+		t.Errorf("%v", err)
+	}
+	head := "`sysctl -q net.ipv4.tcp_timestamps=0`\n" + `
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 32792 <mss 1000,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <...>
++.01 < . 1:1(0) ack 1 win 257
++0 accept(3, ..., ...) = 4
++0 setsockopt(4, SOL_TCP, TCP_INQ, [1], 4) = 0
++0 < P. 1:1001(1000) ack 1 win 257
++0 > . 1:1(0) ack 1001
+`
+	for _, tc := range []struct{ line, msg string }{
+		{"+0 recvmsg(4, {msg_iov(1)=[{..., 400}], msg_flags=0, msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=500}]}, 0) = 400",
+			"runtime error in recvmsg call: Bad data in cmsg 0: expected=500 actual=600"},
+		{"+0 recvmsg(4, {msg_iov(1)=[{..., 400}], msg_flags=MSG_TRUNC, msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ, cmsg_data=600}]}, 0) = 400",
+			"runtime error in recvmsg call: Expected msg_flags 0x00000020 but got 0x00000000"},
+		{"+0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1",
+			"runtime error in poll call: Expected revents 0x4 but got 0x5 for pollfd 0"},
+		{"+0 ioctl(4, SIOCINQ, [999]) = 0", "runtime error in ioctl call: Bad ioctl optval: expected: 999 actual: 1000"},
+	} {
+		err := runLive(t, "bad.pkt", []byte(head+tc.line+"\n"))
+		var f *Failure
+		if !errors.As(err, &f) || f.Line != 14 || f.Msg != tc.msg {
+			t.Errorf("%s: got %v, want line 14: %s", tc.line, err, tc.msg)
+		}
+	}
+}
