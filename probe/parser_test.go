@@ -341,7 +341,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"--mss\n0 close(3) = 0", "t.pkt:1:1: option --mss requires an argument"},
 		{"--send_omit_free=1\n0 close(3) = 0", "t.pkt:1:1: option --send_omit_free forbids an argument"},
 		{"--bogus=1\n0 close(3) = 0", "t.pkt:1:1: option --bogus unknown"},
-		{"0 > S 0:0(0) <mss 1460, md5 0011,nop>", `t.pkt:1:25: TCP option "md5" is not supported`},
+		{"0 > S 0:0(0) <mss 1460, md5 0011,nop>", `t.pkt:1:25: TCP option "md5" in an outbound (>) packet is not supported`},
 		{"0 > S 0:0(0) <mss 1460,mptcp capable key=1,nop>", `t.pkt:1:24: TCP option "mptcp" is not supported`},
 		{"0 > [ect0] S 0:0(0)", "t.pkt:1:5: IP header fields (tos, ecn, ttl, flowlabel) are not supported"},
 	} {
@@ -350,5 +350,18 @@ func TestValidateRefuses(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("Validate(%q) = %v, want prefix %q", tc.src, err, tc.want)
 		}
+	}
+}
+
+// TestParseInboundMD5: an md5 option on an inbound packet is sent as
+// written (kind 19, the digest's bytes).
+func TestParseInboundMD5(t *testing.T) {
+	s := mustParse(t, "0 < . 1:1(0) ack 1 win 514 <md5 000102030405060708090a0b0c0d0e0f,nop,nop>")
+	if s.Unsupported != nil {
+		t.Fatalf("inbound md5 refused: %v", s.Unsupported)
+	}
+	o := s.Events[0].Packet.Options[0]
+	if o.Kind != craft.OptMD5 || len(o.Data) != 16 || o.Data[15] != 0x0f {
+		t.Errorf("option %+v", o)
 	}
 }
