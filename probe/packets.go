@@ -206,13 +206,16 @@ func (r *runner) outbound(ev *Event, t, tEnd, tol time.Duration) (time.Duration,
 
 	msg := r.verifyPacket(pk, actual, seg)
 	if msg == "" && ev.Time.Kind != TimeAny {
-		if at < t-tol || at > tEnd+tol {
+		if at < t-r.slack-tol || at > tEnd+tol+r.ownLate {
 			if ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange {
 				msg = fmt.Sprintf("timing error: expected outbound packet in time range %s~%s sec but happened at %s sec; tolerance %s sec", secs(t), secs(tEnd), secs(at), secs(tol))
 			} else {
 				msg = fmt.Sprintf("timing error: expected outbound packet at %s sec but happened at %s sec; tolerance %s sec", secs(t), secs(at), secs(tol))
 			}
 		}
+	}
+	if msg != "" && seg.origin != nil {
+		return 0, r.departure(seg.origin, fmt.Sprintf("the rest then departed from line %d: %s", ev.Pos.Line, msg))
 	}
 	if msg != "" {
 		f := r.fail(ev, "error handling packet: %s", msg)
@@ -279,6 +282,46 @@ func (r *runner) pop(deadline time.Time) (segment, bool, error) {
 	}
 }
 
+// split cuts seg after n payload bytes for the current line; the tail
+// remembers where the kernel's segment was first cut.
+func (r *runner) split(seg segment, n int) (head, tail segment) {
+	head, tail = splitSegment(seg, n)
+	if tail.origin == nil {
+		tail.origin = &splitOrigin{ev: r.cur, t: r.curT, full: seg}
+	}
+	return head, tail
+}
+
+// departure is the failure of a line whose captured segment was larger
+// than the line said and was split to match it, when what was left over
+// matched no later line: the actual packet departed from the script at the
+// line it was split for, as packetdrill (which never splits) reports it.
+func (r *runner) departure(o *splitOrigin, why string) *Failure {
+	pk := o.ev.Packet
+	f := r.fail(o.ev, "error handling packet: live packet payload: expected %d bytes vs actual %d bytes", pk.Len, len(o.full.tcp.Payload))
+	f.Details = []string{
+		"script packet: " + secs(o.t) + " " + pk.String(),
+		"actual packet: " + secs(r.since(o.full.at)) + " " + r.toScript(o.full).String(),
+		why,
+	}
+	return f
+}
+
+// checkLeftover fails the script if part of a split segment is still
+// waiting when the script moves on to an event other than an outbound
+// packet, or ends: it is an unexpected packet.
+func (r *runner) checkLeftover() error {
+	for _, seg := range r.pending {
+		if seg.origin != nil {
+			end := seg.tcp.Seq.Add(craft.Size(len(seg.tcp.Payload)))
+			what := fmt.Sprintf("the rest (%d bytes, %d:%d) matched no later line", len(seg.tcp.Payload),
+				uint32(seg.tcp.Seq)-r.liveLocalISN, uint32(end)-r.liveLocalISN)
+			return r.departure(seg.origin, what)
+		}
+	}
+	return nil
+}
+
 // splitSegment cuts a segment after n payload bytes, as GSO would have cut
 // it on a device without segmentation offload: PSH and FIN stay on the last
 // piece, CWR on the first.
@@ -306,7 +349,7 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 	n := len(seg.tcp.Payload)
 	switch {
 	case pk.Len > 0 && n > pk.Len:
-		head, tail := splitSegment(seg, pk.Len)
+		head, tail := r.split(seg, pk.Len)
 		r.pending = append([]segment{tail}, r.pending...)
 		return head, true, nil
 	case n > 0 && n < pk.Len:
@@ -329,8 +372,11 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 			}
 			if need := pk.Len - len(agg.tcp.Payload); len(next.tcp.Payload) > need {
 				var tail segment
-				next, tail = splitSegment(next, need)
+				next, tail = r.split(next, need)
 				r.pending = append([]segment{tail}, r.pending...)
+			}
+			if agg.origin == nil {
+				agg.origin = next.origin
 			}
 			agg.tcp.Payload = append(agg.tcp.Payload, next.tcp.Payload...)
 			agg.tcp.Flags = agg.tcp.Flags&^(craft.FlagPSH|craft.FlagFIN) | next.tcp.Flags&(craft.FlagPSH|craft.FlagFIN)

@@ -36,6 +36,12 @@ const (
 	// runner still waits for it, so a late packet is reported as late
 	// rather than missing (packetdrill waits 2 s too).
 	lateArrival = 2 * time.Second
+	// ownStartLate is how late tcpcraft may start what it does itself
+	// (see checkLate), and see a blocking call return: it measures the
+	// machine (how soon a thread of ours runs on a busy CPU), not the
+	// kernel. Whatever the kernel does differently because of it (a
+	// timer that fires first) still shows in the packets it sends.
+	ownStartLate = 500 * time.Millisecond
 	// anyTimeLimit bounds the wait for a packet expected at time "*".
 	anyTimeLimit = 30 * time.Second
 )
@@ -73,6 +79,17 @@ type segment struct {
 	src netip.AddrPort
 	dst uint16 // tcpcraft's port it was sent to
 	at  time.Time
+	// origin is set on what is left of a captured segment after the
+	// runner split it to match a line: where the split was made.
+	origin *splitOrigin
+}
+
+// splitOrigin is the line a captured segment was split for, and the
+// whole segment as the kernel sent it.
+type splitOrigin struct {
+	ev   *Event
+	t    time.Duration
+	full segment
 }
 
 // blockingCall is a blocking system call the script has moved past.
@@ -83,6 +100,7 @@ type blockingCall struct {
 	post  func(Reply) string
 	start time.Duration // script time the call started
 	end   time.Duration // script time it should return
+	slack time.Duration // how early it may return (runner.slack)
 }
 
 // runner plays one script.
@@ -105,6 +123,16 @@ type runner struct {
 	lastT      time.Duration // script time of the previous event
 	lastAnchor time.Duration // when the previous event actually happened
 	lastEv     *Event
+	// slack is how much later than its script time the previous event
+	// happened, when the current event's time counts from it: the
+	// current event may be that much early (see schedule).
+	slack time.Duration
+	// ownLate is how late tcpcraft started its latest own event (a
+	// packet it sent, a call, a command): the kernel's answers may be as
+	// late (see checkLate).
+	ownLate time.Duration
+	cur     *Event        // the event being played
+	curT    time.Duration // and its script time
 
 	segs    chan segment
 	pending []segment // split leftovers, consumed before segs
@@ -342,6 +370,14 @@ func (r *runner) schedule(ev *Event) (t, tEnd, offset time.Duration) {
 	if ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange {
 		tEnd = offset + ev.Time.End
 	}
+	// An event cannot be early only because the one before it was late
+	// (or was seen late: a blocking call is known to sleep only some time
+	// after it did, and what it sent went out before): a relative event's
+	// earliest time counts from the previous event's script time.
+	r.slack = 0
+	if offset > r.lastT && ev.Time.Kind != TimeAbsolute && ev.Time.Kind != TimeAbsoluteRange {
+		r.slack = offset - r.lastT
+	}
 	return t, tEnd, offset
 }
 
@@ -384,11 +420,20 @@ func (r *runner) waitUntil(t time.Duration) error {
 
 // checkLate fails an event that we could only start more than the
 // tolerance after its time (packetdrill: "timing error: expected ...").
+// What tcpcraft starts itself (a packet it sends, a system call, a
+// command) is late only by the machine's doing — a busy CPU, not the
+// kernel under test — so it is allowed at least ownStartLate; whatever
+// the kernel does in answer is still checked against the tolerance,
+// counted from when the event actually happened.
 func (r *runner) checkLate(ev *Event, what string, t, tol time.Duration) error {
 	if ev.Time.Kind == TimeAny {
 		return nil
 	}
-	if now := r.now(); now > t+tol {
+	tol = max(tol, ownStartLate)
+	now := r.now()
+	// What the kernel does in answer may be that much late too.
+	r.ownLate = max(0, now-t)
+	if now > t+tol {
 		return r.fail(ev, "timing error: expected %s at %s sec but happened at %s sec; tolerance %s sec", what, secs(t), secs(now), secs(tol))
 	}
 	return nil
@@ -403,7 +448,14 @@ func (r *runner) events() error {
 		if err := r.pollBlocking(); err != nil {
 			return err
 		}
+		if ev.Packet == nil || ev.Packet.Dir != Outbound {
+			if err := r.checkLeftover(); err != nil {
+				return err
+			}
+		}
+		r.cur = ev
 		t, tEnd, offset := r.schedule(ev)
+		r.curT = t
 		tol := r.toleranceFor(t, r.lastT)
 		var anchor time.Duration
 		var err error
@@ -435,6 +487,9 @@ func (r *runner) events() error {
 			return err
 		}
 		r.lastEv, r.lastT, r.lastAnchor = ev, t, anchor
+	}
+	if err := r.checkLeftover(); err != nil {
+		return err
 	}
 	// packetdrill waits a little for a blocking call to finish and fails
 	// if it does not.
