@@ -25,6 +25,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// codeWaitForBlocking is how long a code block without a socket waits for
+// a blocking call in progress (an accept) to hand one over.
+const codeWaitForBlocking = 200 * time.Millisecond
+
 // tcpInfoLen is what tcpcraft asks getsockopt(TCP_INFO) for: struct
 // tcp_info of Linux 6.18 (packetdrill's _tcp_info); older kernels return
 // less and the missing fields read as 0.
@@ -137,6 +141,14 @@ func (r *runner) code(ev *Event) error {
 		return r.fail(ev, "code blocks need a kernel to run on (not with --target)")
 	}
 	live, ok := r.fds[r.sut]
+	if (!r.haveSUT || !ok) && r.blocking != nil {
+		// A blocking accept may be returning the socket right now
+		// (its reply crosses from the executor): give it a moment.
+		if err := r.awaitBlocking(codeWaitForBlocking); err != nil {
+			return err
+		}
+		live, ok = r.fds[r.sut]
+	}
 	if !r.haveSUT || !ok {
 		return r.fail(ev, "runtime error in code: no socket to use for code")
 	}
@@ -200,7 +212,11 @@ func errnoSuffix(rep Reply) string {
 func (r *runner) appendPython(ev *Event, info map[string]int64) {
 	b := &r.codes.program
 	if b.Len() == 0 {
-		b.WriteString("import sys\n")
+		// packetdrill's preamble: an exception names the script line.
+		b.WriteString("import sys\n_line = 0\n" +
+			"def _hook(t, v, tb):\n" +
+			"    sys.stderr.write('tcpcraft-code-line %d: %s: %s\\n' % (_line, t.__name__, v))\n" +
+			"sys.excepthook = _hook\n")
 		names := make([]string, 0, len(codeSymbols))
 		for n := range codeSymbols {
 			if n != "True" && n != "False" {
@@ -271,9 +287,18 @@ func (r *runner) finishCode(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		fl := r.fail(ev, "error executing code: python3 (the evaluator could not: %s): %v", r.codes.pythonWhy, err)
+		fl := r.fail(ev, "error executing code in python3 (needed for %s): %v", r.codes.pythonWhy, err)
+		for _, l := range strings.Split(string(out), "\n") {
+			var line int
+			var what string
+			if n, _ := fmt.Sscanf(l, "tcpcraft-code-line %d:", &line); n == 1 {
+				_, what, _ = strings.Cut(l, ": ")
+				fl.Line = line
+				fl.Msg = "runtime error in code: " + what
+			}
+		}
 		if s := strings.TrimSpace(string(out)); s != "" {
-			fl.Details = append(fl.Details, "output: "+truncate(s, 2000))
+			fl.Details = append(fl.Details, "python3: "+truncate(s, 2000))
 		}
 		return fl
 	}
@@ -309,11 +334,23 @@ func runCode(text string, env func(string) (int64, bool), vars map[string]int64)
 			msg := ""
 			if p.is(",") {
 				p.i++
+				start := p.i
 				v, mtext, err := p.exprText()
-				if err != nil {
+				var np errNeedPython
+				switch {
+				case errors.As(err, &np):
+					// A message the evaluator cannot compute (a
+					// formatted string): shown as written.
+					p.i = start
+					for p.i < len(p.toks) && !p.is(";") && !p.is("\n") {
+						p.i++
+					}
+					msg = " (" + strings.Join(p.toks[start:p.i], " ") + ")"
+				case err != nil:
 					return out, err
+				default:
+					msg = fmt.Sprintf(" (%s = %d)", mtext, v)
 				}
-				msg = fmt.Sprintf(" (%s = %d)", mtext, v)
 			}
 			if cond == 0 {
 				return out, fmt.Errorf("assertion failed: %s%s", text, msg)
@@ -424,7 +461,20 @@ func codeLex(text string) ([]string, error) {
 			toks = append(toks, text[i:j])
 			i = j
 		case c == '"' || c == '\'':
-			return nil, errNeedPython{"a string literal"}
+			// Kept whole, quotes and all; only an assert's message may
+			// hold one (see runCode).
+			j := i + 1
+			for j < len(text) && text[j] != c && text[j] != '\n' {
+				if text[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(text) || text[j] != c {
+				return nil, errNeedPython{"an unterminated string literal"}
+			}
+			toks = append(toks, text[i:j+1])
+			i = j + 1
 		default:
 			op := ""
 			for _, o := range []string{"<<=", ">>=", "//=", "**", "//", "<<", ">>", "<=", ">=", "==", "!=", "+=", "-=", "*=", "%=", "|=", "&=", "^="} {
@@ -674,6 +724,8 @@ func (p *codeParser) atom() (int64, error) {
 			return 0, errNeedPython{"number " + t}
 		}
 		return v, nil
+	case t[0] == '"' || t[0] == '\'':
+		return 0, errNeedPython{"a string literal"}
 	case isCodeName(t):
 		p.i++
 		if p.is("(") || p.is(".") || p.is("[") {

@@ -38,6 +38,9 @@ func TestRunCode(t *testing.T) {
 		{"assert tcpi_snd_cwnd / 2 == 5", "", true},
 		{"if tcpi_snd_cwnd: pass", "", true},
 		{`print("x")`, "", true},
+		{`assert tcpi_snd_cwnd == 10, 'cwnd=%d' % tcpi_snd_cwnd`, "", false},
+		{`assert tcpi_snd_cwnd == 12, 'cwnd=%d' % tcpi_snd_cwnd`, `assertion failed: tcpi_snd_cwnd == 12 ('cwnd=%d' % tcpi_snd_cwnd)`, false},
+		{`assert tcpi_snd_cwnd == "a"`, "", true},
 		{"assert len([1]) == 1", "", true},
 	} {
 		vars := map[string]int64{}

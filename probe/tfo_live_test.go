@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/tcpcraft/tcpcraft/lab/labtest"
 )
 
 // TestLiveFastOpenAndCode: TCP Fast Open both ways (FO options built and
@@ -82,5 +84,25 @@ func TestLiveMoreSyscalls(t *testing.T) {
 		if !errors.As(err, &f) || f.Line != 14 || f.Msg != tc.msg {
 			t.Errorf("%s: got %v, want line 14: %s", tc.line, err, tc.msg)
 		}
+	}
+}
+
+// TestLiveCodePython: a block outside the evaluator's subset runs in
+// python3 after the script, with the variables of its own snapshot and
+// those earlier blocks assigned; a failing one names its line.
+func TestLiveCodePython(t *testing.T) {
+	labtest.RequireTools(t, "python3")
+	head := `
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 %{ state0 = tcpi_state }%
++0 %{ assert tcpi_snd_cwnd / 2 == 5.0 and state0 == TCP_CLOSE, tcpi_snd_cwnd }%
+`
+	if err := runLive(t, "py.pkt", []byte(head)); err != nil {
+		t.Errorf("python3 block: %v", err)
+	}
+	err := runLive(t, "py-fail.pkt", []byte(head+"+0 %{ assert tcpi_snd_cwnd / 2 == 4.0, 'cwnd=%d' % tcpi_snd_cwnd }%\n"))
+	var f *Failure
+	if !errors.As(err, &f) || f.Line != 5 || f.Msg != "runtime error in code: AssertionError: cwnd=10" {
+		t.Errorf("got %v, want line 5: runtime error in code: AssertionError: cwnd=10", err)
 	}
 }
