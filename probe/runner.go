@@ -161,6 +161,10 @@ type runner struct {
 	sut       int64
 	haveSUT   bool
 	listeners map[int64]bool // script fds that listen
+	// awaitingSYN: a new socket became the socket under test and has
+	// sent nothing yet; until its SYN, the kernel's segments belong to
+	// other connections (see otherConnection).
+	awaitingSYN bool
 	codes     codeState
 
 	// tcpcraft's port now (a fresh one per incoming connection when the

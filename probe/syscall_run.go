@@ -198,6 +198,9 @@ func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) st
 		if sc.Name == "socket" || sc.Name == "accept" {
 			r.sut, r.haveSUT = want, true
 		}
+		// Only a new socket with an earlier connection around has
+		// another connection's segments to ignore.
+		r.awaitingSYN = sc.Name == "socket" && (r.conns > 0 || r.liveLocalISN != 0)
 		delete(r.listeners, want)
 		return ""
 	}
@@ -208,6 +211,7 @@ func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) st
 		if fd, err := r.intValue(sc.Args[0]); err == nil {
 			r.listeners[fd] = true
 		}
+		r.awaitingSYN = false
 	}
 	if post != nil {
 		return post(rep)
@@ -622,7 +626,10 @@ func (r *runner) sendtoAddr(req *Request, e Expr) error {
 // while it listens (or before any socket) opens a new connection, which
 // becomes the socket under test once accept returns it.
 func (r *runner) noteInbound(pk *Packet) {
-	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) && (!r.haveSUT || r.listeners[r.sut]) {
-		r.sut, r.haveSUT = -1, true
+	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) {
+		r.awaitingSYN = false
+		if !r.haveSUT || r.listeners[r.sut] {
+			r.sut, r.haveSUT = -1, true
+		}
 	}
 }

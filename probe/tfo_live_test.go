@@ -13,7 +13,7 @@ import (
 // matched, data on the SYN, sendto(MSG_FASTOPEN), AF_UNSPEC, a NULL
 // buffer) and code blocks over TCP_INFO, against the real kernel.
 func TestLiveFastOpenAndCode(t *testing.T) {
-	for _, name := range []string{"tfo-client.pkt", "tfo-server.pkt"} {
+	for _, name := range []string{"tfo-client.pkt", "tfo-server.pkt", "client-two-connections.pkt"} {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile("testdata/" + name)
 			if err != nil {
