@@ -165,7 +165,7 @@ type runner struct {
 	// sent nothing yet; until its SYN, the kernel's segments belong to
 	// other connections (see otherConnection).
 	awaitingSYN bool
-	codes     codeState
+	codes       codeState
 
 	// tcpcraft's port now (a fresh one per incoming connection when the
 	// Env allows, as packetdrill's next_ephemeral_port), the port
