@@ -208,10 +208,9 @@ const KernelInterface = "tun0"
 // packetdrill's local mode: the kernel under test has the interface tun0
 // (one end of a veth pair) with --local_ip in its subnet (--netmask_ip;
 // /48 for IPv6), and reaches tcpcraft's --remote_ip through --gateway_ip
-// (a direct route when the gateway is the kernel's own address, as the
-// kernel's selftests give it), with the path MTU --mtu. tcpcraft's end, in
-// the other namespace, owns --remote_ip (and the gateway address, so that
-// ARP and neighbour discovery for it are answered). System calls run in a
+// (a direct route when the gateway is outside its subnet), with the path
+// MTU --mtu. tcpcraft's end, in the other namespace, owns --remote_ip.
+// Neither end uses ARP or neighbour discovery (see below). System calls run in a
 // helper process started with helper in the kernel's namespace, or
 // in-process when helper is nil. Close removes both namespaces. On error
 // nothing is left.
@@ -255,6 +254,18 @@ func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env 
 	}
 	tc, k, tif := cfg.ClientNS, cfg.ServerNS, cfg.ClientIf
 	mtuText := fmt.Sprint(mtu)
+	// Both ends share one (random, locally administered) MAC address and
+	// do without ARP and neighbour discovery, as packetdrill's tun device
+	// (a layer-3 device): a script may route through any gateway of the
+	// subnet (`ip route change ... via 192.168.0.2`) with nobody there
+	// to answer for it, and every frame still reaches the other end
+	// addressed to it.
+	var mac [6]byte
+	if _, err := rand.Read(mac[:]); err != nil {
+		return env, err
+	}
+	mac[0] = mac[0]&^1 | 2
+	macText := net.HardwareAddr(mac[:]).String()
 	steps := [][]string{
 		{"netns", "add", tc},
 		{"netns", "add", k},
@@ -265,8 +276,8 @@ func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env 
 		// than the MTU as packetdrill's tun device takes it (with GSO);
 		// the kernel's routes carry the MTU it sees for what it sends and
 		// advertises.
-		{"-n", tc, "link", "set", "dev", tif, "mtu", "65535", "up"},
-		{"-n", k, "link", "set", "dev", KernelInterface, "mtu", "65535", "up"},
+		{"-n", tc, "link", "set", "dev", tif, "address", macText, "arp", "off", "mtu", "65535", "up"},
+		{"-n", k, "link", "set", "dev", KernelInterface, "address", macText, "arp", "off", "mtu", "65535", "up"},
 		append([]string{"-n", k, "addr", "add", local.String(), "dev", KernelInterface}, nodad...),
 		append([]string{"-n", tc, "addr", "add", netip.PrefixFrom(remote, host).String(), "dev", tif}, nodad...),
 	}
@@ -277,12 +288,10 @@ func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env 
 		connected = append(connected, "scope", "link", "src", local.Addr().String())
 	}
 	steps = append(steps, connected)
-	if gateway == local.Addr() || !local.Contains(gateway) {
-		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "dev", KernelInterface, "mtu", mtuText})
+	if local.Contains(gateway) {
+		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "via", gateway.String(), "dev", KernelInterface, "mtu", mtuText})
 	} else {
-		steps = append(steps,
-			append([]string{"-n", tc, "addr", "add", netip.PrefixFrom(gateway, host).String(), "dev", tif}, nodad...),
-			[]string{"-n", k, "route", "add", remotePrefix.String(), "via", gateway.String(), "dev", KernelInterface, "mtu", mtuText})
+		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "dev", KernelInterface, "mtu", mtuText})
 	}
 	steps = append(steps, []string{"-n", tc, "route", "add", local.Masked().String(), "dev", tif, "src", remote.String()})
 	for _, args := range steps {
@@ -407,6 +416,9 @@ func SweepStale(ctx context.Context) ([]string, error) {
 			continue // its run is still going
 		}
 		if out, err := exec.CommandContext(ctx, "ip", "netns", "delete", e.Name()).CombinedOutput(); err != nil {
+			if _, statErr := os.Stat("/run/netns/" + e.Name()); errors.Is(statErr, os.ErrNotExist) {
+				continue // removed meanwhile by whoever made it
+			}
 			errs = append(errs, fmt.Errorf("ip netns delete %s: %v: %s", e.Name(), err, strings.TrimSpace(string(out))))
 			continue
 		}

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -91,6 +92,9 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 		return 0, err
 	}
 	r.noteInbound(pk)
+	if pk.ICMP != nil {
+		return r.inboundICMP(ev)
+	}
 	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) && r.listening {
 		r.newConnection()
 	}
@@ -109,7 +113,7 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 		if r.ipID++; r.ipID == 0 {
 			r.ipID = 1
 		}
-		pkt, err := buildTCP(r.env.Local.Addr(), r.env.Peer, id, &pieces[i])
+		pkt, err := buildTCP(r.env.Local.Addr(), r.env.Peer, id, pk.IP, &pieces[i])
 		if err != nil {
 			return 0, r.fail(ev, "error building packet: %v", err)
 		}
@@ -494,6 +498,9 @@ func (r *runner) verifyPacket(exp, act *Packet, seg segment) string {
 	if exp.Urgent != act.Urgent {
 		return fieldError("tcp_urg_ptr", int64(exp.Urgent), int64(act.Urgent))
 	}
+	if msg := verifyIP(exp.IP, seg); msg != "" {
+		return msg
+	}
 	if !exp.AnyOptions {
 		if msg := r.verifyOptions(exp.Options, act.Options); msg != "" {
 			return msg
@@ -520,6 +527,12 @@ func (r *runner) verifyOptions(exp, act []craft.Option) string {
 		}
 		switch e.Kind {
 		case craft.OptEOL, craft.OptNOP:
+		case craft.OptMD5:
+			// The signature is the kernel's (RFC 2385 §2.0, over a key
+			// tcpcraft does not hold): only its length is the script's.
+			if len(e.Data) != len(a.Data) {
+				return fmt.Sprintf("bad value in outbound TCP option (kind=%d): expected: %d signature bytes actual: %d", e.Kind, len(e.Data), len(a.Data))
+			}
 		case craft.OptTimestamps:
 			if r.tsTick > 0 && r.haveFirstTS {
 				mapped := r.firstScriptTS + (a.TSVal - r.firstActualTS)
@@ -542,3 +555,99 @@ func (r *runner) verifyOptions(exp, act []craft.Option) string {
 }
 
 func trimAngles(s string) string { return s[1 : len(s)-1] }
+
+// verifyIP checks the IP fields an outbound line wrote, in packetdrill's
+// words (run_packet.c verify_outbound_live_tos and _ttl_or_hl); the flow
+// label is not checked (packetdrill does not either).
+func verifyIP(exp IPFields, seg segment) string {
+	ecn := seg.tos & 3
+	switch {
+	case exp.ECN == ECNECT01:
+		if ecn != 1 && ecn != 2 {
+			return fmt.Sprintf("live packet field ip_ecn: expected: 0x1 or 0x2 vs actual: 0x%x", ecn)
+		}
+	case exp.ECN != ECNUnset:
+		if want := exp.tosByte() & 3; want != ecn {
+			return fieldError("ip_ecn", int64(want), int64(ecn))
+		}
+	case exp.HasTOS:
+		if exp.TOS != seg.tos {
+			return fieldError("tos", int64(exp.TOS), int64(seg.tos))
+		}
+	}
+	if exp.TTL != 0 && exp.TTL != seg.ttl {
+		return fieldError("ttl", int64(exp.TTL), int64(seg.ttl))
+	}
+	return ""
+}
+
+// inboundICMP sends an ICMP error line: an error about a segment the
+// kernel sent tcpcraft (so it quotes the kernel's address and port as the
+// source, tcpcraft's as the destination, and the quoted sequence number in
+// the kernel's space, as packetdrill's map_inbound_icmp_tcp_packet), from
+// tcpcraft's address as packetdrill sends it.
+func (r *runner) inboundICMP(ev *Event) (time.Duration, error) {
+	pk := ev.Packet
+	c := pk.ICMP
+	version := uint8(4)
+	if r.env.Peer.Is6() {
+		version = 6
+	}
+	typ, code, err := craft.ParseICMPKind(version, c.Type, c.Code)
+	if err != nil {
+		return 0, r.fail(ev, "error building packet: %v", err)
+	}
+	e := craft.ICMPError{IPVersion: version, Type: typ, Code: code}
+	if c.MTU >= 0 {
+		e.MTU = uint32(c.MTU)
+	}
+	proto := craft.ProtocolTCP
+	if c.Quoted == "udp" {
+		proto = craft.ProtocolUDP
+	}
+	// The quoted datagram: its IP header, then 8 bytes of the transport
+	// header (ports and, for TCP, the sequence number), as packetdrill
+	// quotes it (RFC 792's minimum).
+	upper := make([]byte, 8)
+	binary.BigEndian.PutUint16(upper[0:], r.kernelPort)
+	binary.BigEndian.PutUint16(upper[2:], r.localPort)
+	if proto == craft.ProtocolTCP {
+		binary.BigEndian.PutUint32(upper[4:], c.Seq+r.liveLocalISN)
+	}
+	fullLen := 20 + c.Len
+	if proto == craft.ProtocolUDP {
+		fullLen = 8 + c.Len
+		binary.BigEndian.PutUint16(upper[4:], uint16(fullLen))
+	}
+	var quote []byte
+	if version == 4 {
+		q := craft.IPv4{TTL: craft.DefaultTTL, DontFragment: true, Protocol: proto, Src: r.env.Peer, Dst: r.env.Local.Addr()}
+		quote, err = q.AppendHeader(nil, fullLen, craft.EmitOptions{})
+		e.IPv4 = craft.IPv4{TTL: craft.DefaultTTL, Src: r.env.Local.Addr(), Dst: r.env.Peer, DSCP: pk.IP.tosByte() >> 2, ECN: pk.IP.tosByte() & 3}
+		if pk.IP.TTL != 0 {
+			e.IPv4.TTL = pk.IP.TTL
+		}
+	} else {
+		q := craft.IPv6{HopLimit: craft.DefaultTTL, Src: r.env.Peer, Dst: r.env.Local.Addr()}
+		quote, err = q.AppendHeaders(nil, proto, fullLen)
+		e.IPv6 = craft.IPv6{HopLimit: craft.DefaultTTL, Src: r.env.Local.Addr(), Dst: r.env.Peer, TrafficClass: pk.IP.tosByte(), FlowLabel: pk.IP.FlowLabel}
+		if pk.IP.TTL != 0 {
+			e.IPv6.HopLimit = pk.IP.TTL
+		}
+	}
+	if err != nil {
+		return 0, r.fail(ev, "error building packet: %v", err)
+	}
+	e.Quote.Bytes = append(quote, upper...)
+	pkt, err := craft.AppendICMPError(nil, &e, craft.BuildOptions{})
+	if err != nil {
+		return 0, r.fail(ev, "error building packet: %v", err)
+	}
+	at := r.now()
+	sendErr := r.env.Link.Send(pkt)
+	r.verbosef("%s %s", secs(at), pk)
+	if sendErr != nil {
+		return 0, r.fail(ev, "error sending packet: %v", sendErr)
+	}
+	return at, nil
+}

@@ -341,9 +341,7 @@ func TestValidateRefuses(t *testing.T) {
 		{"--mss\n0 close(3) = 0", "t.pkt:1:1: option --mss requires an argument"},
 		{"--send_omit_free=1\n0 close(3) = 0", "t.pkt:1:1: option --send_omit_free forbids an argument"},
 		{"--bogus=1\n0 close(3) = 0", "t.pkt:1:1: option --bogus unknown"},
-		{"0 > S 0:0(0) <mss 1460, md5 0011,nop>", `t.pkt:1:25: TCP option "md5" in an outbound (>) packet is not supported`},
 		{"0 > S 0:0(0) <mss 1460,mptcp capable key=1,nop>", `t.pkt:1:24: TCP option "mptcp" is not supported`},
-		{"0 > [ect0] S 0:0(0)", "t.pkt:1:5: IP header fields (tos, ecn, ttl, flowlabel) are not supported"},
 	} {
 		s := mustParse(t, tc.src)
 		err := Validate(s, false)

@@ -78,6 +78,8 @@ type segment struct {
 	tcp craft.TCP // owns its memory (cloned)
 	src netip.AddrPort
 	dst uint16 // tcpcraft's port it was sent to
+	tos uint8  // the IPv4 TOS byte or IPv6 traffic class
+	ttl uint8  // TTL or hop limit
 	at  time.Time
 	// origin is set on what is left of a captured segment after the
 	// runner split it to match a line: where the split was made.
@@ -311,14 +313,14 @@ func (r *runner) readSegments(ctx context.Context) {
 		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil {
 			continue
 		}
-		src := p.IPv4.Src
+		src, tos, ttl := p.IPv4.Src, p.IPv4.DSCP<<2|p.IPv4.ECN, p.IPv4.TTL
 		if p.IPVersion == 6 {
-			src = p.IPv6.Src
+			src, tos, ttl = p.IPv6.Src, p.IPv6.TrafficClass, p.IPv6.HopLimit
 		}
 		if src != r.env.Peer {
 			continue
 		}
-		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(src, p.TCP.SrcPort), dst: p.TCP.DstPort, at: f.Time}
+		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(src, p.TCP.SrcPort), dst: p.TCP.DstPort, tos: tos, ttl: ttl, at: f.Time}
 		select {
 		case r.segs <- seg:
 		case <-ctx.Done():
@@ -329,12 +331,35 @@ func (r *runner) readSegments(ctx context.Context) {
 }
 
 // buildTCP builds an IPv4 or IPv6 packet (by the addresses' family)
-// carrying tcp, the way Linux would send it (DF, TTL/hop limit 64).
-func buildTCP(src, dst netip.Addr, id uint16, tcp *craft.TCP) ([]byte, error) {
-	if src.Is6() {
-		return craft.BuildIPv6TCP(craft.IPv6{Src: src, Dst: dst, HopLimit: craft.DefaultTTL, NextHeader: craft.ProtocolTCP}, tcp)
+// carrying tcp, the way Linux would send it (DF, TTL/hop limit 64), with
+// the IP fields the script wrote.
+func buildTCP(src, dst netip.Addr, id uint16, f IPFields, tcp *craft.TCP) ([]byte, error) {
+	ttl := uint8(craft.DefaultTTL)
+	if f.TTL != 0 {
+		ttl = f.TTL
 	}
-	return craft.BuildIPv4TCP(craft.IPv4{TTL: craft.DefaultTTL, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst}, tcp)
+	tos := f.tosByte()
+	if src.Is6() {
+		return craft.BuildIPv6TCP(craft.IPv6{Src: src, Dst: dst, HopLimit: ttl, NextHeader: craft.ProtocolTCP,
+			TrafficClass: tos, FlowLabel: f.FlowLabel}, tcp)
+	}
+	return craft.BuildIPv4TCP(craft.IPv4{TTL: ttl, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst,
+		DSCP: tos >> 2, ECN: tos & 3}, tcp)
+}
+
+// tosByte is the TOS byte (traffic class) an inbound line's fields give:
+// "tos 0xNN" as written, an ECN codepoint in the low two bits.
+func (f IPFields) tosByte() uint8 {
+	tos := f.TOS
+	switch f.ECN {
+	case ECNECT1:
+		tos = tos&^3 | 1
+	case ECNECT0:
+		tos = tos&^3 | 2
+	case ECNCE:
+		tos |= 3
+	}
+	return tos
 }
 
 // since is a live time as script time (time since the start).
@@ -565,7 +590,7 @@ func (r *runner) showLeftovers() {
 // liveLine renders a live segment the tcpdump way.
 func (r *runner) liveLine(seg segment) string {
 	t := seg.tcp
-	pkt, err := buildTCP(seg.src.Addr(), r.env.Local.Addr(), 0, &t)
+	pkt, err := buildTCP(seg.src.Addr(), r.env.Local.Addr(), 0, IPFields{}, &t)
 	if err != nil {
 		return fmt.Sprintf("%v > %v: %v", seg.src, r.env.Local, err)
 	}

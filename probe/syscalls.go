@@ -26,6 +26,9 @@ func SupportedSyscalls() []string {
 // symbolValue returns the value of a symbolic constant a script may use
 // (the Linux values, from x/sys/unix).
 func symbolValue(name string) (int64, bool) {
+	if v, ok := ipLevelSymbols[name]; ok {
+		return v, true
+	}
 	v, ok := map[string]int64{
 		"AF_INET": unix.AF_INET, "AF_INET6": unix.AF_INET6, "AF_UNSPEC": unix.AF_UNSPEC,
 		"PF_INET": unix.AF_INET, "PF_INET6": unix.AF_INET6,

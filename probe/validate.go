@@ -79,6 +79,8 @@ func Validate(s *Script, packetsOnly bool) error {
 			return forbid(ev.Shell.Pos, "shell lines need a kernel to run on; with --target a script may only have packet lines")
 		case ev.Code != nil && packetsOnly:
 			return forbid(ev.Pos, "code blocks read the kernel's TCP_INFO; with --target a script may only have packet lines")
+		case ev.Packet != nil && ev.Packet.ICMP != nil && ev.Packet.Dir == Outbound:
+			return fail(ev.Packet.Pos, "outbound ICMP lines (an ICMP message from the kernel) are not supported")
 		case ev.Packet != nil && ev.Packet.SrcPort != 0 && ev.Packet.Dir == Inbound:
 			return fail(ev.Packet.Pos, "an explicit source port on an inbound packet is not supported (tcpcraft chooses its own port)")
 		}
