@@ -85,7 +85,8 @@ type Event struct {
 	Code    *Code
 }
 
-// Code is a packetdrill %{ python }% block; it parses but does not run.
+// Code is a packetdrill %{ python }% block: assertions over the socket under
+// test's TCP_INFO (see codeblock.go).
 type Code struct {
 	Text string
 }

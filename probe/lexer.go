@@ -284,7 +284,7 @@ func (l *lexer) number(start Pos) token {
 	return token{kind: tokInt, pos: start, text: text, num: v}
 }
 
-// quoted lexes "..." or `...` with backslash escapes (\" \\ \n \t); the
+// quoted lexes "..." or `...` with backslash escapes (\" \\ \n \t \xHH); the
 // token's text is the unescaped value.
 func (l *lexer) quoted(start Pos, quote byte, kind tokenKind) token {
 	l.advance(1)
@@ -312,6 +312,12 @@ func (l *lexer) quoted(start Pos, quote byte, kind tokenKind) token {
 				b.WriteByte('\t')
 			case e == quote || e == '\\':
 				b.WriteByte(e)
+			case e == 'x' && kind == tokString && isHex(l.peekByte(2)) && isHex(l.peekByte(3)):
+				// \xHH, as C (and packetdrill) reads it: a byte.
+				v, _ := strconv.ParseUint(string(l.src[l.off+2:l.off+4]), 16, 8)
+				b.WriteByte(byte(v))
+				l.advance(4)
+				continue
 			default:
 				// Keep unknown escapes as written (a shell command
 				// may want its backslashes).

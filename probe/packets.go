@@ -91,6 +91,7 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 	if err := r.checkLate(ev, "inbound packet", t, tol); err != nil {
 		return 0, err
 	}
+	r.noteInbound(pk)
 	if pk.ICMP != nil {
 		return r.inboundICMP(ev)
 	}
@@ -269,20 +270,45 @@ func (r *runner) pop(deadline time.Time) (segment, bool, error) {
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	select {
-	case seg, ok := <-r.segs:
-		if !ok {
-			if r.ctx.Err() != nil {
-				return segment{}, false, r.ctx.Err()
+	for {
+		select {
+		case seg, ok := <-r.segs:
+			if !ok {
+				if r.ctx.Err() != nil {
+					return segment{}, false, r.ctx.Err()
+				}
+				return segment{}, false, fmt.Errorf("capture: %w", <-r.readErr)
 			}
-			return segment{}, false, fmt.Errorf("capture: %w", <-r.readErr)
+			if r.otherConnection(seg) {
+				r.verbosef("%s > %s (another connection's, ignored)", secs(r.since(seg.at)), r.liveLine(seg))
+				continue
+			}
+			return seg, true, nil
+		case <-timer.C:
+			return segment{}, false, nil
+		case <-r.ctx.Done():
+			return segment{}, false, r.ctx.Err()
 		}
-		return seg, true, nil
-	case <-timer.C:
-		return segment{}, false, nil
-	case <-r.ctx.Done():
-		return segment{}, false, r.ctx.Err()
 	}
+}
+
+// otherConnection tells a segment of a connection other than the one under
+// test, which packetdrill drops unseen (run_packet.c matches a live packet
+// to the socket under test by its 4-tuple, or to a connect() in progress by
+// its SYN): a script that closes a connection and opens another need not
+// write the old one's FIN. Lines with explicit ports take what they name.
+func (r *runner) otherConnection(seg segment) bool {
+	if (r.kernelPort == 0 && !r.awaitingSYN) || (r.cur != nil && r.cur.Packet != nil && (r.cur.Packet.SrcPort != 0 || r.cur.Packet.DstPort != 0)) {
+		return false
+	}
+	if seg.tcp.Flags.Has(craft.FlagSYN) && !seg.tcp.Flags.Has(craft.FlagACK) {
+		r.awaitingSYN = false
+		return false // a new connection's SYN
+	}
+	if r.awaitingSYN {
+		return true // a new socket is under test: the old one's are foreign
+	}
+	return seg.src.Port() != r.kernelPort || seg.tcp.DstPort != r.localPort
 }
 
 // split cuts seg after n payload bytes for the current line; the tail

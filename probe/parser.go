@@ -160,9 +160,8 @@ func (p *parser) event() *Event {
 	case p.tok.kind == tokEllipsis || p.tok.kind == tokWord:
 		ev.Syscall = p.syscall()
 	case p.tok.kind == tokCode:
-		// Recognised so that packetdrill scripts parse; Validate refuses
-		// them (tcpcraft has no Python tcp_info hook).
-		ev.Code = &Code{Text: p.tok.text}
+		// Run at its time over the socket under test's TCP_INFO.
+		ev.Code = &Code{Text: strings.TrimSuffix(strings.TrimPrefix(p.tok.text, "%{"), "}%")}
 		p.advance()
 	default:
 		p.expected("a packet (< or >), a system call or a `command`")
@@ -540,15 +539,9 @@ func (p *parser) options(pk *Packet) {
 		return
 	}
 	p.expectPunct(">", `"," or ">" in the TCP option list`)
-	// md5, FO and FOEXP are packetdrill's and craft builds them, but the
-	// runner does not yet check or produce them correctly (signatures,
-	// cookies): refuse the script in Validate.
-	for i, t := range toks {
-		first := i == 0 || (toks[i-1].kind == tokPunct && toks[i-1].text == ",")
-		if first && t.kind == tokWord && (t.text == "FO" || t.text == "FOEXP") && p.unsupported == nil {
-			p.unsupported = &ScriptError{Path: p.file, Pos: t.pos, Msg: fmt.Sprintf("TCP option %q is not supported", t.text)}
-		}
-	}
+	// md5 (RFC 2385) is sent as written and an expected one checked by
+	// its length (the digest needs the socket's key); Fast Open options
+	// (FO, FOEXP) are built and compared as written.
 	pk.Options = opts
 	if n, err := craft.OptionsLen(pk.Options); err != nil {
 		p.failAt(open, "bad TCP options: %v", err)

@@ -157,6 +157,18 @@ type runner struct {
 	fds      map[int64]int // script fd → live fd
 	blocking *blockingCall
 
+	// The socket under test (packetdrill's socket_under_test), whose
+	// TCP_INFO code blocks read: the last socket created or accepted,
+	// or -1 for a connection a SYN opened on a listener before accept.
+	sut       int64
+	haveSUT   bool
+	listeners map[int64]bool // script fds that listen
+	// awaitingSYN: a new socket became the socket under test and has
+	// sent nothing yet; until its SYN, the kernel's segments belong to
+	// other connections (see otherConnection).
+	awaitingSYN bool
+	codes       codeState
+
 	// tcpcraft's port now (a fresh one per incoming connection when the
 	// Env allows, as packetdrill's next_ephemeral_port), the port
 	// connect(..., ...) reaches, whether the socket under test listens
@@ -206,6 +218,7 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		bindPort:   env.PeerPort,
 		tsMap:      map[uint32]uint32{},
 		fds:        map[int64]int{},
+		listeners:  map[int64]bool{},
 		ipID:       uint16(mrand.Uint32()) | 1,
 		localAlias: map[netip.Addr]netip.Addr{},
 		localPort:  env.Local.Port(),
@@ -245,6 +258,9 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		if cerr := r.shell(s.Cleanup, "cleanup command"); err == nil {
 			err = cerr
 		}
+	}
+	if err == nil {
+		err = r.finishCode(ctx)
 	}
 	r.showLeftovers()
 	return err
@@ -479,6 +495,13 @@ func (r *runner) events() error {
 			anchor, err = r.outbound(ev, t, tEnd, tol)
 		case ev.Syscall != nil:
 			anchor, err = r.syscall(ev, t, offset, tol)
+		case ev.Code != nil:
+			if err = r.waitUntil(t); err == nil {
+				if err = r.checkLate(ev, "code", t, tol); err == nil {
+					err = r.code(ev)
+					anchor = r.now()
+				}
+			}
 		case ev.Shell != nil:
 			if err = r.waitUntil(t); err == nil {
 				if err = r.checkLate(ev, "command", t, tol); err == nil {

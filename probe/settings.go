@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Settings are packetdrill's run options: the same names and values on
@@ -322,4 +324,13 @@ func (s Settings) Addrs() (local netip.Prefix, remote, gateway netip.Addr, err e
 		return local, r, g, fmt.Errorf("--remote_ip=%v is inside the kernel's subnet %v: it must be remote", r, local.Masked())
 	}
 	return local, r, g, nil
+}
+
+// ipLevelSymbols are the socket option levels and names the packetdrill
+// suites reach through -D (CMSG_LEVEL_IP=SOL_IP or SOL_IPV6,
+// CMSG_TYPE_RECVERR=IP_RECVERR or IPV6_RECVERR) and IPv6 scripts use.
+var ipLevelSymbols = map[string]int64{
+	"SOL_IPV6": unix.SOL_IPV6, "IP_RECVERR": unix.IP_RECVERR, "IPV6_RECVERR": unix.IPV6_RECVERR,
+	"IPV6_TCLASS": unix.IPV6_TCLASS, "IPV6_V6ONLY": unix.IPV6_V6ONLY, "IPV6_MTU_DISCOVER": unix.IPV6_MTU_DISCOVER,
+	"IPV6_UNICAST_HOPS": unix.IPV6_UNICAST_HOPS,
 }

@@ -3,11 +3,13 @@ package probe
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/craft"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,14 +191,27 @@ func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) st
 	if rep.Ret < 0 {
 		return fmt.Sprintf("Expected result %d but got -1 with errno %d (%s: %s)", want, rep.Errno, ErrnoName(rep.Errno), errnoText(rep.Errno))
 	}
-	if sc.Name == "socket" || sc.Name == "accept" {
+	if newFDCalls[sc.Name] {
 		// The script's descriptor stands for whatever the kernel
 		// returned (packetdrill maps script fds to live fds too).
 		r.fds[want] = int(rep.Ret)
+		if sc.Name == "socket" || sc.Name == "accept" {
+			r.sut, r.haveSUT = want, true
+		}
+		// Only a new socket with an earlier connection around has
+		// another connection's segments to ignore.
+		r.awaitingSYN = sc.Name == "socket" && (r.conns > 0 || r.liveLocalISN != 0)
+		delete(r.listeners, want)
 		return ""
 	}
 	if rep.Ret != want {
 		return fmt.Sprintf("Expected result %d but got %d", want, rep.Ret)
+	}
+	if sc.Name == "listen" {
+		if fd, err := r.intValue(sc.Args[0]); err == nil {
+			r.listeners[fd] = true
+		}
+		r.awaitingSYN = false
 	}
 	if post != nil {
 		return post(rep)
@@ -353,12 +368,31 @@ func (r *runner) bufferArgs(buf, count Expr) (data []byte, n int, err error) {
 	switch b := buf.(type) {
 	case *Ellipsis:
 		return nil, n, nil
+	case *IntExpr, *WordExpr:
+		// NULL (or 0): the caller passes a NULL pointer.
+		if p, err := r.intValue(b); err == nil && p == 0 {
+			return nil, n, errNullBuffer
+		}
 	case *StringExpr:
 		data = make([]byte, n)
 		copy(data, b.Value)
 		return data, n, nil
 	}
-	return nil, 0, fmt.Errorf("expected ... or a string as the buffer, found %s", buf)
+	return nil, 0, fmt.Errorf("expected ..., NULL or a string as the buffer, found %s", buf)
+}
+
+// errNullBuffer is bufferArgs' word for a NULL buffer: not an error, the
+// request passes a NULL pointer.
+var errNullBuffer = errors.New("NULL buffer")
+
+// buffer fills req's buffer from a script's buffer and count arguments.
+func (r *runner) buffer(req *Request, buf, count Expr) error {
+	var err error
+	req.Data, req.Len, err = r.bufferArgs(buf, count)
+	if err == errNullBuffer {
+		req.Null, err = true, nil
+	}
+	return err
 }
 
 // optionValue encodes a setsockopt value: [N] or N (an int), {onoff=A,
@@ -413,7 +447,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		}
 		return nil
 	}
-	if sc.Name != "socket" {
+	if !noFDCalls[sc.Name] {
 		if req.FD, err = r.fdValue(a[0]); err != nil {
 			return req, nil, err
 		}
@@ -466,12 +500,12 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		post = func(Reply) string { r.listening = true; return "" }
 	case "accept":
 	case "read":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 		req.Data = nil
 	case "write":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 	case "send", "recv", "sendto", "recvfrom":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 		if err == nil {
 			err = ints(a[3])
 		}
@@ -479,11 +513,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 			req.Data = nil
 		}
 		if err == nil && sc.Name == "sendto" {
-			if _, ok := a[4].(*Ellipsis); !ok {
-				var ap netip.AddrPort
-				ap, err = r.sockaddrValue(a[4], r.local())
-				req.Addr = r.sockAddr(ap)
-			}
+			err = r.sendtoAddr(&req, a[4])
 		}
 	case "shutdown":
 		err = ints(a[1])
@@ -493,6 +523,14 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 	case "setsockopt":
 		if err = ints(a[1], a[2]); err == nil {
 			req.Data, err = r.optionValue(a[3])
+		}
+		if s, ok := a[3].(*StringExpr); ok && err == nil {
+			// A string option is passed with the script's length
+			// (TCP_FASTOPEN_KEY's 16 bytes, or a wrong length on purpose).
+			if n, lerr := r.intValue(a[4]); lerr == nil && n >= 0 && n <= 256 {
+				req.Data = make([]byte, n)
+				copy(req.Data, s.Value)
+			}
 		}
 	case "getsockopt":
 		if err = ints(a[1], a[2]); err != nil {
@@ -513,7 +551,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		}
 		post = func(rep Reply) string { return checkOption(a[3], want, rep.Data) }
 	default:
-		err = fmt.Errorf("unsupported system call")
+		post, err = r.moreRequest(sc, &req)
 	}
 	return req, post, err
 }
@@ -544,4 +582,54 @@ func checkOption(e Expr, want, got []byte) string {
 		return fmt.Sprintf("Bad getsockopt optval: expected: %x actual: %x", want, got)
 	}
 	return ""
+}
+
+// sendtoAddr sets sendto's destination as packetdrill does: "..." is
+// tcpcraft's end (where a MSG_FASTOPEN sendto connects; a connected TCP
+// socket ignores the address), a family alone (AF_UNSPEC) is a socket
+// address holding only that family, else a sockaddr struct.
+func (r *runner) sendtoAddr(req *Request, e Expr) error {
+	connectTo := func() {
+		// A MSG_FASTOPEN sendto connects: like connect(), to
+		// --connect_port where tcpcraft owns every port.
+		if len(req.Ints) > 0 && req.Ints[0]&unix.MSG_FASTOPEN != 0 && r.env.AnyPort {
+			r.localPort = r.connectPort
+			r.listening = false
+		}
+		req.Addr = r.sockAddr(r.local())
+	}
+	switch e.(type) {
+	case *Ellipsis:
+		connectTo()
+		return nil
+	case *WordExpr, *IntExpr:
+		v, err := r.intValue(e)
+		if err != nil {
+			return err
+		}
+		if v == unix.AF_INET || v == unix.AF_INET6 {
+			connectTo()
+			return nil
+		}
+		if v < 0 || v > 0xffff {
+			return fmt.Errorf("bad address family %d", v)
+		}
+		req.FamilyOnly, req.Family = true, int(v)
+		return nil
+	}
+	ap, err := r.sockaddrValue(e, r.local())
+	req.Addr = r.sockAddr(ap)
+	return err
+}
+
+// noteInbound follows packetdrill's socket under test: a SYN arriving
+// while it listens (or before any socket) opens a new connection, which
+// becomes the socket under test once accept returns it.
+func (r *runner) noteInbound(pk *Packet) {
+	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) {
+		r.awaitingSYN = false
+		if !r.haveSUT || r.listeners[r.sut] {
+			r.sut, r.haveSUT = -1, true
+		}
+	}
 }

@@ -27,6 +27,8 @@ var syscallArity = map[string][]int{
 	"socket": {3}, "bind": {3}, "listen": {2}, "accept": {3}, "connect": {3},
 	"read": {3}, "write": {3}, "send": {4}, "recv": {4}, "sendto": {6}, "recvfrom": {6},
 	"shutdown": {2}, "close": {1}, "fcntl": {2, 3}, "setsockopt": {5}, "getsockopt": {5},
+	"sendmsg": {3}, "recvmsg": {3}, "poll": {3}, "epoll_create": {1}, "epoll_ctl": {4},
+	"epoll_wait": {4}, "ioctl": {3}, "open": {2, 3}, "pipe": {1}, "splice": {6}, "sendfile": {4},
 }
 
 // Validate checks that a parsed script can run: only supported system
@@ -75,8 +77,8 @@ func Validate(s *Script, packetsOnly bool) error {
 			}
 		case ev.Shell != nil && packetsOnly:
 			return forbid(ev.Shell.Pos, "shell lines need a kernel to run on; with --target a script may only have packet lines")
-		case ev.Code != nil:
-			return fail(ev.Pos, "code blocks (%%{ ... }%%) are not supported")
+		case ev.Code != nil && packetsOnly:
+			return forbid(ev.Pos, "code blocks read the kernel's TCP_INFO; with --target a script may only have packet lines")
 		case ev.Packet != nil && ev.Packet.ICMP != nil && ev.Packet.Dir == Outbound:
 			return fail(ev.Packet.Pos, "outbound ICMP lines (an ICMP message from the kernel) are not supported")
 		case ev.Packet != nil && ev.Packet.SrcPort != 0 && ev.Packet.Dir == Inbound:
