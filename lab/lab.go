@@ -15,7 +15,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -234,6 +237,39 @@ func Up(ctx context.Context, cfg Config) (lab *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
 	}
+	// Links up first, addresses after: an IPv6 address added to a link
+	// that is down leaves the first packets sent to its peer after the
+	// link comes up waiting about a second (seen with paced probes), where
+	// one added to a link that is up works at once.
+	for _, l := range []struct {
+		ns   string
+		link Link
+	}{
+		{cfg.ClientNS, cur.Client.Loopback},
+		{cfg.ServerNS, cur.Server.Loopback},
+		{cfg.ClientNS, cur.Client.Interface},
+		{cfg.ServerNS, cur.Server.Interface},
+	} {
+		if l.link.Exists && l.link.Up {
+			continue
+		}
+		if l.link.Name != "lo" {
+			// Its link-local address too must be usable at once, not
+			// tentative for a second or two after the link comes up:
+			// neighbour discovery waits for it, and the first IPv6
+			// packets to the peer wait with it (RFC 4862 §5.4).
+			if err := noDAD(l.ns, l.link.Name); err != nil {
+				return nil, fmt.Errorf("lab up: %w", err)
+			}
+		}
+		if err := u.do(
+			[]string{"-n", l.ns, "link", "set", "dev", l.link.Name, "up"},
+			[]string{"-n", l.ns, "link", "set", "dev", l.link.Name, "down"},
+			fmt.Sprintf("set %s up in %s", l.link.Name, l.ns)); err != nil {
+			return nil, fmt.Errorf("lab up: %w", err)
+		}
+	}
+
 	for _, side := range []struct {
 		ns, dev string
 		addr    netip.Prefix
@@ -263,26 +299,6 @@ func Up(ctx context.Context, cfg Config) (lab *Lab, err error) {
 		}
 	}
 
-	for _, l := range []struct {
-		ns   string
-		link Link
-	}{
-		{cfg.ClientNS, cur.Client.Loopback},
-		{cfg.ServerNS, cur.Server.Loopback},
-		{cfg.ClientNS, cur.Client.Interface},
-		{cfg.ServerNS, cur.Server.Interface},
-	} {
-		if l.link.Exists && l.link.Up {
-			continue
-		}
-		if err := u.do(
-			[]string{"-n", l.ns, "link", "set", "dev", l.link.Name, "up"},
-			[]string{"-n", l.ns, "link", "set", "dev", l.link.Name, "down"},
-			fmt.Sprintf("set %s up in %s", l.link.Name, l.ns)); err != nil {
-			return nil, fmt.Errorf("lab up: %w", err)
-		}
-	}
-
 	after, err := status(ctx, ip, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("lab up: checking the result: %w", err)
@@ -291,6 +307,18 @@ func Up(ctx context.Context, cfg Config) (lab *Lab, err error) {
 		return nil, fmt.Errorf("lab up: the lab is still not right after setting it up: %s", strings.Join(problems, "; "))
 	}
 	return &Lab{Config: cfg, Changes: u.changes}, nil
+}
+
+// noDAD turns duplicate address detection off on dev in namespace ns,
+// before the link comes up (the setting goes with the device).
+func noDAD(ns, dev string) error {
+	return Do(ns, func() error {
+		path := filepath.Join("/proc/sys/net/ipv6/conf", dev, "accept_dad")
+		if err := os.WriteFile(path, []byte("0\n"), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("turning off duplicate address detection on %s in %s: %w", dev, ns, err)
+		}
+		return nil
+	})
 }
 
 // upRun records what one Up call changed so that a failure can undo it.

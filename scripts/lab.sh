@@ -156,6 +156,18 @@ up() {
 		echo "created veth pair $client_if ($client_ns) <-> $server_if ($server_ns)"
 	fi
 
+	# Links up first, addresses after (see lab/lab.go).
+	for spec in "$client_ns lo" "$server_ns lo" "$client_ns $client_if" "$server_ns $server_if"; do
+		read -r ns dev <<<"$spec"
+		if ! is_up "$ns" "$dev"; then
+			# No duplicate address detection for the link-local address
+			# either: usable at once when the link comes up.
+			[ "$dev" = lo ] || ip netns exec "$ns" sh -c "echo 0 > /proc/sys/net/ipv6/conf/$dev/accept_dad" 2>/dev/null || true
+			ip -n "$ns" link set dev "$dev" up
+			undo+=("ip -n '$ns' link set dev '$dev' down")
+			echo "set $dev up in $ns"
+		fi
+	done
 	local spec dev addr nodad
 	for spec in "$client_ns $client_if $client_addr" "$server_ns $server_if $server_addr" \
 		"$client_ns $client_if $client_addr6" "$server_ns $server_if $server_addr6"; do
@@ -167,14 +179,6 @@ up() {
 			ip -n "$ns" addr add "$addr" dev "$dev" $nodad
 			undo+=("ip -n '$ns' addr del '$addr' dev '$dev'")
 			echo "added $addr to $dev in $ns"
-		fi
-	done
-	for spec in "$client_ns lo" "$server_ns lo" "$client_ns $client_if" "$server_ns $server_if"; do
-		read -r ns dev <<<"$spec"
-		if ! is_up "$ns" "$dev"; then
-			ip -n "$ns" link set dev "$dev" up
-			undo+=("ip -n '$ns' link set dev '$dev' down")
-			echo "set $dev up in $ns"
 		fi
 	done
 	trap - EXIT
