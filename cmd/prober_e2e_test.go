@@ -343,6 +343,7 @@ func TestSendFloodInterrupted(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
 	e.listen(t, 8210)
+	syns := synCounter(t, e, 8210)
 	for i := range 3 {
 		cmd := exec.Command(e.bin, "send", e.serverAddr(8210), "--flood", "-c", "0")
 		var out strings.Builder
@@ -351,7 +352,14 @@ func TestSendFloodInterrupted(t *testing.T) {
 		if err := lab.Do(e.ClientNS, cmd.Start); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(200+300*i) * time.Millisecond)
+		pgid := cmd.Process.Pid
+		t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) // if the test stops early
+		// Interrupted once the flood is under way (the server has counted
+		// its SYNs), at a different moment each run; how long start-up
+		// takes measures the machine, so it is waited for, not assumed.
+		before := syns()
+		waitUntil(t, 30*time.Second, "the flood reaching the server", func() bool { return syns() > before })
+		time.Sleep(time.Duration(100*i) * time.Millisecond)
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
