@@ -231,9 +231,20 @@ func (t *tracer) noteLocked(msg string) {
 			Type string `json:"type"`
 			Msg  string `json:"msg"`
 		}{"note", msg})
+		t.flushLocked()
 		return
 	}
 	fmt.Fprintf(t.w, "tcpcraft: %s\n", msg)
+	t.flushLocked()
+}
+
+// flushLocked writes out what the trace's buffer holds: notes are rare
+// and read as they come (a listener says it is listening, or why it
+// refused a connection), so they do not wait for the buffer's timer.
+func (t *tracer) flushLocked() {
+	if f, ok := t.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // faultJSON is one fault's action in --json output.
@@ -257,6 +268,7 @@ func (t *tracer) faultNote(at time.Time, n fault.Note) {
 	rel := at.Sub(t.start).Seconds()
 	if t.json {
 		t.writeJSON(faultJSON{Type: "fault", Rel: rel, Local: n.Tuple.Src.String(), Remote: n.Tuple.Dst.String(), Fault: n.Fault, What: n.What})
+		t.flushLocked()
 		return
 	}
 	line := fmt.Sprintf("%9.6f ! ", rel)
@@ -269,6 +281,7 @@ func (t *tracer) faultNote(at time.Time, n fault.Note) {
 		return
 	}
 	_, _ = io.WriteString(t.w, line)
+	t.flushLocked()
 }
 
 // wire records a packet the fault link put on the wire, or one that
