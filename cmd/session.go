@@ -100,15 +100,15 @@ type session struct {
 	clock *startupClock // TCPCRAFT_STARTUP_TIMES
 	// traceOut buffers the trace on its way to standard error.
 	traceOut *traceBuffer
-	route capture.Route
-	local netip.AddrPort
-	guard *guard.Guard
-	cap   *capture.Capture
-	inj   *capture.Injector
-	pcap  *pcapfile.Writer
-	stack *stack.Stack
-	trace *tracer
-	gso   *capture.GSOSender
+	route    capture.Route
+	local    netip.AddrPort
+	guard    *guard.Guard
+	cap      *capture.Capture
+	inj      *capture.Injector
+	pcap     *pcapfile.Writer
+	stack    *stack.Stack
+	trace    *tracer
+	gso      *capture.GSOSender
 	// faults is the --fault link between the stack and the wire, and
 	// acts carries out the faults that act on a connection; both nil
 	// without --fault.

@@ -32,7 +32,7 @@ func TestTraceBuffer(t *testing.T) {
 	}
 	// What does not fit makes the buffer go out first: "four" is
 	// written by the time the write of big returns.
-	big := strings.Repeat("x", traceBufferSize-10) + "\n"
+	big := strings.Repeat("x", traceBufferSize-2) + "\n"
 	b.Write([]byte("four\n"))
 	b.Write([]byte(big))
 	if !strings.HasSuffix(out.String(), "four\n") {
