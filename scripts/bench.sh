@@ -43,7 +43,8 @@
 #   traced     bulk-send and bulk-recv with a third side: `tcpcraft
 #              connect` with its default trace written to a file
 #              (TCPCRAFT_BENCH_TRACE=1); prints the traced rate against the
-#              kernel and -q, and the trace's cost per line.
+#              kernel and -q; then BenchmarkTraceLine, what one trace
+#              line costs to format and buffer, and its allocations.
 #   startup    start to SYN on the wire, and a whole empty connection,
 #              of `tcpcraft connect -q` vs socat (BenchmarkPerfStartup);
 #              BASELINE=path adds another tcpcraft binary to compare.
@@ -94,6 +95,7 @@ exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" perf BenchmarkPer
 traced)
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkSend "$@"
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkRecv "$@"
+	go test ./cmd -run '^$' -bench '^BenchmarkTraceLine$' -benchtime 200000x "$@"
 	;;
 startup) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfStartup "$@" ;;
 rate)
