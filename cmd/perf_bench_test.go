@@ -522,7 +522,6 @@ func kernelReceiver(addr string) error {
 	return err
 }
 
-
 // BenchmarkPerfConns: TCPCRAFT_BENCH_CONNS (default 10,000) concurrent
 // connections from kernel clients held open by `tcpcraft listen -k`; the
 // metric is tcpcraft's resident memory (VmRSS) once all are established,
