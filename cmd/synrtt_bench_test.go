@@ -66,7 +66,9 @@ func kernelAcceptor(addr string) error {
 }
 
 // BenchmarkPerfSYNRTT: SYN→SYN-ACK as `tcpcraft send --flags S --count 300
-// --interval 0 --json` reports it (the median and minimum of its RTTs),
+// --interval 2ms --json` reports it (one SYN at a time, as the kernel's
+// connect() calls go: with --interval 0 the prober sends its 300 SYNs
+// back to back and times the queue they make) (the median and minimum of its RTTs),
 // against the kernel's connect() timed in a process of its own (this test
 // binary again, kernelDialer: 300 Go net.Dial calls, each timed), both
 // against a server that is a process of its own too (kernelAcceptor) in
@@ -106,7 +108,7 @@ func BenchmarkPerfSYNRTT(b *testing.B) {
 	for round := range rounds {
 		// tcpcraft
 		var stdout syncBuffer
-		if err := runInto(e, nil, &stdout, "send", "--flags", "S", "--count", strconv.Itoa(count), "--interval", "0", "--json", addr); err != nil {
+		if err := runInto(e, nil, &stdout, "send", "--flags", "S", "--count", strconv.Itoa(count), "--interval", "2ms", "--json", addr); err != nil {
 			b.Fatalf("round %d: %v", round, err)
 		}
 		var sum struct {
