@@ -59,6 +59,22 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if v := os.Getenv(kernelDialerEnv); v != "" {
+		// A helper process of BenchmarkPerfSYNRTT, not a test run.
+		if err := kernelDialer(v); err != nil {
+			fmt.Fprintln(os.Stderr, "kernel dialer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if addr := os.Getenv(kernelAcceptorEnv); addr != "" {
+		// A helper process of BenchmarkPerfSYNRTT, not a test run.
+		if err := kernelAcceptor(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "kernel acceptor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "tcpcraft-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: temporary directory:", err)

@@ -1,9 +1,9 @@
 package cmd
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -28,9 +28,9 @@ const (
 // `socat - TCP:HOST:PORT` with the same input, each a process of its own
 // started from a thread inside the client namespace (lab.Do, so neither
 // pays for `ip netns exec`), in interleaved rounds on one lab. The server
-// (a kernel socket) reads the request, answers and closes, like an
-// HTTP/1.0 server. Both clients close first (their input ends right after
-// the request), so tcpcraft goes through TIME-WAIT: the figure is from
+// (a kernel socket) reads the request to the client's FIN, answers and
+// closes, so both clients close first (their input ends right after the
+// request) and tcpcraft goes through TIME-WAIT every time: the figure is from
 // fork to exit, TIME-WAIT included, with tcpcraft's defaults (its
 // TIME-WAIT ends once the probe shows the peer closed, fsm
 // Config.TimeWaitProbe). Every run's output is checked.
@@ -131,19 +131,15 @@ func BenchmarkPerfExchange(b *testing.B) {
 	}
 }
 
-// serveExchange answers one HTTP/1.0-like request and closes.
+// serveExchange reads the request to the client's FIN, answers and
+// closes: the client always closes first, so tcpcraft always goes through
+// TIME-WAIT (a server that answered as soon as it had the request would
+// race the client's FIN, and tcpcraft would often close second).
 func serveExchange(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		if line == "\r\n" {
-			break
-		}
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		return
 	}
 	_, _ = c.Write([]byte(exchangeResponse))
 }

@@ -23,10 +23,8 @@ package cmd
 // like; "default" for the machine's own, which may be BBR).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -522,88 +520,6 @@ func kernelReceiver(addr string) error {
 	_ = c.(*net.TCPConn).CloseWrite()
 	_, err = copyPlain(os.Stdout, c)
 	return err
-}
-
-// BenchmarkPerfSYNRTT: the median SYN→SYN-ACK round trip reported by
-// `tcpcraft send --flags S --count 300 --interval 0 --json`, against the
-// kernel's connect() latency (300 Go net.Dial calls from the same
-// namespace, timed), in µs; the ratio is tcpcraft's time over the kernel's
-// (lower is better).
-func BenchmarkPerfSYNRTT(b *testing.B) {
-	e := perfLab(b)
-	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
-	const port, count = 9202, 300
-	ln := labtest.Listen(b, e.Lab, e.ServerNS, e.serverAddr(port))
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	b.Cleanup(func() { ln.Close() })
-
-	res := results{}
-	b.ResetTimer()
-	for round := range rounds {
-		// tcpcraft
-		var out syncBuffer
-		if err := runInto(e, nil, &out, "send", "--flags", "S", "--count", strconv.Itoa(count), "--interval", "0", "--json", e.serverAddr(port)); err != nil {
-			b.Fatalf("round %d: %v", round, err)
-		}
-		stdout := out.String()
-		var sum struct {
-			Type     string `json:"type"`
-			Sent     int    `json:"sent"`
-			Received int    `json:"received"`
-			MedianUs int64  `json:"rtt_median_us"`
-		}
-		found := false
-		sc := bufio.NewScanner(strings.NewReader(stdout))
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), `"summary"`) {
-				if err := json.Unmarshal(sc.Bytes(), &sum); err != nil {
-					b.Fatalf("round %d: summary line %q: %v", round, sc.Text(), err)
-				}
-				found = true
-			}
-		}
-		if !found || sum.Sent != count || sum.Received != count {
-			b.Fatalf("round %d: want %d SYNs sent and answered, got summary %+v (found %v); stdout tail:\n%s", round, count, sum, found, tail(stdout, 2000))
-		}
-		res["tcpcraft"] = append(res["tcpcraft"], float64(sum.MedianUs))
-
-		// the kernel
-		var lat []float64
-		err := lab.Do(e.ClientNS, func() error {
-			for range count {
-				start := time.Now()
-				c, err := net.DialTimeout("tcp", e.serverAddr(port), 5*time.Second)
-				d := time.Since(start)
-				if err != nil {
-					return err
-				}
-				// RST on close (linger 0) so TIME-WAIT does not pile up.
-				_ = c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-				lat = append(lat, float64(d.Microseconds()))
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatalf("round %d: kernel connect: %v", round, err)
-		}
-		if len(lat) != count {
-			b.Fatalf("round %d: %d kernel connects, want %d", round, len(lat), count)
-		}
-		res["kernel"] = append(res["kernel"], median(lat))
-	}
-	b.StopTimer()
-	b.Logf("%d SYNs / connects per round, %d rounds each, interleaved; every SYN answered", count, rounds)
-	res.report(b, "us", false)
 }
 
 // BenchmarkPerfConns: TCPCRAFT_BENCH_CONNS (default 10,000) concurrent

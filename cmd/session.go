@@ -98,15 +98,17 @@ type sessionSpec struct {
 // fails, and however the run ends, nothing it made is left behind.
 type session struct {
 	clock *startupClock // TCPCRAFT_STARTUP_TIMES
-	route capture.Route
-	local netip.AddrPort
-	guard *guard.Guard
-	cap   *capture.Capture
-	inj   *capture.Injector
-	pcap  *pcapfile.Writer
-	stack *stack.Stack
-	trace *tracer
-	gso   *capture.GSOSender
+	// traceOut buffers the trace on its way to standard error.
+	traceOut *traceBuffer
+	route    capture.Route
+	local    netip.AddrPort
+	guard    *guard.Guard
+	cap      *capture.Capture
+	inj      *capture.Injector
+	pcap     *pcapfile.Writer
+	stack    *stack.Stack
+	trace    *tracer
+	gso      *capture.GSOSender
 	// faults is the --fault link between the stack and the wire, and
 	// acts carries out the faults that act on a connection; both nil
 	// without --fault.
@@ -236,16 +238,23 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		}
 	}
 	// Offload needs one interface and one next hop (not a listener on
-	// every address, not loopback). It is used only by quiet runs with no
-	// pcap or ladder: coalesced super-segments would make those show
-	// other packets than fsm's segments. TCPCRAFT_NO_GSO=1 turns it
-	// off (for comparisons, scripts/bench.sh).
-	quietRun := traceLevelOf(c) == traceQuiet && pcapPath == "" && !c.Bool("ladder")
+	// every address, not loopback). The text and JSON traces show the
+	// super-segments handed to the link, as tcpdump on a sender with
+	// segmentation offload does; a pcap file or a ladder keeps fsm's
+	// segments one by one (a ladder's rows are fsm's segments, and the
+	// pcap's bytes need the true checksum of each). TCPCRAFT_NO_GSO=1
+	// turns it off (for comparisons, scripts/bench.sh).
+	wireTrace := pcapPath == "" && !c.Bool("ladder")
+	quietRun := traceLevelOf(c) == traceQuiet && wireTrace
 	// Nothing of a quiet run shows good segments: the tracer needs only
 	// the failures and the events (--stats takes its figures from fsm's
 	// counters and the events).
 	scfg.SegmentErrorsOnly = quietRun
-	useGSO := quietRun && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == ""
+	// The text trace shows sent packets from their headers: no checksum
+	// over the payload for its sake (the JSON trace reports each
+	// packet's checksum status, so it keeps them).
+	scfg.TraceHeadersOnly = wireTrace && !c.Bool("json")
+	useGSO := wireTrace && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == ""
 
 	// The steps that change the system, each undone by close.
 	if path := os.Getenv("TCPCRAFT_CPUPROFILE"); path != "" {
@@ -318,7 +327,8 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 			return nil, err
 		}
 	}
-	s.trace = newTracer(stderr(c), traceLevelOf(c), c.Bool("json"), s.pcap, start)
+	s.traceOut = newTraceBuffer(stderr(c))
+	s.trace = newTracer(s.traceOut, traceLevelOf(c), c.Bool("json"), s.pcap, start)
 	s.trace.format.Absolute = c.Bool("absolute")
 	scfg.Tracer = s.trace
 	if err := s.setUp(stepStack, func() (func() error, error) {
@@ -497,6 +507,11 @@ func (s *session) close() error {
 		if err := s.undo[i].undo(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if s.traceOut != nil {
+		// The trace's last lines before anything the command prints
+		// after the session (an error).
+		s.traceOut.Close()
 	}
 	return errors.Join(errs...)
 }

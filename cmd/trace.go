@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -113,11 +114,11 @@ func (t *tracer) Segment(dir stack.Direction, at time.Time, p *craft.Packet, raw
 		t.writeJSON(out)
 		return
 	}
-	arrow := "<"
+	arrow := byte('<')
 	if dir == stack.Out {
-		arrow = ">"
+		arrow = '>'
 	}
-	t.line = fmt.Appendf(t.line[:0], "%9.6f %s ", rel, arrow)
+	t.line = append(appendRel(t.line[:0], rel), ' ', arrow, ' ')
 	if p != nil {
 		t.line = t.format.AppendText(t.line, p)
 	}
@@ -176,7 +177,7 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 		t.writeJSON(out)
 		return
 	}
-	t.line = fmt.Appendf(t.line[:0], "%9.6f   ", rel)
+	t.line = append(appendRel(t.line[:0], rel), "   "...)
 	if t.peerTag {
 		t.line = fmt.Appendf(t.line, "[%s] ", remote)
 	}
@@ -231,9 +232,20 @@ func (t *tracer) noteLocked(msg string) {
 			Type string `json:"type"`
 			Msg  string `json:"msg"`
 		}{"note", msg})
+		t.flushLocked()
 		return
 	}
 	fmt.Fprintf(t.w, "tcpcraft: %s\n", msg)
+	t.flushLocked()
+}
+
+// flushLocked writes out what the trace's buffer holds: notes are rare
+// and read as they come (a listener says it is listening, or why it
+// refused a connection), so they do not wait for the buffer's timer.
+func (t *tracer) flushLocked() {
+	if f, ok := t.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
 }
 
 // faultJSON is one fault's action in --json output.
@@ -257,6 +269,7 @@ func (t *tracer) faultNote(at time.Time, n fault.Note) {
 	rel := at.Sub(t.start).Seconds()
 	if t.json {
 		t.writeJSON(faultJSON{Type: "fault", Rel: rel, Local: n.Tuple.Src.String(), Remote: n.Tuple.Dst.String(), Fault: n.Fault, What: n.What})
+		t.flushLocked()
 		return
 	}
 	line := fmt.Sprintf("%9.6f ! ", rel)
@@ -269,6 +282,7 @@ func (t *tracer) faultNote(at time.Time, n fault.Note) {
 		return
 	}
 	_, _ = io.WriteString(t.w, line)
+	t.flushLocked()
 }
 
 // wire records a packet the fault link put on the wire, or one that
@@ -288,6 +302,19 @@ func (t *tracer) writeJSON(v any) {
 	}
 	b = append(b, '\n')
 	_, _ = t.w.Write(b)
+}
+
+// appendRel appends seconds as fmt's %9.6f does, without its allocations
+// (a segment line's cost, BenchmarkTraceLine).
+func appendRel(dst []byte, sec float64) []byte {
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, sec, 'f', 6, 64)
+	if pad := 9 - (len(dst) - start); pad > 0 {
+		dst = append(dst, "         "[:pad]...)
+		copy(dst[start+pad:], dst[start:len(dst)-pad])
+		copy(dst[start:start+pad], "         ")
+	}
+	return dst
 }
 
 func eventType(k fsm.EventKind) string {

@@ -499,23 +499,6 @@ func (r *run) flush() error {
 			rec.sentAt = nowNs
 			r.deadlines = append(r.deadlines, deadline{num: q.num, sent: nowNs})
 		}
-		if r.cfg.Pcap != nil {
-			_ = r.cfg.Pcap.WritePacket(now, q.data)
-		}
-		kind := EventSent
-		if !q.probe {
-			kind = EventReset
-		}
-		if r.wants(kind) {
-			r.ev.Time, r.ev.Target, r.ev.Raw = now, r.s.targets[q.target], q.data
-			if q.probe {
-				r.ev.Probe = int(r.recs[q.num&r.recMask].index)
-			}
-			if craft.ParsePacket(craft.LinkRaw, q.data, &r.pkt, craft.PacketOptions{}) == nil {
-				r.ev.Packet = &r.pkt
-			}
-			r.emit(kind)
-		}
 	}
 	// Group by sender: the raw socket, and each link (usually one).
 	r.rawOut = r.rawOut[:0]
@@ -540,8 +523,6 @@ func (r *run) flush() error {
 		r.linkOut = append(r.linkOut, capture.LinkPacket{Data: q.data, To: hop.mac})
 	}
 	r.stats.Packets += len(r.queue)
-	r.queue = r.queue[:0]
-	r.poolUse = 0
 	if link != nil {
 		if err := r.sendLink(link); err != nil {
 			return err
@@ -557,6 +538,32 @@ func (r *run) flush() error {
 			sent++
 		}
 	}
+	// The pcap and the events of what went, after the system calls: a
+	// JSON line formatted between a probe's send time and its send was
+	// most of the gap between the median SYN->SYN-ACK time and the
+	// minimum (docs/PERFORMANCE.md). They keep the send time.
+	for i := range r.queue {
+		q := &r.queue[i]
+		if r.cfg.Pcap != nil {
+			_ = r.cfg.Pcap.WritePacket(now, q.data)
+		}
+		kind := EventSent
+		if !q.probe {
+			kind = EventReset
+		}
+		if r.wants(kind) {
+			r.ev.Time, r.ev.Target, r.ev.Raw = now, r.s.targets[q.target], q.data
+			if q.probe {
+				r.ev.Probe = int(r.recs[q.num&r.recMask].index)
+			}
+			if craft.ParsePacket(craft.LinkRaw, q.data, &r.pkt, craft.PacketOptions{}) == nil {
+				r.ev.Packet = &r.pkt
+			}
+			r.emit(kind)
+		}
+	}
+	r.queue = r.queue[:0]
+	r.poolUse = 0
 	return nil
 }
 

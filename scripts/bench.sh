@@ -19,10 +19,13 @@
 #              -k`: resident memory (BenchmarkPerfConns). WINDOW sets its
 #              --window.
 #   loss       goodput of `tcpcraft connect` uploading LOSS_MB (default 32)
-#              MB to a kernel sink vs a kernel client, with LOSS (default
-#              0.01) of segments dropped each way, and without loss; ratio,
-#              efficiency and retransmission counts (BenchmarkLossGoodput).
-#              LOSS_ROUNDS (default 5), LOSS_CC (cubic|reno).
+#              MB to a kernel sink vs a kernel client (BenchmarkLossGoodput),
+#              and of `tcpcraft listen` sending as much to a kernel client
+#              vs a kernel server (BenchmarkLossListenGoodput), with each
+#              probability of LOSS (default "0.01 0.2") of segments dropped
+#              each way in the receiver's namespace, and without loss;
+#              ratio, efficiency and retransmission counts. LOSS_ROUNDS
+#              (default 5), LOSS_CC (cubic|reno).
 #   rate       the prober against the tools it stands beside, each in a
 #              process of its own, interleaved rounds, SYNs counted by an
 #              nft counter in the server namespace: `send --flood` vs
@@ -43,7 +46,8 @@
 #   traced     bulk-send and bulk-recv with a third side: `tcpcraft
 #              connect` with its default trace written to a file
 #              (TCPCRAFT_BENCH_TRACE=1); prints the traced rate against the
-#              kernel and -q, and the trace's cost per line.
+#              kernel and -q; then BenchmarkTraceLine, what one trace
+#              line costs to format and buffer, and its allocations.
 #   startup    start to SYN on the wire, and a whole empty connection,
 #              of `tcpcraft connect -q` vs socat (BenchmarkPerfStartup);
 #              BASELINE=path adds another tcpcraft binary to compare.
@@ -94,6 +98,7 @@ exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" perf BenchmarkPer
 traced)
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkSend "$@"
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkRecv "$@"
+	go test ./cmd -run '^$' -bench '^BenchmarkTraceLine$' -benchtime 200000x "$@"
 	;;
 startup) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfStartup "$@" ;;
 rate)
@@ -106,9 +111,13 @@ senders)
 	;;
 conns) perf BenchmarkPerfConns "$@" ;;
 loss)
-	TCPCRAFT_LOSS_P="${LOSS:-0.01}" TCPCRAFT_LOSS_MB="${LOSS_MB:-32}" \
-		TCPCRAFT_LOSS_ROUNDS="${LOSS_ROUNDS:-5}" TCPCRAFT_LOSS_CC="${LOSS_CC:-cubic}" \
-		perf BenchmarkLossGoodput "$@"
+	for p in ${LOSS:-0.01 0.2}; do
+		for bench in BenchmarkLossGoodput BenchmarkLossListenGoodput; do
+			TCPCRAFT_LOSS_P="$p" TCPCRAFT_LOSS_MB="${LOSS_MB:-32}" \
+				TCPCRAFT_LOSS_ROUNDS="${LOSS_ROUNDS:-5}" TCPCRAFT_LOSS_CC="${LOSS_CC:-cubic}" \
+				perf "$bench" "$@"
+		done
+	done
 	;;
 all)
 	out=$(mktemp)

@@ -135,8 +135,9 @@ func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, no
 	}
 	// A super-segment's checksum is the kernel's to compute per segment
 	// (tcp_gso_segment); a lone segment goes out as built, so it needs
-	// one. A traced packet has a true one either way, for pcap readers.
-	opts := craft.BuildOptions{KeepTCPChecksum: mss > 0 && !s.traceSegments()}
+	// one. A traced packet has a true one either way, for pcap readers,
+	// unless the trace shows only headers (TraceHeadersOnly).
+	opts := craft.BuildOptions{KeepTCPChecksum: mss > 0 && (!s.traceSegments() || s.cfg.TraceHeadersOnly)}
 	var hdr []byte
 	var err error
 	if dst.Is4() {
@@ -168,7 +169,7 @@ func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, no
 		for _, p := range s.pieces {
 			s.tracePkt = append(s.tracePkt, p...)
 		}
-		if err := craft.ParsePacket(craft.LinkRaw, s.tracePkt, &s.outPkt, craft.PacketOptions{}); err == nil {
+		if err := craft.ParsePacket(craft.LinkRaw, s.tracePkt, &s.outPkt, craft.PacketOptions{PartialChecksum: s.cfg.TraceHeadersOnly}); err == nil {
 			s.tracer.Segment(Out, now, &s.outPkt, s.tracePkt, nil)
 		}
 	}

@@ -103,6 +103,12 @@ type Config struct {
 	// (to parse, build or send), not every good one: for a quiet run
 	// that shows nothing else, it saves parsing each sent packet back.
 	SegmentErrorsOnly bool
+	// TraceHeadersOnly says the Tracer shows sent packets from their
+	// headers (a text or JSON trace, not a pcap file): a sent packet is
+	// parsed back without verifying the checksum we computed, and a
+	// super-segment keeps the partial checksum the offload completes,
+	// so tracing costs no pass over the payload.
+	TraceHeadersOnly bool
 	// Now is the clock; nil means time.Now. Tests may pass a fake.
 	Now func() time.Time
 	// Rand picks IP IDs; nil means a randomly seeded source.
@@ -636,7 +642,7 @@ func (s *Stack) build(buf []byte, src, dst netip.Addr, seg *craft.TCP, now time.
 		// Trace the packet as built, not the structs it was built from:
 		// the builder fills in lengths, data offset and checksums, and
 		// the trace must show what went on the wire.
-		if err := craft.ParsePacket(craft.LinkRaw, pkt, &s.outPkt, craft.PacketOptions{}); err != nil {
+		if err := craft.ParsePacket(craft.LinkRaw, pkt, &s.outPkt, craft.PacketOptions{PartialChecksum: s.cfg.TraceHeadersOnly}); err != nil {
 			s.traceSegment(Out, now, nil, pkt, fmt.Errorf("re-reading a built segment: %w", err))
 		} else {
 			s.tracer.Segment(Out, now, &s.outPkt, pkt, nil)
