@@ -267,7 +267,9 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		return nil, err
 	}
 	if err := s.setUp(stepCapture, func() (func() error, error) {
-		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, capture.Config{})
+		// PathMTU: the ICMP errors of path MTU discovery come in with
+		// the segments (the stack checks which connection they quote).
+		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote, PathMTU: true}, capture.Config{})
 		if err != nil {
 			return nil, exitFailure(err)
 		}
