@@ -340,6 +340,6 @@ var (
 // are usable at once.
 func addIPv6(t testing.TB, l *lab.Lab) {
 	t.Helper()
-	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "add", client6.String()+"/64", "dev", l.ClientIf, "nodad")
-	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "add", server6.String()+"/64", "dev", l.ServerIf, "nodad")
+	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "replace", client6.String()+"/64", "dev", l.ClientIf, "nodad")
+	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "replace", server6.String()+"/64", "dev", l.ServerIf, "nodad")
 }

@@ -104,8 +104,8 @@ func summaryOf(t *testing.T, objs []jsonObj) jsonObj {
 // addServerIPv6 gives the lab fd00:2::21 and fd00:2::20.
 func addServerIPv6(t *testing.T, e *e2eLab) {
 	t.Helper()
-	labtest.Run(t, e.Lab, e.ClientNS, "ip", "-6", "addr", "add", "fd00:2::21/64", "dev", e.ClientIf, "nodad")
-	labtest.Run(t, e.Lab, e.ServerNS, "ip", "-6", "addr", "add", "fd00:2::20/64", "dev", e.ServerIf, "nodad")
+	labtest.Run(t, e.Lab, e.ClientNS, "ip", "-6", "addr", "replace", "fd00:2::21/64", "dev", e.ClientIf, "nodad")
+	labtest.Run(t, e.Lab, e.ServerNS, "ip", "-6", "addr", "replace", "fd00:2::20/64", "dev", e.ServerIf, "nodad")
 }
 
 // groundTruth sets up ports in the server namespace: kernel listeners on

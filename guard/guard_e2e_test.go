@@ -68,8 +68,8 @@ func newLab(t *testing.T) *lab.Lab {
 	labtest.RequireTools(t, "nft", "ip")
 	l := labtest.New(t)
 	checkRootUntouched(t)
-	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "add", "fd00:2::21/64", "dev", l.ClientIf, "nodad")
-	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "add", "fd00:2::20/64", "dev", l.ServerIf, "nodad")
+	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "replace", "fd00:2::21/64", "dev", l.ClientIf, "nodad")
+	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "replace", "fd00:2::20/64", "dev", l.ServerIf, "nodad")
 	return l
 }
 
