@@ -8,6 +8,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,37 @@ func TestIPv6ConnectHTTP(t *testing.T) {
 		}
 	}
 
+	// --json: every line an object; segments name their addresses as
+	// strings, the IPv6 ones as such.
+	r := e.tcpcraft(t, strings.NewReader("GET /file HTTP/1.0\r\n\r\n"), "connect", "--json", "--time-wait", "100ms", e.serverAddr6(80))
+	expectExit(t, r, 0)
+	segs := 0
+	for i, line := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+		var obj struct {
+			Type      string `json:"type"`
+			Dir       string `json:"dir"`
+			Src       string `json:"src"`
+			Dst       string `json:"dst"`
+			Local     string `json:"local"`
+			Remote    string `json:"remote"`
+			IPVersion int    `json:"ip_version"`
+		}
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("--json line %d: %v: %s", i+1, err, line)
+		}
+		if obj.Type != "segment" {
+			continue
+		}
+		segs++
+		want := map[string][2]string{"out": {"fd00:2::21", "fd00:2::20"}, "in": {"fd00:2::20", "fd00:2::21"}}[obj.Dir]
+		if obj.Src != want[0] || obj.Dst != want[1] {
+			t.Errorf("--json segment %q: src %q dst %q", line, obj.Src, obj.Dst)
+		}
+	}
+	if segs < 6 {
+		t.Errorf("--json: %d segments:\n%s", segs, tail(r.stderr, 2000))
+	}
+
 	// python3 -m http.server bound to the IPv6 address only.
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -234,7 +266,7 @@ func TestIPv6ConnectHTTP(t *testing.T) {
 		out, _ := e.Command(context.Background(), e.ServerNS, "ss", "-Hltn", "sport = :8000").Output()
 		return strings.Contains(string(out), "[fd00:2::20]:8000")
 	})
-	r := e.tcpcraft(t, strings.NewReader("GET /file.bin HTTP/1.0\r\n\r\n"), "connect", "-q", "--time-wait", "100ms", e.serverAddr6(8000))
+	r = e.tcpcraft(t, strings.NewReader("GET /file.bin HTTP/1.0\r\n\r\n"), "connect", "-q", "--time-wait", "100ms", e.serverAddr6(8000))
 	expectExit(t, r, 0)
 	if status, body := httpBody(t, r.stdout); status != http.StatusOK || !bytes.Equal(body, file) {
 		t.Fatalf("python3 over IPv6: HTTP %d, %d bytes", status, len(body))
