@@ -323,14 +323,16 @@ func local(conn net.Conn) string { return conn.LocalAddr().String() }
 
 // listen [fd00:2::20]:PORT and -4 restrict the listener to one family:
 // the other family's SYN meets the kernel (an RST: nothing listens
-// there), not tcpcraft.
+// there), not tcpcraft; -i IF :PORT keeps both families.
 func TestIPv6ListenOneFamily(t *testing.T) {
 	t.Parallel()
 	e := newListenLab(t)
 	p6 := e.startListen(t, nil, "-k", "--echo", "--time-wait", "100ms", e.serverAddr6(7001))
 	p4 := e.startListen(t, nil, "-k", "--echo", "-4", "--time-wait", "100ms", ":7002")
+	pi := e.startListen(t, nil, "-k", "--echo", "-i", e.ServerIf, "--time-wait", "100ms", ":7003")
 	waitListening(t, p6)
 	waitListening(t, p4)
+	waitListening(t, pi)
 	if !strings.Contains(p4.stderr.String(), "listening on 0.0.0.0:7002") {
 		t.Errorf("listen -4 :7002 should listen on 0.0.0.0:\n%s", p4.stderr.String())
 	}
@@ -356,8 +358,15 @@ func TestIPv6ListenOneFamily(t *testing.T) {
 	if err := dial(e.serverAddr6(7002)); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("IPv6 to the IPv4-only listener: %v, want connection refused (by the kernel)", err)
 	}
+	// -i with :PORT: both families, on that interface.
+	for _, addr := range []string{e.serverAddr6(7003), e.serverAddr(7003)} {
+		if err := dial(addr); err != nil {
+			t.Errorf("%s, listen -i %s :7003: %v", addr, e.ServerIf, err)
+		}
+	}
 	interruptListen(t, e, p6)
 	interruptListen(t, e, p4)
+	interruptListen(t, e, pi)
 }
 
 // connect over IPv6 killed with SIGKILL leaves no rule (the guard's

@@ -450,6 +450,12 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 			return route, 0, local, exitFailure(err)
 		}
 		ifindex, localAddr = route.Index, route.Source
+		if !spec.remote.IsValid() {
+			// listen -i: the listening address as given (every
+			// address of both families for :PORT), on that
+			// interface only.
+			localAddr = spec.local.Addr()
+		}
 	case spec.remote.IsValid():
 		route, err = capture.LookupRoute(spec.remote.Addr())
 		if err != nil {
