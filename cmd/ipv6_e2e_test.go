@@ -514,3 +514,42 @@ func ip6tablesDropped(t *testing.T, e *e2eLab, ns string) int64 {
 	}
 	return n
 }
+
+// SYN cookies over IPv6: with --syncookies always every SYN is answered
+// with a cookie; kernel clients of both families still connect and move
+// data (the cookie names an MSS of its family's table), each cookie
+// SYN-ACK advertises the MSS of its family, and the trace counts them.
+func TestIPv6ListenSYNCookies(t *testing.T) {
+	t.Parallel()
+	e := newListenLab(t)
+	file := filepath.Join(t.TempDir(), "cookies.pcap")
+	p := e.startListen(t, nil, "-k", "--echo", "--syncookies", "always", "--pcap", file, "--time-wait", "100ms", ":7005")
+	waitListening(t, p)
+	for _, addr := range []string{e.serverAddr6(7005), e.serverAddr(7005)} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := e.Dial(ctx, e.ClientNS, "tcp", addr)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		if err := echoCheck(conn, []byte(strings.Repeat("cookie ", 1000))); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+		conn.Close()
+	}
+	r := interruptListen(t, e, p)
+	if !strings.Contains(r.stderr, "2 answered with SYN cookies, 2 cookies came back") {
+		t.Errorf("the trace does not count two cookies:\n%s", tail(r.stderr, 2000))
+	}
+	// The cookie SYN-ACKs: IPv6's advertises 1440, IPv4's 1460.
+	got := map[int]uint16{}
+	for _, pkt := range pcapPackets(t, file) {
+		var pp craft.Packet
+		if craft.ParsePacket(craft.LinkRaw, pkt, &pp, craft.PacketOptions{RecognizePartial: true}) == nil && pp.TCP.Flags == craft.FlagSYN|craft.FlagACK {
+			got[int(pp.IPVersion)] = synMSSOf(&pp.TCP)
+		}
+	}
+	if got[6] != 1440 || got[4] != 1460 {
+		t.Errorf("cookie SYN-ACKs advertise MSS %v, want 1440 (IPv6) and 1460 (IPv4)", got)
+	}
+}
