@@ -8,6 +8,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,37 @@ func TestIPv6ConnectHTTP(t *testing.T) {
 		}
 	}
 
+	// --json: every line an object; segments name their addresses as
+	// strings, the IPv6 ones as such.
+	r := e.tcpcraft(t, strings.NewReader("GET /file HTTP/1.0\r\n\r\n"), "connect", "--json", "--time-wait", "100ms", e.serverAddr6(80))
+	expectExit(t, r, 0)
+	segs := 0
+	for i, line := range strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n") {
+		var obj struct {
+			Type      string `json:"type"`
+			Dir       string `json:"dir"`
+			Src       string `json:"src"`
+			Dst       string `json:"dst"`
+			Local     string `json:"local"`
+			Remote    string `json:"remote"`
+			IPVersion int    `json:"ip_version"`
+		}
+		if err := json.Unmarshal([]byte(line), &obj); err != nil {
+			t.Fatalf("--json line %d: %v: %s", i+1, err, line)
+		}
+		if obj.Type != "segment" {
+			continue
+		}
+		segs++
+		want := map[string][2]string{"out": {"fd00:2::21", "fd00:2::20"}, "in": {"fd00:2::20", "fd00:2::21"}}[obj.Dir]
+		if obj.Src != want[0] || obj.Dst != want[1] {
+			t.Errorf("--json segment %q: src %q dst %q", line, obj.Src, obj.Dst)
+		}
+	}
+	if segs < 6 {
+		t.Errorf("--json: %d segments:\n%s", segs, tail(r.stderr, 2000))
+	}
+
 	// python3 -m http.server bound to the IPv6 address only.
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -234,7 +266,7 @@ func TestIPv6ConnectHTTP(t *testing.T) {
 		out, _ := e.Command(context.Background(), e.ServerNS, "ss", "-Hltn", "sport = :8000").Output()
 		return strings.Contains(string(out), "[fd00:2::20]:8000")
 	})
-	r := e.tcpcraft(t, strings.NewReader("GET /file.bin HTTP/1.0\r\n\r\n"), "connect", "-q", "--time-wait", "100ms", e.serverAddr6(8000))
+	r = e.tcpcraft(t, strings.NewReader("GET /file.bin HTTP/1.0\r\n\r\n"), "connect", "-q", "--time-wait", "100ms", e.serverAddr6(8000))
 	expectExit(t, r, 0)
 	if status, body := httpBody(t, r.stdout); status != http.StatusOK || !bytes.Equal(body, file) {
 		t.Fatalf("python3 over IPv6: HTTP %d, %d bytes", status, len(body))
@@ -291,14 +323,16 @@ func local(conn net.Conn) string { return conn.LocalAddr().String() }
 
 // listen [fd00:2::20]:PORT and -4 restrict the listener to one family:
 // the other family's SYN meets the kernel (an RST: nothing listens
-// there), not tcpcraft.
+// there), not tcpcraft; -i IF :PORT keeps both families.
 func TestIPv6ListenOneFamily(t *testing.T) {
 	t.Parallel()
 	e := newListenLab(t)
 	p6 := e.startListen(t, nil, "-k", "--echo", "--time-wait", "100ms", e.serverAddr6(7001))
 	p4 := e.startListen(t, nil, "-k", "--echo", "-4", "--time-wait", "100ms", ":7002")
+	pi := e.startListen(t, nil, "-k", "--echo", "-i", e.ServerIf, "--time-wait", "100ms", ":7003")
 	waitListening(t, p6)
 	waitListening(t, p4)
+	waitListening(t, pi)
 	if !strings.Contains(p4.stderr.String(), "listening on 0.0.0.0:7002") {
 		t.Errorf("listen -4 :7002 should listen on 0.0.0.0:\n%s", p4.stderr.String())
 	}
@@ -324,8 +358,15 @@ func TestIPv6ListenOneFamily(t *testing.T) {
 	if err := dial(e.serverAddr6(7002)); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("IPv6 to the IPv4-only listener: %v, want connection refused (by the kernel)", err)
 	}
+	// -i with :PORT: both families, on that interface.
+	for _, addr := range []string{e.serverAddr6(7003), e.serverAddr(7003)} {
+		if err := dial(addr); err != nil {
+			t.Errorf("%s, listen -i %s :7003: %v", addr, e.ServerIf, err)
+		}
+	}
 	interruptListen(t, e, p6)
 	interruptListen(t, e, p4)
+	interruptListen(t, e, pi)
 }
 
 // connect over IPv6 killed with SIGKILL leaves no rule (the guard's
@@ -472,4 +513,43 @@ func ip6tablesDropped(t *testing.T, e *e2eLab, ns string) int64 {
 		}
 	}
 	return n
+}
+
+// SYN cookies over IPv6: with --syncookies always every SYN is answered
+// with a cookie; kernel clients of both families still connect and move
+// data (the cookie names an MSS of its family's table), each cookie
+// SYN-ACK advertises the MSS of its family, and the trace counts them.
+func TestIPv6ListenSYNCookies(t *testing.T) {
+	t.Parallel()
+	e := newListenLab(t)
+	file := filepath.Join(t.TempDir(), "cookies.pcap")
+	p := e.startListen(t, nil, "-k", "--echo", "--syncookies", "always", "--pcap", file, "--time-wait", "100ms", ":7005")
+	waitListening(t, p)
+	for _, addr := range []string{e.serverAddr6(7005), e.serverAddr(7005)} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := e.Dial(ctx, e.ClientNS, "tcp", addr)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		if err := echoCheck(conn, []byte(strings.Repeat("cookie ", 1000))); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+		conn.Close()
+	}
+	r := interruptListen(t, e, p)
+	if !strings.Contains(r.stderr, "2 answered with SYN cookies, 2 cookies came back") {
+		t.Errorf("the trace does not count two cookies:\n%s", tail(r.stderr, 2000))
+	}
+	// The cookie SYN-ACKs: IPv6's advertises 1440, IPv4's 1460.
+	got := map[int]uint16{}
+	for _, pkt := range pcapPackets(t, file) {
+		var pp craft.Packet
+		if craft.ParsePacket(craft.LinkRaw, pkt, &pp, craft.PacketOptions{RecognizePartial: true}) == nil && pp.TCP.Flags == craft.FlagSYN|craft.FlagACK {
+			got[int(pp.IPVersion)] = synMSSOf(&pp.TCP)
+		}
+	}
+	if got[6] != 1440 || got[4] != 1460 {
+		t.Errorf("cookie SYN-ACKs advertise MSS %v, want 1440 (IPv6) and 1460 (IPv4)", got)
+	}
 }

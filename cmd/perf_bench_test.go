@@ -283,6 +283,21 @@ func (r results) report(b *testing.B, unit string, higherIsBetter bool) {
 	b.ReportMetric(ratio, "tcpcraft/kernel")
 }
 
+// benchServerAddr is the server's address of the bulk benchmarks: IPv4,
+// or IPv6 with TCPCRAFT_BENCH_FAMILY=6 (scripts/bench.sh bulk-send6,
+// bulk-recv6), so the two families are compared with the kernel alike.
+func benchServerAddr(b *testing.B, e *e2eLab, port int) string {
+	switch f := os.Getenv("TCPCRAFT_BENCH_FAMILY"); f {
+	case "", "4":
+		return e.serverAddr(port)
+	case "6":
+		return e.serverAddr6(port)
+	default:
+		b.Fatalf("TCPCRAFT_BENCH_FAMILY=%q: want 4 or 6", f)
+		return ""
+	}
+}
+
 // BenchmarkPerfBulkSend: `tcpcraft connect` uploads the payload from a file
 // to a kernel sink, against a kernel client (Go net.Dial in the same
 // namespace, a process of its own reading the same file from its standard
@@ -293,7 +308,8 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 	p := newPayload(b, envInt(b, "TCPCRAFT_BENCH_MB", 200))
 	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
 	const port = 9200
-	ln := labtest.Listen(b, e.Lab, e.ServerNS, e.serverAddr(port))
+	addr := benchServerAddr(b, e, port)
+	ln := labtest.Listen(b, e.Lab, e.ServerNS, addr)
 	type sunk struct {
 		c       *checker
 		elapsed time.Duration
@@ -331,7 +347,7 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 					b.Fatal(err)
 				}
 				var n int
-				n, clientErr = runTcpcraftBulk(e, side, dir, f, io.Discard, e.serverAddr(port))
+				n, clientErr = runTcpcraftBulk(e, side, dir, f, io.Discard, addr)
 				if side == "traced" {
 					lines = append(lines, float64(n))
 				}
@@ -341,7 +357,7 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				clientErr = runKernelSender(e, f, e.serverAddr(port), cc)
+				clientErr = runKernelSender(e, f, addr, cc)
 				f.Close()
 			}
 			var s sunk
@@ -363,8 +379,8 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round; congestion control: tcpcraft cubic, kernel %s (namespace default %s)",
-		len(p.data)>>20, rounds, cc, namespaceCC(e, e.ClientNS))
+	b.Logf("%d MB per transfer to %s, %d rounds each, interleaved; bytes and CRC-32C verified every round; congestion control: tcpcraft cubic, kernel %s (namespace default %s)",
+		len(p.data)>>20, addr, rounds, cc, namespaceCC(e, e.ClientNS))
 	res.report(b, "Mbit/s", true)
 	res.reportTraced(b, len(p.data)>>20, lines)
 }
@@ -379,7 +395,8 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 	p := newPayload(b, envInt(b, "TCPCRAFT_BENCH_MB", 200))
 	rounds := envInt(b, "TCPCRAFT_BENCH_ROUNDS", 3)
 	const port = 9201
-	ln := labtest.Listen(b, e.Lab, e.ServerNS, e.serverAddr(port))
+	addr := benchServerAddr(b, e, port)
+	ln := labtest.Listen(b, e.Lab, e.ServerNS, addr)
 	accepted := make(chan time.Time, 1)
 	sourceErr := make(chan error, 1)
 	go func() {
@@ -411,12 +428,12 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 			var clientErr error
 			if side != "kernel" {
 				var n int
-				n, clientErr = runTcpcraftBulk(e, side, dir, nil, chk, e.serverAddr(port))
+				n, clientErr = runTcpcraftBulk(e, side, dir, nil, chk, addr)
 				if side == "traced" {
 					lines = append(lines, float64(n))
 				}
 			} else {
-				clientErr = runKernelReceiver(e, chk, e.serverAddr(port))
+				clientErr = runKernelReceiver(e, chk, addr)
 			}
 			if clientErr != nil {
 				b.Fatalf("%s round %d: %v", side, round, clientErr)
@@ -432,7 +449,7 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.Logf("%d MB per transfer, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, rounds)
+	b.Logf("%d MB per transfer from %s, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, addr, rounds)
 	res.report(b, "Mbit/s", true)
 	res.reportTraced(b, len(p.data)>>20, lines)
 }

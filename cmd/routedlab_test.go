@@ -38,6 +38,15 @@ type routedLab struct {
 // fd00:2::1 | 10.9.2.1, fd00:9:2::1) — server (10.9.2.20, fd00:9:2::20).
 func newRoutedLab(t *testing.T) *routedLab {
 	t.Helper()
+	return newRoutedLabMTU(t, 0)
+}
+
+// newRoutedLabMTU is newRoutedLab with the MTU of the router's far link
+// (its end towards the server) set to farMTU when it is not 0: a path
+// narrower than the links at either end, where path MTU discovery is
+// needed. The server's own end keeps 1500, so its MSS does not say so.
+func newRoutedLabMTU(t *testing.T, farMTU int) *routedLab {
+	t.Helper()
 	labtest.RequireRoot(t)
 	labtest.RequireTools(t, "ip", "iptables", "ip6tables", "nft", "sysctl")
 	bin := tcpcraftBinary(t)
@@ -53,6 +62,8 @@ func newRoutedLab(t *testing.T) *routedLab {
 	cfg.ClientIf, cfg.ServerIf = labtest.Prefix+id+"c", labtest.Prefix+id+"s"
 	cfg.ClientAddr = netip.MustParsePrefix("10.0.2.21/24")
 	cfg.ServerAddr = netip.MustParsePrefix("10.9.2.20/24")
+	cfg.ClientAddr6 = netip.MustParsePrefix("fd00:2::21/64")
+	cfg.ServerAddr6 = netip.MustParsePrefix("fd00:9:2::20/64")
 	r := &routedLab{
 		e2eLab:   &e2eLab{Lab: &lab.Lab{Config: cfg}, bin: bin},
 		RouterNS: base + "-router",
@@ -110,6 +121,9 @@ func newRoutedLab(t *testing.T) *routedLab {
 	}
 	for _, l := range []struct{ ns, dev string }{{cfg.ClientNS, cfg.ClientIf}, {r.RouterNS, rc}, {r.RouterNS, rs}, {cfg.ServerNS, cfg.ServerIf}} {
 		run("ip", "-n", l.ns, "link", "set", l.dev, "up")
+	}
+	if farMTU > 0 {
+		run("ip", "-n", r.RouterNS, "link", "set", "dev", rs, "mtu", fmt.Sprint(farMTU))
 	}
 	in(r.RouterNS, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
 	run("ip", "-n", cfg.ClientNS, "route", "add", "default", "via", "10.0.2.1")

@@ -280,7 +280,9 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		return nil, err
 	}
 	if err := s.setUp(stepCapture, func() (func() error, error) {
-		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, captureConfig(spec.remote.IsValid()))
+		// PathMTU: the ICMP errors of path MTU discovery come in with
+		// the segments (the stack checks which connection they quote).
+		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote, PathMTU: true}, captureConfig(spec.remote.IsValid()))
 		if err != nil {
 			return nil, exitFailure(err)
 		}
@@ -462,6 +464,12 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 			return route, 0, local, exitFailure(err)
 		}
 		ifindex, localAddr = route.Index, route.Source
+		if !spec.remote.IsValid() {
+			// listen -i: the listening address as given (every
+			// address of both families for :PORT), on that
+			// interface only.
+			localAddr = spec.local.Addr()
+		}
 	case spec.remote.IsValid():
 		route, err = capture.LookupRoute(spec.remote.Addr())
 		if err != nil {

@@ -150,7 +150,7 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 	}
 	// A SYN cookie is shown like a state change: it says the SYN queue
 	// overflowed, which is what a user of a listener must know.
-	show := ev.Kind == fsm.StateChange || ev.Kind == fsm.Error || ev.Kind == fsm.SYNCookie
+	show := ev.Kind == fsm.StateChange || ev.Kind == fsm.Error || ev.Kind == fsm.SYNCookie || ev.Kind == fsm.PathMTU
 	if t.level == traceQuiet || (!show && t.level < traceVerbose) {
 		return
 	}
@@ -190,6 +190,12 @@ func (t *tracer) Event(at time.Time, local, remote netip.AddrPort, ev fsm.Event)
 		t.line = fmt.Appendf(t.line, "rtt %v", ev.RTT)
 	case fsm.Retransmit:
 		t.line = fmt.Appendf(t.line, "retransmit %d bytes at seq %d", ev.Bytes, uint32(ev.Seq))
+	case fsm.PathMTU:
+		if ev.Cause == fsm.CausePacketTooBig {
+			t.line = fmt.Appendf(t.line, "path MTU: send MSS now %d", ev.Bytes)
+		} else {
+			t.line = fmt.Appendf(t.line, "path MTU: ICMP error ignored")
+		}
 	default:
 		t.line = fmt.Appendf(t.line, "%s", ev.Kind)
 		if ev.Bytes != 0 {

@@ -13,6 +13,10 @@
 #              (BenchmarkPerfBulkSend).
 #   bulk-recv  `tcpcraft connect` downloading MB MB from a kernel source vs
 #              a kernel client (BenchmarkPerfBulkRecv).
+#   bulk-send6, bulk-recv6
+#              the same over IPv6 (fd00:2::21 -> fd00:2::20), tcpcraft and
+#              the kernel both; bulk6 runs all four, IPv4 and IPv6 side by
+#              side, so the two ratios to the kernel can be compared.
 #   syn-rtt    median SYN->SYN-ACK of `tcpcraft send --flags S --count 300
 #              --interval 0` vs the kernel's connect() (BenchmarkPerfSYNRTT).
 #   conns      NCONNS (default 10000) connections held by `tcpcraft listen
@@ -63,7 +67,7 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 accept|bulk-send|bulk-recv|syn-rtt|exchange|traced|startup|conns|loss|rate|senders|all [go test flags...]" >&2
+	echo "usage: $0 accept|bulk-send|bulk-recv|bulk-send6|bulk-recv6|bulk6|syn-rtt|exchange|traced|startup|conns|loss|rate|senders|all [go test flags...]" >&2
 	exit 2
 }
 
@@ -93,6 +97,14 @@ accept)
 	;;
 bulk-send) perf BenchmarkPerfBulkSend "$@" ;;
 bulk-recv) perf BenchmarkPerfBulkRecv "$@" ;;
+bulk-send6) TCPCRAFT_BENCH_FAMILY=6 perf BenchmarkPerfBulkSend "$@" ;;
+bulk-recv6) TCPCRAFT_BENCH_FAMILY=6 perf BenchmarkPerfBulkRecv "$@" ;;
+bulk6)
+	for s in bulk-send bulk-send6 bulk-recv bulk-recv6; do
+		echo "== $s"
+		"$0" "$s" "$@" | grep -E 'medians|MB per transfer|^(ok|FAIL|---)'
+	done
+	;;
 syn-rtt) perf BenchmarkPerfSYNRTT "$@" ;;
 exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" perf BenchmarkPerfExchange "$@" ;;
 traced)
@@ -122,7 +134,7 @@ loss)
 all)
 	out=$(mktemp)
 	trap 'rm -f "$out"' EXIT
-	for s in bulk-send bulk-recv traced syn-rtt exchange startup conns accept loss rate; do
+	for s in bulk-send bulk-recv bulk-send6 bulk-recv6 traced syn-rtt exchange startup conns accept loss rate; do
 		"$0" "$s" "$@" | tee -a "$out"
 	done
 	echo

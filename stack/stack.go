@@ -147,6 +147,8 @@ type Stack struct {
 	// (BatchSender), built into batchBuf.
 	batch    [][]byte
 	batchBuf []byte
+	// icmpErr is icmpInput's parse scratch.
+	icmpErr craft.ICMPError
 	// inlinePkt is drainInline's parse scratch (readLoop has its own).
 	inlinePkt craft.Packet
 	// inputInline is s.input with inlinePkt, made once: a FrameTaker is
@@ -392,6 +394,9 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 	now := s.now()
 	err := craft.ParsePacket(craft.LinkRaw, f.Data, pkt, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady})
 	if err != nil {
+		if s.icmpInput(f, err, now) {
+			return
+		}
 		s.traceSegment(In, now, nil, f.Data, err)
 		return
 	}
