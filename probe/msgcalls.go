@@ -44,7 +44,11 @@ var moreSymbols = map[string]int64{
 	"SPLICE_F_MORE": unix.SPLICE_F_MORE,
 	"SO_ZEROCOPY":   unix.SO_ZEROCOPY, "SO_TIMESTAMPING": unix.SO_TIMESTAMPING,
 	"SOL_IPV6": unix.SOL_IPV6, "IP_RECVERR": unix.IP_RECVERR, "IPV6_RECVERR": unix.IPV6_RECVERR,
-	"IPV6_TCLASS": unix.IPV6_TCLASS, "IPV6_V6ONLY": unix.IPV6_V6ONLY,
+	"IPV6_TCLASS": unix.IPV6_TCLASS, "IPV6_V6ONLY": unix.IPV6_V6ONLY, "IP_FREEBIND": unix.IP_FREEBIND,
+	"SO_EE_ORIGIN_NONE": unix.SO_EE_ORIGIN_NONE, "SO_EE_ORIGIN_LOCAL": unix.SO_EE_ORIGIN_LOCAL,
+	"SO_EE_ORIGIN_ICMP": unix.SO_EE_ORIGIN_ICMP, "SO_EE_ORIGIN_ICMP6": unix.SO_EE_ORIGIN_ICMP6,
+	"SO_EE_ORIGIN_TXSTATUS": unix.SO_EE_ORIGIN_TXSTATUS, "SO_EE_ORIGIN_TIMESTAMPING": unix.SO_EE_ORIGIN_TIMESTAMPING,
+	"SO_EE_ORIGIN_ZEROCOPY": 5, "SO_EE_ORIGIN_TXTIME": 6, "SO_EE_CODE_ZEROCOPY_COPIED": 1,
 }
 
 // cmsgHdrLen is CMSG_LEN(0) and cmsgAlign CMSG_ALIGN's unit on 64-bit
@@ -56,10 +60,32 @@ const (
 
 func cmsgSpace(n int) int { return cmsgHdrLen + (n+cmsgAlign-1)/cmsgAlign*cmsgAlign }
 
-// cmsg is one control message.
+// cmsg is one control message; ee marks data that is a struct
+// sock_extended_err followed by the offender's address (IP_RECVERR).
 type cmsg struct {
 	level, typ int32
 	data       []byte
+	ee         bool
+}
+
+// sockExtendedErrFields are struct sock_extended_err's fields: offset and
+// size (linux/errqueue.h).
+var sockExtendedErrFields = []struct {
+	name      string
+	off, size int
+}{{"ee_errno", 0, 4}, {"ee_origin", 4, 1}, {"ee_type", 5, 1}, {"ee_code", 6, 1}, {"ee_info", 8, 4}, {"ee_data", 12, 4}}
+
+// eeWords are packetdrill's words for the fields in its errors.
+var eeWords = map[string]string{"ee_errno": "errno", "ee_origin": "origin", "ee_type": "type", "ee_code": "code", "ee_info": "info", "ee_data": "data"}
+
+func eeField(b []byte, off, size int) uint32 {
+	if off+size > len(b) {
+		return 0
+	}
+	if size == 1 {
+		return uint32(b[off])
+	}
+	return binary.NativeEndian.Uint32(b[off:])
 }
 
 // encodeCmsgs lays out control messages as the kernel does.
@@ -187,11 +213,18 @@ func (r *runner) msgRequest(req *Request, msg Expr) (wantFlags *int64, wantCtl [
 				}
 			}
 			if d, ok := cf["cmsg_data"]; ok {
-				v, err := r.intValue(d)
-				if err != nil {
-					return nil, nil, fmt.Errorf("control message data %s: only integer data is supported (not timestamps or extended errors)", d)
+				if l, ok := d.(*ListExpr); ok && l.Open == '{' && len(l.Elems) > 0 && strings.HasPrefix(l.Elems[0].String(), "ee_") {
+					if m.data, err = r.extendedErr(l, m.level); err != nil {
+						return nil, nil, err
+					}
+					m.ee = true
+				} else {
+					v, err := r.intValue(d)
+					if err != nil {
+						return nil, nil, fmt.Errorf("control message data %s: only integers and extended errors are supported (not timestamps)", d)
+					}
+					m.data = intOption(v)
 				}
-				m.data = intOption(v)
 			}
 			wantCtl = append(wantCtl, m)
 		}
@@ -218,6 +251,12 @@ func checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
 			return fmt.Sprintf("Bad type in cmsg %d: expected=%d actual=%d", i, e.typ, a.typ)
 		case len(a.data) != len(e.data):
 			return fmt.Sprintf("Bad len in cmsg %d: expected=%d actual=%d", i, cmsgHdrLen+len(e.data), cmsgHdrLen+len(a.data))
+		case e.ee:
+			for _, f := range sockExtendedErrFields {
+				if w, g := eeField(e.data, f.off, f.size), eeField(a.data, f.off, f.size); w != g {
+					return fmt.Sprintf("Bad %s in extended err %d: expected=%d actual=%d", eeWords[f.name], i, w, g)
+				}
+			}
 		case string(a.data) != string(e.data):
 			return fmt.Sprintf("Bad data in cmsg %d: expected=%d actual=%d", i, int32(binary.NativeEndian.Uint32(e.data)), int32(binary.NativeEndian.Uint32(a.data)))
 		}
@@ -438,6 +477,42 @@ func (r *runner) moreRequest(sc *Syscall, req *Request) (func(Reply) string, err
 		return nil, nil
 	}
 	return nil, fmt.Errorf("unsupported system call")
+}
+
+// extendedErr encodes {ee_errno=..., ee_origin=..., ...} as the kernel's
+// IP_RECVERR data: struct sock_extended_err, then room for the offender's
+// sockaddr_in (SOL_IP) or sockaddr_in6, as packetdrill sizes it.
+func (r *runner) extendedErr(l *ListExpr, level int32) ([]byte, error) {
+	f, err := fieldsOf(l, "a struct sock_extended_err")
+	if err != nil {
+		return nil, err
+	}
+	n := 16 + unix.SizeofSockaddrInet6
+	if level == unix.SOL_IP {
+		n = 16 + unix.SizeofSockaddrInet4
+	}
+	b := make([]byte, n)
+	for name := range f {
+		if _, ok := eeWords[name]; !ok {
+			return nil, fmt.Errorf("unknown sock_extended_err field %s", name)
+		}
+	}
+	for _, fd := range sockExtendedErrFields {
+		e, ok := f[fd.name]
+		if !ok {
+			continue
+		}
+		v, err := r.intValue(e)
+		if err != nil {
+			return nil, err
+		}
+		if fd.size == 1 {
+			b[fd.off] = byte(v)
+		} else {
+			binary.NativeEndian.PutUint32(b[fd.off:], uint32(v))
+		}
+	}
+	return b, nil
 }
 
 // epollEvent reads {events=..., fd=N} or {events=..., ptr=N} (or u32/u64):
