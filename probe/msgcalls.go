@@ -11,7 +11,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -49,6 +51,15 @@ var moreSymbols = map[string]int64{
 	"SO_EE_ORIGIN_ICMP": unix.SO_EE_ORIGIN_ICMP, "SO_EE_ORIGIN_ICMP6": unix.SO_EE_ORIGIN_ICMP6,
 	"SO_EE_ORIGIN_TXSTATUS": unix.SO_EE_ORIGIN_TXSTATUS, "SO_EE_ORIGIN_TIMESTAMPING": unix.SO_EE_ORIGIN_TIMESTAMPING,
 	"SO_EE_ORIGIN_ZEROCOPY": 5, "SO_EE_ORIGIN_TXTIME": 6, "SO_EE_CODE_ZEROCOPY_COPIED": 1,
+	"SCM_TIMESTAMPING": unix.SCM_TIMESTAMPING, "SCM_TSTAMP_SND": 0, "SCM_TSTAMP_SCHED": 1, "SCM_TSTAMP_ACK": 2,
+	"SOF_TIMESTAMPING_TX_HARDWARE": unix.SOF_TIMESTAMPING_TX_HARDWARE, "SOF_TIMESTAMPING_TX_SOFTWARE": unix.SOF_TIMESTAMPING_TX_SOFTWARE,
+	"SOF_TIMESTAMPING_RX_HARDWARE": unix.SOF_TIMESTAMPING_RX_HARDWARE, "SOF_TIMESTAMPING_RX_SOFTWARE": unix.SOF_TIMESTAMPING_RX_SOFTWARE,
+	"SOF_TIMESTAMPING_SOFTWARE": unix.SOF_TIMESTAMPING_SOFTWARE, "SOF_TIMESTAMPING_SYS_HARDWARE": unix.SOF_TIMESTAMPING_SYS_HARDWARE,
+	"SOF_TIMESTAMPING_RAW_HARDWARE": unix.SOF_TIMESTAMPING_RAW_HARDWARE, "SOF_TIMESTAMPING_OPT_ID": unix.SOF_TIMESTAMPING_OPT_ID,
+	"SOF_TIMESTAMPING_TX_SCHED": unix.SOF_TIMESTAMPING_TX_SCHED, "SOF_TIMESTAMPING_TX_ACK": unix.SOF_TIMESTAMPING_TX_ACK,
+	"SOF_TIMESTAMPING_OPT_CMSG": unix.SOF_TIMESTAMPING_OPT_CMSG, "SOF_TIMESTAMPING_OPT_TSONLY": unix.SOF_TIMESTAMPING_OPT_TSONLY,
+	"SOF_TIMESTAMPING_OPT_STATS": unix.SOF_TIMESTAMPING_OPT_STATS, "SOF_TIMESTAMPING_OPT_PKTINFO": unix.SOF_TIMESTAMPING_OPT_PKTINFO,
+	"SOF_TIMESTAMPING_OPT_TX_SWHW": unix.SOF_TIMESTAMPING_OPT_TX_SWHW,
 }
 
 // cmsgHdrLen is CMSG_LEN(0) and cmsgAlign CMSG_ALIGN's unit on 64-bit
@@ -66,7 +77,13 @@ type cmsg struct {
 	level, typ int32
 	data       []byte
 	ee         bool
+	// ts: data is a struct scm_timestamping whose non-zero times are
+	// script times, checked against the live ones within the tolerance.
+	ts bool
 }
+
+// scmTimestampingLen is struct scm_timestamping: three struct timespec.
+const scmTimestampingLen = 48
 
 // sockExtendedErrFields are struct sock_extended_err's fields: offset and
 // size (linux/errqueue.h).
@@ -213,12 +230,23 @@ func (r *runner) msgRequest(req *Request, msg Expr) (wantFlags *int64, wantCtl [
 				}
 			}
 			if d, ok := cf["cmsg_data"]; ok {
-				if l, ok := d.(*ListExpr); ok && l.Open == '{' && len(l.Elems) > 0 && strings.HasPrefix(l.Elems[0].String(), "ee_") {
+				l, isStruct := d.(*ListExpr)
+				first := ""
+				if isStruct && l.Open == '{' && len(l.Elems) > 0 {
+					first = l.Elems[0].String()
+				}
+				switch {
+				case strings.HasPrefix(first, "ee_"):
 					if m.data, err = r.extendedErr(l, m.level); err != nil {
 						return nil, nil, err
 					}
 					m.ee = true
-				} else {
+				case strings.HasPrefix(first, "scm_"):
+					if m.data, err = r.scmTimestamping(l); err != nil {
+						return nil, nil, err
+					}
+					m.ts = true
+				default:
 					v, err := r.intValue(d)
 					if err != nil {
 						return nil, nil, fmt.Errorf("control message data %s: only integers and extended errors are supported (not timestamps)", d)
@@ -234,7 +262,7 @@ func (r *runner) msgRequest(req *Request, msg Expr) (wantFlags *int64, wantCtl [
 
 // checkMsg compares recvmsg's msg_flags and control messages with the
 // script's, in packetdrill's words.
-func checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
+func (r *runner) checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
 	if wantFlags != nil && rep.Flags != *wantFlags {
 		return fmt.Sprintf("Expected msg_flags 0x%08X but got 0x%08X", *wantFlags, rep.Flags)
 	}
@@ -251,6 +279,25 @@ func checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
 			return fmt.Sprintf("Bad type in cmsg %d: expected=%d actual=%d", i, e.typ, a.typ)
 		case len(a.data) != len(e.data):
 			return fmt.Sprintf("Bad len in cmsg %d: expected=%d actual=%d", i, cmsgHdrLen+len(e.data), cmsgHdrLen+len(a.data))
+		case e.ts:
+			for k := range 3 {
+				es := int64(binary.NativeEndian.Uint64(e.data[16*k:]))
+				ens := int64(binary.NativeEndian.Uint64(e.data[16*k+8:]))
+				if es == 0 && ens == 0 {
+					continue // not checked, as in packetdrill
+				}
+				// A script time, moved by how far the running
+				// script's clock is from the written one (relative
+				// events follow when the previous one happened).
+				want := r.start.Add(time.Duration(es)*time.Second + time.Duration(ens) + r.curT - r.nominal(r.cur))
+				as := int64(binary.NativeEndian.Uint64(a.data[16*k:]))
+				ans := int64(binary.NativeEndian.Uint64(a.data[16*k+8:]))
+				got := time.Unix(as, ans)
+				if d := got.Sub(want); d > r.tolerance || d < -r.tolerance {
+					return fmt.Sprintf("Bad timestamp %d in scm_timestamping %d: expected=%s sec actual=%s sec (script time); tolerance %s sec",
+						k, i, secs(r.since(want)), secs(r.since(got)), secs(r.tolerance))
+				}
+			}
 		case e.ee:
 			for _, f := range sockExtendedErrFields {
 				if w, g := eeField(e.data, f.off, f.size), eeField(a.data, f.off, f.size); w != g {
@@ -306,7 +353,7 @@ func (r *runner) moreRequest(sc *Syscall, req *Request) (func(Reply) string, err
 		for _, m := range wantCtl {
 			req.Len += cmsgSpace(len(m.data))
 		}
-		return func(rep Reply) string { return checkMsg(wantFlags, wantCtl, rep) }, nil
+		return func(rep Reply) string { return r.checkMsg(wantFlags, wantCtl, rep) }, nil
 	case "poll":
 		fds := listOf(a[0])
 		var want []int64
@@ -515,6 +562,49 @@ func (r *runner) extendedErr(l *ListExpr, level int32) ([]byte, error) {
 	return b, nil
 }
 
+// nominal is an event's time as the script writes it: the sum of the
+// relative times before it since the last absolute one.
+func (r *runner) nominal(ev *Event) time.Duration {
+	var t time.Duration
+	for _, e := range r.s.Events {
+		switch e.Time.Kind {
+		case TimeAbsolute, TimeAbsoluteRange:
+			t = e.Time.Start
+		case TimeRelative, TimeRelativeRange:
+			t += e.Time.Start
+		}
+		if e == ev {
+			break
+		}
+	}
+	return t
+}
+
+// scmTimestamping encodes {scm_sec=S, scm_nsec=N} (the first of struct
+// scm_timestamping's three times, the software one) as script time.
+func (r *runner) scmTimestamping(l *ListExpr) ([]byte, error) {
+	f, err := fieldsOf(l, "a struct scm_timestamping")
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, scmTimestampingLen)
+	for name, e := range f {
+		v, err := r.intValue(e)
+		if err != nil {
+			return nil, err
+		}
+		switch name {
+		case "scm_sec":
+			binary.NativeEndian.PutUint64(b[0:], uint64(v))
+		case "scm_nsec":
+			binary.NativeEndian.PutUint64(b[8:], uint64(v))
+		default:
+			return nil, fmt.Errorf("unknown scm_timestamping field %s", name)
+		}
+	}
+	return b, nil
+}
+
 // epollEvent reads {events=..., fd=N} or {events=..., ptr=N} (or u32/u64):
 // the data is the script's number (an fd as the script names it).
 func (r *runner) epollEvent(f map[string]Expr) (events, data int64, err error) {
@@ -568,16 +658,41 @@ func executeMore(req Request, rep *Reply) (int64, unix.Errno, error) {
 			})
 			return int64(n), toErrno(e), nil
 		}
+		// The raw call: x/sys's RecvmsgBuffers reads one byte into a
+		// dummy iovec when all iovecs are empty, which would change
+		// what the script sees (recvmsg of an error queue returns 0).
 		oob := make([]byte, req.Len)
-		var n, oobn, rflags int
-		e := retryEINTR(func() (err error) {
-			n, oobn, rflags, _, err = unix.RecvmsgBuffers(fd, bufs, oob, flags)
-			return
-		})
-		if e == nil {
-			rep.Data, rep.Flags = oob[:oobn], int64(rflags)
+		iov := make([]unix.Iovec, len(bufs))
+		for i, b := range bufs {
+			if len(b) > 0 {
+				iov[i].Base = &b[0]
+			}
+			iov[i].SetLen(len(b))
 		}
-		return int64(n), toErrno(e), nil
+		var msg unix.Msghdr
+		if len(iov) > 0 {
+			msg.Iov = &iov[0]
+			msg.SetIovlen(len(iov))
+		}
+		if len(oob) > 0 {
+			msg.Control = &oob[0]
+			msg.SetControllen(len(oob))
+		}
+		var r1 uintptr
+		var e unix.Errno
+		for {
+			r1, _, e = unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+			if e != unix.EINTR {
+				break
+			}
+		}
+		runtime.KeepAlive(bufs)
+		runtime.KeepAlive(oob)
+		if e != 0 {
+			return 0, e, nil
+		}
+		rep.Data, rep.Flags = oob[:min(int(msg.Controllen), len(oob))], int64(msg.Flags)
+		return int64(r1), 0, nil
 	case "poll":
 		if len(req.Ints) != 2 {
 			return 0, 0, errors.New("poll: want nfds, timeout")

@@ -124,3 +124,21 @@ func TestLiveExtendedErr(t *testing.T) {
 		t.Errorf("got %v, want line 27: Bad code in extended err 0", err)
 	}
 }
+
+// TestLiveTimestamping: an SCM_TIMESTAMPING time checked against the
+// script's clock, and one far from it refused.
+func TestLiveTimestamping(t *testing.T) {
+	src, err := os.ReadFile("testdata/timestamping-ack.pkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runLive(t, "timestamping-ack.pkt", src); err != nil {
+		t.Errorf("%v", err)
+	}
+	bad := strings.Replace(string(src), "scm_nsec=300000000", "scm_nsec=150000000", 1)
+	err = runLive(t, "timestamping-bad.pkt", []byte(bad))
+	var f *Failure
+	if !errors.As(err, &f) || f.Line != 24 || !strings.HasPrefix(f.Msg, "runtime error in recvmsg call: Bad timestamp 0 in scm_timestamping 0: expected=0.150000 sec") {
+		t.Errorf("got %v, want line 24: Bad timestamp 0 in scm_timestamping 0", err)
+	}
+}
