@@ -48,3 +48,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRunCode: the code-block evaluator never panics and never loops; any
+// failure is an error (an assertion, an unknown name, or a block left to
+// python3). The corpus is testdata/fuzz/FuzzRunCode.
+func FuzzRunCode(f *testing.F) {
+	for _, s := range []string{
+		"assert tcpi_snd_cwnd == 10, tcpi_snd_cwnd",
+		"assert (tcpi_options & TCPI_OPT_SYN_DATA) != 0, tcpi_options",
+		"print(tcpi_snd_cwnd); cwnd += 10; assert tcpi_snd_cwnd == cwnd, tcpi_snd_cwnd",
+		"assert 328000 <= tcpi_busy_time <= 340000, tcpi_busy_time;\\\n assert not 1 or 2 and 3",
+		"x = -7 // 2 % 3 << 2 >> 1 ^ ~5 | 1; assert x, 'x=%d' % x",
+	} {
+		f.Add(s)
+	}
+	info := decodeTCPInfo(nil)
+	f.Fuzz(func(t *testing.T, code string) {
+		vars := map[string]int64{"cwnd": 1}
+		env := func(n string) (int64, bool) {
+			if v, ok := vars[n]; ok {
+				return v, true
+			}
+			if v, ok := info[n]; ok {
+				return v, true
+			}
+			v, ok := codeSymbols[n]
+			return v, ok
+		}
+		_, _ = runCode(code, env, vars)
+	})
+}
