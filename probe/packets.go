@@ -302,6 +302,9 @@ func (r *runner) otherConnection(seg segment) bool {
 		return false
 	}
 	if seg.tcp.Flags.Has(craft.FlagSYN) && !seg.tcp.Flags.Has(craft.FlagACK) {
+		if r.awaitingSYN && seg.src.Port() == r.kernelPort && uint32(seg.tcp.Seq) == r.liveLocalISN {
+			return true // the old connection's SYN, retransmitted
+		}
 		r.awaitingSYN = false
 		return false // a new connection's SYN
 	}
