@@ -343,9 +343,9 @@ func TestValidateRefuses(t *testing.T) {
 		{"--bogus=1\n0 close(3) = 0", "t.pkt:1:1: option --bogus unknown"},
 		{"0 close(3) = 0\n+0 %{ print(1) }%", "t.pkt:2:1: code blocks (%{ ... }%) are not supported"},
 		{"0 > S 0:0(0) <mss 1460,FO abcd,nop>", `t.pkt:1:24: TCP option "FO" is not supported`},
-		{"0 > S 0:0(0) <mss 1460, md5 0011,nop>", `t.pkt:1:25: TCP option "md5" is not supported`},
 		{"0 > S 0:0(0) <mss 1460,mptcp capable key=1,nop>", `t.pkt:1:24: TCP option "mptcp" is not supported`},
-		{"0 > [ect0] S 0:0(0)", "t.pkt:1:5: IP header fields (tos, ecn, ttl, flowlabel) are not supported"},
+		{"0 < udp (10)", "t.pkt:1:5: udp packets are not supported (TCP and ICMP only)"},
+		{"0 > icmp unreachable", "t.pkt:1:3: outbound ICMP lines (an ICMP message from the kernel) are not supported"},
 	} {
 		s := mustParse(t, tc.src)
 		err := Validate(s, false)
