@@ -152,3 +152,21 @@ func TestVerifyIP(t *testing.T) {
 		t.Errorf("ect01 on not-ECT: %q", got)
 	}
 }
+
+// TestLeftoverAfterGathering: the kernel's 1000+1000+2000 bytes where the
+// last line expects 3000 (issue 19's prr-ss-30pkt-lost1_4: 8000 sent, 7000
+// expected): the line gathers 3000 and splits the last segment; the 1000
+// left over fail the line, which is reported with all 4000 bytes the
+// kernel sent for it.
+func TestLeftoverAfterGathering(t *testing.T) {
+	link := newFakeLink(t, dataResponder([]int{1000, 1000, 2000}))
+	f := failureOf(t, runFake(t, dataHandshake+`
++0   > P. 1:3001(3000) ack 1 win 500
+`, link, Config{}))
+	if f.Line != 6 || f.Msg != "error handling packet: live packet payload: expected 3000 bytes vs actual 4000 bytes" {
+		t.Errorf("failure %v", f)
+	}
+	if len(f.Details) != 3 || !strings.Contains(f.Details[1], " 1:4001(4000) ") || !strings.Contains(f.Details[2], "the first 3000 bytes: live packet field tcp_psh") {
+		t.Errorf("details %q", f.Details)
+	}
+}
