@@ -171,8 +171,8 @@ func (e *Env) startKernel(ns string, helper []string) error {
 
 // LabNames returns a lab configuration with names no other namespace on
 // this machine uses: tcprobe-PID-RANDOM-tcpcraft / -kernel, veth
-// tcpbRANDOMt / k. The addresses are the lab's: the kernel under test is
-// the "server" (10.0.2.20), tcpcraft the "client" (10.0.2.21).
+// tcpbRANDOMt (tcpcraft's end; NewPacketdrillEnv names the kernel's end
+// tun0 and gives both ends packetdrill's addresses, not the lab's).
 func LabNames() (lab.Config, error) {
 	for range 10 {
 		var b [3]byte

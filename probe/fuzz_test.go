@@ -78,3 +78,20 @@ func FuzzRunCode(f *testing.F) {
 		_, _ = runCode(code, env, vars)
 	})
 }
+
+// FuzzSettings: packetdrill's options from a command line or a script
+// never panic, and an accepted set of addresses either fits together or
+// says why not. The corpus is testdata/fuzz/FuzzSettings.
+func FuzzSettings(f *testing.F) {
+	f.Add("ip_version", "ipv6", "remote_ip", "fd3d:fa7b:d17d::1/48")
+	f.Add("netmask_ip", "255.255.255.0", "local_ip", "192.168.7.1")
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2 string) {
+		var s Settings
+		_ = s.Set(n1, v1)
+		_ = s.Set(n2, v2)
+		local, remote, gw, err := s.Addrs()
+		if err == nil && (!local.IsValid() || !remote.IsValid() || !gw.IsValid() || local.Contains(remote)) {
+			t.Fatalf("Addrs() = %v %v %v without an error", local, remote, gw)
+		}
+	})
+}

@@ -113,6 +113,11 @@ if [ -n "$only" ]; then
 fi
 [ ${#scripts[@]} -gt 0 ] || die "no .pkt scripts under $dir"
 
+# run_all.py (packetdrill's suite) adds --send_omit_free; ksft_runner.sh
+# (the kernel's) does not.
+omit=--send_omit_free
+[ -e "$dir/ksft_runner.sh" ] && omit=
+
 results=$out/results.tsv
 : > "$results"
 tools="packetdrill tcpcraft"
@@ -128,10 +133,10 @@ run_one() { # tool family script -> rc in $out/<tool>.<family>/<script>.out
 		# A fresh network namespace of its own (as run_all.py's
 		# in_netns.sh), from the script's directory.
 		(cd "$dir/$(dirname "$s")" && timeout -k 5 "$timeout_s" unshare -n sh -c \
-			'ip link set lo up && exec "$0" --send_omit_free "$@"' "$pd" $args "$(basename "$s")") > "$log" 2>&1
+			'ip link set lo up && exec "$0" "$@"' "$pd" $omit $args "$(basename "$s")") > "$log" 2>&1
 		rc=$? ;;
 	tcpcraft)
-		timeout -k 5 "$timeout_s" "$tc" probe --send_omit_free $args "$dir/$s" > "$log" 2>&1
+		timeout -k 5 "$timeout_s" "$tc" probe $omit $args "$dir/$s" > "$log" 2>&1
 		rc=$? ;;
 	before)
 		timeout -k 5 "$timeout_s" "$before" probe $args "$dir/$s" > "$log" 2>&1
