@@ -286,10 +286,11 @@ func (r *runner) checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
 				if es == 0 && ens == 0 {
 					continue // not checked, as in packetdrill
 				}
-				// A script time, moved by how far the running
-				// script's clock is from the written one (relative
-				// events follow when the previous one happened).
-				want := r.start.Add(time.Duration(es)*time.Second + time.Duration(ens) + r.curT - r.nominal(r.cur))
+				// A script time, placed on the run's clock by the
+				// events around it (relative events follow when the
+				// previous one happened, so the two clocks drift).
+				st := time.Duration(es)*time.Second + time.Duration(ens)
+				want := r.start.Add(r.liveFor(st))
 				as := int64(binary.NativeEndian.Uint64(a.data[16*k:]))
 				ans := int64(binary.NativeEndian.Uint64(a.data[16*k+8:]))
 				got := time.Unix(as, ans)
@@ -562,22 +563,39 @@ func (r *runner) extendedErr(l *ListExpr, level int32) ([]byte, error) {
 	return b, nil
 }
 
-// nominal is an event's time as the script writes it: the sum of the
-// relative times before it since the last absolute one.
-func (r *runner) nominal(ev *Event) time.Duration {
-	var t time.Duration
-	for _, e := range r.s.Events {
-		switch e.Time.Kind {
-		case TimeAbsolute, TimeAbsoluteRange:
-			t = e.Time.Start
-		case TimeRelative, TimeRelativeRange:
-			t += e.Time.Start
-		}
-		if e == ev {
+// timePoint is an event's time as written and when it happened (both
+// since the script's start).
+type timePoint struct{ written, at time.Duration }
+
+// noteTimeline records an event that has happened.
+func (r *runner) noteTimeline(ev *Event, at time.Duration) {
+	switch ev.Time.Kind {
+	case TimeAbsolute, TimeAbsoluteRange:
+		r.written = ev.Time.Start
+	case TimeRelative, TimeRelativeRange:
+		r.written += ev.Time.Start
+	default: // "*": it happened when it happened
+		r.written = at
+	}
+	r.timeline = append(r.timeline, timePoint{written: r.written, at: at})
+}
+
+// liveFor places a script time on the run's clock: shifted by the drift
+// of the first event written at the latest time not after it (events
+// written at the same time happen one after another; the first is the
+// one the kernel's clock saw then).
+func (r *runner) liveFor(script time.Duration) time.Duration {
+	shift := time.Duration(0)
+	last := time.Duration(-1)
+	for _, p := range r.timeline {
+		if p.written > script {
 			break
 		}
+		if p.written != last {
+			shift, last = p.at-p.written, p.written
+		}
 	}
-	return t
+	return script + shift
 }
 
 // scmTimestamping encodes {scm_sec=S, scm_nsec=N} (the first of struct
