@@ -171,7 +171,7 @@ type runner struct {
 	// to place script times the kernel reports (SCM_TIMESTAMPING).
 	timeline []timePoint
 	written  time.Duration
-	codes       codeState
+	codes    codeState
 
 	// tcpcraft's port now (a fresh one per incoming connection when the
 	// Env allows, as packetdrill's next_ephemeral_port), the port
