@@ -33,9 +33,12 @@ func probeCommand() *cli.Command {
 			"exit code is 1 when any script fails.\n\n" +
 			"The language is packetdrill's: times (0.1, +0.1, *, 0.1~0.2, +0...0.2 for a blocking call),\n" +
 			"packets (\"< S 0:0(0) win 1000 <mss 1460>\" is sent to the kernel, \"> S. 0:0(0) ack 1 <...>\"\n" +
-			"is expected from it), system calls (socket, bind, listen, accept, connect, read, write,\n" +
-			"send, recv, sendto, recvfrom, shutdown, close, fcntl, setsockopt, getsockopt) and\n" +
-			"`shell lines`. Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
+			"is expected from it; Fast Open's FO and FOEXP options included), system calls (socket,\n" +
+			"bind, listen, accept, connect, read, write, send, recv, sendto, recvfrom, sendmsg,\n" +
+			"recvmsg, shutdown, close, fcntl, setsockopt, getsockopt, poll, epoll_create, epoll_ctl,\n" +
+			"epoll_wait, ioctl, open, pipe, splice, sendfile), `shell lines` and %{ code blocks }%\n" +
+			"(assertions over the socket's TCP_INFO, evaluated in-process; python3 runs what the\n" +
+			"evaluator cannot). Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
 			"Without --peer-netns or --target each script gets a throwaway pair of network\n" +
 			"namespaces laid out as packetdrill's: the kernel under test has the interface tun0\n" +
 			"with --local_ip (192.168.0.1/16; IPv6 fd3d:0a0b:17d6::1/48) and routes --remote_ip\n" +

@@ -503,10 +503,15 @@ func codeLex(text string) ([]string, error) {
 }
 
 type codeParser struct {
-	toks []string
-	i    int
-	env  func(string) (int64, bool)
+	toks  []string
+	i     int
+	env   func(string) (int64, bool)
+	depth int // nesting of unary operators and parentheses, bounded
 }
+
+// maxCodeDepth bounds nesting so that a hostile block cannot exhaust the
+// stack; Python's own parser stops near this depth too.
+const maxCodeDepth = 200
 
 func (p *codeParser) is(s string) bool { return p.i < len(p.toks) && p.toks[p.i] == s }
 func (p *codeParser) peek() string {
@@ -560,6 +565,10 @@ func (p *codeParser) and() (int64, error) {
 func (p *codeParser) not() (int64, error) {
 	if p.is("not") {
 		p.i++
+		if p.depth++; p.depth > maxCodeDepth {
+			return 0, errNeedPython{"nesting too deep"}
+		}
+		defer func() { p.depth-- }()
 		v, err := p.not()
 		return truth(v == 0), err
 	}
@@ -681,6 +690,10 @@ func binop(op string, a, b int64) (int64, error) {
 }
 
 func (p *codeParser) unary() (int64, error) {
+	if p.depth++; p.depth > maxCodeDepth {
+		return 0, errNeedPython{"nesting too deep"}
+	}
+	defer func() { p.depth-- }()
 	switch p.peek() {
 	case "-":
 		p.i++

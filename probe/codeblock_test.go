@@ -42,6 +42,8 @@ func TestRunCode(t *testing.T) {
 		{`assert tcpi_snd_cwnd == 12, 'cwnd=%d' % tcpi_snd_cwnd`, `assertion failed: tcpi_snd_cwnd == 12 ('cwnd=%d' % tcpi_snd_cwnd)`, false},
 		{`assert tcpi_snd_cwnd == "a"`, "", true},
 		{"assert len([1]) == 1", "", true},
+		{"assert " + strings.Repeat("(", 1000) + "1" + strings.Repeat(")", 1000), "", true},
+		{"assert " + strings.Repeat("not ", 1000) + "0", "", true},
 	} {
 		vars := map[string]int64{}
 		_, err := runCode(tc.code, env(vars), vars)

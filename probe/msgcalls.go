@@ -11,7 +11,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -44,7 +46,20 @@ var moreSymbols = map[string]int64{
 	"SPLICE_F_MORE": unix.SPLICE_F_MORE,
 	"SO_ZEROCOPY":   unix.SO_ZEROCOPY, "SO_TIMESTAMPING": unix.SO_TIMESTAMPING,
 	"SOL_IPV6": unix.SOL_IPV6, "IP_RECVERR": unix.IP_RECVERR, "IPV6_RECVERR": unix.IPV6_RECVERR,
-	"IPV6_TCLASS": unix.IPV6_TCLASS, "IPV6_V6ONLY": unix.IPV6_V6ONLY,
+	"IPV6_TCLASS": unix.IPV6_TCLASS, "IPV6_V6ONLY": unix.IPV6_V6ONLY, "IP_FREEBIND": unix.IP_FREEBIND,
+	"SO_EE_ORIGIN_NONE": unix.SO_EE_ORIGIN_NONE, "SO_EE_ORIGIN_LOCAL": unix.SO_EE_ORIGIN_LOCAL,
+	"SO_EE_ORIGIN_ICMP": unix.SO_EE_ORIGIN_ICMP, "SO_EE_ORIGIN_ICMP6": unix.SO_EE_ORIGIN_ICMP6,
+	"SO_EE_ORIGIN_TXSTATUS": unix.SO_EE_ORIGIN_TXSTATUS, "SO_EE_ORIGIN_TIMESTAMPING": unix.SO_EE_ORIGIN_TIMESTAMPING,
+	"SO_EE_ORIGIN_ZEROCOPY": 5, "SO_EE_ORIGIN_TXTIME": 6, "SO_EE_CODE_ZEROCOPY_COPIED": 1,
+	"SCM_TIMESTAMPING": unix.SCM_TIMESTAMPING, "SCM_TSTAMP_SND": 0, "SCM_TSTAMP_SCHED": 1, "SCM_TSTAMP_ACK": 2,
+	"SOF_TIMESTAMPING_TX_HARDWARE": unix.SOF_TIMESTAMPING_TX_HARDWARE, "SOF_TIMESTAMPING_TX_SOFTWARE": unix.SOF_TIMESTAMPING_TX_SOFTWARE,
+	"SOF_TIMESTAMPING_RX_HARDWARE": unix.SOF_TIMESTAMPING_RX_HARDWARE, "SOF_TIMESTAMPING_RX_SOFTWARE": unix.SOF_TIMESTAMPING_RX_SOFTWARE,
+	"SOF_TIMESTAMPING_SOFTWARE": unix.SOF_TIMESTAMPING_SOFTWARE, "SOF_TIMESTAMPING_SYS_HARDWARE": unix.SOF_TIMESTAMPING_SYS_HARDWARE,
+	"SOF_TIMESTAMPING_RAW_HARDWARE": unix.SOF_TIMESTAMPING_RAW_HARDWARE, "SOF_TIMESTAMPING_OPT_ID": unix.SOF_TIMESTAMPING_OPT_ID,
+	"SOF_TIMESTAMPING_TX_SCHED": unix.SOF_TIMESTAMPING_TX_SCHED, "SOF_TIMESTAMPING_TX_ACK": unix.SOF_TIMESTAMPING_TX_ACK,
+	"SOF_TIMESTAMPING_OPT_CMSG": unix.SOF_TIMESTAMPING_OPT_CMSG, "SOF_TIMESTAMPING_OPT_TSONLY": unix.SOF_TIMESTAMPING_OPT_TSONLY,
+	"SOF_TIMESTAMPING_OPT_STATS": unix.SOF_TIMESTAMPING_OPT_STATS, "SOF_TIMESTAMPING_OPT_PKTINFO": unix.SOF_TIMESTAMPING_OPT_PKTINFO,
+	"SOF_TIMESTAMPING_OPT_TX_SWHW": unix.SOF_TIMESTAMPING_OPT_TX_SWHW,
 }
 
 // cmsgHdrLen is CMSG_LEN(0) and cmsgAlign CMSG_ALIGN's unit on 64-bit
@@ -56,10 +71,38 @@ const (
 
 func cmsgSpace(n int) int { return cmsgHdrLen + (n+cmsgAlign-1)/cmsgAlign*cmsgAlign }
 
-// cmsg is one control message.
+// cmsg is one control message; ee marks data that is a struct
+// sock_extended_err followed by the offender's address (IP_RECVERR).
 type cmsg struct {
 	level, typ int32
 	data       []byte
+	ee         bool
+	// ts: data is a struct scm_timestamping whose non-zero times are
+	// script times, checked against the live ones within the tolerance.
+	ts bool
+}
+
+// scmTimestampingLen is struct scm_timestamping: three struct timespec.
+const scmTimestampingLen = 48
+
+// sockExtendedErrFields are struct sock_extended_err's fields: offset and
+// size (linux/errqueue.h).
+var sockExtendedErrFields = []struct {
+	name      string
+	off, size int
+}{{"ee_errno", 0, 4}, {"ee_origin", 4, 1}, {"ee_type", 5, 1}, {"ee_code", 6, 1}, {"ee_info", 8, 4}, {"ee_data", 12, 4}}
+
+// eeWords are packetdrill's words for the fields in its errors.
+var eeWords = map[string]string{"ee_errno": "errno", "ee_origin": "origin", "ee_type": "type", "ee_code": "code", "ee_info": "info", "ee_data": "data"}
+
+func eeField(b []byte, off, size int) uint32 {
+	if off+size > len(b) {
+		return 0
+	}
+	if size == 1 {
+		return uint32(b[off])
+	}
+	return binary.NativeEndian.Uint32(b[off:])
 }
 
 // encodeCmsgs lays out control messages as the kernel does.
@@ -187,11 +230,29 @@ func (r *runner) msgRequest(req *Request, msg Expr) (wantFlags *int64, wantCtl [
 				}
 			}
 			if d, ok := cf["cmsg_data"]; ok {
-				v, err := r.intValue(d)
-				if err != nil {
-					return nil, nil, fmt.Errorf("control message data %s: only integer data is supported (not timestamps or extended errors)", d)
+				l, isStruct := d.(*ListExpr)
+				first := ""
+				if isStruct && l.Open == '{' && len(l.Elems) > 0 {
+					first = l.Elems[0].String()
 				}
-				m.data = intOption(v)
+				switch {
+				case strings.HasPrefix(first, "ee_"):
+					if m.data, err = r.extendedErr(l, m.level); err != nil {
+						return nil, nil, err
+					}
+					m.ee = true
+				case strings.HasPrefix(first, "scm_"):
+					if m.data, err = r.scmTimestamping(l); err != nil {
+						return nil, nil, err
+					}
+					m.ts = true
+				default:
+					v, err := r.intValue(d)
+					if err != nil {
+						return nil, nil, fmt.Errorf("control message data %s: only integers and extended errors are supported (not timestamps)", d)
+					}
+					m.data = intOption(v)
+				}
 			}
 			wantCtl = append(wantCtl, m)
 		}
@@ -201,7 +262,7 @@ func (r *runner) msgRequest(req *Request, msg Expr) (wantFlags *int64, wantCtl [
 
 // checkMsg compares recvmsg's msg_flags and control messages with the
 // script's, in packetdrill's words.
-func checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
+func (r *runner) checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
 	if wantFlags != nil && rep.Flags != *wantFlags {
 		return fmt.Sprintf("Expected msg_flags 0x%08X but got 0x%08X", *wantFlags, rep.Flags)
 	}
@@ -218,6 +279,32 @@ func checkMsg(wantFlags *int64, wantCtl []cmsg, rep Reply) string {
 			return fmt.Sprintf("Bad type in cmsg %d: expected=%d actual=%d", i, e.typ, a.typ)
 		case len(a.data) != len(e.data):
 			return fmt.Sprintf("Bad len in cmsg %d: expected=%d actual=%d", i, cmsgHdrLen+len(e.data), cmsgHdrLen+len(a.data))
+		case e.ts:
+			for k := range 3 {
+				es := int64(binary.NativeEndian.Uint64(e.data[16*k:]))
+				ens := int64(binary.NativeEndian.Uint64(e.data[16*k+8:]))
+				if es == 0 && ens == 0 {
+					continue // not checked, as in packetdrill
+				}
+				// A script time, placed on the run's clock by the
+				// events around it (relative events follow when the
+				// previous one happened, so the two clocks drift).
+				st := time.Duration(es)*time.Second + time.Duration(ens)
+				want := r.start.Add(r.liveFor(st))
+				as := int64(binary.NativeEndian.Uint64(a.data[16*k:]))
+				ans := int64(binary.NativeEndian.Uint64(a.data[16*k+8:]))
+				got := time.Unix(as, ans)
+				if d := got.Sub(want); d > r.tolerance || d < -r.tolerance {
+					return fmt.Sprintf("Bad timestamp %d in scm_timestamping %d: expected=%s sec actual=%s sec (script time); tolerance %s sec",
+						k, i, secs(r.since(want)), secs(r.since(got)), secs(r.tolerance))
+				}
+			}
+		case e.ee:
+			for _, f := range sockExtendedErrFields {
+				if w, g := eeField(e.data, f.off, f.size), eeField(a.data, f.off, f.size); w != g {
+					return fmt.Sprintf("Bad %s in extended err %d: expected=%d actual=%d", eeWords[f.name], i, w, g)
+				}
+			}
 		case string(a.data) != string(e.data):
 			return fmt.Sprintf("Bad data in cmsg %d: expected=%d actual=%d", i, int32(binary.NativeEndian.Uint32(e.data)), int32(binary.NativeEndian.Uint32(a.data)))
 		}
@@ -267,7 +354,7 @@ func (r *runner) moreRequest(sc *Syscall, req *Request) (func(Reply) string, err
 		for _, m := range wantCtl {
 			req.Len += cmsgSpace(len(m.data))
 		}
-		return func(rep Reply) string { return checkMsg(wantFlags, wantCtl, rep) }, nil
+		return func(rep Reply) string { return r.checkMsg(wantFlags, wantCtl, rep) }, nil
 	case "poll":
 		fds := listOf(a[0])
 		var want []int64
@@ -440,6 +527,102 @@ func (r *runner) moreRequest(sc *Syscall, req *Request) (func(Reply) string, err
 	return nil, fmt.Errorf("unsupported system call")
 }
 
+// extendedErr encodes {ee_errno=..., ee_origin=..., ...} as the kernel's
+// IP_RECVERR data: struct sock_extended_err, then room for the offender's
+// sockaddr_in (SOL_IP) or sockaddr_in6, as packetdrill sizes it.
+func (r *runner) extendedErr(l *ListExpr, level int32) ([]byte, error) {
+	f, err := fieldsOf(l, "a struct sock_extended_err")
+	if err != nil {
+		return nil, err
+	}
+	n := 16 + unix.SizeofSockaddrInet6
+	if level == unix.SOL_IP {
+		n = 16 + unix.SizeofSockaddrInet4
+	}
+	b := make([]byte, n)
+	for name := range f {
+		if _, ok := eeWords[name]; !ok {
+			return nil, fmt.Errorf("unknown sock_extended_err field %s", name)
+		}
+	}
+	for _, fd := range sockExtendedErrFields {
+		e, ok := f[fd.name]
+		if !ok {
+			continue
+		}
+		v, err := r.intValue(e)
+		if err != nil {
+			return nil, err
+		}
+		if fd.size == 1 {
+			b[fd.off] = byte(v)
+		} else {
+			binary.NativeEndian.PutUint32(b[fd.off:], uint32(v))
+		}
+	}
+	return b, nil
+}
+
+// timePoint is an event's time as written and when it happened (both
+// since the script's start).
+type timePoint struct{ written, at time.Duration }
+
+// noteTimeline records an event that has happened.
+func (r *runner) noteTimeline(ev *Event, at time.Duration) {
+	switch ev.Time.Kind {
+	case TimeAbsolute, TimeAbsoluteRange:
+		r.written = ev.Time.Start
+	case TimeRelative, TimeRelativeRange:
+		r.written += ev.Time.Start
+	default: // "*": it happened when it happened
+		r.written = at
+	}
+	r.timeline = append(r.timeline, timePoint{written: r.written, at: at})
+}
+
+// liveFor places a script time on the run's clock: shifted by the drift
+// of the first event written at the latest time not after it (events
+// written at the same time happen one after another; the first is the
+// one the kernel's clock saw then).
+func (r *runner) liveFor(script time.Duration) time.Duration {
+	shift := time.Duration(0)
+	last := time.Duration(-1)
+	for _, p := range r.timeline {
+		if p.written > script {
+			break
+		}
+		if p.written != last {
+			shift, last = p.at-p.written, p.written
+		}
+	}
+	return script + shift
+}
+
+// scmTimestamping encodes {scm_sec=S, scm_nsec=N} (the first of struct
+// scm_timestamping's three times, the software one) as script time.
+func (r *runner) scmTimestamping(l *ListExpr) ([]byte, error) {
+	f, err := fieldsOf(l, "a struct scm_timestamping")
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, scmTimestampingLen)
+	for name, e := range f {
+		v, err := r.intValue(e)
+		if err != nil {
+			return nil, err
+		}
+		switch name {
+		case "scm_sec":
+			binary.NativeEndian.PutUint64(b[0:], uint64(v))
+		case "scm_nsec":
+			binary.NativeEndian.PutUint64(b[8:], uint64(v))
+		default:
+			return nil, fmt.Errorf("unknown scm_timestamping field %s", name)
+		}
+	}
+	return b, nil
+}
+
 // epollEvent reads {events=..., fd=N} or {events=..., ptr=N} (or u32/u64):
 // the data is the script's number (an fd as the script names it).
 func (r *runner) epollEvent(f map[string]Expr) (events, data int64, err error) {
@@ -493,16 +676,41 @@ func executeMore(req Request, rep *Reply) (int64, unix.Errno, error) {
 			})
 			return int64(n), toErrno(e), nil
 		}
+		// The raw call: x/sys's RecvmsgBuffers reads one byte into a
+		// dummy iovec when all iovecs are empty, which would change
+		// what the script sees (recvmsg of an error queue returns 0).
 		oob := make([]byte, req.Len)
-		var n, oobn, rflags int
-		e := retryEINTR(func() (err error) {
-			n, oobn, rflags, _, err = unix.RecvmsgBuffers(fd, bufs, oob, flags)
-			return
-		})
-		if e == nil {
-			rep.Data, rep.Flags = oob[:oobn], int64(rflags)
+		iov := make([]unix.Iovec, len(bufs))
+		for i, b := range bufs {
+			if len(b) > 0 {
+				iov[i].Base = &b[0]
+			}
+			iov[i].SetLen(len(b))
 		}
-		return int64(n), toErrno(e), nil
+		var msg unix.Msghdr
+		if len(iov) > 0 {
+			msg.Iov = &iov[0]
+			msg.SetIovlen(len(iov))
+		}
+		if len(oob) > 0 {
+			msg.Control = &oob[0]
+			msg.SetControllen(len(oob))
+		}
+		var r1 uintptr
+		var e unix.Errno
+		for {
+			r1, _, e = unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+			if e != unix.EINTR {
+				break
+			}
+		}
+		runtime.KeepAlive(bufs)
+		runtime.KeepAlive(oob)
+		if e != 0 {
+			return 0, e, nil
+		}
+		rep.Data, rep.Flags = oob[:min(int(msg.Controllen), len(oob))], int64(msg.Flags)
+		return int64(r1), 0, nil
 	case "poll":
 		if len(req.Ints) != 2 {
 			return 0, 0, errors.New("poll: want nfds, timeout")

@@ -218,6 +218,12 @@ func (r *runner) outbound(ev *Event, t, tEnd, tol time.Duration) (time.Duration,
 			}
 		}
 	}
+	if msg != "" && len(r.pending) > 0 && r.pending[0].origin != nil && r.pending[0].origin.ev == ev && seg.origin == nil {
+		// The kernel's segment was split for this very line: it
+		// departed here, by its size first (packetdrill, which never
+		// splits, reports the payload length).
+		return 0, r.departure(r.pending[0].origin, fmt.Sprintf("the first %d bytes: %s", pk.Len, msg))
+	}
 	if msg != "" && seg.origin != nil {
 		return 0, r.departure(seg.origin, fmt.Sprintf("the rest then departed from line %d: %s", ev.Pos.Line, msg))
 	}
@@ -302,6 +308,9 @@ func (r *runner) otherConnection(seg segment) bool {
 		return false
 	}
 	if seg.tcp.Flags.Has(craft.FlagSYN) && !seg.tcp.Flags.Has(craft.FlagACK) {
+		if r.awaitingSYN && seg.src.Port() == r.kernelPort && uint32(seg.tcp.Seq) == r.liveLocalISN {
+			return true // the old connection's SYN, retransmitted
+		}
 		r.awaitingSYN = false
 		return false // a new connection's SYN
 	}
@@ -313,10 +322,10 @@ func (r *runner) otherConnection(seg segment) bool {
 
 // split cuts seg after n payload bytes for the current line; the tail
 // remembers where the kernel's segment was first cut.
-func (r *runner) split(seg segment, n int) (head, tail segment) {
+func (r *runner) split(seg segment, n int, full segment) (head, tail segment) {
 	head, tail = splitSegment(seg, n)
 	if tail.origin == nil {
-		tail.origin = &splitOrigin{ev: r.cur, t: r.curT, full: seg}
+		tail.origin = &splitOrigin{ev: r.cur, t: r.curT, full: full}
 	}
 	return head, tail
 }
@@ -378,7 +387,7 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 	n := len(seg.tcp.Payload)
 	switch {
 	case pk.Len > 0 && n > pk.Len:
-		head, tail := r.split(seg, pk.Len)
+		head, tail := r.split(seg, pk.Len, seg)
 		r.pending = append([]segment{tail}, r.pending...)
 		return head, true, nil
 	case n > 0 && n < pk.Len:
@@ -400,8 +409,13 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 				break
 			}
 			if need := pk.Len - len(agg.tcp.Payload); len(next.tcp.Payload) > need {
+				// What the kernel sent for this line, as one: the
+				// segments gathered so far and all of this one.
+				whole := agg
+				whole.tcp.Payload = append(append([]byte(nil), agg.tcp.Payload...), next.tcp.Payload...)
+				whole.tcp.Flags = agg.tcp.Flags&^(craft.FlagPSH|craft.FlagFIN) | next.tcp.Flags&(craft.FlagPSH|craft.FlagFIN)
 				var tail segment
-				next, tail = r.split(next, need)
+				next, tail = r.split(next, need, whole)
 				r.pending = append([]segment{tail}, r.pending...)
 			}
 			if agg.origin == nil {

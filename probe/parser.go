@@ -255,6 +255,7 @@ func (p *parser) packet() *Packet {
 			p.unsupported = &ScriptError{Path: p.file, Pos: p.tok.pos, Msg: fmt.Sprintf("%s packets are not supported (TCP and ICMP only)", p.tok.text)}
 		}
 		p.skipEvent(pk.Pos.Line)
+		pk.Window = 0 // a placeholder that renders and parses back (the line never runs)
 		return pk
 	}
 	if p.tok.kind == tokInt {

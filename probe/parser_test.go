@@ -342,6 +342,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"--send_omit_free=1\n0 close(3) = 0", "t.pkt:1:1: option --send_omit_free forbids an argument"},
 		{"--bogus=1\n0 close(3) = 0", "t.pkt:1:1: option --bogus unknown"},
 		{"0 > S 0:0(0) <mss 1460,mptcp capable key=1,nop>", `t.pkt:1:24: TCP option "mptcp" is not supported`},
+		{"0 < udp (10)", "t.pkt:1:5: udp packets are not supported (TCP and ICMP only)"},
+		{"0 > icmp unreachable", "t.pkt:1:3: outbound ICMP lines (an ICMP message from the kernel) are not supported"},
 	} {
 		s := mustParse(t, tc.src)
 		err := Validate(s, false)

@@ -167,7 +167,11 @@ type runner struct {
 	// sent nothing yet; until its SYN, the kernel's segments belong to
 	// other connections (see otherConnection).
 	awaitingSYN bool
-	codes       codeState
+	// timeline pairs each event's time as written with when it happened,
+	// to place script times the kernel reports (SCM_TIMESTAMPING).
+	timeline []timePoint
+	written  time.Duration
+	codes    codeState
 
 	// tcpcraft's port now (a fresh one per incoming connection when the
 	// Env allows, as packetdrill's next_ephemeral_port), the port
@@ -516,6 +520,7 @@ func (r *runner) events() error {
 			return err
 		}
 		r.lastEv, r.lastT, r.lastAnchor = ev, t, anchor
+		r.noteTimeline(ev, anchor)
 	}
 	if err := r.checkLeftover(); err != nil {
 		return err

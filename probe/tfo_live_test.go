@@ -106,3 +106,39 @@ func TestLiveCodePython(t *testing.T) {
 		t.Errorf("got %v, want line 5: runtime error in code: AssertionError: cwnd=10", err)
 	}
 }
+
+// TestLiveExtendedErr: a MSG_ZEROCOPY completion read from the error queue
+// as an IP_RECVERR struct sock_extended_err, and a wrong field named.
+func TestLiveExtendedErr(t *testing.T) {
+	src, err := os.ReadFile("testdata/zerocopy-errqueue.pkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runLive(t, "zerocopy-errqueue.pkt", src); err != nil {
+		t.Errorf("%v", err)
+	}
+	bad := strings.Replace(string(src), "ee_code=SO_EE_CODE_ZEROCOPY_COPIED", "ee_code=0", 1)
+	err = runLive(t, "zerocopy-bad.pkt", []byte(bad))
+	var f *Failure
+	if !errors.As(err, &f) || f.Line != 27 || f.Msg != "runtime error in recvmsg call: Bad code in extended err 0: expected=0 actual=1" {
+		t.Errorf("got %v, want line 27: Bad code in extended err 0", err)
+	}
+}
+
+// TestLiveTimestamping: an SCM_TIMESTAMPING time checked against the
+// script's clock, and one far from it refused.
+func TestLiveTimestamping(t *testing.T) {
+	src, err := os.ReadFile("testdata/timestamping-ack.pkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runLive(t, "timestamping-ack.pkt", src); err != nil {
+		t.Errorf("%v", err)
+	}
+	bad := strings.Replace(string(src), "scm_nsec=300000000", "scm_nsec=150000000", 1)
+	err = runLive(t, "timestamping-bad.pkt", []byte(bad))
+	var f *Failure
+	if !errors.As(err, &f) || f.Line != 24 || !strings.HasPrefix(f.Msg, "runtime error in recvmsg call: Bad timestamp 0 in scm_timestamping 0: expected=0.15") {
+		t.Errorf("got %v, want line 24: Bad timestamp 0 in scm_timestamping 0", err)
+	}
+}
