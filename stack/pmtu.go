@@ -26,8 +26,11 @@ const (
 )
 
 // icmpInput handles a frame that is not TCP: if it is a path MTU error
-// about one of our connections, that connection's machine takes it, and
-// icmpInput reports true. Called with s.mu held.
+// about one of our connections, that connection's machine takes it. It
+// reports true for any well-formed path MTU error, ours or not: one about
+// a connection of the host's kernel (a listener on every address admits
+// all of them) is the kernel's business, not an error of the trace.
+// Called with s.mu held.
 func (s *Stack) icmpInput(f capture.Frame, parseErr error, now time.Time) bool {
 	var notTCP *craft.NotTCPError
 	if !errors.As(parseErr, &notTCP) || notTCP.Protocol != craft.ProtocolICMP && notTCP.Protocol != craft.ProtocolICMPv6 {
@@ -52,11 +55,11 @@ func (s *Stack) icmpInput(f capture.Frame, parseErr error, now time.Time) bool {
 	}
 	q := &e.Quote
 	if !s.addressedToUs(e.To()) || q.Protocol != craft.ProtocolTCP || !q.HasSeq || q.Src() != e.To() {
-		return false
+		return true
 	}
 	c, ok := s.conns[craft.FourTuple{Src: q.Tuple().Dst, Dst: q.Tuple().Src}]
 	if !ok {
-		return false
+		return true
 	}
 	// The MSS counts TCP's payload without options (RFC 9293 §3.7.1):
 	// the MTU less the IP header and the fixed TCP header.

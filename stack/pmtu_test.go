@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -125,5 +126,47 @@ func TestPathMTUDiscovery(t *testing.T) {
 			}
 			_ = server.CloseWrite()
 		})
+	}
+}
+
+// A path MTU error about a connection the stack does not have (the
+// kernel's, or a forged one) changes nothing and is no error of the
+// trace; other ICMP is reported as a frame that is not TCP.
+func TestPathMTUNotOurs(t *testing.T) {
+	a, b := newWire()
+	rec := newRecorder()
+	startStack(t, a, serverIP6, testConnConfig(), rec)
+	seg := craft.TCP{SrcPort: 80, DstPort: 50000, Seq: 1, Flags: craft.FlagACK, Payload: make([]byte, 1400)}
+	pkt, err := craft.BuildIPv6TCP(craft.IPv6{HopLimit: 64, Src: serverIP6, Dst: clientIP6}, &seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Send(ptbFor(t, pkt, 1280, netip.MustParseAddr("2001:db8::fe")))
+	e := craft.ICMPError{IPVersion: 6, Type: craft.ICMPv6Unreachable, Quote: craft.Quote{Bytes: pkt[:200]},
+		IPv6: craft.IPv6{HopLimit: 64, Src: clientIP6, Dst: serverIP6}}
+	unreach, err := craft.AppendICMPError(nil, &e, craft.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Send(unreach)
+	// Frames are handled in order: once the unreachable (sent last) is
+	// reported, the packet too big was handled too.
+	failed := func() (errs []error, sawLast bool) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, s := range rec.segs {
+			if s.err != nil {
+				errs = append(errs, s.err)
+				sawLast = sawLast || s.rawLen == len(unreach)
+			}
+		}
+		return errs, sawLast
+	}
+	eventually(t, "the unreachable to be reported", func() bool { _, last := failed(); return last })
+	if errs, _ := failed(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "not TCP") {
+		t.Errorf("trace errors %v, want one, for the unreachable only", errs)
+	}
+	if n := len(sentPackets(t, a)); n != 0 {
+		t.Errorf("the stack answered with %d packets", n)
 	}
 }
