@@ -51,6 +51,7 @@ const (
 	ethPIP           = 0x0800
 	ethPIPv6         = 0x86dd
 	readDeadlineNow  = 1 // a Unix time in the past, to wake a blocked read
+	longQueueBytes   = 8 << 20
 )
 
 // Config tunes a Capture. The zero value is what tcpcraft uses.
@@ -66,6 +67,16 @@ type Config struct {
 	// 5 MiB). 0 means 64. When the ring is full the kernel drops frames
 	// (Stats.Drops) and TCP retransmits.
 	Frames int
+	// LongFramesWhole, with a SnapLen below the default, still delivers
+	// frames longer than SnapLen whole: the kernel puts the truncated
+	// frame in the ring marked TP_STATUS_COPY and a copy of the whole one
+	// on the socket's receive queue (PACKET_COPY_THRESH, tpacket_rcv in
+	// net/packet/af_packet.c), which take reads in the ring's order. A
+	// ring of small frames holds many more of them in the same memory: a
+	// listener's ring must absorb bursts of small segments (a SYN flood
+	// arriving while the process is not scheduled) while a peer's 64 KB
+	// TSO segments still arrive whole, at the cost of one recvfrom each.
+	LongFramesWhole bool
 	// KeepOutgoing, when true, also delivers the flow's frames that this
 	// host sends out of the interface (Frame.Outgoing), for debugging and
 	// tests. tcpcraft leaves it false: on loopback every frame would
@@ -121,6 +132,9 @@ type Capture struct {
 	perBlock  int
 	blockSize int
 	frames    int
+	// long holds a whole frame read from the socket's queue for a ring
+	// slot marked TP_STATUS_COPY (LongFramesWhole); nil otherwise.
+	long []byte
 
 	// waitMu serializes ReadFrame calls (their deadline handling);
 	// readMu guards ring and next and is held only while a frame is
@@ -239,6 +253,19 @@ func open(ifindex int, name string, fams int, prog []bpf.Instruction, cfg Config
 	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
 		return fail("selecting TPACKET_V2", err)
+	}
+	if cfg.LongFramesWhole && snap < maxPacket {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+			return fail("PACKET_COPY_THRESH", err)
+		}
+		// The copies wait on the socket's queue only until the ring
+		// slot before them is read, but a burst of 64 KB segments must
+		// fit: the kernel copies only while the queue is below
+		// SO_RCVBUF, and a frame it did not copy arrives truncated.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, longQueueBytes); err != nil {
+			return fail("SO_RCVBUFFORCE", err)
+		}
+		c.long = make([]byte, maxPacket)
 	}
 	req := unix.TpacketReq{
 		Block_size: uint32(c.blockSize),
@@ -450,8 +477,12 @@ func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 		case start < tpacket2HdrLen || n < 0 || start+n > c.frameSize:
 			err = fmt.Errorf("reading capture %s: ring frame with data at %d+%d does not fit a %d-byte slot", c.name, start, n, c.frameSize)
 		case isIP:
+			data := c.ring[base+start : base+start+n : base+start+n]
+			if status&unix.TP_STATUS_COPY != 0 && c.long != nil {
+				data = c.readLong(data)
+			}
 			fn(Frame{
-				Data:             c.ring[base+start : base+start+n : base+start+n],
+				Data:             data,
 				Time:             time.Unix(int64(hdr.Sec), int64(hdr.Nsec)),
 				Length:           int(hdr.Len),
 				ChecksumNotReady: status&unix.TP_STATUS_CSUMNOTREADY != 0,
@@ -467,6 +498,24 @@ func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 			return true, err
 		}
 	}
+}
+
+// readLong reads the whole frame the kernel queued for a ring slot marked
+// TP_STATUS_COPY; if there is none (it cannot be, as the copy is queued
+// before the slot is published), the truncated frame in the slot stays.
+func (c *Capture) readLong(truncated []byte) []byte {
+	var n int
+	var err error
+	// Control, not Read: Read would wait for the descriptor's read lock,
+	// which a goroutine blocked in WaitFrame holds while it waits for
+	// readMu, held here.
+	ctlErr := c.conn.Control(func(fd uintptr) {
+		n, _, err = unix.Recvfrom(int(fd), c.long, unix.MSG_DONTWAIT)
+	})
+	if ctlErr != nil || err != nil || n <= len(truncated) {
+		return truncated
+	}
+	return c.long[:n:n]
 }
 
 // frameOffset is where ring frame i starts: frames never straddle blocks,

@@ -25,6 +25,16 @@ import (
 type Flow struct {
 	Local  netip.AddrPort // tcpcraft's end: the destination of captured frames
 	Remote netip.AddrPort // the peer's end: the source of captured frames
+	// PathMTU admits, besides the flow's segments, the ICMP errors of
+	// path MTU discovery addressed to Local's address (any, when it is
+	// unspecified), from anyone (the router on the way): IPv4 ICMP
+	// "fragmentation needed and DF set" (type 3 code 4, RFC 1191) and
+	// ICMPv6 "packet too big" (type 2, RFC 8201). Which connection one
+	// quotes is for the reader to check (stack does, and checks its
+	// sequence number too, RFC 5927): classic BPF could match the quoted
+	// ports only after the quoted header's length, and these errors are
+	// rare enough to read whole.
+	PathMTU bool
 }
 
 func (f Flow) String() string {
@@ -146,6 +156,8 @@ func FilterProgram(flow Flow) ([]bpf.Instruction, error) {
 		toDrop = iota
 		toIPv4
 		toIPv6
+		toICMP4
+		toICMP6
 	)
 	var jumps []jump
 	jumpIf := func(cond bpf.JumpTest, val uint32, to int) {
@@ -176,6 +188,9 @@ func FilterProgram(flow Flow) ([]bpf.Instruction, error) {
 			bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: ipIHLMask})
 		dropUnless(bpf.JumpLessThan, ipMinHeaderWords)
 		prog = append(prog, bpf.LoadAbsolute{Off: ipOffProtocol, Size: 1})
+		if flow.PathMTU {
+			jumpIf(bpf.JumpEqual, ipProtoICMP, toICMP4)
+		}
 		dropUnless(bpf.JumpNotEqual, ipProtoTCP)
 		prog = append(prog, bpf.LoadAbsolute{Off: ipOffFragment, Size: 2})
 		dropUnless(bpf.JumpBitsSet, ipFragOffsetMask)
@@ -198,11 +213,29 @@ func FilterProgram(flow Flow) ([]bpf.Instruction, error) {
 		prog = append(prog, bpf.LoadIndirect{Off: tcpOffDstPort, Size: 2})
 		dropUnless(bpf.JumpNotEqual, uint32(flow.Local.Port()))
 		prog = append(prog, bpf.RetConstant{Val: snapLength})
+		if flow.PathMTU {
+			// Not a fragment, to our address, type 3 code 4.
+			labels[toICMP4] = len(prog)
+			prog = append(prog, bpf.LoadAbsolute{Off: ipOffFragment, Size: 2})
+			dropUnless(bpf.JumpBitsSet, ipFragOffsetMask)
+			if a := flow.Local.Addr().Unmap(); a.IsValid() && !a.IsUnspecified() {
+				prog = append(prog, bpf.LoadAbsolute{Off: ipOffDst, Size: 4})
+				b := a.As4()
+				dropUnless(bpf.JumpNotEqual, binary.BigEndian.Uint32(b[:]))
+			}
+			prog = append(prog, bpf.LoadMemShift{Off: ipOffVersionIHL},
+				bpf.LoadIndirect{Off: icmpOffType, Size: 2})
+			dropUnless(bpf.JumpNotEqual, icmpTypeUnreachable<<8|icmpCodeFragNeeded)
+			prog = append(prog, bpf.RetConstant{Val: snapLength})
+		}
 	}
 
 	if fams&familyIPv6 != 0 {
 		labels[toIPv6] = len(prog)
 		prog = append(prog, bpf.LoadAbsolute{Off: ip6OffNext, Size: 1})
+		if flow.PathMTU {
+			jumpIf(bpf.JumpEqual, ipProtoICMPv6, toICMP6)
+		}
 		dropUnless(bpf.JumpNotEqual, ipProtoTCP)
 		for _, m := range []struct {
 			ap  netip.AddrPort
@@ -223,6 +256,20 @@ func FilterProgram(flow Flow) ([]bpf.Instruction, error) {
 		prog = append(prog, bpf.LoadAbsolute{Off: ip6HeaderLen + tcpOffDstPort, Size: 2})
 		dropUnless(bpf.JumpNotEqual, uint32(flow.Local.Port()))
 		prog = append(prog, bpf.RetConstant{Val: snapLength})
+		if flow.PathMTU {
+			// To our address, type 2 (right after the fixed header).
+			labels[toICMP6] = len(prog)
+			if a := flow.Local.Addr(); a.IsValid() && !a.IsUnspecified() {
+				b := a.As16()
+				for w := uint32(0); w < 4; w++ {
+					prog = append(prog, bpf.LoadAbsolute{Off: ip6OffDst + 4*w, Size: 4})
+					dropUnless(bpf.JumpNotEqual, binary.BigEndian.Uint32(b[4*w:]))
+				}
+			}
+			prog = append(prog, bpf.LoadAbsolute{Off: ip6HeaderLen + icmpOffType, Size: 1})
+			dropUnless(bpf.JumpNotEqual, icmp6TypePacketTooBig)
+			prog = append(prog, bpf.RetConstant{Val: snapLength})
+		}
 	}
 
 	labels[toDrop] = len(prog)

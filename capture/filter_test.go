@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/tcpcraft/tcpcraft/craft"
 )
 
 // synth describes a synthetic IPv4 packet for filter tests. The zero value
@@ -390,4 +392,84 @@ func TestFlowString(t *testing.T) {
 func with(s synth, change func(*synth)) synth {
 	change(&s)
 	return s
+}
+
+// icmpFrame builds an ICMP (version 4) or ICMPv6 error from src to dst of
+// the given type and code, quoting a TCP segment from local:40000 to
+// remote:80.
+func icmpFrame(t *testing.T, version, typ, code uint8, src, dst, local, remote string) []byte {
+	t.Helper()
+	seg := craft.TCP{SrcPort: 40000, DstPort: 80, Seq: 1, Flags: craft.FlagACK, Window: 100, Payload: make([]byte, 100)}
+	e := craft.ICMPError{IPVersion: version, Type: typ, Code: code}
+	var err error
+	if version == 4 {
+		e.Quote.Bytes, err = craft.BuildIPv4TCP(craft.IPv4{TTL: 64, Protocol: craft.ProtocolTCP, Src: netip.MustParseAddr(local), Dst: netip.MustParseAddr(remote)}, &seg)
+		e.IPv4 = craft.IPv4{TTL: 64, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}
+	} else {
+		e.Quote.Bytes, err = craft.BuildIPv6TCP(craft.IPv6{HopLimit: 64, Src: netip.MustParseAddr(local), Dst: netip.MustParseAddr(remote)}, &seg)
+		e.IPv6 = craft.IPv6{HopLimit: 64, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst)}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ == craft.ICMPUnreachable && code == craft.ICMPFragNeeded && version == 4 || version == 6 && typ == craft.ICMPv6PacketTooBig {
+		e.MTU = 1280
+	}
+	b, err := craft.AppendICMPError(nil, &e, craft.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Flow.PathMTU admits the ICMP errors of path MTU discovery addressed to
+// the local address, from any router, and no other ICMP; without it no
+// ICMP at all.
+func TestFilterPathMTU(t *testing.T) {
+	for _, tc := range []struct {
+		local, remote, router, other string
+		version, typ, code           uint8
+		otherType                    uint8
+	}{
+		{"10.0.2.21", "10.9.2.20", "10.0.2.1", "10.0.2.99", 4, craft.ICMPUnreachable, craft.ICMPFragNeeded, craft.ICMPTimeExceeded},
+		{"fd00:2::21", "fd00:9:2::20", "fd00:2::1", "fd00:2::99", 6, craft.ICMPv6PacketTooBig, 0, craft.ICMPv6Unreachable},
+	} {
+		flow := Flow{Local: netip.AddrPortFrom(netip.MustParseAddr(tc.local), 40000), Remote: netip.AddrPortFrom(netip.MustParseAddr(tc.remote), 80)}
+		ptb := icmpFrame(t, tc.version, tc.typ, tc.code, tc.router, tc.local, tc.local, tc.remote)
+		if accepted(t, mustVM(t, flow), ptb) {
+			t.Errorf("IPv%d: without PathMTU the filter admits an ICMP error", tc.version)
+		}
+		flow.PathMTU = true
+		vm := mustVM(t, flow)
+		if !accepted(t, vm, ptb) {
+			t.Errorf("IPv%d: packet too big to us refused", tc.version)
+		}
+		if accepted(t, vm, icmpFrame(t, tc.version, tc.typ, tc.code, tc.router, tc.other, tc.other, tc.remote)) {
+			t.Errorf("IPv%d: packet too big to another address admitted", tc.version)
+		}
+		otherCode := tc.code
+		if tc.version == 4 {
+			otherCode = 1 // host unreachable
+			if accepted(t, vm, icmpFrame(t, 4, craft.ICMPUnreachable, otherCode, tc.router, tc.local, tc.local, tc.remote)) {
+				t.Errorf("IPv4: host unreachable admitted")
+			}
+		}
+		if accepted(t, vm, icmpFrame(t, tc.version, tc.otherType, 0, tc.router, tc.local, tc.local, tc.remote)) {
+			t.Errorf("IPv%d: ICMP type %d admitted", tc.version, tc.otherType)
+		}
+		// The flow's own segments still pass, others' still do not.
+		if tc.version == 4 {
+			if !accepted(t, vm, synth{src: tc.remote, dst: tc.local, sport: 80, dport: 40000}.bytes()) || accepted(t, vm, synth{src: tc.remote, dst: tc.local, sport: 81, dport: 40000}.bytes()) {
+				t.Error("IPv4: TCP filtering changed with PathMTU")
+			}
+		} else if !accepted(t, vm, synth6{src: tc.remote, dst: tc.local, sport: 80, dport: 40000}.bytes()) || accepted(t, vm, synth6{src: tc.remote, dst: tc.local, sport: 81, dport: 40000}.bytes()) {
+			t.Error("IPv6: TCP filtering changed with PathMTU")
+		}
+	}
+	// A listener on every address of both families admits both.
+	vm := mustVM(t, Flow{Local: netip.AddrPortFrom(netip.Addr{}, 40000), PathMTU: true})
+	if !accepted(t, vm, icmpFrame(t, 4, craft.ICMPUnreachable, craft.ICMPFragNeeded, "10.0.2.1", "10.0.2.21", "10.0.2.21", "10.9.2.20")) ||
+		!accepted(t, vm, icmpFrame(t, 6, craft.ICMPv6PacketTooBig, 0, "fd00:2::1", "fd00:2::21", "fd00:2::21", "fd00:9:2::20")) {
+		t.Error("a listener on both families refuses packet too big")
+	}
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/tcpcraft/tcpcraft/guard"
 	"github.com/tcpcraft/tcpcraft/lab"
-	"github.com/tcpcraft/tcpcraft/lab/labtest"
 )
 
 // helperEnv selects what the test binary does when a test re-executes it
@@ -335,11 +334,11 @@ var (
 	server6 = netip.MustParseAddr("fd00:2::20")
 )
 
-// addIPv6 gives the lab's veth ends fd00:2::21/64 (client) and
-// fd00:2::20/64 (server) beside their IPv4 addresses, with nodad so they
-// are usable at once.
+// addIPv6 checks that the lab's veth ends have fd00:2::21 (client) and
+// fd00:2::20 (server) beside their IPv4 addresses, as every lab has.
 func addIPv6(t testing.TB, l *lab.Lab) {
 	t.Helper()
-	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "add", client6.String()+"/64", "dev", l.ClientIf, "nodad")
-	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "add", server6.String()+"/64", "dev", l.ServerIf, "nodad")
+	if l.ClientIP6() != client6 || l.ServerIP6() != server6 {
+		t.Fatalf("lab IPv6 addresses %v and %v, want %v and %v", l.ClientIP6(), l.ServerIP6(), client6, server6)
+	}
 }

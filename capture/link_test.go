@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -1120,4 +1121,104 @@ func TestInjectorSendBatch(t *testing.T) {
 		}
 	}
 	expectNothing(t, capt, "after the five RSTs")
+}
+
+// With a snap length far below the peer's segments and LongFramesWhole,
+// a kernel client's upload still arrives whole and in order: its 64 KB
+// TSO segments come through the socket's queue for their ring slots
+// marked TP_STATUS_COPY, the small ones from the ring. Without
+// LongFramesWhole the same upload arrives truncated (the control).
+func TestLongFramesWhole(t *testing.T) {
+	l := labtest.New(t)
+	for _, whole := range []bool{true, false} {
+		t.Run(fmt.Sprintf("whole=%v", whole), func(t *testing.T) {
+			port := uint16(8096)
+			if !whole {
+				port = 8095
+			}
+			server := netip.AddrPortFrom(l.ServerIP(), port)
+			const snap = 200
+			c := openIn(t, l.ServerNS, 0, Flow{Local: server}, Config{SnapLen: snap, Frames: 512, LongFramesWhole: whole})
+			ln, err := l.Listen(l.ServerNS, "tcp", server.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			const size = 1 << 20
+			got := make(chan int, 1)
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					got <- -1
+					return
+				}
+				defer conn.Close()
+				n, _ := io.Copy(io.Discard, conn)
+				got <- int(n)
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := l.Dial(ctx, l.ClientNS, "tcp", server.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write(make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+			if n := <-got; n != size {
+				t.Fatalf("the server read %d bytes, want %d", n, size)
+			}
+
+			// Every byte of the upload, by sequence number, from the
+			// captured frames; the largest frame; truncated frames.
+			var isn uint32
+			seen := make([]bool, size)
+			largest, truncated := 0, 0
+			for {
+				f, ok, err := c.TryReadFrame()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					break
+				}
+				if f.Truncated() {
+					truncated++
+					continue
+				}
+				d := decode(t, f.Data)
+				if d.isSYN {
+					isn = d.seq + 1
+					continue
+				}
+				largest = max(largest, len(f.Data))
+				off := int(d.seq - isn)
+				for i := range d.payload {
+					if off+i >= 0 && off+i < size {
+						seen[off+i] = true
+					}
+				}
+			}
+			missing := 0
+			for _, s := range seen {
+				if !s {
+					missing++
+				}
+			}
+			if !whole {
+				if truncated == 0 {
+					t.Fatalf("no frame truncated to %d bytes: the kernel sent no segment longer than the snap length, so the test shows nothing", snap)
+				}
+				return
+			}
+			if truncated != 0 || missing != 0 {
+				t.Fatalf("%d frames truncated, %d of %d bytes missing; want every frame whole", truncated, missing, size)
+			}
+			if largest <= snap {
+				t.Fatalf("largest frame %d bytes: no frame longer than the snap length %d came through the copy path", largest, snap)
+			}
+			t.Logf("largest frame %d bytes with a snap length of %d", largest, snap)
+		})
+	}
 }

@@ -97,6 +97,8 @@ const (
 	ipProtoICMPv6 = 58
 
 	icmpTypeUnreachable   = 3  // RFC 792
+	icmpCodeFragNeeded    = 4  // RFC 792: fragmentation needed and DF set (RFC 1191)
+	icmp6TypePacketTooBig = 2  // RFC 4443 §3.2
 	icmpTypeTimeExceeded  = 11 // RFC 792
 	icmpTypeParamProblem  = 12 // RFC 792
 	icmp6TypeFirstError   = 1  // destination unreachable (RFC 4443 §3.1)

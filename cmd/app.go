@@ -68,7 +68,7 @@ func Run(ctx context.Context, app *cli.Command, args []string) int {
 		app.Metadata = map[string]any{}
 	}
 	app.Metadata[argsKey] = args
-	err := app.Run(ctx, args)
+	err := app.Run(ctx, familyShorthands(args))
 	if err != nil && errors.As(err, new(*outputClosedError)) {
 		// The reader of our output left (`tcpcraft decode x | head -1`):
 		// its choice, not an error worth a message. The session, if
@@ -96,6 +96,36 @@ func Run(ctx context.Context, app *cli.Command, args []string) int {
 		reportError(app.ErrWriter, err, code)
 	}
 	return code
+}
+
+// familyShorthands spells -4 and -6 of connect and listen (nc's and
+// curl's names for --ipv4 and --ipv6) out in full: urfave/cli takes a
+// word of a dash and a digit for a negative number, an argument, and
+// would stop reading options there. Only the words after the command and
+// before "--" are changed.
+func familyShorthands(args []string) []string {
+	cmdAt := -1
+	for i := 1; i < len(args); i++ {
+		if !strings.HasPrefix(args[i], "-") {
+			cmdAt = i
+			break
+		}
+	}
+	if cmdAt < 0 || args[cmdAt] != "connect" && args[cmdAt] != "listen" {
+		return args
+	}
+	out := slices.Clone(args)
+	for i := cmdAt + 1; i < len(out); i++ {
+		switch out[i] {
+		case "--":
+			return out
+		case "-4":
+			out[i] = "--ipv4"
+		case "-6":
+			out[i] = "--ipv6"
+		}
+	}
+	return out
 }
 
 // reportError prints the error a run ended with: as text with a hint after
@@ -129,7 +159,7 @@ func NewApp() *cli.Command {
 	app := &cli.Command{
 		Name:  "tcpcraft",
 		Usage: "speak TCP from userspace against real Linux kernel peers, showing every segment",
-		Description: "tcpcraft builds IPv4/TCP segments by hand, injects them with a raw socket, captures the\n" +
+		Description: "tcpcraft builds TCP segments over IPv4 and IPv6 by hand, injects them with a raw socket, captures the\n" +
 			"replies with AF_PACKET and keeps the local kernel out of the way with a scoped firewall\n" +
 			"rule, so it completes real handshakes, moves data and tears connections down against\n" +
 			"live kernel peers. Most commands need root (raw sockets, firewall, namespaces).\n\n" +

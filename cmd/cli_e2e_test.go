@@ -382,13 +382,24 @@ func TestLabDemo(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "lab", "demo",
 		"--client-ns", cfg.ClientNS, "--server-ns", cfg.ServerNS, "--client-if", cfg.ClientIf, "--server-if", cfg.ServerIf,
-		"--client-addr", cfg.ClientAddr.String(), "--server-addr", cfg.ServerAddr.String())
+		"--client-addr", cfg.ClientAddr.String(), "--server-addr", cfg.ServerAddr.String(),
+		"--client-addr6", cfg.ClientAddr6.String(), "--server-addr6", cfg.ServerAddr6.String())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("lab demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
-	for _, want := range []string{"lab is up: client " + cfg.ClientAddr.String(), "Hello from the Linux kernel", "lab taken down (namespaces " + cfg.ClientNS + " and " + cfg.ServerNS + " removed)"} {
+	// The page over IPv4, then over IPv6.
+	if n := strings.Count(out.String(), "Hello from the Linux kernel"); n != 2 {
+		t.Errorf("the page came %d times, want twice (IPv4, IPv6):\n%s", n, out.String())
+	}
+	if i4, i6 := strings.Index(out.String(), "response over IPv4"), strings.Index(out.String(), "response over IPv6"); i4 < 0 || i6 < i4 {
+		t.Errorf("want the IPv4 response, then the IPv6 one:\n%s", out.String())
+	}
+	if !strings.Contains(errOut.String(), "fd00:2::21.") || !strings.Contains(errOut.String(), " > fd00:2::20.80: Flags [S]") {
+		t.Errorf("no IPv6 segment in tcpdump's notation in the trace:\n%s", errOut.String())
+	}
+	for _, want := range []string{"lab is up: client " + cfg.ClientAddr.String() + " " + cfg.ClientAddr6.String(), "Hello from the Linux kernel", "lab taken down (namespaces " + cfg.ClientNS + " and " + cfg.ServerNS + " removed)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("stdout does not say %q:\n%s", want, out.String())
 		}

@@ -186,7 +186,7 @@ func TestHelpPromises(t *testing.T) {
 		"decode --json":   {"one JSON object per line"},
 		"draw --count":    {"0: all"},
 		"connect --sport": {"(default: a random port outside ip_local_port_range)"},
-		"connect --mss":   {"(default: the interface MTU - 40)"},
+		"connect --mss":   {"(default: the interface MTU - 40 (IPv4) or - 60 (IPv6))"},
 	}
 	descriptions := map[string][]string{
 		"listen":  {"on ADDR only when it is given, else on every address"},

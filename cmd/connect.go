@@ -14,14 +14,16 @@ func connectCommand() *cli.Command {
 			"the peer, the peer's data to standard output, and closes with FIN when standard input ends\n" +
 			"(like nc -N). Every segment and state change is shown on standard error; with --json as\n" +
 			"one JSON object per line there, the final error included ({\"type\":\"error\",...}).\n\n" +
-			"HOST is an IPv4 address or a name that resolves to one; a name that does not resolve is a\n" +
-			"runtime failure (exit 1).\n\n" + faultHelp,
+			"HOST is an IPv4 address, an IPv6 address in brackets ([fd00:2::20]:80), or a name: its first\n" +
+			"address (A or AAAA; -4 or -6 for one family, like nc and curl). A name that does not resolve\n" +
+			"is a runtime failure (exit 1).\n\n" + faultHelp,
 		Metadata: map[string]any{jsonStreamKey: "stderr"},
 		Flags:    connectFlags(),
 		Action:   runConnect,
 	},
 		example{"fetch a web page and watch every segment (nc -N 10.0.2.20 80)", `printf 'GET / HTTP/1.0\r\n\r\n' | tcpcraft connect 10.0.2.20:80`},
 		example{"an interactive session; Ctrl-D sends FIN", "tcpcraft connect 10.0.2.20:7"},
+		example{"the same over IPv6 (nc -6 fd00:2::20 80)", `printf 'GET / HTTP/1.0\r\n\r\n' | tcpcraft connect [fd00:2::20]:80`},
 		example{"only the data, no trace; give up after 2 seconds (nc -w 2)", "tcpcraft connect 10.0.2.20:80 -q -w 2 < request.txt"},
 		example{"draw the connection as a ladder while it runs", "echo hi | tcpcraft connect 10.0.2.20:7 --ladder"},
 		example{"save the session for Wireshark and keep its figures", "tcpcraft connect 10.0.2.20:80 --pcap s.pcap --stats s.json < request.txt"},

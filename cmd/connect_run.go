@@ -17,6 +17,7 @@ import (
 
 func connectFlags() []cli.Flag {
 	flags := append(linkFlags(), connFlags()...)
+	flags = append(flags, familyFlags("a HOST name resolves to addresses of this family only")...)
 	flags = append(flags, ladderFlags()...)
 	return append(flags, statsFlag(),
 		&durationFlag{Name: "timeout", Aliases: []string{"w"}, Value: 10 * time.Second, Usage: "give up if the handshake has not completed after this long; 0: only the SYN retry limit"},
@@ -39,7 +40,10 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	if _, err := faultSpecs(c); err != nil {
 		return err
 	}
-	remote, err := parseHostPort(ctx, c.Args().First())
+	if err := exclusive(c, "ipv4", "ipv6"); err != nil {
+		return err
+	}
+	remote, err := parsePeer(ctx, c.Args().First(), familyOf(c))
 	if err != nil {
 		return err
 	}

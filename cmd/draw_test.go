@@ -230,3 +230,22 @@ func TestDrawErrors(t *testing.T) {
 		t.Errorf("unwritable -o: exit %d", r.code)
 	}
 }
+
+// An IPv6 connection of a capture, chosen by its number or its address in
+// brackets, is drawn with its addresses as [ADDR]:PORT.
+func TestDrawIPv6(t *testing.T) {
+	ctx := context.Background()
+	for _, conn := range []string{"2", "[fd00:2::21]:58208", "[fd00:2::20]:8080-[fd00:2::21]:58208"} {
+		r := runApp(t, ctx, "draw", "testdata/linux-http.pcap", "--conn", conn, "--format", "txt")
+		if r.code != 0 {
+			t.Fatalf("--conn %s: exit %d: %s", conn, r.code, r.stderr)
+		}
+		head, _, _ := strings.Cut(r.stdout, "\n")
+		if !strings.Contains(head, "client [fd00:2::21]:58208") || !strings.Contains(head, "server [fd00:2::20]:8080") {
+			t.Errorf("--conn %s: header %q", conn, head)
+		}
+		if !strings.Contains(r.stdout, "S seq 0 win 64800 <mss 1440,") {
+			t.Errorf("--conn %s: no SYN in the ladder:\n%s", conn, r.stdout)
+		}
+	}
+}

@@ -16,8 +16,8 @@ func TestFaultFlagErrors(t *testing.T) {
 		{[]string{"connect", "10.0.2.20:80", "--fault", "lose:seg=1"}, `--fault: fault "lose:seg=1": unknown fault "lose"`},
 		{[]string{"connect", "10.0.2.20:80", "--fault", "drop:seg=1", "--fault", "zero-window:after=64k"}, "zero-window needs for="},
 		{[]string{"listen", ":8080", "--fault", "rst"}, `fault "rst": rst needs after=`},
-		// Parsed whole: the error that stops the run is about the address.
-		{[]string{"connect", "[::1]:80", "--fault", "zero-window:after=64k,for=2s"}, "only IPv4 is supported"},
+		// Parsed whole: the error that stops the run is about another option.
+		{[]string{"connect", "127.0.0.1:9", "--fault", "zero-window:after=64k,for=2s", "--ttl", "0"}, "--ttl"},
 		{[]string{"listen", ":8080", "--fault", "drop:p=0.5,seed=3", "--echo", "--exec", "cat"}, "not both"},
 	} {
 		r := runAppWith(t, t.Context(), "", tc.args...)

@@ -19,16 +19,20 @@ const (
 	flagServerIf   = "server-if"
 	flagClientAddr = "client-addr"
 	flagServerAddr = "server-addr"
+	flagClientIP6  = "client-addr6"
+	flagServerIP6  = "server-addr6"
 )
 
 // labCommand is "tcpcraft lab up|down|status|demo".
 func labCommand() *cli.Command {
 	return withExamples(&cli.Command{
 		Name:  "lab",
-		Usage: "build, inspect or remove the two-namespace lab (client 10.0.2.21, server 10.0.2.20) with kernel peers",
+		Usage: "build, inspect or remove the two-namespace lab (client 10.0.2.21 and fd00:2::21, server 10.0.2.20 and fd00:2::20) with kernel peers",
 		Description: "The lab is two network namespaces joined by a veth pair: the client namespace\n" +
-			"(tcpcraft-client, 10.0.2.21/24 on tcv-client) and the server namespace (tcpcraft-server,\n" +
-			"10.0.2.20/24 on tcv-server). Nothing is added to the host's own network namespace.\n" +
+			"(tcpcraft-client, 10.0.2.21/24 and fd00:2::21/64 on tcv-client) and the server namespace\n" +
+			"(tcpcraft-server, 10.0.2.20/24 and fd00:2::20/64 on tcv-server). The IPv6 addresses skip\n" +
+			"duplicate address detection (nodad), so they work at once; --client-addr6 '' --server-addr6 ''\n" +
+			"make an IPv4-only lab. Nothing is added to the host's own network namespace.\n" +
 			"Run kernel peers inside with 'ip netns exec tcpcraft-server ...'.",
 		Commands: []*cli.Command{
 			withExamples(&cli.Command{
@@ -84,6 +88,8 @@ func labFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagServerIf, Value: d.ServerIf, Sources: cli.EnvVars("TCPCRAFT_SERVER_IF"), Usage: "server end of the veth pair (at most 15 bytes)"},
 		&cli.StringFlag{Name: flagClientAddr, Value: d.ClientAddr.String(), Sources: cli.EnvVars("TCPCRAFT_CLIENT_ADDR"), Usage: "client address with prefix length"},
 		&cli.StringFlag{Name: flagServerAddr, Value: d.ServerAddr.String(), Sources: cli.EnvVars("TCPCRAFT_SERVER_ADDR"), Usage: "server address with prefix length"},
+		&cli.StringFlag{Name: flagClientIP6, Value: d.ClientAddr6.String(), Sources: cli.EnvVars("TCPCRAFT_CLIENT_ADDR6"), Usage: "client IPv6 address with prefix length ('' with --server-addr6 '': none)"},
+		&cli.StringFlag{Name: flagServerIP6, Value: d.ServerAddr6.String(), Sources: cli.EnvVars("TCPCRAFT_SERVER_ADDR6"), Usage: "server IPv6 address with prefix length"},
 	}
 }
 
@@ -105,6 +111,19 @@ func labConfig(c *cli.Command) (lab.Config, error) {
 		p, err := netip.ParsePrefix(c.String(a.flag))
 		if err != nil {
 			return lab.Config{}, usagef("--%s: want an address with prefix length like 10.0.2.21/24: %v", a.flag, err)
+		}
+		*a.dst = p
+	}
+	for _, a := range []struct {
+		flag string
+		dst  *netip.Prefix
+	}{{flagClientIP6, &cfg.ClientAddr6}, {flagServerIP6, &cfg.ServerAddr6}} {
+		if c.String(a.flag) == "" {
+			continue // no IPv6 on this side: Validate wants both or neither
+		}
+		p, err := netip.ParsePrefix(c.String(a.flag))
+		if err != nil {
+			return lab.Config{}, usagef("--%s: want an IPv6 address with prefix length like fd00:2::21/64: %v", a.flag, err)
 		}
 		*a.dst = p
 	}
@@ -131,8 +150,16 @@ func labUp(ctx context.Context, c *cli.Command) error {
 		fmt.Fprintln(w, "nothing to change")
 	}
 	fmt.Fprintf(w, "lab is up: client %s in namespace %s (%s) <-> server %s in namespace %s (%s)\n",
-		l.ClientAddr, l.ClientNS, l.ClientIf, l.ServerAddr, l.ServerNS, l.ServerIf)
+		labAddrs(l.ClientAddr, l.ClientAddr6), l.ClientNS, l.ClientIf, labAddrs(l.ServerAddr, l.ServerAddr6), l.ServerNS, l.ServerIf)
 	return nil
+}
+
+// labAddrs shows one side's addresses: "10.0.2.21/24 fd00:2::21/64".
+func labAddrs(v4, v6 netip.Prefix) string {
+	if !v6.IsValid() {
+		return v4.String()
+	}
+	return v4.String() + " " + v6.String()
 }
 
 func labDown(ctx context.Context, c *cli.Command) error {

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpcraft/tcpcraft/lab"
 	"github.com/tcpcraft/tcpcraft/lab/labtest"
@@ -19,6 +20,7 @@ func TestLabUpStatusDown(t *testing.T) {
 		"--client-ns", cfg.ClientNS, "--server-ns", cfg.ServerNS,
 		"--client-if", cfg.ClientIf, "--server-if", cfg.ServerIf,
 		"--client-addr", cfg.ClientAddr.String(), "--server-addr", cfg.ServerAddr.String(),
+		"--client-addr6", cfg.ClientAddr6.String(), "--server-addr6", cfg.ServerAddr6.String(),
 	}
 	labRun := func(sub string) result {
 		t.Helper()
@@ -40,13 +42,32 @@ func TestLabUpStatusDown(t *testing.T) {
 	expect(labRun("status"), "lab: down", cfg.ClientNS+": absent")
 	expect(labRun("up"),
 		"created namespace "+cfg.ClientNS, "created namespace "+cfg.ServerNS, "created veth pair",
-		"added 10.0.2.21/24 to "+cfg.ClientIf, "added 10.0.2.20/24 to "+cfg.ServerIf, "lab is up")
+		"added 10.0.2.21/24 to "+cfg.ClientIf, "added 10.0.2.20/24 to "+cfg.ServerIf,
+		"added fd00:2::21/64 to "+cfg.ClientIf, "added fd00:2::20/64 to "+cfg.ServerIf, "lab is up: client 10.0.2.21/24 fd00:2::21/64")
 	st, err := lab.Status(ctx, cfg)
 	if err != nil || st.State() != lab.StateUp {
 		t.Fatalf("after lab up the lab is %v (%v):\n%s", st.State(), err, st)
 	}
 	expect(labRun("up"), "nothing to change", "lab is up")
-	expect(labRun("status"), "lab: up", cfg.ClientIf+": veth, up, 10.0.2.21/24", cfg.ServerIf+": veth, up, 10.0.2.20/24")
+	expect(labRun("status"), "lab: up", cfg.ClientIf+": veth, up, 10.0.2.21/24, fd00:2::21/64", cfg.ServerIf+": veth, up, 10.0.2.20/24, fd00:2::20/64")
+	// Both families work at once (nodad: no tentative address).
+	l := &lab.Lab{Config: cfg}
+	for _, addr := range []string{"[fd00:2::20]:7", "10.0.2.20:7"} {
+		ln := labtest.Listen(t, l, cfg.ServerNS, addr)
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		conn, err := l.Dial(dctx, cfg.ClientNS, "tcp", addr)
+		cancel()
+		if err != nil {
+			t.Fatalf("a kernel connection to %s right after lab up: %v", addr, err)
+		}
+		conn.Close()
+		ln.Close()
+	}
+	// Without its IPv6 address the lab is partial, and up puts it back.
+	labtest.Run(t, l, cfg.ServerNS, "ip", "addr", "del", "fd00:2::20/64", "dev", cfg.ServerIf)
+	expect(labRun("status"), "lab: partial", "lacks address fd00:2::20/64")
+	expect(labRun("up"), "added fd00:2::20/64 to "+cfg.ServerIf)
+	expect(labRun("status"), "lab: up")
 
 	// A broken lab is reported, still with exit 0.
 	if out, err := exec.Command("ip", "netns", "delete", cfg.ServerNS).CombinedOutput(); err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -49,12 +51,13 @@ func labDemo(ctx context.Context, c *cli.Command) error {
 			}
 		}()
 	}
-	server := netAddr(l.ServerIP().String(), 80)
-	fmt.Fprintf(out, "== lab is up: client %s (namespace %s) <-> server %s (namespace %s)\n", l.ClientAddr, l.ClientNS, l.ServerAddr, l.ServerNS)
+	fmt.Fprintf(out, "== lab is up: client %s (namespace %s) <-> server %s (namespace %s)\n",
+		labAddrs(l.ClientAddr, l.ClientAddr6), l.ClientNS, labAddrs(l.ServerAddr, l.ServerAddr6), l.ServerNS)
 
-	ln, err := l.Listen(l.ServerNS, "tcp", server)
-	if err != nil {
-		return exitFailure(fmt.Errorf("starting the kernel HTTP server in %s: %w", l.ServerNS, err))
+	// The page over IPv4, then over IPv6 (when the lab has it).
+	servers := []netip.Addr{l.ServerIP()}
+	if l.HasIPv6() {
+		servers = append(servers, l.ServerIP6())
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -63,17 +66,40 @@ func labDemo(ctx context.Context, c *cli.Command) error {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	fmt.Fprintf(out, "== kernel HTTP server (Go net/http) listening on %s in %s\n", server, l.ServerNS)
+	for _, ip := range servers {
+		server := netAddr(ip.String(), 80)
+		ln, err := l.Listen(l.ServerNS, "tcp", server)
+		if err != nil {
+			return exitFailure(fmt.Errorf("starting the kernel HTTP server in %s: %w", l.ServerNS, err))
+		}
+		go func() { _ = srv.Serve(ln) }()
+		fmt.Fprintf(out, "== kernel HTTP server (Go net/http) listening on %s in %s\n", server, l.ServerNS)
+	}
 
 	self, err := os.Executable()
 	if err != nil {
 		return exitFailure(fmt.Errorf("finding the tcpcraft binary: %w", err))
 	}
-	request := "GET / HTTP/1.0\r\nHost: " + l.ServerIP().String() + "\r\nUser-Agent: tcpcraft-demo\r\n\r\n"
+	for _, ip := range servers {
+		if err := demoFetch(ctx, l, self, ip, out, errw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// demoFetch runs `tcpcraft connect` to the demo's server at ip from the
+// client namespace with a GET request and shows its trace and the page.
+func demoFetch(ctx context.Context, l *lab.Lab, self string, ip netip.Addr, out, errw io.Writer) error {
+	family := "IPv4"
+	if ip.Is6() {
+		family = "IPv6"
+	}
+	server := netAddr(ip.String(), 80)
+	request := "GET / HTTP/1.0\r\nHost: " + server + "\r\nUser-Agent: tcpcraft-demo\r\n\r\n"
 	args := []string{"connect", server}
-	fmt.Fprintf(out, "== running: printf %q | ip netns exec %s tcpcraft %s\n", request, l.ClientNS, strings.Join(args, " "))
+	fmt.Fprintf(out, "\n== over %s, running: printf %q | ip netns exec %s tcpcraft %s\n", family, request, l.ClientNS, strings.Join(args, " "))
 	fmt.Fprintf(out, "== trace (stderr: > sent by tcpcraft, < received from the kernel):\n")
 	cmd := l.Command(ctx, l.ClientNS, self, args...)
 	cmd.Stdin = strings.NewReader(request)
@@ -84,14 +110,14 @@ func labDemo(ctx context.Context, c *cli.Command) error {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
-	fmt.Fprintf(out, "== response (stdout):\n%s", response.String())
+	fmt.Fprintf(out, "== response over %s (stdout):\n%s", family, response.String())
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if runErr != nil {
 		var ee *exec.ExitError
 		if errors.As(runErr, &ee) {
-			return exitFailure(fmt.Errorf("tcpcraft connect exited with %d", ee.ExitCode()))
+			return exitFailure(fmt.Errorf("tcpcraft connect over %s exited with %d", family, ee.ExitCode()))
 		}
 		return exitFailure(fmt.Errorf("running tcpcraft connect: %w", runErr))
 	}

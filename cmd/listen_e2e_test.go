@@ -723,7 +723,7 @@ func TestListenRefusesPortInUse(t *testing.T) {
 
 	r := e.startListen(t, nil, "--echo", fmt.Sprintf(":%d", port)).wait(t)
 	expectExit(t, r, 1)
-	if !strings.Contains(r.stderr, "tcpcraft listen: a kernel socket already listens on 0.0.0.0:8110") || !strings.Contains(r.stderr, "--force") {
+	if !strings.Contains(r.stderr, "tcpcraft listen: a kernel socket already listens on *:8110") || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("want a clear message naming the port and --force, got:\n%s", r.stderr)
 	}
 	if rules := rulesOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {

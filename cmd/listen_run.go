@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 
 func listenFlags() []cli.Flag {
 	flags := append(linkFlags(), connFlags()...)
+	flags = append(flags, familyFlags("listen on every address of one family (with :PORT)")...)
 	flags = append(flags,
 		&cli.BoolFlag{Name: "keep-open", Aliases: []string{"k"}, Usage: "keep accepting connections, many at once, until interrupted"},
 		&cli.BoolFlag{Name: "echo", Usage: "echo each connection's bytes back to it"},
@@ -36,27 +38,59 @@ func listenFlags() []cli.Flag {
 	return append(flags, ladderFlags()...)
 }
 
-// parseListenAddr reads "[ADDR]:PORT" (":8080", "10.0.2.20:8080", "8080").
-func parseListenAddr(arg string) (netip.AddrPort, error) {
-	host, portStr, found := strings.Cut(arg, ":")
-	if !found {
-		host, portStr = "", arg
-	}
-	if strings.Count(arg, ":") > 1 {
-		return netip.AddrPort{}, usagef("%q: only IPv4 is supported for now; want [ADDR]:PORT", arg)
+// parseListenAddr reads "[ADDR]:PORT" (":8080", "8080", "10.0.2.20:8080",
+// "[fd00:2::20]:8080", "0.0.0.0:8080", "[::]:8080"). Without an address
+// it is every address of both families (the zero netip.Addr), as a
+// kernel socket on [::] is, or of the family fam asks for (-4: 0.0.0.0,
+// -6: ::); 0.0.0.0 and :: name one family's.
+func parseListenAddr(arg string, fam family) (netip.AddrPort, error) {
+	host, portStr := "", arg
+	if strings.Contains(arg, ":") {
+		var err error
+		host, portStr, err = net.SplitHostPort(arg)
+		if err != nil {
+			return netip.AddrPort{}, usagef("%q: want [ADDR]:PORT (an IPv6 address in brackets: [fd00:2::20]:80): %v", arg, err)
+		}
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil || port == 0 {
 		return netip.AddrPort{}, usagef("%q: port %q is not a number 1-65535", arg, portStr)
 	}
-	addr := netip.IPv4Unspecified()
-	if host != "" {
+	var addr netip.Addr
+	switch {
+	case host != "":
 		addr, err = netip.ParseAddr(host)
-		if err != nil || !addr.Is4() {
-			return netip.AddrPort{}, usagef("%q: %q is not an IPv4 address", arg, host)
+		if err != nil {
+			return netip.AddrPort{}, usagef("%q: %q is not an IP address", arg, host)
 		}
+		if addr.Zone() != "" || addr.Is6() && addr.IsLinkLocalUnicast() {
+			return netip.AddrPort{}, usagef("%q: link-local IPv6 addresses are not supported; use a global or unique local one", arg)
+		}
+		if addr.IsMulticast() {
+			return netip.AddrPort{}, usagef("%q: %v is a multicast address", arg, addr)
+		}
+		addr = addr.Unmap()
+		switch {
+		case fam == family4 && !addr.Is4():
+			return netip.AddrPort{}, usagef("%q: -4 asks for IPv4, and %v is an IPv6 address", arg, addr)
+		case fam == family6 && !addr.Is6():
+			return netip.AddrPort{}, usagef("%q: -6 asks for IPv6, and %v is an IPv4 address", arg, addr)
+		}
+	case fam == family4:
+		addr = netip.IPv4Unspecified()
+	case fam == family6:
+		addr = netip.IPv6Unspecified()
 	}
 	return netip.AddrPortFrom(addr, uint16(port)), nil
+}
+
+// listenString shows a listening address as ss(8) does: *:PORT for every
+// address of both families, [::]:PORT, 0.0.0.0:PORT, [ADDR]:PORT.
+func listenString(ap netip.AddrPort) string {
+	if !ap.Addr().IsValid() {
+		return fmt.Sprintf("*:%d", ap.Port())
+	}
+	return ap.String()
 }
 
 // runListen is the action of "tcpcraft listen [ADDR]:PORT".
@@ -64,7 +98,10 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	if c.NArg() != 1 {
 		return usagef("want exactly one [ADDR]:PORT argument, got %d (%s)", c.NArg(), quoteArgs(c.Args().Slice()))
 	}
-	local, err := parseListenAddr(c.Args().First())
+	if err := exclusive(c, "ipv4", "ipv6"); err != nil {
+		return err
+	}
+	local, err := parseListenAddr(c.Args().First(), familyOf(c))
 	if err != nil {
 		return err
 	}
@@ -96,7 +133,7 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	if busy, err := kernelListening(local); err != nil {
 		return exitFailure(err)
 	} else if busy != "" && !c.Bool("force") {
-		return exitFailure(fmt.Errorf("a kernel socket already listens on %s (%s); tcpcraft would take its segments away from it: stop it, pick another port, or use --force", local, busy))
+		return exitFailure(fmt.Errorf("a kernel socket already listens on %s (%s); tcpcraft would take its segments away from it: stop it, pick another port, or use --force", listenString(local), busy))
 	}
 	sess, err := openSession(ctx, c, sessionSpec{local: local}, func(mtu int) (fsm.Config, error) {
 		if mtu == 0 {
@@ -129,14 +166,14 @@ func runListen(ctx context.Context, c *cli.Command) error {
 		// cookie as it goes, and the count at the end.
 		if st := l.Stats(); st.CookiesSent > 0 || st.QueueDrops > 0 {
 			sess.trace.warn("listener %v: %d SYNs, %d answered with SYN cookies, %d cookies came back, %d refused, %d dropped (queue full)",
-				local, st.SYNs, st.CookiesSent, st.CookiesRecv, st.CookiesFailed, st.QueueDrops)
+				listenString(local), st.SYNs, st.CookiesSent, st.CookiesRecv, st.CookiesFailed, st.QueueDrops)
 		}
 	}()
 	where := "every interface"
 	if sess.route.Interface != "" {
 		where = sess.route.Interface
 	}
-	sess.trace.note("listening on %v (%s)", local, where)
+	sess.trace.note("listening on %s (%s)", listenString(local), where)
 
 	h := &connHandler{c: c, trace: sess.trace, specs: sess.specs}
 	if !c.Bool("keep-open") {
@@ -356,7 +393,7 @@ func kernelListening(local netip.AddrPort) (string, error) {
 			if !ok {
 				continue
 			}
-			if kaddr.IsUnspecified() || local.Addr().IsUnspecified() || kaddr.Unmap() == local.Addr() {
+			if kaddr.IsUnspecified() || !local.Addr().IsValid() || local.Addr().IsUnspecified() || kaddr.Unmap() == local.Addr() {
 				f.Close()
 				return fmt.Sprintf("listening on %s port %d", kaddr, port), nil
 			}

@@ -247,7 +247,13 @@ func longestGap(trace string) (time.Duration, float64) {
 
 // lossTransfer moves data through tcpcraft in mode over e's lossy link.
 // It runs on its own goroutine: it returns errors instead of failing t.
-func lossTransfer(e *e2eLab, mode string, port int, data []byte) (out lossOutcome) {
+func lossTransfer(e *e2eLab, mode string, port int, data []byte) lossOutcome {
+	return lossTransferAddr(e, mode, e.serverAddr(port), port, data)
+}
+
+// lossTransferAddr is lossTransfer to the server's address addr (for IPv6,
+// "[fd00:2::20]:port"); listen listens on :port, both families.
+func lossTransferAddr(e *e2eLab, mode, addr string, port int, data []byte) (out lossOutcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), lossTimeout)
 	defer cancel()
 	start := time.Now()
@@ -265,7 +271,6 @@ func lossTransfer(e *e2eLab, mode string, port int, data []byte) (out lossOutcom
 			out.kernelRetrans = after - before
 		}
 	}()
-	addr := e.serverAddr(port)
 	common := []string{e.bin}
 	switch mode {
 	case "connect-up", "connect-down":

@@ -37,19 +37,44 @@ func probeCommand() *cli.Command {
 			"send, recv, sendto, recvfrom, shutdown, close, fcntl, setsockopt, getsockopt) and\n" +
 			"`shell lines`. Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
 			"Without --peer-netns or --target each script gets a throwaway pair of network\n" +
-			"namespaces: the kernel under test at 10.0.2.20 (port 8080 unless the script binds\n" +
-			"another), tcpcraft at 10.0.2.21. Both are removed afterwards. IPv4 only for now.\n\n" +
+			"namespaces laid out as packetdrill's: the kernel under test has the interface tun0\n" +
+			"with --local_ip (192.168.0.1/16; IPv6 fd3d:0a0b:17d6::1/48) and routes --remote_ip\n" +
+			"(192.0.2.1; fd3d:fa7b:d17d::1), tcpcraft's address, through --gateway_ip with MTU\n" +
+			"--mtu; its port is 8080 unless the script binds another; every incoming connection\n" +
+			"comes from a fresh tcpcraft port. Both namespaces are removed afterwards.\n" +
+			"`Commands` run in the kernel's namespace, from the script's directory, with\n" +
+			"PACKETDRILL_PID set. packetdrill's options (--ip_version=ipv6, --mtu=1520, -D NAME=VALUE,\n" +
+			"...) work on the command line and as option lines in scripts (the command line wins),\n" +
+			"so the Linux selftests' command lines run with packetdrill replaced by tcpcraft probe.\n\n" +
 			"With -v every packet, system call and command is shown on standard error, stamped with\n" +
 			"its time since the script's start: a packet sent when it was handed to the kernel, a\n" +
 			"packet received when it was captured, a system call when it entered the kernel (a\n" +
 			"blocking one also when it returned).\n\n" +
-			"Exit codes: 0 all scripts pass, 1 a script failed, 2 a script has a syntax error (nothing\n" +
-			"is run then) or the command line is wrong.",
+			"Exit codes: 0 all scripts pass; 1 a script failed, including a well-formed line\n" +
+			"tcpcraft cannot play (reported as FAIL with the line and the reason: a UDP packet, an\n" +
+			"unsupported system call or option); 2 a script has a syntax error (nothing is run\n" +
+			"then) or the command line is wrong (an unknown flag, a bad value).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "peer-netns", Usage: "the kernel under test is the one of this existing network `NAMESPACE`; tcpcraft stays where it was started"},
 			&cli.StringFlag{Name: "target", Usage: "probe a server at `HOST:PORT` with packets only (no system call or shell lines)"},
 			&durationFlag{Name: "tolerance", Value: probe.DefaultTolerance, Usage: "how far from its script time an event may happen (also at least 12.5% of the time since the previous event)", Config: durationRules{positive: true}},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every packet, system call and command on standard error"},
+			&cli.StringFlag{Name: "ip_version", Usage: "packetdrill's option: `VERSION` ipv4, ipv6 or ipv4-mapped-ipv6 (IPv4 on the wire, AF_INET6 sockets)", DefaultText: "ipv4"},
+			&cli.StringFlag{Name: "local_ip", Usage: "packetdrill's option: the kernel under test's `ADDRESS`", DefaultText: "192.168.0.1, fd3d:0a0b:17d6::1"},
+			&cli.StringFlag{Name: "remote_ip", Usage: "packetdrill's option: tcpcraft's `ADDRESS`", DefaultText: "192.0.2.1, fd3d:fa7b:d17d::1"},
+			&cli.StringFlag{Name: "gateway_ip", Usage: "packetdrill's option: the `ADDRESS` the kernel routes --remote_ip through", DefaultText: "192.168.0.1, fd3d:0a0b:17d6:8888::1"},
+			&cli.StringFlag{Name: "netmask_ip", Usage: "packetdrill's option: the `NETMASK` of --local_ip's subnet (IPv4; IPv6 is /48)", DefaultText: "255.255.0.0"},
+			&cli.StringFlag{Name: "mtu", Usage: "packetdrill's option: the MTU of the kernel's interface tun0 in `BYTES`", DefaultText: "1500"},
+			&cli.StringFlag{Name: "mss", Usage: "packetdrill's option: inbound segments larger than the MTU are cut to this many `BYTES`"},
+			&cli.StringFlag{Name: "tolerance_usecs", Usage: "packetdrill's option: timing tolerance in `MICROSECONDS` (never below --tolerance)"},
+			&cli.StringFlag{Name: "tolerance_percent", Usage: "packetdrill's option: tolerance as a `PERCENT` of the time since the previous event", DefaultText: "12.5"},
+			&cli.StringFlag{Name: "bind_port", Usage: "packetdrill's option: the kernel's `PORT` for bind(..., ...)", DefaultText: "8080"},
+			&cli.StringFlag{Name: "connect_port", Usage: "packetdrill's option: tcpcraft's `PORT` for connect(..., ...)", DefaultText: "8080"},
+			&cli.StringFlag{Name: "tcp_ts_tick_usecs", Usage: "packetdrill's option: check outbound TS val at one tick per `MICROSECONDS`"},
+			&cli.BoolFlag{Name: "tcp_ts_ecr_scaled", Usage: "packetdrill's option, accepted: inbound TS ecr is always mapped"},
+			&cli.BoolFlag{Name: "strict_segments", Usage: "packetdrill's option, accepted: segments are always matched by byte range"},
+			&cli.BoolFlag{Name: "send_omit_free", Usage: "packetdrill's option, accepted: no effect"},
+			&cli.StringSliceFlag{Name: "define", Aliases: []string{"D"}, Usage: "`NAME=VALUE`: the word NAME in a script reads as VALUE (packetdrill's -D; repeatable)"},
 		},
 		Action: runProbe,
 	},
@@ -87,9 +112,49 @@ type probeMode struct {
 
 func (m probeMode) packetsOnly() bool { return m.target.IsValid() }
 
+// probeSettingFlags are packetdrill's options, in the order they are
+// applied (after the script's own option lines).
+var probeSettingFlags = []string{"ip_version", "local_ip", "remote_ip", "gateway_ip", "netmask_ip",
+	"mtu", "mss", "tolerance_usecs", "tolerance_percent", "bind_port", "connect_port",
+	"tcp_ts_tick_usecs", "tcp_ts_ecr_scaled", "strict_segments", "send_omit_free"}
+
+// probeSettings collects packetdrill's options from the command line and
+// checks them as a script's option lines are checked.
+func probeSettings(c *cli.Command) ([]probe.SettingArg, map[string]string, error) {
+	var args []probe.SettingArg
+	var check probe.Settings
+	for _, name := range probeSettingFlags {
+		if !c.IsSet(name) {
+			continue
+		}
+		a := probe.SettingArg{Name: name}
+		if _, isBool := map[string]bool{"tcp_ts_ecr_scaled": true, "strict_segments": true, "send_omit_free": true}[name]; !isBool {
+			a.Value = c.String(name)
+		}
+		if err := check.Set(a.Name, a.Value); err != nil {
+			return nil, nil, exitUsage(err)
+		}
+		args = append(args, a)
+	}
+	for _, d := range c.StringSlice("define") {
+		if err := check.Set("define", d); err != nil {
+			return nil, nil, exitUsage(fmt.Errorf("-D %s: want NAME=VALUE", d))
+		}
+		args = append(args, probe.SettingArg{Name: "define", Value: d})
+	}
+	if _, _, _, err := check.Addrs(); err != nil {
+		return nil, nil, exitUsage(err)
+	}
+	return args, check.Defines, nil
+}
+
 func runProbe(ctx context.Context, c *cli.Command) error {
 	if c.NArg() == 0 {
 		return usagef("want at least one SCRIPT")
+	}
+	settings, defines, err := probeSettings(c)
+	if err != nil {
+		return err
 	}
 	tol := c.Duration("tolerance")
 	var mode probeMode
@@ -105,7 +170,7 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 	}
 
 	// Parse and check every script before anything changes on the system.
-	scripts, err := loadScripts(c.Args().Slice(), mode)
+	scripts, err := loadScripts(c.Args().Slice(), mode, defines)
 	if err != nil {
 		return err
 	}
@@ -125,7 +190,7 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 			return exitFailure(err)
 		}
 	}
-	cfg := probe.Config{Tolerance: tol}
+	cfg := probe.Config{Tolerance: tol, Args: settings}
 	if c.Bool("verbose") {
 		cfg.Verbose = stderr(c)
 	}
@@ -158,7 +223,7 @@ type loadedScript struct {
 
 // loadScripts parses and validates the scripts. Syntax errors (and lines
 // the mode forbids) are usage errors: all of them are reported together.
-func loadScripts(paths []string, mode probeMode) ([]loadedScript, error) {
+func loadScripts(paths []string, mode probeMode, defines map[string]string) ([]loadedScript, error) {
 	var scripts []loadedScript
 	var problems []string
 	for _, path := range paths {
@@ -167,7 +232,7 @@ func loadScripts(paths []string, mode probeMode) ([]loadedScript, error) {
 			problems = append(problems, err.Error())
 			continue
 		}
-		s, err := probe.Parse(path, src)
+		s, err := probe.ParseDefines(path, src, defines)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -207,15 +272,24 @@ func runOneScript(ctx context.Context, out io.Writer, ls loadedScript, mode prob
 		return false, nil
 	}
 	started := time.Now()
+	// The script's option lines, then the command line's: they choose
+	// the environment (IP version, addresses, MTU).
+	set, err := probe.ApplyScript(ls.script, cfg.Args)
+	if err == nil {
+		_, _, _, err = set.Addrs()
+	}
+	if err != nil {
+		fmt.Fprintf(out, "FAIL %s: %v\n", ls.path, err)
+		return false, nil
+	}
 	var env *probe.Env
-	var err error
 	switch {
 	case mode.packetsOnly():
 		env, err = probe.NewTargetEnv(ctx, mode.target)
 	case mode.peerNS != "":
 		env, err = probe.NewPeerEnv(ctx, mode.peerNS, netip.Addr{}, helper)
 	default:
-		env, err = probe.NewLabEnv(ctx, helper)
+		env, err = probe.NewPacketdrillEnv(ctx, helper, set)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

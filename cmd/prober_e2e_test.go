@@ -101,11 +101,13 @@ func summaryOf(t *testing.T, objs []jsonObj) jsonObj {
 	return jsonObj{}
 }
 
-// addServerIPv6 gives the lab fd00:2::21 and fd00:2::20.
+// addServerIPv6 checks that the lab has fd00:2::21 and fd00:2::20, as
+// every lab has.
 func addServerIPv6(t *testing.T, e *e2eLab) {
 	t.Helper()
-	labtest.Run(t, e.Lab, e.ClientNS, "ip", "-6", "addr", "add", "fd00:2::21/64", "dev", e.ClientIf, "nodad")
-	labtest.Run(t, e.Lab, e.ServerNS, "ip", "-6", "addr", "add", "fd00:2::20/64", "dev", e.ServerIf, "nodad")
+	if e.ClientIP6().String() != "fd00:2::21" || e.ServerIP6().String() != "fd00:2::20" {
+		t.Fatalf("lab IPv6 addresses %v and %v, want fd00:2::21 and fd00:2::20", e.ClientIP6(), e.ServerIP6())
+	}
 }
 
 // groundTruth sets up ports in the server namespace: kernel listeners on
@@ -341,6 +343,7 @@ func TestSendFloodInterrupted(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
 	e.listen(t, 8210)
+	syns := synCounter(t, e, 8210)
 	for i := range 3 {
 		cmd := exec.Command(e.bin, "send", e.serverAddr(8210), "--flood", "-c", "0")
 		var out strings.Builder
@@ -349,7 +352,14 @@ func TestSendFloodInterrupted(t *testing.T) {
 		if err := lab.Do(e.ClientNS, cmd.Start); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(200+300*i) * time.Millisecond)
+		pgid := cmd.Process.Pid
+		t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }) // if the test stops early
+		// Interrupted once the flood is under way (the server has counted
+		// its SYNs), at a different moment each run; how long start-up
+		// takes measures the machine, so it is waited for, not assumed.
+		before := syns()
+		waitUntil(t, 30*time.Second, "the flood reaching the server", func() bool { return syns() > before })
+		time.Sleep(time.Duration(100*i) * time.Millisecond)
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}

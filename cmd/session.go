@@ -67,8 +67,8 @@ func connFlags() []cli.Flag {
 	return []cli.Flag{
 		seqNumberFlag("isn", "initial sequence `NUMBER` (decimal or 0x hex)", "random, RFC 6528"),
 		// fsm accepts an MSS of 64 to 65495 (the largest IPv4 packet
-		// less the headers).
-		&intFlag{Name: "mss", Usage: "MSS to advertise, in `BYTES`", DefaultText: "the interface MTU - 40", Config: intRange{min: 64, max: 65495}},
+		// less the headers; over IPv6 at most 65475).
+		&intFlag{Name: "mss", Usage: "MSS to advertise, in `BYTES`", DefaultText: "the interface MTU - 40 (IPv4) or - 60 (IPv6)", Config: intRange{min: 64, max: 65495}},
 		&intFlag{Name: "wscale", Value: 7, Usage: "window scale shift to offer, 0-14, or -1 for none (RFC 7323 §2.3)", Config: intRange{min: -1, max: 14, hint: "must be 0 to 14, or -1 for none (RFC 7323 §2.3)"}},
 		&intFlag{Name: "window", Value: defaultWindow, Usage: "receive buffer in `BYTES`, the most we advertise (it grows on demand up to this; Linux's own grows to 6 MiB or more)", Config: intRange{min: 1, max: 1 << 30, hint: "must be 1 to 2^30 bytes"}},
 		&intFlag{Name: "sndbuf", Value: 4 << 20, Usage: "send buffer in `BYTES`: the most queued, unacknowledged bytes included (it grows on demand up to this; Linux's tcp_wmem maximum is 4 MiB)", Config: intRange{min: 1024, max: 1 << 30, hint: "must be 1024 to 2^30 bytes"}},
@@ -232,7 +232,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		TTL:   uint8(c.Int("ttl")), // 1-255: checked by its flag
 		Conn:  connCfg,
 	}
-	if localAddr.IsUnspecified() {
+	if !localAddr.IsValid() || localAddr.IsUnspecified() {
 		if scfg.IsLocal, err = capture.HostAddresses(); err != nil {
 			return nil, exitFailure(err)
 		}
@@ -280,7 +280,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		return nil, err
 	}
 	if err := s.setUp(stepCapture, func() (func() error, error) {
-		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, capture.Config{})
+		cp, err := capture.Open(ifindex, capture.Flow{Local: s.local, Remote: spec.remote}, captureConfig(spec.remote.IsValid()))
 		if err != nil {
 			return nil, exitFailure(err)
 		}
@@ -470,7 +470,7 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 		ifindex, localAddr = route.Index, route.Source
 	default: // listen
 		localAddr = spec.local.Addr()
-		if !localAddr.IsUnspecified() {
+		if localAddr.IsValid() && !localAddr.IsUnspecified() {
 			route, err = capture.AddressRoute(localAddr)
 			if err != nil {
 				return route, 0, local, exitFailure(err)
@@ -525,11 +525,15 @@ func connConfig(c *cli.Command, mtu int) (fsm.Config, error) {
 	if c.IsSet("isn") {
 		cfg.ISS, cfg.FixedISS = craft.Seq(uint32(c.Int("isn"))), true
 	}
+	// The MSS of each family (RFC 9293 §3.7.1): what one packet of the
+	// interface's MTU carries after the IP and TCP headers, 40 bytes for
+	// IPv4 and 60 for IPv6 (RFC 8200 §3), as Linux derives it. --mss
+	// sets both, as TCP_MAXSEG does.
 	switch mss := c.Int("mss"); {
 	case mss != 0:
-		cfg.MSS = uint16(mss)
-	case mtu > 40:
-		cfg.MSS = uint16(min(mtu-40, 65495))
+		cfg.MSS, cfg.MSS6 = uint16(mss), uint16(min(mss, 65475))
+	case mtu > 124:
+		cfg.MSS, cfg.MSS6 = uint16(min(mtu-40, 65495)), uint16(min(mtu-60, 65475))
 	}
 	ws := c.Int("wscale")
 	cfg.WindowScale = ws
@@ -558,8 +562,51 @@ func connConfig(c *cli.Command, mtu int) (fsm.Config, error) {
 }
 
 // parseHostPort parses HOST:PORT (HOST an IPv4 address or a name that
-// resolves to one).
+// resolves to one): for the commands that speak IPv4 only.
 func parseHostPort(ctx context.Context, arg string) (netip.AddrPort, error) {
+	if host, _, err := net.SplitHostPort(arg); err == nil {
+		if a, err := netip.ParseAddr(host); err == nil && !a.Unmap().Is4() {
+			return netip.AddrPort{}, usagef("%q: only IPv4 is supported for now", arg)
+		}
+	}
+	return parsePeer(ctx, arg, family4)
+}
+
+// family is the address family a command line asks for: -4, -6, or
+// either (familyAny).
+type family int
+
+const (
+	familyAny family = iota
+	family4
+	family6
+)
+
+// familyOf reads -4/-6 (exclusive: checked by familyFlags' caller).
+func familyOf(c *cli.Command) family {
+	switch {
+	case c.Bool("ipv4"):
+		return family4
+	case c.Bool("ipv6"):
+		return family6
+	}
+	return familyAny
+}
+
+// familyFlags are -4 and -6, as nc and curl have them.
+func familyFlags(what string) []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "ipv4", Aliases: []string{"4"}, Usage: "IPv4 only: " + what},
+		&cli.BoolFlag{Name: "ipv6", Aliases: []string{"6"}, Usage: "IPv6 only: " + what},
+	}
+}
+
+// parsePeer parses HOST:PORT, HOST an IPv4 address, an IPv6 address in
+// brackets ([fd00:2::20]:80) or a name, of the family fam asks for. A
+// name is resolved as getaddrinfo(3) would for nc or curl: to its
+// addresses of that family (A and AAAA for either), the first one taken
+// (Go's resolver orders them by RFC 6724, as glibc does).
+func parsePeer(ctx context.Context, arg string, fam family) (netip.AddrPort, error) {
 	host, portStr, err := net.SplitHostPort(arg)
 	if err != nil {
 		return netip.AddrPort{}, usagef("%q: want HOST:PORT: %v", arg, err)
@@ -573,21 +620,53 @@ func parseHostPort(ctx context.Context, arg string) (netip.AddrPort, error) {
 		// Not an address: a name. One that does not resolve is a
 		// runtime failure (the resolver, the network or the name's
 		// owner said no), not a mistake in the command line.
-		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip4", host)
+		network, none := "ip", "no address"
+		switch fam {
+		case family4:
+			network, none = "ip4", "no IPv4 address"
+		case family6:
+			network, none = "ip6", "no IPv6 address"
+		}
+		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, network, host)
 		if lerr != nil || len(addrs) == 0 {
 			if lerr == nil {
-				lerr = errors.New("no IPv4 address")
+				lerr = errors.New(none)
 			}
 			return netip.AddrPort{}, exitFailure(fmt.Errorf("%q: cannot resolve %q: %w", arg, host, lerr))
 		}
 		addr = addrs[0]
+	} else if addr.Zone() != "" || addr.Is6() && addr.IsLinkLocalUnicast() {
+		return netip.AddrPort{}, usagef("%q: link-local IPv6 addresses are not supported; use a global or unique local one", arg)
 	}
 	addr = addr.Unmap()
-	if !addr.Is4() {
-		return netip.AddrPort{}, usagef("%q: only IPv4 is supported for now", arg)
+	switch {
+	case fam == family4 && !addr.Is4():
+		return netip.AddrPort{}, usagef("%q: -4 asks for IPv4, and %v is an IPv6 address", arg, addr)
+	case fam == family6 && !addr.Is6():
+		return netip.AddrPort{}, usagef("%q: -6 asks for IPv6, and %v is an IPv4 address", arg, addr)
 	}
 	if addr.IsUnspecified() || addr.IsMulticast() {
 		return netip.AddrPort{}, usagef("%q: %v cannot be a TCP peer", arg, addr)
 	}
 	return netip.AddrPortFrom(addr, uint16(port)), nil
 }
+
+// captureConfig is the receive ring of a session. A connection's ring
+// holds 64 KB slots, so a peer's TSO segments land whole in the ring. A
+// listener's ring holds small slots, 3,310 of them in the same 5 MiB
+// (75 of the large ones): a SYN flood arriving while the process waits
+// for a CPU overflows a short ring, and the SYN of a legitimate client is
+// lost with the flood's (then sent again only after its 1 s RTO); frames
+// longer than a slot still arrive whole, through the socket's queue
+// (capture.Config.LongFramesWhole).
+func captureConfig(connected bool) capture.Config {
+	if connected {
+		return capture.Config{}
+	}
+	return capture.Config{SnapLen: listenerSnapLen, Frames: listenerRingFrames, LongFramesWhole: true}
+}
+
+const (
+	listenerSnapLen    = 1500 // any IP packet of a 1500-byte MTU link, either family
+	listenerRingFrames = 3310 // five 1 MiB blocks of 662 slots
+)

@@ -300,8 +300,12 @@ func AppendOptionsText(dst []byte, opts []Option, n Notation) []byte {
 
 // Limits of the options packetdrill writes by name (its parser.y).
 const (
-	fastOpenMagic         = 0xf989 // RFC 7413 §4.1.1, kind 254 (RFC 6994)
-	maxFastOpenCookie     = 16
+	fastOpenMagic = 0xf989 // RFC 7413 §4.1.1, kind 254 (RFC 6994)
+	// maxFastOpenCookie is what fits in the option space after kind and
+	// length, packetdrill's limit: RFC 7413 §4.1.1 allows 4 to 16 bytes,
+	// but scripts send longer cookies to see the kernel refuse them.
+	maxFastOpenCookie     = TCPMaxOptionsLen - 2
+	maxFastOpenExpCookie  = TCPMaxOptionsLen - 4
 	maxMD5Digest          = 16
 	maxRawOptionData      = TCPMaxOptionsLen - 2
 	packetdrillOptionList = "mss N, wscale N, sackOK, sack L:R, TS val N ecr N, nop, eol, md5 HEX, FO [HEX], FOEXP [HEX]"
@@ -344,7 +348,7 @@ func appendPacketdrillOption(dst []byte, o *Option) []byte {
 			dst = hex.AppendEncode(append(dst, ' '), o.Data)
 		}
 		return dst
-	case o.Kind == OptExperimental && len(o.Data) >= 2 && len(o.Data) <= 2+maxFastOpenCookie &&
+	case o.Kind == OptExperimental && len(o.Data) >= 2 && len(o.Data) <= 2+maxFastOpenExpCookie &&
 		o.Data[0] == fastOpenMagic>>8 && o.Data[1] == fastOpenMagic&0xff:
 		dst = append(dst, "FOEXP"...)
 		if len(o.Data) > 2 {
@@ -858,7 +862,11 @@ func (p *optParser) fastOpen(exp bool) (Option, error) {
 		o = Option{Kind: OptExperimental, Data: []byte{fastOpenMagic >> 8, fastOpenMagic & 0xff}}
 	}
 	if p.value() && !p.atEnd() {
-		cookie, err := p.hexBlob("fast open cookie", maxFastOpenCookie)
+		limit := maxFastOpenCookie
+		if exp {
+			limit = maxFastOpenExpCookie
+		}
+		cookie, err := p.hexBlob("fast open cookie", limit)
 		if err != nil {
 			return o, err
 		}

@@ -203,7 +203,8 @@ func TestParseOptionsErrors(t *testing.T) {
 		{"nop nop", NotationTcpdump, `nop nop: expected "," or the end after the option, found 'n'`, 4},
 		{"md5", NotationTcpdump, "md5: md5 needs the digest in hex (md5 HEX)", 3},
 		{"FO 123", NotationPacketdrill, `FO 123: fast open cookie "123" has an odd number of hex digits`, 3},
-		{"FO " + strings.Repeat("ab", 17), NotationPacketdrill, "fast open cookie of 17 bytes is longer than 16 bytes", 3},
+		{"FO " + strings.Repeat("ab", 39), NotationPacketdrill, "fast open cookie of 39 bytes is longer than 38 bytes", 3},
+		{"FOEXP " + strings.Repeat("ab", 37), NotationPacketdrill, "fast open cookie of 37 bytes is longer than 36 bytes", 6},
 		// packetdrill's own rules.
 		{"mss 0x5b4", NotationPacketdrill, `mss 0x5b4: MSS "0x5b4" is not a number (want 0-65535)`, 4},
 		{"mss=1460", NotationPacketdrill, `mss=1460: MSS "=" is not a number`, 3},

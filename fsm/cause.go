@@ -83,6 +83,12 @@ const (
 	CauseTailLossProbe   // "tail loss probe" (RFC 8985 §7)
 	CauseZeroWindowProbe // "zero-window probe" (RFC 9293 §3.8.6.1)
 	CauseTimeWaitProbe   // "TIME-WAIT probe: has the peer closed?" (Config.TimeWaitProbe)
+
+	// ICMP errors about our segments (path MTU discovery).
+
+	CausePacketTooBig    // "packet too big (path MTU discovery)" (RFC 1191, RFC 8201)
+	CauseICMPOutOfWindow // "ICMP error quoting a sequence number not in flight (RFC 5927 §4.1)"
+	CauseICMPNotSmaller  // "ICMP error naming a path MTU no smaller than ours"
 	numCauses            // not a cause: the count
 )
 
@@ -146,6 +152,9 @@ var causeText = [numCauses]string{
 	CauseTimeWaitProbe:          "TIME-WAIT probe: has the peer closed?",
 	CauseTailLossProbe:          "tail loss probe",
 	CauseZeroWindowProbe:        "zero-window probe",
+	CausePacketTooBig:           "packet too big (path MTU discovery)",
+	CauseICMPOutOfWindow:        "ICMP error quoting a sequence number not in flight (RFC 5927 §4.1)",
+	CauseICMPNotSmaller:         "ICMP error naming a path MTU no smaller than ours",
 }
 
 // String is the cause as the trace shows it, e.g. "rcvd SYN-ACK".

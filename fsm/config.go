@@ -36,8 +36,21 @@ type Config struct {
 	Rand io.Reader
 
 	// MSS is the maximum segment size we advertise in our SYN (RFC 9293
-	// §3.7.1). Default 1460.
+	// §3.7.1) on an IPv4 connection. Default 1460.
 	MSS uint16
+	// MSS6 is the same on an IPv6 connection. 0 means MSS - 20: the same
+	// link MTU less the 20 bytes by which the IPv6 header (40) exceeds
+	// IPv4's (RFC 8200 §3; Linux derives both from the route MTU, less
+	// 40 or 60).
+	MSS6 uint16
+	// IPv6 tells the machine that the connection runs over IPv6: it then
+	// advertises MSS6, assumes the IPv6 default send MSS of 1220 when the
+	// peer's SYN carries no MSS option (RFC 9293 §3.7.1: the minimum
+	// IPv6 MTU of 1280, RFC 8200 §5, less 60) and, for a Listener, uses
+	// the IPv6 table of SYN cookie MSS values. A Listener sets it per
+	// SYN from the segment's addresses; a driver that connects sets it
+	// from the peer's address.
+	IPv6 bool
 	// WindowScale is the shift we offer (RFC 7323 §2), 0..14, or -1 to
 	// not offer the option. Default 7, like Linux.
 	WindowScale int
@@ -161,6 +174,19 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MSS < 64 || cfg.MSS > 65495 {
 		return cfg, fmt.Errorf("fsm: config: MSS %d out of range 64..65495", cfg.MSS)
+	}
+	if cfg.MSS6 == 0 {
+		cfg.MSS6 = max(cfg.MSS-20, 64)
+	}
+	if cfg.MSS6 < 64 || cfg.MSS6 > 65475 {
+		// 65475: the largest IPv6 payload (65535) less the TCP header.
+		return cfg, fmt.Errorf("fsm: config: IPv6 MSS %d out of range 64..65475", cfg.MSS6)
+	}
+	if cfg.IPv6 {
+		// From here on the machine reads only MSS: the one of its
+		// family. (MSS6 stays, so filling the defaults again changes
+		// nothing.)
+		cfg.MSS = cfg.MSS6
 	}
 	if cfg.WindowScale < -1 || cfg.WindowScale > 14 {
 		return cfg, fmt.Errorf("fsm: config: window scale %d out of range -1..14 (RFC 7323 §2.3)", cfg.WindowScale)

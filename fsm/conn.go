@@ -512,6 +512,9 @@ func (c *Conn) effectiveMSS() int {
 	if int(c.cfg.MSS) < m {
 		m = int(c.cfg.MSS)
 	}
+	if c.snd.pathMSS != 0 && int(c.snd.pathMSS) < m {
+		m = int(c.snd.pathMSS)
+	}
 	if c.opt.ts {
 		m -= 12
 	}

@@ -92,15 +92,30 @@ const (
 	cookieSecretSz = 32
 )
 
-// cookieMSS is the table of MSS values a cookie can name (Linux's msstab
-// for IPv4): the largest one not above the peer's MSS is used.
-var cookieMSS = [4]uint16{536, 1300, 1440, 1460}
+// cookieMSS4 and cookieMSS6 are the tables of MSS values a cookie can
+// name, per family (Linux's msstab of net/ipv4/syncookies.c and of
+// net/ipv6/syncookies.c): the largest one not above the peer's MSS is
+// used. The first entry of each is its family's default send MSS (RFC
+// 9293 §3.7.1): 536, and 1220 for IPv6, whose links carry at least 1280
+// bytes (RFC 8200 §5); the IPv6 ones are the common MTUs less 60.
+var (
+	cookieMSS4 = [4]uint16{536, 1300, 1440, 1460}
+	cookieMSS6 = [4]uint16{1280 - 60, 1480 - 60, 1500 - 60, 9000 - 60}
+)
 
-// cookieMSSIndex is the index of the largest table entry not above mss (0
-// when mss is below them all: 536 is the IPv4 default, RFC 9293 §3.7.1).
-func cookieMSSIndex(mss uint16) uint32 {
-	for i := len(cookieMSS) - 1; i > 0; i-- {
-		if mss >= cookieMSS[i] {
+// cookieMSSTable is the table of t's family.
+func cookieMSSTable(t cookieTuple) *[4]uint16 {
+	if t.src.Is6() {
+		return &cookieMSS6
+	}
+	return &cookieMSS4
+}
+
+// cookieMSSIndex is the index of the largest entry of table not above mss
+// (0 when mss is below them all, as Linux: the family's default).
+func cookieMSSIndex(table *[4]uint16, mss uint16) uint32 {
+	for i := len(table) - 1; i > 0; i-- {
+		if mss >= table[i] {
 			return uint32(i)
 		}
 	}
@@ -253,7 +268,7 @@ func (j *cookieJar) check(t cookieTuple, iss, peerISN craft.Seq, now time.Time) 
 		return 0, errCookieAge
 	}
 	idx := (v - j.h(t, count-diff, 1)) & cookieMask
-	if idx >= uint32(len(cookieMSS)) {
+	if idx >= uint32(len(cookieMSS4)) {
 		return 0, errCookieData
 	}
 	return idx, nil

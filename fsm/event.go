@@ -66,6 +66,11 @@ const (
 	// CauseSYNCookiesAlways). A connection its ACK opens reports
 	// CauseSYNCookie on its way to SYN-RECEIVED.
 	SYNCookie
+	// PathMTU: an ICMP "fragmentation needed" or "packet too big" about
+	// one of our segments lowered the send MSS to Bytes (Cause
+	// CausePacketTooBig), or was ignored (Cause says why: a forged or
+	// stale one, RFC 5927 §4.1, or one that lowers nothing).
+	PathMTU
 )
 
 // String names the event kind.
@@ -91,6 +96,8 @@ func (k EventKind) String() string {
 		return "peer-closed"
 	case SYNCookie:
 		return "syn-cookie"
+	case PathMTU:
+		return "path-mtu"
 	}
 	return "EventKind(" + itoa(int(k)) + ")"
 }

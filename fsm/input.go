@@ -822,7 +822,7 @@ func (c *Conn) negotiate(seg *craft.TCP, now time.Time) {
 	}
 	switch {
 	case mss == 0:
-		mss = 536 // RFC 9293 §3.7.1: default send MSS for IPv4
+		mss = defaultSendMSS(c.cfg.IPv6)
 	case mss < minPeerMSS:
 		// A tiny MSS would make us send a segment per byte or two; like
 		// Linux (tcp_min_snd_mss) we do not go below a floor.
@@ -851,6 +851,16 @@ func (c *Conn) negotiate(seg *craft.TCP, now time.Time) {
 	if c.rcv.mssGuess == 0 {
 		c.rcv.mssGuess = min(536, int(c.cfg.MSS))
 	}
+}
+
+// defaultSendMSS is the send MSS assumed when the peer's SYN names none
+// (RFC 9293 §3.7.1): 536 for IPv4, 1220 for IPv6 (its minimum MTU of
+// 1280, RFC 8200 §5, less the 60 bytes of the IPv6 and TCP headers).
+func defaultSendMSS(ipv6 bool) uint16 {
+	if ipv6 {
+		return 1220
+	}
+	return 536
 }
 
 // minPeerMSS is the smallest peer MSS we honour.

@@ -48,7 +48,8 @@ import (
 // flood of SYNs can take: under 4 KiB per slot (TestHalfOpenMemoryBounded).
 type Listener struct {
 	cfg     Config
-	full    Config // cfg with its defaults filled in
+	full    Config // cfg with its defaults filled in (IPv4)
+	mss6    uint16 // the MSS of a connection over IPv6 (full.MSS: IPv4)
 	backlog int
 	cookies SYNCookies
 	jar     *cookieJar
@@ -97,11 +98,12 @@ func NewListener(cfg Config, lc ListenConfig) (*Listener, error) {
 	}
 	check := cfg
 	check.RemotePort = 1 // set per SYN
+	check.IPv6 = false   // set per SYN; full keeps both MSS values
 	full, err := check.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("fsm: listener: %w", err)
 	}
-	l := &Listener{cfg: cfg, full: full, backlog: lc.Backlog, cookies: lc.SYNCookies}
+	l := &Listener{cfg: cfg, full: full, mss6: full.MSS6, backlog: lc.Backlog, cookies: lc.SYNCookies}
 	if l.cookies != SYNCookiesNever {
 		src := cfg.Rand
 		if src == nil {
@@ -225,6 +227,7 @@ func (l *Listener) Input(seg *craft.TCP, src, dst netip.Addr, q ListenQueue, now
 		}
 		cfg := l.cfg
 		cfg.RemotePort = seg.SrcPort
+		cfg.IPv6 = src.Is6()
 		c, err := NewConn(cfg)
 		if err != nil {
 			return ListenResult{Verdict: ListenDrop, Cause: cause}, err
@@ -317,7 +320,12 @@ func (l *Listener) cookieReply(seg *craft.TCP, t cookieTuple, why Cause, now tim
 	if cfg.WindowScale < 0 || !hasTS {
 		o.wscale = -1
 	}
-	idx := cookieMSSIndex(peerMSS) // no MSS option: 0, the default 536
+	table := cookieMSSTable(t)
+	idx := cookieMSSIndex(table, peerMSS) // no MSS option: 0, the family's default
+	ourMSS := cfg.MSS
+	if t.src.Is6() {
+		ourMSS = l.mss6
+	}
 	iss := l.jar.make(t, seg.Seq, idx, now)
 	l.stats.CookiesSent++
 	shift := -1
@@ -328,7 +336,7 @@ func (l *Listener) cookieReply(seg *craft.TCP, t cookieTuple, why Cause, now tim
 	if hasTS {
 		tsval = cookieTS(l.jar.clock(t, now), o)
 	}
-	opts := appendSYNOptions(l.opts[:0], cfg.MSS, o.sack, hasTS, tsval, ts.TSVal, shift)
+	opts := appendSYNOptions(l.opts[:0], ourMSS, o.sack, hasTS, tsval, ts.TSVal, shift)
 	reply := craft.TCP{
 		SrcPort: seg.DstPort, DstPort: seg.SrcPort,
 		Seq: iss, Ack: seg.Seq.Add(1),
@@ -371,6 +379,7 @@ func (l *Listener) openFromCookie(seg *craft.TCP, t cookieTuple, q ListenQueue, 
 	l.stats.CookiesRecv++
 	cfg := l.cfg
 	cfg.RemotePort = seg.SrcPort
+	cfg.IPv6 = t.src.Is6()
 	cfg.ISS, cfg.FixedISS = iss, true
 	if hasTS {
 		// The timestamp clock the cookie's SYN-ACK read goes on.
@@ -385,7 +394,7 @@ func (l *Listener) openFromCookie(seg *craft.TCP, t cookieTuple, q ListenQueue, 
 	// table, and the options of the timestamp.
 	syn := craft.TCP{SrcPort: seg.SrcPort, DstPort: seg.DstPort, Seq: peerISN, Flags: craft.FlagSYN, Window: seg.Window}
 	var opts [6]craft.Option
-	syn.Options = append(opts[:0], craft.Option{Kind: craft.OptMSS, MSS: cookieMSS[idx]})
+	syn.Options = append(opts[:0], craft.Option{Kind: craft.OptMSS, MSS: cookieMSSTable(t)[idx]})
 	if hasTS {
 		if o.wscale >= 0 {
 			syn.Options = append(syn.Options, craft.Option{Kind: craft.OptWindowScale, Shift: uint8(o.wscale)})

@@ -31,6 +31,9 @@ type sendSide struct {
 	shift    uint8      // the peer's window scale (RFC 7323 §2.3)
 	mss      int        // payload bytes per segment we send
 	peerMSS  uint16
+	// pathMSS bounds the MSS by the path MTU an ICMP error reported
+	// (PathMTUExceeded); 0 means no report yet.
+	pathMSS uint16
 
 	buf       sendBuffer
 	bufSeq    craft.Seq // the sequence number of buf's offset 0

@@ -60,16 +60,17 @@ func TestMain(m *testing.M) {
 	}
 }
 
-// newLab is a lab for a guard test, with IPv6 addresses beside the IPv4
-// ones (fd00:2::21/64 and fd00:2::20/64, nodad so they are usable at once),
+// newLab is a lab for a guard test, with its IPv6 addresses beside the
+// IPv4 ones (fd00:2::21/64 and fd00:2::20/64, as every lab has),
 // and a check that the root namespace's firewall is the same at the end.
 func newLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	labtest.RequireTools(t, "nft", "ip")
 	l := labtest.New(t)
 	checkRootUntouched(t)
-	labtest.Run(t, l, l.ClientNS, "ip", "-6", "addr", "add", "fd00:2::21/64", "dev", l.ClientIf, "nodad")
-	labtest.Run(t, l, l.ServerNS, "ip", "-6", "addr", "add", "fd00:2::20/64", "dev", l.ServerIf, "nodad")
+	if l.ClientIP6().String() != "fd00:2::21" || l.ServerIP6().String() != "fd00:2::20" {
+		t.Fatalf("lab IPv6 addresses %v and %v, want fd00:2::21 and fd00:2::20", l.ClientIP6(), l.ServerIP6())
+	}
 	return l
 }
 

@@ -15,12 +15,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
-// Default names and addresses of the lab (DESIGN.md: server 10.0.2.20,
-// client 10.0.2.21).
+// Default names and addresses of the lab (README, "A quick tour":
+// server 10.0.2.20 and fd00:2::20, client 10.0.2.21 and fd00:2::21).
 const (
 	DefaultClientNS = "tcpcraft-client"
 	DefaultServerNS = "tcpcraft-server"
@@ -38,20 +41,31 @@ type Config struct {
 	ClientIf, ServerIf string       // the two ends of the veth pair, one per namespace
 	ClientAddr         netip.Prefix // address of ClientIf, e.g. 10.0.2.21/24
 	ServerAddr         netip.Prefix // address of ServerIf, e.g. 10.0.2.20/24
+	// ClientAddr6 and ServerAddr6 are the IPv6 addresses beside them
+	// (e.g. fd00:2::21/64, fd00:2::20/64), added without duplicate
+	// address detection (nodad) so they are usable at once; the zero
+	// Prefix for both means an IPv4-only lab.
+	ClientAddr6, ServerAddr6 netip.Prefix
 }
 
 // DefaultConfig returns the lab every tcpcraft command uses unless told
-// otherwise: tcpcraft-client (10.0.2.21/24) and tcpcraft-server (10.0.2.20/24).
+// otherwise: tcpcraft-client (10.0.2.21/24, fd00:2::21/64) and
+// tcpcraft-server (10.0.2.20/24, fd00:2::20/64).
 func DefaultConfig() Config {
 	return Config{
-		ClientNS:   DefaultClientNS,
-		ServerNS:   DefaultServerNS,
-		ClientIf:   DefaultClientIf,
-		ServerIf:   DefaultServerIf,
-		ClientAddr: netip.MustParsePrefix("10.0.2.21/24"),
-		ServerAddr: netip.MustParsePrefix("10.0.2.20/24"),
+		ClientNS:    DefaultClientNS,
+		ServerNS:    DefaultServerNS,
+		ClientIf:    DefaultClientIf,
+		ServerIf:    DefaultServerIf,
+		ClientAddr:  netip.MustParsePrefix("10.0.2.21/24"),
+		ServerAddr:  netip.MustParsePrefix("10.0.2.20/24"),
+		ClientAddr6: netip.MustParsePrefix("fd00:2::21/64"),
+		ServerAddr6: netip.MustParsePrefix("fd00:2::20/64"),
 	}
 }
+
+// HasIPv6 reports whether the lab has IPv6 addresses.
+func (c Config) HasIPv6() bool { return c.ClientAddr6.IsValid() || c.ServerAddr6.IsValid() }
 
 // Validate reports the first thing in c that would make Up fail or build a
 // lab in which the two ends cannot reach each other.
@@ -89,6 +103,29 @@ func (c Config) Validate() error {
 	}
 	if c.ClientAddr.Masked() != c.ServerAddr.Masked() {
 		return fmt.Errorf("lab: client %s and server %s are not in one subnet; the veth link has no router", c.ClientAddr, c.ServerAddr)
+	}
+	if !c.HasIPv6() {
+		return nil
+	}
+	for _, a := range []struct {
+		what string
+		p    netip.Prefix
+	}{{"client IPv6 address", c.ClientAddr6}, {"server IPv6 address", c.ServerAddr6}} {
+		if !a.p.IsValid() || !a.p.Addr().Is6() || a.p.Addr().Is4In6() || a.p.Addr().Zone() != "" {
+			return fmt.Errorf("lab: %s %q: want an IPv6 address with prefix length, like fd00:2::21/64 (or neither IPv6 address)", a.what, a.p)
+		}
+		if a.p.Addr().IsLinkLocalUnicast() || a.p.Addr().IsMulticast() || a.p.Addr().IsUnspecified() || a.p.Addr().IsLoopback() {
+			return fmt.Errorf("lab: %s %s: want a global or unique local unicast address", a.what, a.p)
+		}
+		if a.p.Bits() > 126 {
+			return fmt.Errorf("lab: %s %s: prefix /%d leaves no room for two hosts", a.what, a.p, a.p.Bits())
+		}
+	}
+	if c.ClientAddr6.Addr() == c.ServerAddr6.Addr() {
+		return fmt.Errorf("lab: client and server IPv6 address are both %s", c.ClientAddr6.Addr())
+	}
+	if c.ClientAddr6.Masked() != c.ServerAddr6.Masked() {
+		return fmt.Errorf("lab: client %s and server %s are not in one subnet; the veth link has no router", c.ClientAddr6, c.ServerAddr6)
 	}
 	return nil
 }
@@ -137,6 +174,13 @@ func (l *Lab) ClientIP() netip.Addr { return l.ClientAddr.Addr() }
 
 // ServerIP is the server namespace's address, e.g. 10.0.2.20.
 func (l *Lab) ServerIP() netip.Addr { return l.ServerAddr.Addr() }
+
+// ClientIP6 is the client namespace's IPv6 address, e.g. fd00:2::21
+// (invalid in an IPv4-only lab).
+func (l *Lab) ClientIP6() netip.Addr { return l.ClientAddr6.Addr() }
+
+// ServerIP6 is the server namespace's IPv6 address, e.g. fd00:2::20.
+func (l *Lab) ServerIP6() netip.Addr { return l.ServerAddr6.Addr() }
 
 // Up makes the lab described by cfg exist and returns it. It is idempotent:
 // namespaces, the veth pair, addresses and link states that are already right
@@ -193,26 +237,10 @@ func Up(ctx context.Context, cfg Config) (lab *Lab, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab up: %w", err)
 	}
-	for _, side := range []struct {
-		ns, dev string
-		addr    netip.Prefix
-		link    Link
-	}{
-		{cfg.ClientNS, cfg.ClientIf, cfg.ClientAddr, cur.Client.Interface},
-		{cfg.ServerNS, cfg.ServerIf, cfg.ServerAddr, cur.Server.Interface},
-	} {
-		if side.link.HasAddr(side.addr) {
-			continue
-		}
-		p := side.addr.String()
-		if err := u.do(
-			[]string{"-n", side.ns, "addr", "add", p, "dev", side.dev},
-			[]string{"-n", side.ns, "addr", "del", p, "dev", side.dev},
-			fmt.Sprintf("added %s to %s in %s", p, side.dev, side.ns)); err != nil {
-			return nil, fmt.Errorf("lab up: %w", err)
-		}
-	}
-
+	// Links up first, addresses after: an IPv6 address added to a link
+	// that is down leaves the first packets sent to its peer after the
+	// link comes up waiting about a second (seen with paced probes), where
+	// one added to a link that is up works at once.
 	for _, l := range []struct {
 		ns   string
 		link Link
@@ -225,10 +253,48 @@ func Up(ctx context.Context, cfg Config) (lab *Lab, err error) {
 		if l.link.Exists && l.link.Up {
 			continue
 		}
+		if l.link.Name != "lo" {
+			// Its link-local address too must be usable at once, not
+			// tentative for a second or two after the link comes up:
+			// neighbour discovery waits for it, and the first IPv6
+			// packets to the peer wait with it (RFC 4862 §5.4).
+			if err := noDAD(l.ns, l.link.Name); err != nil {
+				return nil, fmt.Errorf("lab up: %w", err)
+			}
+		}
 		if err := u.do(
 			[]string{"-n", l.ns, "link", "set", "dev", l.link.Name, "up"},
 			[]string{"-n", l.ns, "link", "set", "dev", l.link.Name, "down"},
 			fmt.Sprintf("set %s up in %s", l.link.Name, l.ns)); err != nil {
+			return nil, fmt.Errorf("lab up: %w", err)
+		}
+	}
+
+	for _, side := range []struct {
+		ns, dev string
+		addr    netip.Prefix
+		link    Link
+	}{
+		{cfg.ClientNS, cfg.ClientIf, cfg.ClientAddr, cur.Client.Interface},
+		{cfg.ServerNS, cfg.ServerIf, cfg.ServerAddr, cur.Server.Interface},
+		{cfg.ClientNS, cfg.ClientIf, cfg.ClientAddr6, cur.Client.Interface},
+		{cfg.ServerNS, cfg.ServerIf, cfg.ServerAddr6, cur.Server.Interface},
+	} {
+		if !side.addr.IsValid() || side.link.HasAddr(side.addr) {
+			continue
+		}
+		p := side.addr.String()
+		add := []string{"-n", side.ns, "addr", "add", p, "dev", side.dev}
+		if side.addr.Addr().Is6() {
+			// Without duplicate address detection the address is
+			// usable at once, not "tentative" for a second or two
+			// (RFC 4862 §5.4): nothing else is on this veth.
+			add = append(add, "nodad")
+		}
+		if err := u.do(
+			add,
+			[]string{"-n", side.ns, "addr", "del", p, "dev", side.dev},
+			fmt.Sprintf("added %s to %s in %s", p, side.dev, side.ns)); err != nil {
 			return nil, fmt.Errorf("lab up: %w", err)
 		}
 	}
@@ -241,6 +307,18 @@ func Up(ctx context.Context, cfg Config) (lab *Lab, err error) {
 		return nil, fmt.Errorf("lab up: the lab is still not right after setting it up: %s", strings.Join(problems, "; "))
 	}
 	return &Lab{Config: cfg, Changes: u.changes}, nil
+}
+
+// noDAD turns duplicate address detection off on dev in namespace ns,
+// before the link comes up (the setting goes with the device).
+func noDAD(ns, dev string) error {
+	return Do(ns, func() error {
+		path := filepath.Join("/proc/sys/net/ipv6/conf", dev, "accept_dad")
+		if err := os.WriteFile(path, []byte("0\n"), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("turning off duplicate address detection on %s in %s: %w", dev, ns, err)
+		}
+		return nil
+	})
 }
 
 // upRun records what one Up call changed so that a failure can undo it.

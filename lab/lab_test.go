@@ -63,6 +63,13 @@ func TestConfigValidate(t *testing.T) {
 		{"no room", func(c *lab.Config) { c.ServerAddr = netip.MustParsePrefix("10.0.2.20/32") }, "no room"},
 		{"same address", func(c *lab.Config) { c.ServerAddr = c.ClientAddr }, "both 10.0.2.21"},
 		{"other subnet", func(c *lab.Config) { c.ServerAddr = netip.MustParsePrefix("10.0.3.20/24") }, "not in one subnet"},
+		{"one IPv6 address", func(c *lab.Config) { c.ClientAddr6 = netip.Prefix{} }, "client IPv6 address"},
+		{"IPv4 as IPv6", func(c *lab.Config) { c.ServerAddr6 = netip.MustParsePrefix("10.0.2.9/24") }, "want an IPv6 address"},
+		{"mapped IPv6", func(c *lab.Config) { c.ServerAddr6 = netip.MustParsePrefix("::ffff:10.0.2.9/120") }, "want an IPv6 address"},
+		{"link-local IPv6", func(c *lab.Config) { c.ServerAddr6 = netip.MustParsePrefix("fe80::20/64") }, "global or unique local"},
+		{"IPv6 no room", func(c *lab.Config) { c.ServerAddr6 = netip.MustParsePrefix("fd00:2::20/127") }, "no room"},
+		{"same IPv6", func(c *lab.Config) { c.ServerAddr6 = c.ClientAddr6 }, "both fd00:2::21"},
+		{"IPv6 other subnet", func(c *lab.Config) { c.ServerAddr6 = netip.MustParsePrefix("fd00:3::20/64") }, "not in one subnet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := lab.DefaultConfig()

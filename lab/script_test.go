@@ -25,7 +25,8 @@ func labScript(t *testing.T, cfg lab.Config, cred *syscall.Credential, action st
 	cmd.Env = append(os.Environ(),
 		"TCPCRAFT_CLIENT_NS="+cfg.ClientNS, "TCPCRAFT_SERVER_NS="+cfg.ServerNS,
 		"TCPCRAFT_CLIENT_IF="+cfg.ClientIf, "TCPCRAFT_SERVER_IF="+cfg.ServerIf,
-		"TCPCRAFT_CLIENT_ADDR="+cfg.ClientAddr.String(), "TCPCRAFT_SERVER_ADDR="+cfg.ServerAddr.String())
+		"TCPCRAFT_CLIENT_ADDR="+cfg.ClientAddr.String(), "TCPCRAFT_SERVER_ADDR="+cfg.ServerAddr.String(),
+		"TCPCRAFT_CLIENT_ADDR6="+cfg.ClientAddr6.String(), "TCPCRAFT_SERVER_ADDR6="+cfg.ServerAddr6.String())
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
@@ -70,14 +71,15 @@ func TestLabScript(t *testing.T) {
 	}
 
 	run("status", "lab: down")
-	run("up", "created namespace "+cfg.ClientNS, "created veth pair", "added 10.0.2.20/24 to "+cfg.ServerIf, "lab is up")
+	run("up", "created namespace "+cfg.ClientNS, "created veth pair", "added 10.0.2.20/24 to "+cfg.ServerIf,
+		"added fd00:2::20/64 to "+cfg.ServerIf, "added fd00:2::21/64 to "+cfg.ClientIf, "lab is up: client 10.0.2.21/24 fd00:2::21/64")
 	if s := goState(); s != lab.StateUp {
 		t.Fatalf("after lab.sh up, lab.Status says %s", s)
 	}
 	if out := run("up", "lab is up"); strings.Contains(out, "created") || strings.Contains(out, "added") {
 		t.Errorf("second lab.sh up changed something:\n%s", out)
 	}
-	run("status", "lab: up", cfg.ClientIf+": veth, up, 10.0.2.21/24")
+	run("status", "lab: up", cfg.ClientIf+": veth, up, 10.0.2.21/24 fd00:2::21/64")
 
 	// The Go side sees nothing to do in what the script built.
 	l, err := lab.Up(ctx, cfg)
@@ -90,6 +92,9 @@ func TestLabScript(t *testing.T) {
 	labtest.Run(t, l, cfg.ServerNS, "ip", "link", "set", "dev", cfg.ServerIf, "down")
 	run("status", "lab: partial", "problem: "+cfg.ServerIf+" in "+cfg.ServerNS+" is down")
 	run("up", "set "+cfg.ServerIf+" up")
+	labtest.Run(t, l, cfg.ClientNS, "ip", "addr", "del", "fd00:2::21/64", "dev", cfg.ClientIf)
+	run("status", "lab: partial", "problem: "+cfg.ClientIf+" in "+cfg.ClientNS+" lacks address fd00:2::21/64")
+	run("up", "added fd00:2::21/64 to "+cfg.ClientIf)
 
 	run("down", "removed namespace "+cfg.ClientNS, "removed namespace "+cfg.ServerNS)
 	labtest.AssertNoLeftovers(t, cfg)

@@ -38,6 +38,7 @@ type Side struct {
 	Loopback        Link         // "lo"
 	Interface       Link         // this side's veth end
 	Want            netip.Prefix // the address Up gives Interface
+	Want6           netip.Prefix // its IPv6 address (invalid: none)
 }
 
 // Link is one network device as `ip` reports it. Name is always set;
@@ -83,8 +84,10 @@ func (s Snapshot) Problems() []string {
 			if !l.Up {
 				out = append(out, fmt.Sprintf("%s in %s is down", l.Name, side.Namespace))
 			}
-			if !l.HasAddr(side.Want) {
-				out = append(out, fmt.Sprintf("%s in %s lacks address %s", l.Name, side.Namespace, side.Want))
+			for _, want := range []netip.Prefix{side.Want, side.Want6} {
+				if want.IsValid() && !l.HasAddr(want) {
+					out = append(out, fmt.Sprintf("%s in %s lacks address %s", l.Name, side.Namespace, want))
+				}
 			}
 		}
 	}
@@ -179,10 +182,12 @@ func status(ctx context.Context, ip ipTool, cfg Config) (Snapshot, error) {
 	if err != nil {
 		return Snapshot{}, err
 	}
+	client.Want6 = cfg.ClientAddr6
 	server, err := sideStatus(ctx, ip, cfg.ServerNS, cfg.ServerIf, cfg.ServerAddr)
 	if err != nil {
 		return Snapshot{}, err
 	}
+	server.Want6 = cfg.ServerAddr6
 	return Snapshot{Client: client, Server: server}, nil
 }
 

@@ -85,7 +85,8 @@ type Event struct {
 	Code    *Code
 }
 
-// Code is a packetdrill %{ python }% block; it parses but does not run.
+// Code is a packetdrill %{ python }% block: assertions over the socket under
+// test's TCP_INFO (see codeblock.go).
 type Code struct {
 	Text string
 }
@@ -124,6 +125,70 @@ type Packet struct {
 	// SrcPort and DstPort are the optional "SRC>DST" ports written before
 	// the flags; zero means the connection's ports.
 	SrcPort, DstPort uint16
+	// IP are the IP header fields written in ( ) or [ ] after the
+	// direction: "[ect0]", "(tos 0x10)", "[ttl 1]", "(flowlabel 0x12345)".
+	IP IPFields
+	// ICMP is set for an ICMP line, "< icmp unreachable frag_needed mtu
+	// 1200 [1:1001(1000)]"; the TCP fields above are then unused.
+	ICMP *ICMPSpec
+}
+
+// ECN is an IP line's check (outbound) or value (inbound) of the ECN bits.
+type ECN int
+
+const (
+	ECNUnset ECN = iota // not written
+	ECNNone             // [noecn]: 00
+	ECNECT1             // [ect1]: 01
+	ECNECT0             // [ect0]: 10
+	ECNCE               // [ce]: 11
+	ECNECT01            // [ect01]: 01 or 10 (outbound only)
+)
+
+// IPFields are packetdrill's ip_info: TOS or ECN, TTL (hop limit), flow
+// label (IPv6).
+type IPFields struct {
+	ECN          ECN
+	HasTOS       bool
+	TOS          uint8
+	TTL          uint8 // 0: not written
+	HasFlowLabel bool
+	FlowLabel    uint32
+}
+
+// String renders the fields as written, "[ect0]" or "[tos 0x10,flowlabel
+// 0x1]"; "" when none is.
+func (f IPFields) String() string {
+	var parts []string
+	if name := map[ECN]string{ECNNone: "noecn", ECNECT1: "ect1", ECNECT0: "ect0", ECNCE: "ce", ECNECT01: "ect01"}[f.ECN]; name != "" {
+		parts = append(parts, name)
+	}
+	if f.HasTOS {
+		parts = append(parts, fmt.Sprintf("tos 0x%x", f.TOS))
+	}
+	if f.TTL != 0 {
+		parts = append(parts, fmt.Sprintf("ttl %d", f.TTL))
+	}
+	if f.HasFlowLabel {
+		parts = append(parts, fmt.Sprintf("flowlabel 0x%x", f.FlowLabel))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// ICMPSpec is an ICMP line: the type and code as named (packetdrill's
+// names; resolved for the run's IP version when it runs), the MTU of
+// frag_needed / packet_too_big (-1: none), and the quoted segment.
+type ICMPSpec struct {
+	Type, Code string
+	MTU        int64
+	// Quoted: "tcp" (a TCP segment of the connection: Seq, Len), "udp"
+	// or "raw" (Len bytes), or "" (none written: a TCP segment at 0).
+	Quoted string
+	Seq    uint32
+	Len    int
 }
 
 // Syscall is a system call line.
@@ -239,6 +304,25 @@ func (p *Packet) String() string {
 		b.WriteString("< ")
 	} else {
 		b.WriteString("> ")
+	}
+	if ip := p.IP.String(); ip != "" {
+		b.WriteString(ip + " ")
+	}
+	if c := p.ICMP; c != nil {
+		b.WriteString("icmp " + c.Type)
+		if c.Code != "" {
+			b.WriteString(" " + c.Code)
+		}
+		if c.MTU >= 0 {
+			fmt.Fprintf(&b, " mtu %d", c.MTU)
+		}
+		switch c.Quoted {
+		case "tcp":
+			fmt.Fprintf(&b, " [%d:%d(%d)]", c.Seq, c.Seq+uint32(c.Len), c.Len)
+		case "udp", "raw":
+			fmt.Fprintf(&b, " [%s (%d)]", c.Quoted, c.Len)
+		}
+		return b.String()
 	}
 	if p.SrcPort != 0 || p.DstPort != 0 {
 		fmt.Fprintf(&b, "%d>%d ", p.SrcPort, p.DstPort)

@@ -52,6 +52,11 @@ type Env struct {
 	// Namespaces are the network namespaces this Env created (and Close
 	// removes).
 	Namespaces []string
+	// AnyPort is set when tcpcraft's end owns its address outright (a
+	// namespace of its own): every port of it is guarded and captured, so
+	// each new incoming connection gets a fresh port, as packetdrill's
+	// do; otherwise tcpcraft keeps the one port of Local.
+	AnyPort bool
 
 	closers []func() error
 }
@@ -101,8 +106,8 @@ func (e *Env) openLink(ctx context.Context, ns string, peer netip.Addr) error {
 		if err != nil {
 			return fmt.Errorf("no route to %v: %w", peer, err)
 		}
-		if !route.Source.Is4() {
-			return fmt.Errorf("route to %v: no IPv4 source address", peer)
+		if route.Source.Is4() != peer.Is4() {
+			return fmt.Errorf("route to %v: no source address of its family", peer)
 		}
 		rng := mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
 		port, err := capture.EphemeralPort(rng)
@@ -111,7 +116,14 @@ func (e *Env) openLink(ctx context.Context, ns string, peer netip.Addr) error {
 		}
 		e.Local = netip.AddrPortFrom(route.Source, port)
 		e.MTU = route.MTU
-		g, err := guard.Install(ctx, e.Local)
+		scope := guard.Scope{Addrs: []netip.Addr{route.Source}, PortLow: port, PortHigh: port}
+		flow := capture.Flow{Local: e.Local, Remote: netip.AddrPortFrom(peer, 0)}
+		if e.AnyPort {
+			// The namespace is tcpcraft's alone: guard and capture
+			// every port of its address.
+			scope.PortLow, scope.PortHigh = 1, 65535
+		}
+		g, err := guard.InstallScope(ctx, scope)
 		if err != nil {
 			return err
 		}
@@ -119,7 +131,12 @@ func (e *Env) openLink(ctx context.Context, ns string, peer netip.Addr) error {
 		e.onClose(func() error {
 			return inNamespace(ns, func() error { return g.Remove(context.Background()) })
 		})
-		cp, err := capture.Open(route.Index, capture.Flow{Local: e.Local, Remote: netip.AddrPortFrom(peer, 0)}, capture.Config{})
+		var cp *capture.Capture
+		if e.AnyPort {
+			cp, err = capture.OpenScope(route.Index, capture.Scope{Local: []netip.Addr{route.Source}, PortLow: 1, PortHigh: 65535}, capture.Config{})
+		} else {
+			cp, err = capture.Open(route.Index, flow, capture.Config{})
+		}
 		if err != nil {
 			return err
 		}
@@ -154,8 +171,8 @@ func (e *Env) startKernel(ns string, helper []string) error {
 
 // LabNames returns a lab configuration with names no other namespace on
 // this machine uses: tcprobe-PID-RANDOM-tcpcraft / -kernel, veth
-// tcpbRANDOMt / k. The addresses are the lab's: the kernel under test is
-// the "server" (10.0.2.20), tcpcraft the "client" (10.0.2.21).
+// tcpbRANDOMt (tcpcraft's end; NewPacketdrillEnv names the kernel's end
+// tun0 and gives both ends packetdrill's addresses, not the lab's).
 func LabNames() (lab.Config, error) {
 	for range 10 {
 		var b [3]byte
@@ -178,16 +195,35 @@ func LabNames() (lab.Config, error) {
 	return lab.Config{}, errors.New("10 random namespace names in a row were taken")
 }
 
-// NewLabEnv builds a throwaway namespace pair: the kernel under test lives
-// in one (its system calls run there in a helper process started with
-// helper, or in-process when helper is nil), tcpcraft's packet engine in
-// the other. Close removes both namespaces. On error nothing is left.
-func NewLabEnv(ctx context.Context, helper []string) (env *Env, err error) {
+// NewLabEnv is NewPacketdrillEnv with packetdrill's default settings.
+func NewLabEnv(ctx context.Context, helper []string) (*Env, error) {
+	return NewPacketdrillEnv(ctx, helper, Settings{})
+}
+
+// KernelInterface is the name of the kernel under test's interface, as
+// packetdrill's tun device: scripts name it (`tc qdisc add dev tun0 ...`).
+const KernelInterface = "tun0"
+
+// NewPacketdrillEnv builds a throwaway namespace pair laid out as
+// packetdrill's local mode: the kernel under test has the interface tun0
+// (one end of a veth pair) with --local_ip in its subnet (--netmask_ip;
+// /48 for IPv6), and reaches tcpcraft's --remote_ip through --gateway_ip
+// (a direct route when the gateway is outside its subnet), with the path
+// MTU --mtu. tcpcraft's end, in the other namespace, owns --remote_ip.
+// Neither end uses ARP or neighbour discovery (see below). System calls run in a
+// helper process started with helper in the kernel's namespace, or
+// in-process when helper is nil. Close removes both namespaces. On error
+// nothing is left.
+func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env *Env, err error) {
+	local, remote, gateway, err := set.Addrs()
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := LabNames()
 	if err != nil {
 		return nil, err
 	}
-	env = &Env{PeerPort: DefaultKernelPort, Namespaces: []string{cfg.ClientNS, cfg.ServerNS}}
+	env = &Env{PeerPort: DefaultKernelPort, Namespaces: []string{cfg.ClientNS, cfg.ServerNS}, AnyPort: true}
 	defer func() {
 		if err != nil {
 			env.Close()
@@ -195,25 +231,81 @@ func NewLabEnv(ctx context.Context, helper []string) (env *Env, err error) {
 		}
 	}()
 	// Registered first, so it runs last: the namespaces go after the
-	// sockets and the helper in them.
+	// sockets and the helper in them (the veth pair goes with them).
 	env.onClose(func() error {
 		downCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		return lab.Down(downCtx, cfg)
 	})
-	l, err := lab.Up(ctx, cfg)
-	if err != nil {
+	mtu := set.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	six := local.Addr().Is6()
+	host := 32
+	nodad := []string{}
+	if six {
+		host = 128
+		nodad = []string{"nodad"}
+	}
+	remotePrefix := netip.PrefixFrom(remote, host)
+	if set.RemotePrefix >= 0 && set.RemoteIP.IsValid() {
+		remotePrefix = netip.PrefixFrom(remote, set.RemotePrefix).Masked()
+	}
+	tc, k, tif := cfg.ClientNS, cfg.ServerNS, cfg.ClientIf
+	mtuText := fmt.Sprint(mtu)
+	// Both ends share one (random, locally administered) MAC address and
+	// do without ARP and neighbour discovery, as packetdrill's tun device
+	// (a layer-3 device): a script may route through any gateway of the
+	// subnet (`ip route change ... via 192.168.0.2`) with nobody there
+	// to answer for it, and every frame still reaches the other end
+	// addressed to it.
+	var mac [6]byte
+	if _, err := rand.Read(mac[:]); err != nil {
 		return env, err
 	}
-	if err := widenLabMTU(ctx, cfg); err != nil {
+	mac[0] = mac[0]&^1 | 2
+	macText := net.HardwareAddr(mac[:]).String()
+	steps := [][]string{
+		{"netns", "add", tc},
+		{"netns", "add", k},
+		{"-n", tc, "link", "add", tif, "type", "veth", "peer", "name", KernelInterface, "netns", k},
+		{"-n", tc, "link", "set", "lo", "up"},
+		{"-n", k, "link", "set", "lo", "up"},
+		// Both ends take any size, so tcpcraft can send a segment larger
+		// than the MTU as packetdrill's tun device takes it (with GSO);
+		// the kernel's routes carry the MTU it sees for what it sends and
+		// advertises.
+		{"-n", tc, "link", "set", "dev", tif, "address", macText, "arp", "off", "mtu", "65535", "up"},
+		{"-n", k, "link", "set", "dev", KernelInterface, "address", macText, "arp", "off", "mtu", "65535", "up"},
+		append([]string{"-n", k, "addr", "add", local.String(), "dev", KernelInterface}, nodad...),
+		append([]string{"-n", tc, "addr", "add", netip.PrefixFrom(remote, host).String(), "dev", tif}, nodad...),
+	}
+	connected := []string{"-n", k, "route", "replace", local.Masked().String(), "dev", KernelInterface, "proto", "kernel", "mtu", mtuText}
+	if six {
+		connected = append(connected, "metric", "256")
+	} else {
+		connected = append(connected, "scope", "link", "src", local.Addr().String())
+	}
+	steps = append(steps, connected)
+	if local.Contains(gateway) {
+		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "via", gateway.String(), "dev", KernelInterface, "mtu", mtuText})
+	} else {
+		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "dev", KernelInterface, "mtu", mtuText})
+	}
+	steps = append(steps, []string{"-n", tc, "route", "add", local.Masked().String(), "dev", tif, "src", remote.String()})
+	for _, args := range steps {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			return env, fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	env.Peer = local.Addr()
+	env.Describe = fmt.Sprintf("kernel under test in namespace %s (%s %v, route to %v mtu %d), tcpcraft in %s (%v)",
+		k, KernelInterface, local, remotePrefix, mtu, tc, remote)
+	if err := env.openLink(ctx, tc, env.Peer); err != nil {
 		return env, err
 	}
-	env.Peer = l.ServerIP()
-	env.Describe = fmt.Sprintf("kernel under test in namespace %s (%v), tcpcraft in %s (%v)", cfg.ServerNS, l.ServerIP(), cfg.ClientNS, l.ClientIP())
-	if err := env.openLink(ctx, cfg.ClientNS, env.Peer); err != nil {
-		return env, err
-	}
-	if err := env.startKernel(cfg.ServerNS, helper); err != nil {
+	if err := env.startKernel(k, helper); err != nil {
 		return env, err
 	}
 	return env, nil
@@ -297,28 +389,6 @@ func NewTargetEnv(ctx context.Context, target netip.AddrPort) (env *Env, err err
 	return env, nil
 }
 
-// widenLabMTU lets tcpcraft send segments larger than 1500 bytes to the
-// kernel under test, as packetdrill's tun device does (a script may send
-// one 2000-byte segment and expect one ACK for it), while the kernel still
-// sees a 1500-byte path for what it sends and advertises (MSS 1460): both
-// veth ends get the largest MTU, and the kernel's route to the lab subnet
-// keeps mtu 1500.
-func widenLabMTU(ctx context.Context, cfg lab.Config) error {
-	subnet := cfg.ServerAddr.Masked()
-	steps := [][]string{
-		{"-n", cfg.ClientNS, "link", "set", "dev", cfg.ClientIf, "mtu", "65535"},
-		{"-n", cfg.ServerNS, "link", "set", "dev", cfg.ServerIf, "mtu", "65535"},
-		{"-n", cfg.ServerNS, "route", "replace", subnet.String(), "dev", cfg.ServerIf, "proto", "kernel",
-			"scope", "link", "src", cfg.ServerAddr.Addr().String(), "mtu", "1500"},
-	}
-	for _, args := range steps {
-		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-		}
-	}
-	return nil
-}
-
 // SweepStale removes namespaces left by tcpcraft probe runs that were
 // killed before they could clean up (SIGKILL, a crash): tcprobe-PID-*
 // whose process no longer exists. Namespaces of live runs are kept. It
@@ -346,6 +416,9 @@ func SweepStale(ctx context.Context) ([]string, error) {
 			continue // its run is still going
 		}
 		if out, err := exec.CommandContext(ctx, "ip", "netns", "delete", e.Name()).CombinedOutput(); err != nil {
+			if _, statErr := os.Stat("/run/netns/" + e.Name()); errors.Is(statErr, os.ErrNotExist) {
+				continue // removed meanwhile by whoever made it
+			}
 			errs = append(errs, fmt.Errorf("ip netns delete %s: %v: %s", e.Name(), err, strings.TrimSpace(string(out))))
 			continue
 		}

@@ -77,6 +77,8 @@ type lexer struct {
 	col  int
 	err  *SyntaxError // first lexical error, reported by the parser
 	file string
+	// defines are -D NAME=VALUE: the word NAME lexes as VALUE.
+	defines map[string]string
 }
 
 func newLexer(file string, src []byte) *lexer {
@@ -178,6 +180,9 @@ func (l *lexer) next() token {
 		// a '#'; it is not supported, and lexes as a word plus '#'.
 		text := string(rest[:n])
 		l.advance(n)
+		if v, ok := l.defines[text]; ok {
+			return defined(start, v)
+		}
 		return token{kind: tokWord, pos: start, text: text}
 	case c == '"':
 		return l.quoted(start, '"', tokString)
@@ -212,6 +217,23 @@ func (l *lexer) next() token {
 	}
 	l.advance(1)
 	return token{kind: tokPunct, pos: start, text: string(c)}
+}
+
+// defined is the token a -D definition's value stands for, as packetdrill
+// reads it: "x" a string, `x` a command, an integer (strtol base 0: 10,
+// 0x1f, 017), else a word.
+func defined(pos Pos, v string) token {
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '`') && v[len(v)-1] == v[0] {
+		kind := tokString
+		if v[0] == '`' {
+			kind = tokCommand
+		}
+		return token{kind: kind, pos: pos, text: v[1 : len(v)-1]}
+	}
+	if n, err := strconv.ParseInt(v, 0, 64); err == nil {
+		return token{kind: tokInt, pos: pos, text: v, num: n}
+	}
+	return token{kind: tokWord, pos: pos, text: v}
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -262,7 +284,7 @@ func (l *lexer) number(start Pos) token {
 	return token{kind: tokInt, pos: start, text: text, num: v}
 }
 
-// quoted lexes "..." or `...` with backslash escapes (\" \\ \n \t); the
+// quoted lexes "..." or `...` with backslash escapes (\" \\ \n \t \xHH); the
 // token's text is the unescaped value.
 func (l *lexer) quoted(start Pos, quote byte, kind tokenKind) token {
 	l.advance(1)
@@ -290,6 +312,12 @@ func (l *lexer) quoted(start Pos, quote byte, kind tokenKind) token {
 				b.WriteByte('\t')
 			case e == quote || e == '\\':
 				b.WriteByte(e)
+			case e == 'x' && kind == tokString && isHex(l.peekByte(2)) && isHex(l.peekByte(3)):
+				// \xHH, as C (and packetdrill) reads it: a byte.
+				v, _ := strconv.ParseUint(string(l.src[l.off+2:l.off+4]), 16, 8)
+				b.WriteByte(byte(v))
+				l.advance(4)
+				continue
 			default:
 				// Keep unknown escapes as written (a shell command
 				// may want its backslashes).

@@ -31,9 +31,13 @@ func runLive(t *testing.T, path string, src []byte) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	env, err := NewLabEnv(ctx, nil)
+	set, err := ApplyScript(s, nil)
 	if err != nil {
-		t.Fatalf("NewLabEnv: %v", err)
+		t.Fatal(err)
+	}
+	env, err := NewPacketdrillEnv(ctx, nil, set)
+	if err != nil {
+		t.Fatalf("NewPacketdrillEnv: %v", err)
 	}
 	closed := false
 	t.Cleanup(func() {

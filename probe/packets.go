@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -56,7 +57,7 @@ func (r *runner) inboundTCP(pk *Packet) craft.TCP {
 		dport = pk.DstPort
 	}
 	return craft.TCP{
-		SrcPort: r.env.Local.Port(), DstPort: dport,
+		SrcPort: r.localPort, DstPort: dport,
 		Seq: craft.Seq(seq), Ack: craft.Seq(ack), Flags: f,
 		Window: uint16(pk.Window), Urgent: pk.Urgent,
 		Options: opts, Payload: make([]byte, pk.Len),
@@ -90,19 +91,29 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 	if err := r.checkLate(ev, "inbound packet", t, tol); err != nil {
 		return 0, err
 	}
+	r.noteInbound(pk)
+	if pk.ICMP != nil {
+		return r.inboundICMP(ev)
+	}
+	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) && r.listening {
+		r.newConnection()
+	}
 	tcp := r.inboundTCP(pk)
-	pieces, err := segmentForMTU(tcp, r.env.MTU)
+	ipHdr := craft.IPv4MinHeaderLen
+	if r.env.Peer.Is6() {
+		ipHdr = craft.IPv6HeaderLen
+	}
+	pieces, err := segmentForMTU(tcp, r.env.MTU, ipHdr, r.set.MSS)
 	if err != nil {
 		return 0, r.fail(ev, "error building packet: %v", err)
 	}
 	var at time.Duration
 	for i := range pieces {
-		ip := craft.IPv4{TTL: craft.DefaultTTL, ID: r.ipID, DontFragment: true, Protocol: craft.ProtocolTCP,
-			Src: r.env.Local.Addr(), Dst: r.env.Peer}
+		id := r.ipID
 		if r.ipID++; r.ipID == 0 {
 			r.ipID = 1
 		}
-		pkt, err := craft.BuildIPv4TCP(ip, &pieces[i])
+		pkt, err := buildTCP(r.env.Local.Addr(), r.env.Peer, id, pk.IP, &pieces[i])
 		if err != nil {
 			return 0, r.fail(ev, "error building packet: %v", err)
 		}
@@ -131,17 +142,21 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 
 // segmentForMTU cuts an inbound segment that does not fit the path MTU
 // into MSS-sized ones, as TSO would on a NIC: the script may write one
-// large segment (packetdrill's tun device takes it whole), while a veth
-// drops anything above its MTU. PSH and FIN go on the last piece only.
-func segmentForMTU(tcp craft.TCP, mtu int) ([]craft.TCP, error) {
+// large segment (packetdrill's tun device takes it whole, with GSO), while
+// a veth drops anything above its MTU. The pieces carry mss bytes each
+// when mss is set (packetdrill's --mss, its gso_size), else as many as the
+// MTU allows. PSH and FIN go on the last piece only.
+func segmentForMTU(tcp craft.TCP, mtu, ipHdr, mss int) ([]craft.TCP, error) {
 	hdr, err := tcp.HeaderLen()
 	if err != nil {
 		return nil, err
 	}
-	if mtu <= 0 || craft.IPv4MinHeaderLen+hdr+len(tcp.Payload) <= mtu {
+	if mtu <= 0 || ipHdr+hdr+len(tcp.Payload) <= mtu {
 		return []craft.TCP{tcp}, nil
 	}
-	mss := mtu - craft.IPv4MinHeaderLen - hdr
+	if mss <= 0 || mss > mtu-ipHdr-hdr {
+		mss = mtu - ipHdr - hdr
+	}
 	if mss <= 0 {
 		return nil, fmt.Errorf("the TCP header alone (%d bytes) does not fit the path MTU %d", hdr, mtu)
 	}
@@ -195,13 +210,16 @@ func (r *runner) outbound(ev *Event, t, tEnd, tol time.Duration) (time.Duration,
 
 	msg := r.verifyPacket(pk, actual, seg)
 	if msg == "" && ev.Time.Kind != TimeAny {
-		if at < t-tol || at > tEnd+tol {
+		if at < t-r.slack-tol || at > tEnd+tol+r.ownLate {
 			if ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange {
 				msg = fmt.Sprintf("timing error: expected outbound packet in time range %s~%s sec but happened at %s sec; tolerance %s sec", secs(t), secs(tEnd), secs(at), secs(tol))
 			} else {
 				msg = fmt.Sprintf("timing error: expected outbound packet at %s sec but happened at %s sec; tolerance %s sec", secs(t), secs(at), secs(tol))
 			}
 		}
+	}
+	if msg != "" && seg.origin != nil {
+		return 0, r.departure(seg.origin, fmt.Sprintf("the rest then departed from line %d: %s", ev.Pos.Line, msg))
 	}
 	if msg != "" {
 		f := r.fail(ev, "error handling packet: %s", msg)
@@ -252,20 +270,85 @@ func (r *runner) pop(deadline time.Time) (segment, bool, error) {
 	}
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	select {
-	case seg, ok := <-r.segs:
-		if !ok {
-			if r.ctx.Err() != nil {
-				return segment{}, false, r.ctx.Err()
+	for {
+		select {
+		case seg, ok := <-r.segs:
+			if !ok {
+				if r.ctx.Err() != nil {
+					return segment{}, false, r.ctx.Err()
+				}
+				return segment{}, false, fmt.Errorf("capture: %w", <-r.readErr)
 			}
-			return segment{}, false, fmt.Errorf("capture: %w", <-r.readErr)
+			if r.otherConnection(seg) {
+				r.verbosef("%s > %s (another connection's, ignored)", secs(r.since(seg.at)), r.liveLine(seg))
+				continue
+			}
+			return seg, true, nil
+		case <-timer.C:
+			return segment{}, false, nil
+		case <-r.ctx.Done():
+			return segment{}, false, r.ctx.Err()
 		}
-		return seg, true, nil
-	case <-timer.C:
-		return segment{}, false, nil
-	case <-r.ctx.Done():
-		return segment{}, false, r.ctx.Err()
 	}
+}
+
+// otherConnection tells a segment of a connection other than the one under
+// test, which packetdrill drops unseen (run_packet.c matches a live packet
+// to the socket under test by its 4-tuple, or to a connect() in progress by
+// its SYN): a script that closes a connection and opens another need not
+// write the old one's FIN. Lines with explicit ports take what they name.
+func (r *runner) otherConnection(seg segment) bool {
+	if (r.kernelPort == 0 && !r.awaitingSYN) || (r.cur != nil && r.cur.Packet != nil && (r.cur.Packet.SrcPort != 0 || r.cur.Packet.DstPort != 0)) {
+		return false
+	}
+	if seg.tcp.Flags.Has(craft.FlagSYN) && !seg.tcp.Flags.Has(craft.FlagACK) {
+		r.awaitingSYN = false
+		return false // a new connection's SYN
+	}
+	if r.awaitingSYN {
+		return true // a new socket is under test: the old one's are foreign
+	}
+	return seg.src.Port() != r.kernelPort || seg.tcp.DstPort != r.localPort
+}
+
+// split cuts seg after n payload bytes for the current line; the tail
+// remembers where the kernel's segment was first cut.
+func (r *runner) split(seg segment, n int) (head, tail segment) {
+	head, tail = splitSegment(seg, n)
+	if tail.origin == nil {
+		tail.origin = &splitOrigin{ev: r.cur, t: r.curT, full: seg}
+	}
+	return head, tail
+}
+
+// departure is the failure of a line whose captured segment was larger
+// than the line said and was split to match it, when what was left over
+// matched no later line: the actual packet departed from the script at the
+// line it was split for, as packetdrill (which never splits) reports it.
+func (r *runner) departure(o *splitOrigin, why string) *Failure {
+	pk := o.ev.Packet
+	f := r.fail(o.ev, "error handling packet: live packet payload: expected %d bytes vs actual %d bytes", pk.Len, len(o.full.tcp.Payload))
+	f.Details = []string{
+		"script packet: " + secs(o.t) + " " + pk.String(),
+		"actual packet: " + secs(r.since(o.full.at)) + " " + r.toScript(o.full).String(),
+		why,
+	}
+	return f
+}
+
+// checkLeftover fails the script if part of a split segment is still
+// waiting when the script moves on to an event other than an outbound
+// packet, or ends: it is an unexpected packet.
+func (r *runner) checkLeftover() error {
+	for _, seg := range r.pending {
+		if seg.origin != nil {
+			end := seg.tcp.Seq.Add(craft.Size(len(seg.tcp.Payload)))
+			what := fmt.Sprintf("the rest (%d bytes, %d:%d) matched no later line", len(seg.tcp.Payload),
+				uint32(seg.tcp.Seq)-r.liveLocalISN, uint32(end)-r.liveLocalISN)
+			return r.departure(seg.origin, what)
+		}
+	}
+	return nil
 }
 
 // splitSegment cuts a segment after n payload bytes, as GSO would have cut
@@ -295,7 +378,7 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 	n := len(seg.tcp.Payload)
 	switch {
 	case pk.Len > 0 && n > pk.Len:
-		head, tail := splitSegment(seg, pk.Len)
+		head, tail := r.split(seg, pk.Len)
 		r.pending = append([]segment{tail}, r.pending...)
 		return head, true, nil
 	case n > 0 && n < pk.Len:
@@ -318,8 +401,11 @@ func (r *runner) assemble(pk *Packet, deadline time.Time) (segment, bool, error)
 			}
 			if need := pk.Len - len(agg.tcp.Payload); len(next.tcp.Payload) > need {
 				var tail segment
-				next, tail = splitSegment(next, need)
+				next, tail = r.split(next, need)
 				r.pending = append([]segment{tail}, r.pending...)
+			}
+			if agg.origin == nil {
+				agg.origin = next.origin
 			}
 			agg.tcp.Payload = append(agg.tcp.Payload, next.tcp.Payload...)
 			agg.tcp.Flags = agg.tcp.Flags&^(craft.FlagPSH|craft.FlagFIN) | next.tcp.Flags&(craft.FlagPSH|craft.FlagFIN)
@@ -391,6 +477,9 @@ func (r *runner) verifyPacket(exp, act *Packet, seg segment) string {
 			return fieldError("tcp_src_port", int64(r.kernelPort), int64(got))
 		}
 	}
+	if exp.DstPort == 0 && seg.dst != 0 && seg.dst != r.localPort {
+		return fieldError("tcp_dst_port", int64(r.localPort), int64(seg.dst))
+	}
 	if exp.SrcPort != 0 && seg.src.Port() != exp.SrcPort {
 		return fieldError("tcp_src_port", int64(exp.SrcPort), int64(seg.src.Port()))
 	}
@@ -408,6 +497,9 @@ func (r *runner) verifyPacket(exp, act *Packet, seg segment) string {
 	}
 	if exp.Urgent != act.Urgent {
 		return fieldError("tcp_urg_ptr", int64(exp.Urgent), int64(act.Urgent))
+	}
+	if msg := verifyIP(exp.IP, seg); msg != "" {
+		return msg
 	}
 	if !exp.AnyOptions {
 		if msg := r.verifyOptions(exp.Options, act.Options); msg != "" {
@@ -435,6 +527,12 @@ func (r *runner) verifyOptions(exp, act []craft.Option) string {
 		}
 		switch e.Kind {
 		case craft.OptEOL, craft.OptNOP:
+		case craft.OptMD5:
+			// The signature is the kernel's (RFC 2385 §2.0, over a key
+			// tcpcraft does not hold): only its length is the script's.
+			if len(e.Data) != len(a.Data) {
+				return fmt.Sprintf("bad value in outbound TCP option (kind=%d): expected: %d signature bytes actual: %d", e.Kind, len(e.Data), len(a.Data))
+			}
 		case craft.OptTimestamps:
 			if r.tsTick > 0 && r.haveFirstTS {
 				mapped := r.firstScriptTS + (a.TSVal - r.firstActualTS)
@@ -457,3 +555,99 @@ func (r *runner) verifyOptions(exp, act []craft.Option) string {
 }
 
 func trimAngles(s string) string { return s[1 : len(s)-1] }
+
+// verifyIP checks the IP fields an outbound line wrote, in packetdrill's
+// words (run_packet.c verify_outbound_live_tos and _ttl_or_hl); the flow
+// label is not checked (packetdrill does not either).
+func verifyIP(exp IPFields, seg segment) string {
+	ecn := seg.tos & 3
+	switch {
+	case exp.ECN == ECNECT01:
+		if ecn != 1 && ecn != 2 {
+			return fmt.Sprintf("live packet field ip_ecn: expected: 0x1 or 0x2 vs actual: 0x%x", ecn)
+		}
+	case exp.ECN != ECNUnset:
+		if want := exp.tosByte() & 3; want != ecn {
+			return fieldError("ip_ecn", int64(want), int64(ecn))
+		}
+	case exp.HasTOS:
+		if exp.TOS != seg.tos {
+			return fieldError("tos", int64(exp.TOS), int64(seg.tos))
+		}
+	}
+	if exp.TTL != 0 && exp.TTL != seg.ttl {
+		return fieldError("ttl", int64(exp.TTL), int64(seg.ttl))
+	}
+	return ""
+}
+
+// inboundICMP sends an ICMP error line: an error about a segment the
+// kernel sent tcpcraft (so it quotes the kernel's address and port as the
+// source, tcpcraft's as the destination, and the quoted sequence number in
+// the kernel's space, as packetdrill's map_inbound_icmp_tcp_packet), from
+// tcpcraft's address as packetdrill sends it.
+func (r *runner) inboundICMP(ev *Event) (time.Duration, error) {
+	pk := ev.Packet
+	c := pk.ICMP
+	version := uint8(4)
+	if r.env.Peer.Is6() {
+		version = 6
+	}
+	typ, code, err := craft.ParseICMPKind(version, c.Type, c.Code)
+	if err != nil {
+		return 0, r.fail(ev, "error building packet: %v", err)
+	}
+	e := craft.ICMPError{IPVersion: version, Type: typ, Code: code}
+	if c.MTU >= 0 {
+		e.MTU = uint32(c.MTU)
+	}
+	proto := craft.ProtocolTCP
+	if c.Quoted == "udp" {
+		proto = craft.ProtocolUDP
+	}
+	// The quoted datagram: its IP header, then 8 bytes of the transport
+	// header (ports and, for TCP, the sequence number), as packetdrill
+	// quotes it (RFC 792's minimum).
+	upper := make([]byte, 8)
+	binary.BigEndian.PutUint16(upper[0:], r.kernelPort)
+	binary.BigEndian.PutUint16(upper[2:], r.localPort)
+	if proto == craft.ProtocolTCP {
+		binary.BigEndian.PutUint32(upper[4:], c.Seq+r.liveLocalISN)
+	}
+	fullLen := 20 + c.Len
+	if proto == craft.ProtocolUDP {
+		fullLen = 8 + c.Len
+		binary.BigEndian.PutUint16(upper[4:], uint16(fullLen))
+	}
+	var quote []byte
+	if version == 4 {
+		q := craft.IPv4{TTL: craft.DefaultTTL, DontFragment: true, Protocol: proto, Src: r.env.Peer, Dst: r.env.Local.Addr()}
+		quote, err = q.AppendHeader(nil, fullLen, craft.EmitOptions{})
+		e.IPv4 = craft.IPv4{TTL: craft.DefaultTTL, Src: r.env.Local.Addr(), Dst: r.env.Peer, DSCP: pk.IP.tosByte() >> 2, ECN: pk.IP.tosByte() & 3}
+		if pk.IP.TTL != 0 {
+			e.IPv4.TTL = pk.IP.TTL
+		}
+	} else {
+		q := craft.IPv6{HopLimit: craft.DefaultTTL, Src: r.env.Peer, Dst: r.env.Local.Addr()}
+		quote, err = q.AppendHeaders(nil, proto, fullLen)
+		e.IPv6 = craft.IPv6{HopLimit: craft.DefaultTTL, Src: r.env.Local.Addr(), Dst: r.env.Peer, TrafficClass: pk.IP.tosByte(), FlowLabel: pk.IP.FlowLabel}
+		if pk.IP.TTL != 0 {
+			e.IPv6.HopLimit = pk.IP.TTL
+		}
+	}
+	if err != nil {
+		return 0, r.fail(ev, "error building packet: %v", err)
+	}
+	e.Quote.Bytes = append(quote, upper...)
+	pkt, err := craft.AppendICMPError(nil, &e, craft.BuildOptions{})
+	if err != nil {
+		return 0, r.fail(ev, "error building packet: %v", err)
+	}
+	at := r.now()
+	sendErr := r.env.Link.Send(pkt)
+	r.verbosef("%s %s", secs(at), pk)
+	if sendErr != nil {
+		return 0, r.fail(ev, "error sending packet: %v", sendErr)
+	}
+	return at, nil
+}

@@ -14,7 +14,16 @@ import (
 // Parse parses a script. path is used in error messages. Any error is a
 // *SyntaxError naming the line and column and what was expected there.
 func Parse(path string, src []byte) (*Script, error) {
-	p := &parser{lx: newLexer(path, src), file: path}
+	return ParseDefines(path, src, nil)
+}
+
+// ParseDefines is Parse with packetdrill's -D NAME=VALUE definitions: a
+// word NAME in the script reads as VALUE — a number, a "string", a
+// `command` or another word (packetdrill's lexer does the same).
+func ParseDefines(path string, src []byte, defines map[string]string) (*Script, error) {
+	lx := newLexer(path, src)
+	lx.defines = defines
+	p := &parser{lx: lx, file: path}
 	s, err := p.script()
 	if err != nil {
 		return nil, err
@@ -151,9 +160,8 @@ func (p *parser) event() *Event {
 	case p.tok.kind == tokEllipsis || p.tok.kind == tokWord:
 		ev.Syscall = p.syscall()
 	case p.tok.kind == tokCode:
-		// Recognised so that packetdrill scripts parse; Validate refuses
-		// them (tcpcraft has no Python tcp_info hook).
-		ev.Code = &Code{Text: p.tok.text}
+		// Run at its time over the socket under test's TCP_INFO.
+		ev.Code = &Code{Text: strings.TrimSuffix(strings.TrimPrefix(p.tok.text, "%{"), "}%")}
 		p.advance()
 	default:
 		p.expected("a packet (< or >), a system call or a `command`")
@@ -234,24 +242,20 @@ func (p *parser) packet() *Packet {
 	}
 	p.advance()
 	if p.isPunct("(") || p.isPunct("[") {
-		// IP fields such as (ect0) or [tos 0x1]: valid packetdrill that
-		// Validate refuses.
-		start := p.tok.pos
-		closer := ")"
-		if p.tok.text == "[" {
-			closer = "]"
-		}
-		p.advance()
-		for p.tok.kind != tokEOF && !p.isPunct(closer) {
-			p.advance()
-		}
-		p.expectPunct(closer, fmt.Sprintf("%q after the IP fields", closer))
-		if p.unsupported == nil {
-			p.unsupported = &ScriptError{Path: p.file, Pos: start, Msg: "IP header fields (tos, ecn, ttl, flowlabel) are not supported"}
-		}
+		pk.IP = p.ipFields(pk)
 	}
-	if p.tok.kind == tokWord && (p.tok.text == "udp" || p.tok.text == "icmp" || p.tok.text == "GREv0" || p.tok.text == "gre" || p.tok.text == "mpls" || p.tok.text == "encap") {
-		p.failAt(p.tok.pos, "%s packets are not supported (TCP only)", p.tok.text)
+	if p.isWord("icmp") {
+		p.icmp(pk)
+		return pk
+	}
+	if p.tok.kind == tokWord && (p.tok.text == "udp" || p.tok.text == "GREv0" || p.tok.text == "gre" || p.tok.text == "mpls" || p.tok.text == "encap" || p.tok.text == "ipv4" || p.tok.text == "ipv6") {
+		// Well-formed packetdrill that tcpcraft cannot play: refused by
+		// Validate (a FAIL, exit 1), not a syntax error.
+		if p.unsupported == nil {
+			p.unsupported = &ScriptError{Path: p.file, Pos: p.tok.pos, Msg: fmt.Sprintf("%s packets are not supported (TCP and ICMP only)", p.tok.text)}
+		}
+		p.skipEvent(pk.Pos.Line)
+		return pk
 	}
 	if p.tok.kind == tokInt {
 		pk.SrcPort = uint16(p.integer("a source port", 1, 65535))
@@ -303,6 +307,114 @@ func (p *parser) packet() *Packet {
 		p.failAt(pk.Pos, "an inbound (<) packet needs a window (win N)")
 	}
 	return pk
+}
+
+// ipFields reads packetdrill's ip_info in ( ) or [ ]: a TOS spec (noecn,
+// ect0, ect1, ce, ect01 or tos 0xNN), a flow label (flowlabel 0xNNNNN),
+// a TOS spec and a flow label, or ttl N.
+func (p *parser) ipFields(pk *Packet) IPFields {
+	closer := ")"
+	if p.tok.text == "[" {
+		closer = "]"
+	}
+	p.advance()
+	var f IPFields
+	const what = "IP fields (noecn, ect0, ect1, ce, ect01, tos 0xNN, flowlabel 0xNNNNN or ttl N)"
+	for first := true; ; first = false {
+		if !first {
+			if !p.isPunct(",") {
+				break
+			}
+			p.advance()
+		}
+		if p.tok.kind != tokWord {
+			p.expected(what)
+		}
+		pos := p.tok.pos
+		switch w := p.tok.text; w {
+		case "noecn", "ect0", "ect1", "ce", "ect01":
+			f.ECN = map[string]ECN{"noecn": ECNNone, "ect0": ECNECT0, "ect1": ECNECT1, "ce": ECNCE, "ect01": ECNECT01}[w]
+			if f.ECN == ECNECT01 && pk.Dir == Inbound {
+				p.failAt(pos, "[ect01] can only be used with outbound packets")
+			}
+			p.advance()
+		case "tos":
+			p.advance()
+			f.HasTOS, f.TOS = true, uint8(p.integer("the TOS byte after tos", 0, 255))
+		case "flowlabel":
+			p.advance()
+			f.HasFlowLabel, f.FlowLabel = true, uint32(p.integer("the flow label after flowlabel", 0, 1<<20-1))
+		case "ttl":
+			p.advance()
+			f.TTL = uint8(p.integer("the TTL after ttl", 1, 255))
+		default:
+			p.expected(what)
+		}
+	}
+	p.expectPunct(closer, fmt.Sprintf("%q after the IP fields", closer))
+	return f
+}
+
+// icmp reads the rest of an ICMP line: "icmp TYPE [CODE] [mtu N] [id N]
+// [[start:end(len)] | [udp (N)] | [raw (N)]]".
+func (p *parser) icmp(pk *Packet) {
+	p.advance()
+	if p.tok.kind != tokWord {
+		p.expected("an ICMP type (unreachable, time_exceeded, packet_too_big, ...)")
+	}
+	c := &ICMPSpec{Type: p.tok.text, MTU: -1}
+	pk.ICMP = c
+	p.advance()
+	if p.tok.kind == tokWord && p.tok.text != "mtu" && p.tok.text != "id" {
+		c.Code = p.tok.text
+		p.advance()
+	}
+	if p.isWord("mtu") {
+		p.advance()
+		c.MTU = p.integer("the MTU after mtu", 0, 65535)
+	}
+	if p.isWord("id") {
+		p.advance()
+		p.integer("the echo id after id", 0, 65535)
+	}
+	if !p.isPunct("[") {
+		return
+	}
+	p.advance()
+	switch {
+	case p.isWord("udp") || p.isWord("raw"):
+		c.Quoted = p.tok.text
+		p.advance()
+		p.expectPunct("(", `"(" and the length`)
+		c.Len = int(p.integer("the quoted length", 0, math.MaxUint16))
+		p.expectPunct(")", `")" after the length`)
+	default:
+		c.Quoted = "tcp"
+		start := p.integer("the quoted segment (start:end(len))", 0, math.MaxUint32)
+		p.expectPunct(":", `":" in start:end(len)`)
+		end := p.integer("the end sequence number (start:end(len))", 0, math.MaxUint32)
+		p.expectPunct("(", `"(" in start:end(len)`)
+		lenPos := p.tok.pos
+		n := p.integer("the payload length (start:end(len))", 0, math.MaxUint16)
+		p.expectPunct(")", `")" in start:end(len)`)
+		if end != start+n {
+			p.failAt(lenPos, "inconsistent sequence numbers and payload length: %d:%d is %d bytes, not %d", start, end, end-start, n)
+		}
+		c.Seq, c.Len = uint32(start), int(n)
+	}
+	p.expectPunct("]", `"]" after the quoted segment`)
+}
+
+// skipEvent skips the rest of an event that started on line: tokens up to
+// the first one on a later line that can start an event (a time, a
+// backquoted command) or the end.
+func (p *parser) skipEvent(line int) {
+	for p.tok.kind != tokEOF {
+		if p.tok.pos.Line > line && (p.tok.kind == tokInt || p.tok.kind == tokFloat || p.isPunct("+") || p.isPunct("*") || p.tok.kind == tokCommand) {
+			return
+		}
+		p.advance()
+	}
 }
 
 // flags reads the packet flags as packetdrill's grammar has them: a word
@@ -427,15 +539,9 @@ func (p *parser) options(pk *Packet) {
 		return
 	}
 	p.expectPunct(">", `"," or ">" in the TCP option list`)
-	// md5, FO and FOEXP are packetdrill's and craft builds them, but the
-	// runner does not yet check or produce them correctly (signatures,
-	// cookies): refuse the script in Validate.
-	for i, t := range toks {
-		first := i == 0 || (toks[i-1].kind == tokPunct && toks[i-1].text == ",")
-		if first && t.kind == tokWord && (t.text == "md5" || t.text == "FO" || t.text == "FOEXP") && p.unsupported == nil {
-			p.unsupported = &ScriptError{Path: p.file, Pos: t.pos, Msg: fmt.Sprintf("TCP option %q is not supported", t.text)}
-		}
-	}
+	// md5 (RFC 2385) is sent as written and an expected one checked by
+	// its length (the digest needs the socket's key); Fast Open options
+	// (FO, FOEXP) are built and compared as written.
 	pk.Options = opts
 	if n, err := craft.OptionsLen(pk.Options); err != nil {
 		p.failAt(open, "bad TCP options: %v", err)

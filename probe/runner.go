@@ -36,6 +36,12 @@ const (
 	// runner still waits for it, so a late packet is reported as late
 	// rather than missing (packetdrill waits 2 s too).
 	lateArrival = 2 * time.Second
+	// ownStartLate is how late tcpcraft may start what it does itself
+	// (see checkLate), and see a blocking call return: it measures the
+	// machine (how soon a thread of ours runs on a busy CPU), not the
+	// kernel. Whatever the kernel does differently because of it (a
+	// timer that fires first) still shows in the packets it sends.
+	ownStartLate = 500 * time.Millisecond
 	// anyTimeLimit bounds the wait for a packet expected at time "*".
 	anyTimeLimit = 30 * time.Second
 )
@@ -50,6 +56,9 @@ type Config struct {
 	// Verbose, when not nil, receives one line per packet, system call and
 	// command as it happens.
 	Verbose io.Writer
+	// Args are packetdrill options from the command line; they override
+	// the script's own option lines (ApplyScript).
+	Args []SettingArg
 }
 
 // Failure is a script that ran and did not do what it said: the line, the
@@ -68,7 +77,21 @@ func (f *Failure) Error() string { return fmt.Sprintf("%s:%d: %s", f.Path, f.Lin
 type segment struct {
 	tcp craft.TCP // owns its memory (cloned)
 	src netip.AddrPort
+	dst uint16 // tcpcraft's port it was sent to
+	tos uint8  // the IPv4 TOS byte or IPv6 traffic class
+	ttl uint8  // TTL or hop limit
 	at  time.Time
+	// origin is set on what is left of a captured segment after the
+	// runner split it to match a line: where the split was made.
+	origin *splitOrigin
+}
+
+// splitOrigin is the line a captured segment was split for, and the
+// whole segment as the kernel sent it.
+type splitOrigin struct {
+	ev   *Event
+	t    time.Duration
+	full segment
 }
 
 // blockingCall is a blocking system call the script has moved past.
@@ -79,6 +102,7 @@ type blockingCall struct {
 	post  func(Reply) string
 	start time.Duration // script time the call started
 	end   time.Duration // script time it should return
+	slack time.Duration // how early it may return (runner.slack)
 }
 
 // runner plays one script.
@@ -94,12 +118,23 @@ type runner struct {
 	percent    float64
 	tsTick     time.Duration
 	localAlias map[netip.Addr]netip.Addr // script address → live address
+	set        Settings                  // the script's options and the command line's
 	bindPort   uint16
 
 	start      time.Time     // live time of script time 0 (wall clock)
 	lastT      time.Duration // script time of the previous event
 	lastAnchor time.Duration // when the previous event actually happened
 	lastEv     *Event
+	// slack is how much later than its script time the previous event
+	// happened, when the current event's time counts from it: the
+	// current event may be that much early (see schedule).
+	slack time.Duration
+	// ownLate is how late tcpcraft started its latest own event (a
+	// packet it sent, a call, a command): the kernel's answers may be as
+	// late (see checkLate).
+	ownLate time.Duration
+	cur     *Event        // the event being played
+	curT    time.Duration // and its script time
 
 	segs    chan segment
 	pending []segment // split leftovers, consumed before segs
@@ -121,6 +156,53 @@ type runner struct {
 
 	fds      map[int64]int // script fd → live fd
 	blocking *blockingCall
+
+	// The socket under test (packetdrill's socket_under_test), whose
+	// TCP_INFO code blocks read: the last socket created or accepted,
+	// or -1 for a connection a SYN opened on a listener before accept.
+	sut       int64
+	haveSUT   bool
+	listeners map[int64]bool // script fds that listen
+	// awaitingSYN: a new socket became the socket under test and has
+	// sent nothing yet; until its SYN, the kernel's segments belong to
+	// other connections (see otherConnection).
+	awaitingSYN bool
+	codes       codeState
+
+	// tcpcraft's port now (a fresh one per incoming connection when the
+	// Env allows, as packetdrill's next_ephemeral_port), the port
+	// connect(..., ...) reaches, whether the socket under test listens
+	// (or there is none yet: a SYN then opens a new connection), and the
+	// ports used so far.
+	localPort   uint16
+	connectPort uint16
+	listening   bool
+	usedPorts   map[uint16]bool
+	conns       int
+}
+
+// local is tcpcraft's end now.
+func (r *runner) local() netip.AddrPort { return netip.AddrPortFrom(r.env.Local.Addr(), r.localPort) }
+
+// newConnection is an inbound SYN reaching a listening socket (or no
+// socket at all): packetdrill makes a new socket under test for it, with a
+// fresh remote port and mappings of its own.
+func (r *runner) newConnection() {
+	r.listening = false
+	r.conns++
+	if r.conns > 1 && r.env.AnyPort {
+		for {
+			p := uint16(1024 + mrand.IntN(65535-1024))
+			if !r.usedPorts[p] && p != r.kernelPort {
+				r.localPort = p
+				break
+			}
+		}
+	}
+	r.usedPorts[r.localPort] = true
+	r.liveLocalISN, r.scriptLocalISN = 0, 0
+	r.tsMap = map[uint32]uint32{}
+	r.haveFirstTS, r.haveKernelTS = false, false
 }
 
 // Run plays script s in env. It returns nil when every expectation was
@@ -136,8 +218,12 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 		bindPort:   env.PeerPort,
 		tsMap:      map[uint32]uint32{},
 		fds:        map[int64]int{},
+		listeners:  map[int64]bool{},
 		ipID:       uint16(mrand.Uint32()) | 1,
 		localAlias: map[netip.Addr]netip.Addr{},
+		localPort:  env.Local.Port(),
+		listening:  true,
+		usedPorts:  map[uint16]bool{},
 	}
 	r.format.Absolute = true
 	if r.tolerance <= 0 {
@@ -173,40 +259,43 @@ func Run(ctx context.Context, s *Script, env *Env, cfg Config) error {
 			err = cerr
 		}
 	}
+	if err == nil {
+		err = r.finishCode(ctx)
+	}
 	r.showLeftovers()
 	return err
 }
 
 func (r *runner) applyOptions() error {
-	// packetdrill's default addresses, so that scripts naming them in a
-	// sockaddr work unchanged.
-	r.localAlias[netip.MustParseAddr("192.168.0.1")] = r.env.Peer
-	r.localAlias[netip.MustParseAddr("192.0.2.1")] = r.env.Local.Addr()
-	for _, o := range r.s.Options {
-		set, err := parseOptionValue(o)
-		if err != nil {
-			return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: err.Error()}
-		}
-		switch o.Name {
-		case "tolerance_usecs":
-			r.tolerance = max(r.tolerance, set.tolerance)
-		case "tolerance_percent":
-			r.percent = set.tolerancePercent
-		case "tcp_ts_tick_usecs":
-			r.tsTick = set.tsTick
-		case "bind_port":
-			r.bindPort = set.bindPort
-		case "local_ip", "remote_ip":
-			a, err := netip.ParseAddr(o.Value)
-			if err != nil {
-				return &ScriptError{Path: r.s.Path, Pos: o.Pos, Msg: fmt.Sprintf("--%s=%s: not an IP address", o.Name, o.Value)}
-			}
-			if o.Name == "local_ip" {
-				r.localAlias[a] = r.env.Peer
-			} else {
-				r.localAlias[a] = r.env.Local.Addr()
-			}
-		}
+	set, err := ApplyScript(r.s, r.cfg.Args)
+	if err != nil {
+		return err
+	}
+	r.set = set
+	// packetdrill's default addresses and the ones the options name
+	// stand for the live ones, so that scripts naming them in a sockaddr
+	// work unchanged whatever addresses the environment has.
+	local, remote, _, err := set.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, a := range []netip.Addr{DefaultLocal4, DefaultLocal6, local.Addr()} {
+		r.localAlias[a] = r.env.Peer
+	}
+	for _, a := range []netip.Addr{DefaultRemote4, DefaultRemote6, remote} {
+		r.localAlias[a] = r.env.Local.Addr()
+	}
+	r.tolerance = max(r.tolerance, set.Tolerance)
+	if set.HasPercent {
+		r.percent = set.TolerancePercent
+	}
+	r.tsTick = set.TSTick
+	if set.BindPort != 0 {
+		r.bindPort = set.BindPort
+	}
+	r.connectPort = DefaultKernelPort
+	if set.ConnectPort != 0 {
+		r.connectPort = set.ConnectPort
 	}
 	return nil
 }
@@ -221,10 +310,17 @@ func (r *runner) readSegments(ctx context.Context) {
 			close(r.segs)
 			return
 		}
-		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil || p.IPVersion != 4 {
+		if err := craft.ParsePacket(craft.LinkRaw, f.Data, &p, craft.PacketOptions{PartialChecksum: f.ChecksumNotReady}); err != nil {
 			continue
 		}
-		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(p.IPv4.Src, p.TCP.SrcPort), at: f.Time}
+		src, tos, ttl := p.IPv4.Src, p.IPv4.DSCP<<2|p.IPv4.ECN, p.IPv4.TTL
+		if p.IPVersion == 6 {
+			src, tos, ttl = p.IPv6.Src, p.IPv6.TrafficClass, p.IPv6.HopLimit
+		}
+		if src != r.env.Peer {
+			continue
+		}
+		seg := segment{tcp: p.TCP.Clone(), src: netip.AddrPortFrom(src, p.TCP.SrcPort), dst: p.TCP.DstPort, tos: tos, ttl: ttl, at: f.Time}
 		select {
 		case r.segs <- seg:
 		case <-ctx.Done():
@@ -232,6 +328,38 @@ func (r *runner) readSegments(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// buildTCP builds an IPv4 or IPv6 packet (by the addresses' family)
+// carrying tcp, the way Linux would send it (DF, TTL/hop limit 64), with
+// the IP fields the script wrote.
+func buildTCP(src, dst netip.Addr, id uint16, f IPFields, tcp *craft.TCP) ([]byte, error) {
+	ttl := uint8(craft.DefaultTTL)
+	if f.TTL != 0 {
+		ttl = f.TTL
+	}
+	tos := f.tosByte()
+	if src.Is6() {
+		return craft.BuildIPv6TCP(craft.IPv6{Src: src, Dst: dst, HopLimit: ttl, NextHeader: craft.ProtocolTCP,
+			TrafficClass: tos, FlowLabel: f.FlowLabel}, tcp)
+	}
+	return craft.BuildIPv4TCP(craft.IPv4{TTL: ttl, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst,
+		DSCP: tos >> 2, ECN: tos & 3}, tcp)
+}
+
+// tosByte is the TOS byte (traffic class) an inbound line's fields give:
+// "tos 0xNN" as written, an ECN codepoint in the low two bits.
+func (f IPFields) tosByte() uint8 {
+	tos := f.TOS
+	switch f.ECN {
+	case ECNECT1:
+		tos = tos&^3 | 1
+	case ECNECT0:
+		tos = tos&^3 | 2
+	case ECNCE:
+		tos |= 3
+	}
+	return tos
 }
 
 // since is a live time as script time (time since the start).
@@ -270,6 +398,14 @@ func (r *runner) schedule(ev *Event) (t, tEnd, offset time.Duration) {
 	tEnd = t
 	if ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange {
 		tEnd = offset + ev.Time.End
+	}
+	// An event cannot be early only because the one before it was late
+	// (or was seen late: a blocking call is known to sleep only some time
+	// after it did, and what it sent went out before): a relative event's
+	// earliest time counts from the previous event's script time.
+	r.slack = 0
+	if offset > r.lastT && ev.Time.Kind != TimeAbsolute && ev.Time.Kind != TimeAbsoluteRange {
+		r.slack = offset - r.lastT
 	}
 	return t, tEnd, offset
 }
@@ -313,11 +449,20 @@ func (r *runner) waitUntil(t time.Duration) error {
 
 // checkLate fails an event that we could only start more than the
 // tolerance after its time (packetdrill: "timing error: expected ...").
+// What tcpcraft starts itself (a packet it sends, a system call, a
+// command) is late only by the machine's doing — a busy CPU, not the
+// kernel under test — so it is allowed at least ownStartLate; whatever
+// the kernel does in answer is still checked against the tolerance,
+// counted from when the event actually happened.
 func (r *runner) checkLate(ev *Event, what string, t, tol time.Duration) error {
 	if ev.Time.Kind == TimeAny {
 		return nil
 	}
-	if now := r.now(); now > t+tol {
+	tol = max(tol, ownStartLate)
+	now := r.now()
+	// What the kernel does in answer may be that much late too.
+	r.ownLate = max(0, now-t)
+	if now > t+tol {
 		return r.fail(ev, "timing error: expected %s at %s sec but happened at %s sec; tolerance %s sec", what, secs(t), secs(now), secs(tol))
 	}
 	return nil
@@ -332,7 +477,14 @@ func (r *runner) events() error {
 		if err := r.pollBlocking(); err != nil {
 			return err
 		}
+		if ev.Packet == nil || ev.Packet.Dir != Outbound {
+			if err := r.checkLeftover(); err != nil {
+				return err
+			}
+		}
+		r.cur = ev
 		t, tEnd, offset := r.schedule(ev)
+		r.curT = t
 		tol := r.toleranceFor(t, r.lastT)
 		var anchor time.Duration
 		var err error
@@ -343,6 +495,13 @@ func (r *runner) events() error {
 			anchor, err = r.outbound(ev, t, tEnd, tol)
 		case ev.Syscall != nil:
 			anchor, err = r.syscall(ev, t, offset, tol)
+		case ev.Code != nil:
+			if err = r.waitUntil(t); err == nil {
+				if err = r.checkLate(ev, "code", t, tol); err == nil {
+					err = r.code(ev)
+					anchor = r.now()
+				}
+			}
 		case ev.Shell != nil:
 			if err = r.waitUntil(t); err == nil {
 				if err = r.checkLate(ev, "command", t, tol); err == nil {
@@ -357,6 +516,9 @@ func (r *runner) events() error {
 			return err
 		}
 		r.lastEv, r.lastT, r.lastAnchor = ev, t, anchor
+	}
+	if err := r.checkLeftover(); err != nil {
+		return err
 	}
 	// packetdrill waits a little for a blocking call to finish and fails
 	// if it does not.
@@ -427,9 +589,8 @@ func (r *runner) showLeftovers() {
 
 // liveLine renders a live segment the tcpdump way.
 func (r *runner) liveLine(seg segment) string {
-	ip := craft.IPv4{Src: seg.src.Addr(), Dst: r.env.Local.Addr(), TTL: 64, Protocol: craft.ProtocolTCP}
 	t := seg.tcp
-	pkt, err := craft.BuildIPv4TCP(ip, &t)
+	pkt, err := buildTCP(seg.src.Addr(), r.env.Local.Addr(), 0, IPFields{}, &t)
 	if err != nil {
 		return fmt.Sprintf("%v > %v: %v", seg.src, r.env.Local, err)
 	}

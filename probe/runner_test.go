@@ -350,7 +350,7 @@ func TestRunnerInboundTiming(t *testing.T) {
 // pieces with PSH and FIN on the last.
 func TestSegmentForMTU(t *testing.T) {
 	tcp := craft.TCP{Seq: 100, Flags: craft.FlagPSH | craft.FlagACK | craft.FlagFIN, Payload: make([]byte, 3000)}
-	pieces, err := segmentForMTU(tcp, 1500)
+	pieces, err := segmentForMTU(tcp, 1500, craft.IPv4MinHeaderLen, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,13 @@ package probe
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/tcpcraft/tcpcraft/craft"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,7 +57,7 @@ func (r *runner) syscall(ev *Event, t, offset, tol time.Duration) (time.Duration
 			return 0, r.ctx.Err()
 		}
 	}
-	b := &blockingCall{ev: ev, call: call, req: req, start: t, end: offset + sc.End.Start}
+	b := &blockingCall{ev: ev, call: call, req: req, start: t, end: offset + sc.End.Start, slack: r.slack}
 	select {
 	case at := <-call.Blocked:
 		r.verbosef("%s %s(%s) blocked", secs(r.since(at)), sc.Name, joinExprs(sc.Args))
@@ -119,7 +121,12 @@ func (r *runner) finishBlocking(rep Reply) error {
 	}
 	end := r.since(time.Unix(0, rep.End))
 	tol := r.toleranceFor(b.end, b.start)
-	if end < b.end-tol || end > b.end+tol {
+	// The return is stamped by the calling thread once it runs again: on
+	// a busy machine that is late by the machine's doing (the kernel
+	// finished the call when it woke the thread), so a late return is
+	// allowed what tcpcraft's own late starts are (ownStartLate); an
+	// early one is not.
+	if end < b.end-b.slack-tol || end > b.end+max(tol+r.ownLate, ownStartLate) {
 		return r.fail(b.ev, "timing error: expected system call return at %s sec but happened at %s sec; tolerance %s sec", secs(b.end), secs(end), secs(tol))
 	}
 	return nil
@@ -184,14 +191,27 @@ func (r *runner) checkResult(sc *Syscall, rep Reply, post func(Reply) string) st
 	if rep.Ret < 0 {
 		return fmt.Sprintf("Expected result %d but got -1 with errno %d (%s: %s)", want, rep.Errno, ErrnoName(rep.Errno), errnoText(rep.Errno))
 	}
-	if sc.Name == "socket" || sc.Name == "accept" {
+	if newFDCalls[sc.Name] {
 		// The script's descriptor stands for whatever the kernel
 		// returned (packetdrill maps script fds to live fds too).
 		r.fds[want] = int(rep.Ret)
+		if sc.Name == "socket" || sc.Name == "accept" {
+			r.sut, r.haveSUT = want, true
+		}
+		// Only a new socket with an earlier connection around has
+		// another connection's segments to ignore.
+		r.awaitingSYN = sc.Name == "socket" && (r.conns > 0 || r.liveLocalISN != 0)
+		delete(r.listeners, want)
 		return ""
 	}
 	if rep.Ret != want {
 		return fmt.Sprintf("Expected result %d but got %d", want, rep.Ret)
+	}
+	if sc.Name == "listen" {
+		if fd, err := r.intValue(sc.Args[0]); err == nil {
+			r.listeners[fd] = true
+		}
+		r.awaitingSYN = false
 	}
 	if post != nil {
 		return post(rep)
@@ -268,15 +288,15 @@ func (r *runner) sockaddrValue(e Expr, def netip.AddrPort) (netip.AddrPort, erro
 			return netip.AddrPort{}, fmt.Errorf("expected field=value in %s", e)
 		}
 		switch name.Name {
-		case "sa_family", "sin_family":
+		case "sa_family", "sin_family", "sin6_family":
 			v, err := r.intValue(f.Right)
 			if err != nil {
 				return netip.AddrPort{}, err
 			}
-			if v != unix.AF_INET {
-				return netip.AddrPort{}, fmt.Errorf("only AF_INET addresses are supported")
+			if v != unix.AF_INET && v != unix.AF_INET6 {
+				return netip.AddrPort{}, fmt.Errorf("only AF_INET and AF_INET6 addresses are supported")
 			}
-		case "sin_port":
+		case "sin_port", "sin6_port":
 			v, err := r.intValue(f.Right)
 			if err != nil {
 				return netip.AddrPort{}, err
@@ -285,7 +305,7 @@ func (r *runner) sockaddrValue(e Expr, def netip.AddrPort) (netip.AddrPort, erro
 				return netip.AddrPort{}, fmt.Errorf("port %d out of range", v)
 			}
 			port = uint16(v)
-		case "sin_addr":
+		case "sin_addr", "sin6_addr":
 			a, err := r.addrValue(f.Right)
 			if err != nil {
 				return netip.AddrPort{}, err
@@ -304,8 +324,8 @@ func (r *runner) addrValue(e Expr) (netip.Addr, error) {
 		if e.Name == "inet_addr" && len(e.Args) == 1 {
 			if s, ok := e.Args[0].(*StringExpr); ok {
 				a, err := netip.ParseAddr(s.Value)
-				if err != nil || !a.Is4() {
-					return netip.Addr{}, fmt.Errorf("inet_addr(%q): not an IPv4 address", s.Value)
+				if err != nil {
+					return netip.Addr{}, fmt.Errorf("inet_addr(%q): not an IP address", s.Value)
 				}
 				if live, ok := r.localAlias[a]; ok {
 					return live, nil
@@ -314,11 +334,24 @@ func (r *runner) addrValue(e Expr) (netip.Addr, error) {
 			}
 		}
 	case *WordExpr:
-		if e.Name == "INADDR_ANY" {
+		if e.Name == "INADDR_ANY" || e.Name == "in6addr_any" {
+			if r.env.Peer.Is6() {
+				return netip.IPv6Unspecified(), nil
+			}
 			return netip.IPv4Unspecified(), nil
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("expected inet_addr(\"A.B.C.D\") or INADDR_ANY, found %s", e)
+}
+
+// sockAddr renders a socket address for the helper: an IPv4 address as
+// IPv4-mapped IPv6 with --ip_version=ipv4-mapped-ipv6 (the sockets are
+// AF_INET6 there).
+func (r *runner) sockAddr(ap netip.AddrPort) string {
+	if r.set.IPVersion == "ipv4-mapped-ipv6" && ap.Addr().Is4() {
+		ap = netip.AddrPortFrom(netip.AddrFrom16(ap.Addr().As16()), ap.Port())
+	}
+	return ap.String()
 }
 
 // bufferArgs reads a buffer and its length: the buffer is "..." (zero
@@ -335,12 +368,31 @@ func (r *runner) bufferArgs(buf, count Expr) (data []byte, n int, err error) {
 	switch b := buf.(type) {
 	case *Ellipsis:
 		return nil, n, nil
+	case *IntExpr, *WordExpr:
+		// NULL (or 0): the caller passes a NULL pointer.
+		if p, err := r.intValue(b); err == nil && p == 0 {
+			return nil, n, errNullBuffer
+		}
 	case *StringExpr:
 		data = make([]byte, n)
 		copy(data, b.Value)
 		return data, n, nil
 	}
-	return nil, 0, fmt.Errorf("expected ... or a string as the buffer, found %s", buf)
+	return nil, 0, fmt.Errorf("expected ..., NULL or a string as the buffer, found %s", buf)
+}
+
+// errNullBuffer is bufferArgs' word for a NULL buffer: not an error, the
+// request passes a NULL pointer.
+var errNullBuffer = errors.New("NULL buffer")
+
+// buffer fills req's buffer from a script's buffer and count arguments.
+func (r *runner) buffer(req *Request, buf, count Expr) error {
+	var err error
+	req.Data, req.Len, err = r.bufferArgs(buf, count)
+	if err == errNullBuffer {
+		req.Null, err = true, nil
+	}
+	return err
 }
 
 // optionValue encodes a setsockopt value: [N] or N (an int), {onoff=A,
@@ -395,7 +447,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		}
 		return nil
 	}
-	if sc.Name != "socket" {
+	if !noFDCalls[sc.Name] {
 		if req.FD, err = r.fdValue(a[0]); err != nil {
 			return req, nil, err
 		}
@@ -403,39 +455,57 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 	var post func(Reply) string
 	switch sc.Name {
 	case "socket":
+		// "..." is the domain of the run's IP version (packetdrill's
+		// socket_domain: AF_INET6 for ipv6 and ipv4-mapped-ipv6).
 		domain := int64(unix.AF_INET)
+		if r.env.Peer.Is6() || r.set.IPVersion == "ipv4-mapped-ipv6" {
+			domain = unix.AF_INET6
+		}
 		if _, ok := a[0].(*Ellipsis); !ok {
 			if domain, err = r.intValue(a[0]); err != nil {
 				return req, nil, err
 			}
 		}
-		if domain != unix.AF_INET {
-			return req, nil, fmt.Errorf("only AF_INET sockets are supported (IPv4 only for now)")
+		if domain != unix.AF_INET && domain != unix.AF_INET6 {
+			return req, nil, fmt.Errorf("only AF_INET and AF_INET6 sockets are supported")
 		}
 		req.Ints = []int64{domain}
 		err = ints(a[1], a[2])
+		// A new socket is the socket under test; it is not listening.
+		r.listening = false
 	case "bind":
 		var ap netip.AddrPort
 		ap, err = r.sockaddrValue(a[1], netip.AddrPortFrom(r.env.Peer, r.bindPort))
-		req.Addr = ap.String()
+		req.Addr = r.sockAddr(ap)
 		post = func(Reply) string { r.kernelPort = ap.Port(); return "" }
 	case "connect":
-		var ap netip.AddrPort
-		ap, err = r.sockaddrValue(a[1], r.env.Local)
-		if err == nil && ap != r.env.Local {
-			err = fmt.Errorf("connect to %v: tcpcraft's end is %v; write ... for the address", ap, r.env.Local)
+		// packetdrill connects to --remote_ip at --connect_port; where
+		// tcpcraft owns every port of its address it takes that one.
+		if r.env.AnyPort {
+			r.localPort = r.connectPort
 		}
-		req.Addr = ap.String()
+		local := r.local()
+		var ap netip.AddrPort
+		ap, err = r.sockaddrValue(a[1], local)
+		if err == nil && ap != local {
+			if r.env.AnyPort && ap.Addr() == local.Addr() {
+				r.localPort = ap.Port()
+			} else {
+				err = fmt.Errorf("connect to %v: tcpcraft's end is %v; write ... for the address", ap, local)
+			}
+		}
+		req.Addr = r.sockAddr(ap)
 	case "listen":
 		err = ints(a[1])
+		post = func(Reply) string { r.listening = true; return "" }
 	case "accept":
 	case "read":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 		req.Data = nil
 	case "write":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 	case "send", "recv", "sendto", "recvfrom":
-		req.Data, req.Len, err = r.bufferArgs(a[1], a[2])
+		err = r.buffer(&req, a[1], a[2])
 		if err == nil {
 			err = ints(a[3])
 		}
@@ -443,11 +513,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 			req.Data = nil
 		}
 		if err == nil && sc.Name == "sendto" {
-			if _, ok := a[4].(*Ellipsis); !ok {
-				var ap netip.AddrPort
-				ap, err = r.sockaddrValue(a[4], r.env.Local)
-				req.Addr = ap.String()
-			}
+			err = r.sendtoAddr(&req, a[4])
 		}
 	case "shutdown":
 		err = ints(a[1])
@@ -457,6 +523,14 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 	case "setsockopt":
 		if err = ints(a[1], a[2]); err == nil {
 			req.Data, err = r.optionValue(a[3])
+		}
+		if s, ok := a[3].(*StringExpr); ok && err == nil {
+			// A string option is passed with the script's length
+			// (TCP_FASTOPEN_KEY's 16 bytes, or a wrong length on purpose).
+			if n, lerr := r.intValue(a[4]); lerr == nil && n >= 0 && n <= 256 {
+				req.Data = make([]byte, n)
+				copy(req.Data, s.Value)
+			}
 		}
 	case "getsockopt":
 		if err = ints(a[1], a[2]); err != nil {
@@ -477,7 +551,7 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		}
 		post = func(rep Reply) string { return checkOption(a[3], want, rep.Data) }
 	default:
-		err = fmt.Errorf("unsupported system call")
+		post, err = r.moreRequest(sc, &req)
 	}
 	return req, post, err
 }
@@ -508,4 +582,54 @@ func checkOption(e Expr, want, got []byte) string {
 		return fmt.Sprintf("Bad getsockopt optval: expected: %x actual: %x", want, got)
 	}
 	return ""
+}
+
+// sendtoAddr sets sendto's destination as packetdrill does: "..." is
+// tcpcraft's end (where a MSG_FASTOPEN sendto connects; a connected TCP
+// socket ignores the address), a family alone (AF_UNSPEC) is a socket
+// address holding only that family, else a sockaddr struct.
+func (r *runner) sendtoAddr(req *Request, e Expr) error {
+	connectTo := func() {
+		// A MSG_FASTOPEN sendto connects: like connect(), to
+		// --connect_port where tcpcraft owns every port.
+		if len(req.Ints) > 0 && req.Ints[0]&unix.MSG_FASTOPEN != 0 && r.env.AnyPort {
+			r.localPort = r.connectPort
+			r.listening = false
+		}
+		req.Addr = r.sockAddr(r.local())
+	}
+	switch e.(type) {
+	case *Ellipsis:
+		connectTo()
+		return nil
+	case *WordExpr, *IntExpr:
+		v, err := r.intValue(e)
+		if err != nil {
+			return err
+		}
+		if v == unix.AF_INET || v == unix.AF_INET6 {
+			connectTo()
+			return nil
+		}
+		if v < 0 || v > 0xffff {
+			return fmt.Errorf("bad address family %d", v)
+		}
+		req.FamilyOnly, req.Family = true, int(v)
+		return nil
+	}
+	ap, err := r.sockaddrValue(e, r.local())
+	req.Addr = r.sockAddr(ap)
+	return err
+}
+
+// noteInbound follows packetdrill's socket under test: a SYN arriving
+// while it listens (or before any socket) opens a new connection, which
+// becomes the socket under test once accept returns it.
+func (r *runner) noteInbound(pk *Packet) {
+	if pk.Flags.Has(craft.FlagSYN) && !pk.Flags.Has(craft.FlagACK) {
+		r.awaitingSYN = false
+		if !r.haveSUT || r.listeners[r.sut] {
+			r.sut, r.haveSUT = -1, true
+		}
+	}
 }

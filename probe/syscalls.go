@@ -17,14 +17,18 @@ import (
 
 // SupportedSyscalls returns the names of the system calls scripts may use.
 func SupportedSyscalls() []string {
-	return []string{"socket", "setsockopt", "getsockopt", "bind", "listen", "accept",
+	base := []string{"socket", "setsockopt", "getsockopt", "bind", "listen", "accept",
 		"connect", "read", "write", "send", "recv", "sendto", "recvfrom", "shutdown",
 		"close", "fcntl"}
+	return append(base, moreSyscallNames()...)
 }
 
 // symbolValue returns the value of a symbolic constant a script may use
 // (the Linux values, from x/sys/unix).
 func symbolValue(name string) (int64, bool) {
+	if v, ok := ipLevelSymbols[name]; ok {
+		return v, true
+	}
 	v, ok := map[string]int64{
 		"AF_INET": unix.AF_INET, "AF_INET6": unix.AF_INET6, "AF_UNSPEC": unix.AF_UNSPEC,
 		"PF_INET": unix.AF_INET, "PF_INET6": unix.AF_INET6,
@@ -61,7 +65,12 @@ func symbolValue(name string) (int64, bool) {
 		"TCP_FASTOPEN": unix.TCP_FASTOPEN, "TCP_FASTOPEN_CONNECT": unix.TCP_FASTOPEN_CONNECT,
 		"TCP_INQ": unix.TCP_INQ, "TCP_SAVE_SYN": unix.TCP_SAVE_SYN,
 		"MSG_FASTOPEN": unix.MSG_FASTOPEN, "MSG_ZEROCOPY": unix.MSG_ZEROCOPY,
+		"TCP_FASTOPEN_KEY": unix.TCP_FASTOPEN_KEY, "TCP_FASTOPEN_NO_COOKIE": unix.TCP_FASTOPEN_NO_COOKIE,
+		"TCP_INFO": unix.TCP_INFO, "TCP_CC_INFO": unix.TCP_CC_INFO, "NULL": 0,
 	}[name]
+	if !ok {
+		v, ok = moreSymbols[name]
+	}
 	return v, ok
 }
 
@@ -88,6 +97,20 @@ type Request struct {
 	// Blocking marks a call the script expects to block: the executor
 	// reports when the calling thread goes to sleep in the kernel.
 	Blocking bool `json:"blocking,omitempty"`
+	// Null passes a NULL buffer of Len bytes (packetdrill's NULL), which
+	// the kernel answers with EFAULT where it touches it.
+	Null bool `json:"null,omitempty"`
+	// FamilyOnly replaces Addr by a socket address holding only Family
+	// (packetdrill's sendto(..., AF_UNSPEC, ...)).
+	FamilyOnly bool `json:"family_only,omitempty"`
+	Family     int  `json:"family,omitempty"`
+	// FD2 is a second live descriptor (epoll_ctl's target, splice's
+	// and sendfile's other end), Iov the iovec lengths of sendmsg and
+	// recvmsg, Path open's path and Poll poll's (fd, events) pairs.
+	FD2  int        `json:"fd2,omitempty"`
+	Iov  []int      `json:"iov,omitempty"`
+	Path string     `json:"path,omitempty"`
+	Poll [][2]int64 `json:"poll,omitempty"`
 }
 
 // Reply is the result of a Request. A blocking call gets two replies: one
@@ -103,6 +126,11 @@ type Reply struct {
 	// recvfrom returned.
 	Data []byte `json:"data,omitempty"`
 	Addr string `json:"addr,omitempty"`
+	// Flags is recvmsg's msg_flags; Ints other values a call returned
+	// (poll's revents, epoll_wait's events and data, pipe's two
+	// descriptors, ioctl's value).
+	Flags int64   `json:"flags,omitempty"`
+	Ints  []int64 `json:"ints,omitempty"`
 	// Start and End are when the call entered and left the kernel, and
 	// Blocked when the thread was seen asleep (Unix nanoseconds).
 	Start   int64 `json:"start,omitempty"`
@@ -135,7 +163,7 @@ func errnoByName(name string) (int, bool) {
 		return int(unix.EAGAIN), true
 	case "EDEADLOCK":
 		return int(unix.EDEADLK), true
-	case "ENOTSUP":
+	case "ENOTSUP", "EOPNOTSUPP":
 		return int(unix.EOPNOTSUPP), true
 	}
 	return 0, false
@@ -224,7 +252,8 @@ func parseSockaddr(s string) (unix.Sockaddr, error) {
 		return nil, fmt.Errorf("socket address %q: %w", s, err)
 	}
 	if !ap.Addr().Is4() {
-		return nil, fmt.Errorf("socket address %q: only IPv4 is supported", s)
+		// IPv6, and IPv4-mapped IPv6 for AF_INET6 sockets speaking IPv4.
+		return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}, nil
 	}
 	return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, nil
 }
@@ -313,6 +342,12 @@ func execute(req Request, rep *Reply) (ret int64, errno unix.Errno, err error) {
 			rep.Addr = sockaddrString(sa)
 		}
 		return int64(nfd), toErrno(e), nil
+	case "read", "recv", "recvfrom", "write", "send", "sendto":
+		if req.Null || req.FamilyOnly {
+			return rawIO(req)
+		}
+	}
+	switch req.Call {
 	case "read", "recv", "recvfrom":
 		flags := 0
 		if req.Call != "read" {
@@ -396,7 +431,7 @@ func execute(req Request, rep *Reply) (ret int64, errno unix.Errno, err error) {
 		}
 		return 0, e, nil
 	}
-	return 0, 0, fmt.Errorf("unsupported system call %q", req.Call)
+	return executeMore(req, rep)
 }
 
 // intOption encodes an int socket option value as the kernel reads it.
@@ -412,4 +447,79 @@ func lingerOption(onoff, linger int64) []byte {
 	binary.NativeEndian.PutUint32(b, uint32(int32(onoff)))
 	binary.NativeEndian.PutUint32(b[4:], uint32(int32(linger)))
 	return b
+}
+
+// rawIO runs read/write and their socket variants with a NULL buffer or a
+// bare-family socket address, which x/sys/unix's wrappers cannot pass.
+func rawIO(req Request) (int64, unix.Errno, error) {
+	var buf unsafe.Pointer
+	var keep []byte
+	if !req.Null && req.Len > 0 {
+		keep = req.Data
+		if keep == nil {
+			keep = make([]byte, req.Len)
+		}
+		buf = unsafe.Pointer(&keep[0])
+	}
+	flags := 0
+	if req.Call != "read" && req.Call != "write" {
+		f, err := req.int(0, "flags")
+		if err != nil {
+			return 0, 0, err
+		}
+		flags = f
+	}
+	// A sockaddr_storage: packetdrill passes its whole size with a bare
+	// family.
+	var raw [128]byte
+	var sa unsafe.Pointer
+	var salen uintptr
+	if req.FamilyOnly || req.Addr != "" {
+		if req.FamilyOnly {
+			binary.NativeEndian.PutUint16(raw[0:], uint16(req.Family))
+			salen = uintptr(len(raw))
+		} else {
+			ap, err := netip.ParseAddrPort(req.Addr)
+			if err != nil {
+				return 0, 0, fmt.Errorf("socket address %q: %w", req.Addr, err)
+			}
+			binary.BigEndian.PutUint16(raw[2:], ap.Port())
+			if ap.Addr().Is4() {
+				binary.NativeEndian.PutUint16(raw[0:], unix.AF_INET)
+				a4 := ap.Addr().As4()
+				copy(raw[4:], a4[:])
+				salen = unix.SizeofSockaddrInet4
+			} else {
+				binary.NativeEndian.PutUint16(raw[0:], unix.AF_INET6)
+				a16 := ap.Addr().As16()
+				copy(raw[8:], a16[:])
+				salen = unix.SizeofSockaddrInet6
+			}
+		}
+		sa = unsafe.Pointer(&raw[0])
+	}
+	var r1 uintptr
+	var e unix.Errno
+	for {
+		switch req.Call {
+		case "read":
+			r1, _, e = unix.Syscall(unix.SYS_READ, uintptr(req.FD), uintptr(buf), uintptr(req.Len))
+		case "write":
+			r1, _, e = unix.Syscall(unix.SYS_WRITE, uintptr(req.FD), uintptr(buf), uintptr(req.Len))
+		case "recv", "recvfrom":
+			r1, _, e = unix.Syscall6(unix.SYS_RECVFROM, uintptr(req.FD), uintptr(buf), uintptr(req.Len), uintptr(flags), 0, 0)
+		default:
+			r1, _, e = unix.Syscall6(unix.SYS_SENDTO, uintptr(req.FD), uintptr(buf), uintptr(req.Len),
+				uintptr(flags|unix.MSG_NOSIGNAL), uintptr(sa), salen)
+		}
+		if e != unix.EINTR {
+			break
+		}
+	}
+	runtime.KeepAlive(keep)
+	runtime.KeepAlive(&raw)
+	if e != 0 {
+		return 0, e, nil
+	}
+	return int64(r1), 0, nil
 }

@@ -3,13 +3,15 @@
 # namespaces joined by a veth pair, the same lab as `tcpcraft lab` and
 # lab.DefaultConfig:
 #
-#   client namespace tcpcraft-client, veth end tcv-client, 10.0.2.21/24
-#   server namespace tcpcraft-server, veth end tcv-server, 10.0.2.20/24
+#   client namespace tcpcraft-client, veth end tcv-client, 10.0.2.21/24, fd00:2::21/64
+#   server namespace tcpcraft-server, veth end tcv-server, 10.0.2.20/24, fd00:2::20/64
 #
 # Names and addresses can be overridden with TCPCRAFT_CLIENT_NS,
 # TCPCRAFT_SERVER_NS, TCPCRAFT_CLIENT_IF, TCPCRAFT_SERVER_IF,
-# TCPCRAFT_CLIENT_ADDR and TCPCRAFT_SERVER_ADDR (the same variables
-# `tcpcraft lab` reads).
+# TCPCRAFT_CLIENT_ADDR, TCPCRAFT_SERVER_ADDR, TCPCRAFT_CLIENT_ADDR6 and
+# TCPCRAFT_SERVER_ADDR6 (the same variables `tcpcraft lab` reads; both
+# IPv6 ones set empty make an IPv4-only lab). The IPv6 addresses are added
+# with nodad (no duplicate address detection), so they work at once.
 #
 # up is idempotent (what exists is reused, what is missing is added) and
 # creates the veth pair directly inside the namespaces, so the host's own
@@ -24,6 +26,8 @@ client_if=${TCPCRAFT_CLIENT_IF:-tcv-client}
 server_if=${TCPCRAFT_SERVER_IF:-tcv-server}
 client_addr=${TCPCRAFT_CLIENT_ADDR:-10.0.2.21/24}
 server_addr=${TCPCRAFT_SERVER_ADDR:-10.0.2.20/24}
+client_addr6=${TCPCRAFT_CLIENT_ADDR6-fd00:2::21/64}
+server_addr6=${TCPCRAFT_SERVER_ADDR6-fd00:2::20/64}
 
 die() {
 	echo "lab.sh: $*" >&2
@@ -56,6 +60,13 @@ check_names() {
 	for n in "$client_addr" "$server_addr"; do
 		[[ $n =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$ ]] || die "address '$n' must look like 10.0.2.21/24"
 	done
+	if [ -n "$client_addr6" ] || [ -n "$server_addr6" ]; then
+		[ -n "$client_addr6" ] && [ -n "$server_addr6" ] || die "give both IPv6 addresses, or neither"
+		for n in "$client_addr6" "$server_addr6"; do
+			[[ $n =~ ^[0-9A-Fa-f:]+:[0-9A-Fa-f:]*/[0-9]+$ ]] || die "IPv6 address '$n' must look like fd00:2::21/64 (or set both empty for none)"
+		done
+		[ "$client_addr6" != "$server_addr6" ] || die "client and server IPv6 address are both '$client_addr6'"
+	fi
 }
 
 ns_exists() { [ -e "/var/run/netns/$1" ]; }
@@ -82,8 +93,23 @@ peered() {
 		[ "$(peer_ns "$server_ns" "$server_if")" = "$client_ns" ]
 }
 
-# has_addr NS DEV PREFIX
-has_addr() { ip -n "$1" -o -4 addr show dev "$2" 2>/dev/null | grep -qw "inet $3"; }
+# has_addr NS DEV PREFIX (IPv4 or IPv6)
+# (grep reads all of the output: with -q it would stop at the first match
+# and ip, killed by SIGPIPE, would fail the pipeline under pipefail.)
+has_addr() {
+	case $3 in
+	*:*) ip -n "$1" -o -6 addr show dev "$2" 2>/dev/null | grep -iw "inet6 $3" >/dev/null ;;
+	*) ip -n "$1" -o -4 addr show dev "$2" 2>/dev/null | grep -w "inet $3" >/dev/null ;;
+	esac
+}
+
+# addrs NS DEV prints DEV's addresses, IPv4 then IPv6 (not link-local).
+addrs() {
+	{
+		ip -n "$1" -o -4 addr show dev "$2" 2>/dev/null | awk '{print $4}'
+		ip -n "$1" -o -6 addr show dev "$2" scope global 2>/dev/null | awk '{print $4}'
+	} | paste -sd' '
+}
 
 # is_up NS DEV: administratively up
 is_up() { ip -n "$1" -o link show dev "$2" 2>/dev/null | grep -qE '<([^>]*,)?UP(,[^>]*)?>'; }
@@ -130,25 +156,33 @@ up() {
 		echo "created veth pair $client_if ($client_ns) <-> $server_if ($server_ns)"
 	fi
 
-	local spec dev addr
-	for spec in "$client_ns $client_if $client_addr" "$server_ns $server_if $server_addr"; do
-		read -r ns dev addr <<<"$spec"
-		if ! has_addr "$ns" "$dev" "$addr"; then
-			ip -n "$ns" addr add "$addr" dev "$dev"
-			undo+=("ip -n '$ns' addr del '$addr' dev '$dev'")
-			echo "added $addr to $dev in $ns"
-		fi
-	done
+	# Links up first, addresses after (see lab/lab.go).
 	for spec in "$client_ns lo" "$server_ns lo" "$client_ns $client_if" "$server_ns $server_if"; do
 		read -r ns dev <<<"$spec"
 		if ! is_up "$ns" "$dev"; then
+			# No duplicate address detection for the link-local address
+			# either: usable at once when the link comes up.
+			[ "$dev" = lo ] || ip netns exec "$ns" sh -c "echo 0 > /proc/sys/net/ipv6/conf/$dev/accept_dad" 2>/dev/null || true
 			ip -n "$ns" link set dev "$dev" up
 			undo+=("ip -n '$ns' link set dev '$dev' down")
 			echo "set $dev up in $ns"
 		fi
 	done
+	local spec dev addr nodad
+	for spec in "$client_ns $client_if $client_addr" "$server_ns $server_if $server_addr" \
+		"$client_ns $client_if $client_addr6" "$server_ns $server_if $server_addr6"; do
+		read -r ns dev addr <<<"$spec"
+		[ -n "$addr" ] || continue
+		nodad=
+		case $addr in *:*) nodad=nodad ;; esac
+		if ! has_addr "$ns" "$dev" "$addr"; then
+			ip -n "$ns" addr add "$addr" dev "$dev" $nodad
+			undo+=("ip -n '$ns' addr del '$addr' dev '$dev'")
+			echo "added $addr to $dev in $ns"
+		fi
+	done
 	trap - EXIT
-	echo "lab is up: client $client_addr in namespace $client_ns ($client_if) <-> server $server_addr in namespace $server_ns ($server_if)"
+	echo "lab is up: client $client_addr${client_addr6:+ $client_addr6} in namespace $client_ns ($client_if) <-> server $server_addr${server_addr6:+ $server_addr6} in namespace $server_ns ($server_if)"
 }
 
 down() {
@@ -170,12 +204,12 @@ down() {
 status() {
 	check_names
 	need_ip
-	local problems=() present=0 role ns dev addr
+	local problems=() present=0 role ns dev addr addr6
 	for role in client server; do
 		if [ "$role" = client ]; then
-			ns=$client_ns dev=$client_if addr=$client_addr
+			ns=$client_ns dev=$client_if addr=$client_addr addr6=$client_addr6
 		else
-			ns=$server_ns dev=$server_if addr=$server_addr
+			ns=$server_ns dev=$server_if addr=$server_addr addr6=$server_addr6
 		fi
 		if ! ns_exists "$ns"; then
 			echo "$role namespace $ns: absent"
@@ -194,8 +228,9 @@ status() {
 		local state=down
 		is_up "$ns" "$dev" && state=up || problems+=("$dev in $ns is down")
 		has_addr "$ns" "$dev" "$addr" || problems+=("$dev in $ns lacks address $addr")
+		[ -z "$addr6" ] || has_addr "$ns" "$dev" "$addr6" || problems+=("$dev in $ns lacks address $addr6")
 		[ "$(link_kind "$ns" "$dev")" = veth ] || problems+=("$dev in $ns is not a veth")
-		echo "  $dev: $(link_kind "$ns" "$dev"), $state, $(ip -n "$ns" -o -4 addr show dev "$dev" 2>/dev/null | awk '{print $4}' | paste -sd' ')"
+		echo "  $dev: $(link_kind "$ns" "$dev"), $state, $(addrs "$ns" "$dev")"
 	done
 	if [ "$present" = 1 ] && link_exists "$client_ns" "$client_if" && link_exists "$server_ns" "$server_if" && ! peered; then
 		problems+=("$client_if and $server_if are not the two ends of one veth pair")

@@ -21,7 +21,7 @@ import (
 // the device.
 type GSOLink interface {
 	Link
-	// SendGSO sends the IPv4 packet made of hdr (its headers) and the
+	// SendGSO sends the IPv4 or IPv6 packet made of hdr (its headers) and the
 	// payload pieces, without copying them first. With mss > 0 and a
 	// payload longer than mss it is a super-segment the link cuts into
 	// segments of mss payload bytes (and checksums itself); otherwise it
@@ -30,7 +30,8 @@ type GSOLink interface {
 }
 
 // maxSuperPayload keeps a super-segment with the largest headers (60 + 60
-// bytes) inside the 65535-byte IPv4 total length.
+// bytes) inside the 65535-byte IPv4 total length (and, with IPv6's 40 and
+// TCP's 60, inside IPv6's 65535-byte payload length).
 const maxSuperPayload = 65535 - 120
 
 // sendSegments sends s.segBuf for c, coalescing where it can. Called with
@@ -129,7 +130,6 @@ func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, no
 	if id == 0 {
 		id = 1
 	}
-	ip := craft.IPv4{TTL: s.cfg.TTL, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst}
 	mss := 0
 	if len(segs) > 1 {
 		mss = len(segs[0].Payload)
@@ -139,7 +139,15 @@ func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, no
 	// one. A traced packet has a true one either way, for pcap readers,
 	// unless the trace shows only headers (TraceHeadersOnly).
 	opts := craft.BuildOptions{KeepTCPChecksum: mss > 0 && (!s.traceSegments() || s.cfg.TraceHeadersOnly)}
-	hdr, err := craft.AppendIPv4TCPHeaders(s.pktBuf[:0], &ip, &super, s.pieces, opts)
+	var hdr []byte
+	var err error
+	if dst.Is4() {
+		ip := craft.IPv4{TTL: s.cfg.TTL, ID: id, DontFragment: true, Protocol: craft.ProtocolTCP, Src: src, Dst: dst}
+		hdr, err = craft.AppendIPv4TCPHeaders(s.pktBuf[:0], &ip, &super, s.pieces, opts)
+	} else {
+		ip := s.ipv6Header(src, dst, &super)
+		hdr, err = craft.AppendIPv6TCPHeaders(s.pktBuf[:0], &ip, &super, s.pieces, opts)
+	}
 	if err != nil {
 		return false
 	}
@@ -149,9 +157,11 @@ func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, no
 		// segments go out one by one instead, and nothing is lost.
 		return false
 	}
-	s.ipID = id + uint16(len(segs)) - 1 // the kernel numbers the segments on
-	if s.ipID == 0 {
-		s.ipID = 1
+	if dst.Is4() {
+		s.ipID = id + uint16(len(segs)) - 1 // the kernel numbers the segments on
+		if s.ipID == 0 {
+			s.ipID = 1
+		}
 	}
 	if s.traceSegments() {
 		// The trace shows the packet handed to the link, so it needs

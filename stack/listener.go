@@ -20,7 +20,7 @@ import (
 type Listener struct {
 	s        *Stack
 	fl       *fsm.Listener
-	addr     netip.Addr // invalid: every local address
+	addr     netip.Addr // see Listen; matchesLocal
 	port     uint16
 	pending  int // connections in SYN-RECEIVED or established but not accepted
 	halfOpen int // those of pending in SYN-RECEIVED: the SYN queue
@@ -34,8 +34,10 @@ type Listener struct {
 	conns  map[*Conn]bool // every connection this listener created, until CLOSED
 }
 
-// Listen starts accepting connections to addr:port (addr invalid or
-// unspecified: any local address). backlog bounds the connections that
+// Listen starts accepting connections to addr:port: addr one of our
+// addresses, 0.0.0.0 (any IPv4 address), :: (any IPv6 address) or the
+// zero netip.Addr (any address of either family, as a kernel socket on
+// [::] without IPV6_V6ONLY). backlog bounds the connections that
 // are half-open (the SYN queue) and, apart, those established but not yet
 // accepted (the accept queue), as listen(2)'s does in Linux. A SYN the
 // SYN queue has no room for gets a SYN cookie; one that comes while the
@@ -55,9 +57,7 @@ func (s *Stack) ListenWith(addr netip.Addr, port uint16, lc fsm.ListenConfig) (*
 		lc.Backlog = 128
 	}
 	backlog := lc.Backlog
-	if addr.IsValid() && addr.IsUnspecified() {
-		addr = netip.Addr{}
-	}
+	addr = addr.Unmap()
 	cfg := s.connConfig()
 	cfg.LocalPort = port
 	fl, err := fsm.NewListener(cfg, lc)
@@ -78,7 +78,7 @@ func (s *Stack) ListenWith(addr netip.Addr, port uint16, lc fsm.ListenConfig) (*
 }
 
 func (l *Listener) accepts(dst netip.Addr) bool {
-	return !l.addr.IsValid() || l.addr == dst
+	return matchesLocal(l.addr, dst)
 }
 
 // input hands a segment to the listening port from a 4-tuple without a

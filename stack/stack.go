@@ -25,6 +25,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -37,7 +38,7 @@ import (
 )
 
 // Link is what the stack needs from the wire: captured frames of its flow
-// (starting at the IP header) in, complete IPv4 packets out. A capture
+// (starting at the IP header) in, complete IPv4 or IPv6 packets out. A capture
 // (AF_PACKET, frames in) and an injector (a raw socket, packets out),
 // joined by the driver, make one.
 type Link interface {
@@ -78,16 +79,21 @@ type Tracer interface {
 
 // Config sets up a Stack.
 type Config struct {
-	// Local is our IPv4 address (the source of every packet sent). A
-	// listener on every address has 0.0.0.0 here and answers from the
-	// address each segment was sent to.
+	// Local is our address, IPv4 or IPv6 (the source of every packet
+	// sent), and says which segments are ours: those to it. A listener
+	// on every address has 0.0.0.0 (IPv4 only) or :: (IPv6 only) here,
+	// or the zero netip.Addr (both families, as a kernel socket on [::]
+	// without IPV6_V6ONLY), and answers from the address each segment
+	// was sent to. An IPv4-mapped IPv6 address counts as its IPv4
+	// address (packets of each family carry their own addresses).
 	Local netip.Addr
-	// IsLocal tells, when Local is 0.0.0.0, whether an address is one of
-	// this host's: segments to other addresses are not ours to answer (on
-	// a forwarding or promiscuous host AF_PACKET sees them too). nil
-	// means every address is.
+	// IsLocal tells, when Local is unspecified, whether an address is
+	// one of this host's: segments to other addresses are not ours to
+	// answer (on a forwarding or promiscuous host AF_PACKET sees them
+	// too). nil means every address is.
 	IsLocal func(netip.Addr) bool
-	// TTL of sent packets; 0 means 64, like Linux.
+	// TTL of sent packets: the IPv4 time to live and the IPv6 hop limit;
+	// 0 means 64, like Linux.
 	TTL uint8
 	// Conn is the template of every connection (ports are filled in).
 	Conn fsm.Config
@@ -115,6 +121,9 @@ type Stack struct {
 	cfg    Config
 	now    func() time.Time
 	tracer Tracer
+
+	// flowSeed keys the IPv6 flow label of each connection (flowLabel).
+	flowSeed maphash.Seed
 
 	mu        sync.Mutex
 	conns     map[craft.FourTuple]*Conn // key: Src = remote, Dst = local (as segments arrive)
@@ -152,8 +161,14 @@ func (s *Stack) traceSegments() bool {
 
 // New returns a Stack for link. Nothing runs until Run.
 func New(link Link, cfg Config) (*Stack, error) {
-	if !cfg.Local.Is4() {
-		return nil, fmt.Errorf("stack: local address %v is not IPv4", cfg.Local)
+	if cfg.Local.IsValid() {
+		if cfg.Local.Zone() != "" || cfg.Local.Is6() && cfg.Local.IsLinkLocalUnicast() {
+			return nil, fmt.Errorf("stack: local address %v: link-local IPv6 is not supported", cfg.Local)
+		}
+		if cfg.Local.IsMulticast() {
+			return nil, fmt.Errorf("stack: local address %v is multicast", cfg.Local)
+		}
+		cfg.Local = cfg.Local.Unmap()
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 64
@@ -176,6 +191,7 @@ func New(link Link, cfg Config) (*Stack, error) {
 		ipID:      uint16(r.Uint32()) | 1,
 		pktBuf:    make([]byte, 0, 65536+128),
 		timerWake: make(chan struct{}, 1),
+		flowSeed:  maphash.MakeSeed(),
 	}
 	s.inputInline = func(f capture.Frame) { s.input(f, &s.inlinePkt) }
 	return s, nil
@@ -382,7 +398,7 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 	if s.traceSegments() {
 		s.tracer.Segment(In, now, pkt, f.Data, nil)
 	}
-	if pkt.IPVersion != 4 || !s.addressedToUs(pkt.Dst()) {
+	if !s.addressedToUs(pkt.Dst()) {
 		return
 	}
 	// A segment with a checksum proven wrong is dropped silently (RFC 9293
@@ -412,12 +428,34 @@ func (s *Stack) input(f capture.Frame, pkt *craft.Packet) {
 	s.resetUnknown(pkt, now)
 }
 
-// addressedToUs reports whether dst is ours to answer for.
+// addressedToUs reports whether dst, the destination of a packet of
+// either family, is ours to answer for.
 func (s *Stack) addressedToUs(dst netip.Addr) bool {
-	if !s.cfg.Local.IsUnspecified() {
-		return dst == s.cfg.Local
+	if !matchesLocal(s.cfg.Local, dst) {
+		return false
 	}
-	return s.cfg.IsLocal == nil || s.cfg.IsLocal(dst)
+	return !isWildcard(s.cfg.Local) || s.cfg.IsLocal == nil || s.cfg.IsLocal(dst)
+}
+
+// isWildcard reports whether local stands for many addresses: the zero
+// Addr (both families), 0.0.0.0 or ::.
+func isWildcard(local netip.Addr) bool {
+	return !local.IsValid() || local.IsUnspecified()
+}
+
+// matchesLocal reports whether dst, the destination of a packet, is local
+// or one of the addresses local stands for (see Config.Local). A packet's
+// family is that of its addresses: an IPv6 packet to ::ffff:10.0.2.20 is
+// not an IPv4 packet to 10.0.2.20, so it does not match 0.0.0.0 or
+// 10.0.2.20 (Linux hands such a packet to no IPv4 socket either).
+func matchesLocal(local, dst netip.Addr) bool {
+	switch {
+	case !local.IsValid():
+		return true
+	case local.IsUnspecified():
+		return local.Is4() == dst.Is4()
+	}
+	return local == dst
 }
 
 // resetUnknown answers a segment for which no connection exists as RFC 9293
@@ -548,7 +586,7 @@ func (s *Stack) flushBatch(now time.Time) {
 	s.batchBuf = s.batchBuf[:0]
 }
 
-// send builds one IPv4 packet around seg and hands it to the link.
+// send builds one IPv4 or IPv6 packet around seg and hands it to the link.
 func (s *Stack) send(src, dst netip.Addr, seg *craft.TCP, now time.Time) {
 	pkt, ok := s.build(s.pktBuf[:0], src, dst, seg, now)
 	if !ok {
@@ -571,23 +609,30 @@ func (s *Stack) sendFailed(err error, now time.Time) {
 	}
 }
 
-// build appends one IPv4 packet around seg to buf and traces it; ok is
-// false when it could not be built (traced too).
+// build appends one IPv4 or IPv6 packet (the family of src and dst)
+// around seg to buf and traces it; ok is false when it could not be built
+// (traced too).
 func (s *Stack) build(buf []byte, src, dst netip.Addr, seg *craft.TCP, now time.Time) (pkt []byte, ok bool) {
-	s.ipID++
-	if s.ipID == 0 {
-		s.ipID = 1 // the kernel rewrites ID 0 (raw(7)); keep traces true
-	}
-	ip := craft.IPv4{
-		TTL:          s.cfg.TTL,
-		ID:           s.ipID,
-		DontFragment: true, // like Linux with path MTU discovery (RFC 1191)
-		Protocol:     craft.ProtocolTCP,
-		Src:          src,
-		Dst:          dst,
-	}
 	start := len(buf)
-	pkt, err := craft.AppendIPv4TCP(buf, &ip, seg, craft.BuildOptions{})
+	var err error
+	if dst.Is4() {
+		s.ipID++
+		if s.ipID == 0 {
+			s.ipID = 1 // the kernel rewrites ID 0 (raw(7)); keep traces true
+		}
+		ip := craft.IPv4{
+			TTL:          s.cfg.TTL,
+			ID:           s.ipID,
+			DontFragment: true, // like Linux with path MTU discovery (RFC 1191)
+			Protocol:     craft.ProtocolTCP,
+			Src:          src,
+			Dst:          dst,
+		}
+		pkt, err = craft.AppendIPv4TCP(buf, &ip, seg, craft.BuildOptions{})
+	} else {
+		ip := s.ipv6Header(src, dst, seg)
+		pkt, err = craft.AppendIPv6TCP(buf, &ip, seg, craft.BuildOptions{})
+	}
 	if err != nil {
 		s.traceSegment(Out, now, nil, nil, fmt.Errorf("building segment: %w", err))
 		return buf, false
@@ -604,6 +649,41 @@ func (s *Stack) build(buf []byte, src, dst netip.Addr, seg *craft.TCP, now time.
 		}
 	}
 	return pkt, true
+}
+
+// ipv6Header is the fixed IPv6 header of a segment from src to dst: the
+// hop limit from Config.TTL and the connection's flow label. (IPv6 has no
+// don't-fragment flag: routers never fragment, RFC 8200 §5.)
+func (s *Stack) ipv6Header(src, dst netip.Addr, seg *craft.TCP) craft.IPv6 {
+	return craft.IPv6{
+		FlowLabel:  s.flowLabel(src, dst, seg.SrcPort, seg.DstPort),
+		NextHeader: craft.ProtocolTCP,
+		HopLimit:   s.cfg.TTL,
+		Src:        src,
+		Dst:        dst,
+	}
+}
+
+// flowLabel is the IPv6 flow label of the connection src:sport ->
+// dst:dport: a keyed hash of its addresses and ports, as RFC 6437 §3
+// recommends (and Linux's auto flow labels do): the same for every packet
+// of a connection, different across connections, unpredictable from
+// outside, and never zero (zero means "no label"). The key is the
+// stack's, drawn when it was made; nothing is kept per connection, so the
+// answers of a listening port (SYN-ACKs with cookies, RSTs) carry the
+// label of the connection they belong to too.
+func (s *Stack) flowLabel(src, dst netip.Addr, sport, dport uint16) uint32 {
+	var h maphash.Hash
+	h.SetSeed(s.flowSeed)
+	a, b := src.As16(), dst.As16()
+	h.Write(a[:])
+	h.Write(b[:])
+	h.Write([]byte{byte(sport >> 8), byte(sport), byte(dport >> 8), byte(dport)})
+	label := uint32(h.Sum64()) & 0xfffff
+	if label == 0 {
+		label = 1
+	}
+	return label
 }
 
 func (s *Stack) traceSegment(dir Direction, t time.Time, p *craft.Packet, raw []byte, err error) {
@@ -674,8 +754,16 @@ func (s *Stack) connConfig() fsm.Config {
 // Dial opens a connection from local port lport to remote (active open) and
 // waits until it is established, fails, or ctx ends (then it is aborted).
 func (s *Stack) Dial(ctx context.Context, remote netip.AddrPort, lport uint16) (*Conn, error) {
+	if !s.cfg.Local.IsValid() || s.cfg.Local.IsUnspecified() {
+		return nil, fmt.Errorf("stack: dial %v: the stack has no local address of its own (%v)", remote, s.cfg.Local)
+	}
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	if remote.Addr().Is4() != s.cfg.Local.Is4() {
+		return nil, fmt.Errorf("stack: dial %v from %v: the addresses are of different families", remote, s.cfg.Local)
+	}
 	cfg := s.connConfig()
 	cfg.LocalPort, cfg.RemotePort = lport, remote.Port()
+	cfg.IPv6 = remote.Addr().Is6()
 	fc, err := fsm.NewConn(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stack: %w", err)

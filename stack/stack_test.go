@@ -44,11 +44,16 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func TestNewRejectsNonIPv4(t *testing.T) {
+func TestNewLocalAddresses(t *testing.T) {
 	a, _ := newWire()
-	for _, addr := range []netip.Addr{{}, netip.MustParseAddr("2001:db8::1")} {
+	for _, addr := range []netip.Addr{netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("ff02::1"), netip.MustParseAddr("224.0.0.1")} {
 		if _, err := New(a, Config{Local: addr}); err == nil {
 			t.Errorf("New with local address %v: no error", addr)
+		}
+	}
+	for _, addr := range []netip.Addr{{}, netip.IPv4Unspecified(), netip.IPv6Unspecified(), serverIP, netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("::ffff:192.0.2.1")} {
+		if _, err := New(a, Config{Local: addr}); err != nil {
+			t.Errorf("New with local address %v: %v", addr, err)
 		}
 	}
 }
