@@ -251,9 +251,9 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	// counters and the events).
 	scfg.SegmentErrorsOnly = quietRun
 	// The text trace shows sent packets from their headers: no checksum
-	// over the payload for its sake (the JSON trace reports each
-	// packet's checksum status, so it keeps them).
-	scfg.TraceHeadersOnly = wireTrace && !c.Bool("json")
+	// over the payload for its sake (the JSON trace and -v report each
+	// packet's checksum status, so they keep them).
+	scfg.TraceHeadersOnly = wireTrace && !c.Bool("json") && traceLevelOf(c) != traceVerbose
 	useGSO := wireTrace && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == ""
 
 	// The steps that change the system, each undone by close.

@@ -26,10 +26,12 @@
 #              MB to a kernel sink vs a kernel client (BenchmarkLossGoodput),
 #              and of `tcpcraft listen` sending as much to a kernel client
 #              vs a kernel server (BenchmarkLossListenGoodput), with each
-#              probability of LOSS (default "0.01 0.2") of segments dropped
-#              each way in the receiver's namespace, and without loss;
-#              ratio, efficiency and retransmission counts. LOSS_ROUNDS
-#              (default 5), LOSS_CC (cubic|reno).
+#              probability in LOSS (default 0.01; a list runs each) of
+#              segments dropped each way in the receiver's namespace, and
+#              without loss; ratio, efficiency and retransmission counts.
+#              LOSS_ROUNDS (default 5), LOSS_CC (cubic|reno). At LOSS=0.2
+#              the kernel's side does not finish within its 5 minutes
+#              (docs/PERFORMANCE.md).
 #   rate       the prober against the tools it stands beside, each in a
 #              process of its own, interleaved rounds, SYNs counted by an
 #              nft counter in the server namespace: `send --flood` vs
@@ -123,7 +125,7 @@ senders)
 	;;
 conns) perf BenchmarkPerfConns "$@" ;;
 loss)
-	for p in ${LOSS:-0.01 0.2}; do
+	for p in ${LOSS:-0.01}; do
 		for bench in BenchmarkLossGoodput BenchmarkLossListenGoodput; do
 			TCPCRAFT_LOSS_P="$p" TCPCRAFT_LOSS_MB="${LOSS_MB:-32}" \
 				TCPCRAFT_LOSS_ROUNDS="${LOSS_ROUNDS:-5}" TCPCRAFT_LOSS_CC="${LOSS_CC:-cubic}" \

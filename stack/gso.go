@@ -2,6 +2,7 @@ package stack
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/tcpcraft/tcpcraft/craft"
@@ -166,8 +167,18 @@ func (s *Stack) sendVector(gl GSOLink, src, dst netip.Addr, segs []craft.TCP, no
 		// The trace shows the packet handed to the link, so it needs
 		// the bytes in one piece (only traced runs pay for the copy).
 		s.tracePkt = append(s.tracePkt[:0], hdr...)
-		for _, p := range s.pieces {
-			s.tracePkt = append(s.tracePkt, p...)
+		if s.cfg.TraceHeadersOnly {
+			// Only the headers are read (the lengths come from them):
+			// the payload's room is left as it is, not copied.
+			n := 0
+			for _, p := range s.pieces {
+				n += len(p)
+			}
+			s.tracePkt = slices.Grow(s.tracePkt, n)[:len(hdr)+n]
+		} else {
+			for _, p := range s.pieces {
+				s.tracePkt = append(s.tracePkt, p...)
+			}
 		}
 		if err := craft.ParsePacket(craft.LinkRaw, s.tracePkt, &s.outPkt, craft.PacketOptions{PartialChecksum: s.cfg.TraceHeadersOnly}); err == nil {
 			s.tracer.Segment(Out, now, &s.outPkt, s.tracePkt, nil)
