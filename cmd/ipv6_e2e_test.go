@@ -69,6 +69,7 @@ func tsharkPcapCheck(t *testing.T, file string, local netip.Addr, port int) (out
 		"-T", "fields", "-E", "separator=|",
 		"-e", "frame.number", "-e", "ipv6.src", "-e", "tcp.checksum.status", "-e", "_ws.malformed",
 		"-e", "frame.protocols", "-e", "tcp.analysis.flags", "-e", "tcp.checksum",
+		"-e", "tcp.analysis.keep_alive",
 	).Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -82,15 +83,23 @@ func tsharkPcapCheck(t *testing.T, file string, local netip.Addr, port int) (out
 	if len(lines) != len(pkts) || len(pkts) == 0 {
 		t.Fatalf("tshark sees %d frames, pcapgo %d", len(lines), len(pkts))
 	}
+	probeSeen := false
 	for i, line := range lines {
 		f := strings.Split(line, "|")
-		if len(f) != 7 {
-			t.Fatalf("tshark line %q: want 7 fields", line)
+		if len(f) != 8 {
+			t.Fatalf("tshark line %q: want 8 fields", line)
 		}
 		if f[3] != "" || !strings.HasPrefix(f[4], "raw:ipv6:tcp") {
 			t.Errorf("frame %s is malformed or not TCP over IPv6: %q", f[0], line)
 		}
-		if f[5] != "" {
+		// One flag is tcpcraft's on purpose: its TIME-WAIT probe, an ACK
+		// one below its next sequence number, which tshark calls a
+		// keep-alive (it asks a peer that has closed for a RST).
+		timeWaitProbe := f[7] != "" && f[1] == local.String() && !probeSeen
+		switch {
+		case f[5] != "" && timeWaitProbe:
+			probeSeen = true
+		case f[5] != "":
 			t.Errorf("frame %s: TCP analysis flags %q", f[0], line)
 		}
 		ours := f[1] == local.String()
@@ -487,8 +496,18 @@ func TestIPv6LossTransfers(t *testing.T) {
 			}
 			dropped := ip6tablesDropped(t, c.e, c.ns)
 			t.Logf("ip6tables dropped %d segments", dropped)
-			if dropped == 0 || a.retransmitted+c.out.kernelRetrans == 0 {
-				t.Errorf("ip6tables dropped %d segments, %d were retransmitted: the loss was not in the path", dropped, a.retransmitted+c.out.kernelRetrans)
+			// The drops prove the loss was in the path. Retransmissions
+			// are logged, not required: a segment the kernel's own
+			// OUTPUT rule drops is sent again without counting as a
+			// retransmission (the send failed), and a dropped ACK needs
+			// none, so a kernel client sending to listen may show none.
+			if dropped == 0 {
+				t.Errorf("ip6tables dropped no segment: the loss was not in the path")
+			}
+			if c.mode == "connect-up" || c.mode == "listen-up" {
+				if a.retransmitted == 0 {
+					t.Errorf("tcpcraft sent and ip6tables dropped %d segments, yet tcpcraft retransmitted none", dropped)
+				}
 			}
 		})
 	}
