@@ -661,11 +661,12 @@ func parsePeer(ctx context.Context, arg string, fam family) (netip.AddrPort, err
 
 // captureConfig is the receive ring of a session. A connection's ring
 // holds 64 KB slots, so a peer's TSO segments land whole in the ring. A
-// listener's ring holds small slots, 3,310 of them in the same 5 MiB
-// (75 of the large ones): a SYN flood arriving while the process waits
-// for a CPU overflows a short ring, and the SYN of a legitimate client is
-// lost with the flood's (then sent again only after its 1 s RTO); frames
-// longer than a slot still arrive whole, through the socket's queue
+// listener's ring holds small slots, 15,600 of them in the same 5 MiB (75
+// of the large ones): a SYN flood arriving while the process waits for a
+// CPU overflows a short ring, and the SYN of a legitimate client is lost
+// with the flood's (then sent again only after its 1 s RTO). A slot takes
+// any handshake segment (IPv6, every option); longer frames still arrive
+// whole, through the socket's queue, at one more system call each
 // (capture.Config.LongFramesWhole).
 func captureConfig(connected bool) capture.Config {
 	if connected {
@@ -675,6 +676,6 @@ func captureConfig(connected bool) capture.Config {
 }
 
 const (
-	listenerSnapLen    = 1500 // any IP packet of a 1500-byte MTU link, either family
-	listenerRingFrames = 3310 // five 1 MiB blocks of 662 slots
+	listenerSnapLen    = 256   // an IPv6 header, a TCP header with 40 bytes of options, and room
+	listenerRingFrames = 15600 // five 1 MiB blocks of 3,120 slots
 )

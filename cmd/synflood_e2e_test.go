@@ -13,12 +13,12 @@ package cmd
 // that went unanswered would cost a 1 s RTO), where without cookies 128
 // half-open connections would lock it out for two minutes; the
 // listener's peak RSS must stay under 64 MB, and tcpcraft's trace must
-// show the cookies. During the flood a probe's latency and
-// retransmissions are reported beside the kernel's, not asserted: at full
-// rate hping3 sends more SYNs than a userspace listener on a busy 2-core
-// machine can answer, its capture ring overflows, and a SYN of the
-// normal client lost there is sent again after 1 s (the kernel answers
-// SYNs in the flooder's own softirq, so it keeps pace by construction).
+// show the cookies. During the flood no probe may need a retransmission
+// either: the listener's capture ring (15,600 small slots) absorbs the
+// flood while the process waits for a CPU, so a normal client's SYN is
+// not lost among the flood's. Probe latencies are reported beside the
+// kernel's, not asserted (the kernel answers SYNs in the flooder's own
+// softirq, so it keeps pace by construction).
 //
 // The flood lasts floodSeconds (3 s in CI), or TCPCRAFT_FLOOD_SECONDS;
 // the report's figures are from
@@ -60,8 +60,8 @@ const (
 	// machine. Locked out, as without cookies, a probe waits two minutes.
 	floodProbeWait = 15 * time.Second
 	// floodDrain is how long after the flood the listener may still be
-	// answering SYNs queued in its capture ring (about 40,000 of them in
-	// its 5 MiB) before it must serve at once: a tolerance for the
+	// answering SYNs queued in its capture ring (15,600 slots in 5 MiB)
+	// before it must serve at once: a tolerance for the
 	// machine (how fast it drains the ring), not for tcpcraft's logic.
 	floodDrain = 3 * time.Second
 )
@@ -224,6 +224,18 @@ func TestListenSYNFlood(t *testing.T) {
 			}
 		}
 		t.Errorf("tcpcraft: %d probes failed, %d needed retransmissions once the flood was over; every probe must pass, and at once after the flood", tcr.failed, tcr.retransSettled)
+	}
+	// The target: during the flood too, every connect-and-echo
+	// within 1 s. Asserted as what decides it, not as a time: no probe's
+	// segment was lost (a lost SYN waits for its 1 s RTO); how long a
+	// probe took otherwise measures the machine and is only reported.
+	if tcr.retransDuring > 0 {
+		for _, p := range tcr.probes {
+			if p.during && p.retrans > 0 {
+				t.Logf("    probe during the flood took %v, retrans %d", p.took, p.retrans)
+			}
+		}
+		t.Errorf("tcpcraft: %d probes during the flood needed a retransmission: a normal client's segment was lost among the flood's", tcr.retransDuring)
 	}
 	if tcr.peakRSS >= floodRSSLimit {
 		t.Errorf("tcpcraft's peak RSS %d bytes, want under %d", tcr.peakRSS, floodRSSLimit)
