@@ -172,6 +172,13 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 		}
 	}
 
+	if mode.peerNS != "" || mode.packetsOnly() {
+		for _, a := range settings {
+			if a.Name == "ip_version" && a.Value != "ipv4" {
+				return usagef("--ip_version=%s needs the namespaces probe makes itself (not with --peer-netns or --target)", a.Value)
+			}
+		}
+	}
 	// Parse and check every script before anything changes on the system.
 	scripts, err := loadScripts(c.Args().Slice(), mode, defines)
 	if err != nil {

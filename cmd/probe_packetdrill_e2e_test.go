@@ -156,6 +156,8 @@ func TestProbePacketdrillFlagErrors(t *testing.T) {
 		{[]string{"-D", "NOVALUE"}, "-D NOVALUE: want NAME=VALUE"},
 		{[]string{"--ip_version=ipv6", "--local_ip=192.168.0.1"}, "--local_ip=192.168.0.1 does not fit --ip_version=ipv6"},
 		{[]string{"--remote_ip=192.168.1.1"}, "--remote_ip=192.168.1.1 is inside the kernel's subnet 192.168.0.0/16"},
+		{[]string{"--ip_version=ipv6", "--peer-netns", "x"}, "--ip_version=ipv6 needs the namespaces probe makes itself"},
+		{[]string{"--target", "10.0.2.20:80", "--ip_version=ipv4-mapped-ipv6"}, "--ip_version=ipv4-mapped-ipv6 needs the namespaces probe makes itself"},
 	} {
 		r := runApp(t, context.Background(), append(append([]string{"probe"}, tc.args...), good)...)
 		if r.code != codeUsage || !strings.Contains(r.stderr, tc.want) || r.stdout != "" {

@@ -554,8 +554,13 @@ func (r *runner) verifyOptions(exp, act []craft.Option) string {
 				if diff < 0 {
 					diff = -diff
 				}
-				if time.Duration(diff)*r.tsTick > r.tolerance {
-					return fmt.Sprintf("bad outbound TCP timestamp value, tolerance %d: expected TS val %d, actual %d (mapped)", r.tolerance.Microseconds(), e.TSVal, mapped)
+				// packetdrill's tolerance for TS val: a percentage of the
+				// time since the start, not since the previous event (the
+				// TS clock runs from the start); and whatever tcpcraft's
+				// own late events moved the kernel's clock on.
+				tol := max(r.tolerance, time.Duration(float64(r.curT)*r.percent/100)) + r.ownDrift
+				if time.Duration(diff)*r.tsTick > tol {
+					return fmt.Sprintf("bad outbound TCP timestamp value, tolerance %d: expected TS val %d, actual %d (mapped)", tol.Microseconds(), e.TSVal, mapped)
 				}
 			}
 		default:

@@ -125,10 +125,14 @@ type runner struct {
 	lastT      time.Duration // script time of the previous event
 	lastAnchor time.Duration // when the previous event actually happened
 	lastEv     *Event
-	// slack is how much later than its script time the previous event
-	// happened, when the current event's time counts from it: the
-	// current event may be that much early (see schedule).
-	slack time.Duration
+	// slack is how early the current event may be (see schedule):
+	// chainSlack is how late tcpcraft's own events (packets it sent,
+	// calls, commands) happened, added up since the kernel's last packet;
+	// ownDrift is the same over the whole run (the kernel's TS val clock
+	// runs on through it).
+	slack      time.Duration
+	chainSlack time.Duration
+	ownDrift   time.Duration
 	// ownLate is how late tcpcraft started its latest own event (a
 	// packet it sent, a call, a command): the kernel's answers may be as
 	// late (see checkLate).
@@ -403,13 +407,15 @@ func (r *runner) schedule(ev *Event) (t, tEnd, offset time.Duration) {
 	if ev.Time.Kind == TimeAbsoluteRange || ev.Time.Kind == TimeRelativeRange {
 		tEnd = offset + ev.Time.End
 	}
-	// An event cannot be early only because the one before it was late
-	// (or was seen late: a blocking call is known to sleep only some time
-	// after it did, and what it sent went out before): a relative event's
-	// earliest time counts from the previous event's script time.
+	// An event cannot be early only because what came before it was
+	// late by tcpcraft's doing: a packet it sent late, a system call
+	// whose reply (and so the next call) came late, a blocking call seen
+	// asleep only some time after it sent what it sent. A relative
+	// event's earliest time is its time less all that (chainSlack, since
+	// the kernel's last packet, which its later timers count from).
 	r.slack = 0
-	if offset > r.lastT && ev.Time.Kind != TimeAbsolute && ev.Time.Kind != TimeAbsoluteRange {
-		r.slack = offset - r.lastT
+	if ev.Time.Kind != TimeAbsolute && ev.Time.Kind != TimeAbsoluteRange {
+		r.slack = r.chainSlack
 	}
 	return t, tEnd, offset
 }
@@ -518,6 +524,12 @@ func (r *runner) events() error {
 		}
 		if err != nil {
 			return err
+		}
+		if ev.Packet != nil && ev.Packet.Dir == Outbound {
+			r.chainSlack = 0
+		} else if late := anchor - t; late > 0 {
+			r.chainSlack += late
+			r.ownDrift += late
 		}
 		r.lastEv, r.lastT, r.lastAnchor = ev, t, anchor
 		r.noteTimeline(ev, anchor)

@@ -26,6 +26,8 @@
 #   --out DIR           keep every run's output there (default: a temp dir)
 #   --allow-cubic       add cubic to net.ipv4.tcp_allowed_congestion_control
 #                       for the run and restore it afterwards (see below)
+#   --report            run nothing: print the table of the run kept in
+#                       --out DIR (its results.tsv) again
 #
 # Congestion control: the suites' defaults.sh sets
 # net.ipv4.tcp_congestion_control=cubic. In a child namespace the kernel
@@ -47,6 +49,7 @@ only=""
 timeout_s=120
 out=""
 allow_cubic=0
+report=0
 
 die() { echo "conformance.sh: $*" >&2; exit 2; }
 
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--allow-cubic) allow_cubic=1; shift ;;
+	--report) report=1; shift ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed 's/^# \{0,1\}//;/^set -u/d'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -70,24 +74,34 @@ dir=$(cd "$1" && pwd) || die "no directory $1"
 if [ -z "$tc" ]; then
 	if [ -x ./tcpcraft ]; then tc=$(pwd)/tcpcraft; else tc=$(command -v tcpcraft || true); fi
 fi
-[ -n "$pd" ] && [ -x "$pd" ] || die "no packetdrill binary (give --packetdrill BIN)"
-[ -n "$tc" ] && [ -x "$tc" ] || die "no tcpcraft binary (give --tcpcraft BIN)"
-[ -z "$before" ] || [ -x "$before" ] || die "--before $before: not an executable"
+if [ $report = 1 ]; then
+	[ -n "$out" ] && [ -s "$out/results.tsv" ] || die "--report needs --out DIR of an earlier run"
+	[ -n "$before" ] || ! grep -q '^before' "$out/results.tsv" || before=before
+fi
+if [ $report = 0 ]; then
+	[ -n "$pd" ] && [ -x "$pd" ] || die "no packetdrill binary (give --packetdrill BIN)"
+	[ -n "$tc" ] && [ -x "$tc" ] || die "no tcpcraft binary (give --tcpcraft BIN)"
+	[ -z "$before" ] || [ -x "$before" ] || die "--before $before: not an executable"
+fi
 for f in $families; do
 	case $f in ipv4|ipv6) ;; *) die "--families: ipv4 and/or ipv6, not $f" ;; esac
 done
 case $timeout_s in ''|*[!0-9]*) die "--timeout wants seconds" ;; esac
-[ "$(id -u)" = 0 ] || die "needs root (network namespaces, raw sockets)"
+[ $report = 1 ] || [ "$(id -u)" = 0 ] || die "needs root (network namespaces, raw sockets)"
 for t in ip unshare timeout; do command -v $t >/dev/null || die "needs $t"; done
 
-if [ -z "$out" ]; then
+if [ $report = 1 ]; then
+	:
+elif [ -z "$out" ]; then
 	out=$(mktemp -d /tmp/conformance.XXXXXX)
 else
 	mkdir -p "$out" || die "cannot create $out"
 fi
 
 acc=/proc/sys/net/ipv4/tcp_allowed_congestion_control
-if [ $allow_cubic = 1 ]; then
+if [ $report = 1 ]; then
+	:
+elif [ $allow_cubic = 1 ]; then
 	old_allowed=$(cat $acc)
 	case " $old_allowed " in
 	*" cubic "*) ;;
@@ -119,7 +133,7 @@ omit=--send_omit_free
 [ -e "$dir/ksft_runner.sh" ] && omit=
 
 results=$out/results.tsv
-: > "$results"
+[ $report = 1 ] || : > "$results"
 tools="packetdrill tcpcraft"
 [ -n "$before" ] && tools="$tools before"
 
@@ -146,7 +160,9 @@ run_one() { # tool family script -> rc in $out/<tool>.<family>/<script>.out
 }
 
 total=0
+[ $report = 1 ] && families=$(cut -f2 "$results" | awk '!seen[$0]++' | tr '\n' ' ')
 for fam in $families; do
+	[ $report = 1 ] && break
 	for s in "${scripts[@]}"; do
 		case $fam:$s in ipv4:*v6.pkt|ipv6:*v4.pkt) continue ;; esac
 		total=$((total + 1))
