@@ -210,7 +210,7 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 	}
 	failed := 0
 	for _, ls := range scripts {
-		ok, err := runOneScript(ctx, stdout(c), ls, mode, cfg, helper)
+		ok, err := runOneScript(ctx, stdout(c), stderr(c), ls, mode, cfg, helper)
 		if err != nil {
 			return err
 		}
@@ -276,7 +276,7 @@ func helperCommand() ([]string, error) {
 // runOneScript sets up the script's environment, runs it, tears the
 // environment down and prints PASS or FAIL. A non-nil error ends the whole
 // run (the environment could not be set up, or the run was interrupted).
-func runOneScript(ctx context.Context, out io.Writer, ls loadedScript, mode probeMode, cfg probe.Config, helper []string) (bool, error) {
+func runOneScript(ctx context.Context, out, errOut io.Writer, ls loadedScript, mode probeMode, cfg probe.Config, helper []string) (bool, error) {
 	if ls.cannot != nil {
 		fmt.Fprintf(out, "FAIL %v\n", ls.cannot)
 		return false, nil
@@ -291,6 +291,9 @@ func runOneScript(ctx context.Context, out io.Writer, ls loadedScript, mode prob
 	if err != nil {
 		fmt.Fprintf(out, "FAIL %s: %v\n", ls.path, err)
 		return false, nil
+	}
+	if set.Verbose && cfg.Verbose == nil {
+		cfg.Verbose = errOut // a --verbose option line in the script
 	}
 	var env *probe.Env
 	switch {

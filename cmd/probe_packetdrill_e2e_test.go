@@ -165,3 +165,13 @@ func TestProbePacketdrillFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeVerboseOptionLine: a --verbose option line in a script shows
+// its packets on standard error as -v does.
+func TestProbeVerboseOptionLine(t *testing.T) {
+	path := writeScript(t, "verbose.pkt", "--verbose\n0 < S 0:0(0) win 1000\n+0 > R. 0:0(0) ack 1 win 0\n")
+	r := probeRun(t, 0, "probe", path)
+	if r.code != codeOK || !strings.Contains(r.stderr, "> R. 0:0(0) ack 1 win 0   [192.168.0.1.8080 > 192.0.2.1.") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
