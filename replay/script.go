@@ -36,7 +36,7 @@ type Script struct {
 // Errors of Script for connections that cannot be replayed.
 var (
 	ErrNoHandshake = errors.New("the capture does not show the connection's handshake (both SYNs); a replay starts from the SYN")
-	ErrIPv6        = errors.New("an IPv6 connection: tcpcraft probe runs IPv4 scripts only")
+	ErrIPv6        = errors.New("an IPv6 connection: decode --pkt writes scripts for IPv4 connections only (probe itself runs IPv6 scripts with --ip_version=ipv6)")
 )
 
 // Script writes the packetdrill script that replays connection c (one of
