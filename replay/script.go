@@ -104,7 +104,7 @@ type gen struct {
 
 // check refuses a segment a script cannot write: one whose relative
 // sequence numbers wrap (it lies before its sender's ISN: start:end must
-// not decrease), or with options tcpcraft probe cannot run.
+// not decrease), or with options the replay does not write.
 func (g *gen) check(i int) error {
 	s := g.a.seg(i)
 	isn, _ := g.a.c.ISN(s.From)
@@ -118,7 +118,7 @@ func (g *gen) check(i int) error {
 				return fmt.Errorf("packet #%d: a malformed %s option, which a script cannot write", g.a.seg(i).N, o.Kind)
 			}
 		default:
-			return fmt.Errorf("packet #%d: TCP option %s, which tcpcraft probe cannot run (only mss, wscale, sackOK, sack, TS, nop, eol)", g.a.seg(i).N, o.Kind)
+			return fmt.Errorf("packet #%d: TCP option %s, which the replay does not write (only mss, wscale, sackOK, sack, TS, nop, eol)", g.a.seg(i).N, o.Kind)
 		}
 	}
 	return nil
