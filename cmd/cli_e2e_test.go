@@ -178,7 +178,7 @@ func TestDecodeOffloadedChecksums(t *testing.T) {
 		t.Fatalf("checksum offload is not on on %s (%v):\n%s", e.ClientIf, err, out)
 	}
 	file := filepath.Join(t.TempDir(), "veth.pcap")
-	dump := e.Command(ctx, e.ClientNS, "tcpdump", "-i", e.ClientIf, "--immediate-mode", "-U", "-w", file, "-n", "tcp port 7602")
+	dump := e.Command(ctx, e.ClientNS, "tcpdump", "-i", e.ClientIf, "--immediate-mode", "-U", "-s", "65600", "-B", "16384", "-w", file, "-n", "tcp port 7602")
 	var dumpErr bytes.Buffer
 	dump.Stderr = &dumpErr
 	if err := dump.Start(); err != nil {

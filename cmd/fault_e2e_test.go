@@ -16,9 +16,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,17 +59,27 @@ func startKernelCapture(t *testing.T, e *e2eLab, port int) string {
 	return startCaptureIn(t, e, e.ServerNS, e.ServerIf, port)
 }
 
+// startCaptureIn starts tcpdump on dev in ns. In immediate mode libpcap
+// uses a ring of fixed slots sized by the snap length, so the default
+// (256 KB slots, 2 MB) holds 8 packets and drops the rest whenever tcpdump
+// waits for a CPU: -s 65600 -B 16384 makes 256 slots that each take a
+// 64 KB GSO packet whole. The same for every tcpdump a test runs.
 func startCaptureIn(t *testing.T, e *e2eLab, ns, dev string, port int) string {
 	t.Helper()
 	labtest.RequireTools(t, "tcpdump")
 	path := filepath.Join(t.TempDir(), "kernel.pcap")
-	labtest.Start(t, e.Lab, ns, "tcpdump", "-i", dev, "-n", "--immediate-mode", "-U", "-w", path, "tcp port "+strconv.Itoa(port))
+	cmd := labtest.Start(t, e.Lab, ns, "tcpdump", "-i", dev, "-n", "--immediate-mode", "-U", "-s", "65600", "-B", "16384", "-w", path, "tcp port "+strconv.Itoa(port))
+	tcpdumps.Store(path, cmd)
 	waitUntil(t, 20*time.Second, "tcpdump to start", func() bool {
 		st, err := os.Stat(path)
 		return err == nil && st.Size() >= 24
 	})
 	return path
 }
+
+// tcpdumps maps a capture file to the tcpdump writing it, for readWire
+// to stop first.
+var tcpdumps sync.Map
 
 // readKernelCapture reads the capture (after a moment for the last
 // packets to be written).
@@ -80,6 +92,20 @@ func readKernelCapture(t *testing.T, e *e2eLab, path string) []wirePkt {
 func readWire(t *testing.T, path string, kernel netip.Addr) []wirePkt {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond)
+	// tcpdump stopped (SIGINT) and waited for: it has written every
+	// packet it took by then. Read while it runs, a busy machine could
+	// leave packets of the middle of the exchange still unwritten.
+	if v, ok := tcpdumps.LoadAndDelete(path); ok {
+		cmd := v.(*exec.Cmd)
+		_ = cmd.Process.Signal(os.Interrupt)
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Logf("tcpdump did not stop within 10 s of SIGINT; reading what it wrote")
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +251,10 @@ func TestFaultDropSeg(t *testing.T) {
 	third := our.Add(2897)
 	copies := segAt(pkts, third)
 	if len(copies) != 1 {
-		t.Fatalf("segment 3 is on the wire %d times, want once (its retransmission)", len(copies))
+		for _, p := range ourData(t, pkts) {
+			t.Logf("ours: seq %d len %d", p.tcp.Seq-our, len(p.tcp.Payload))
+		}
+		t.Fatalf("segment 3 is on the wire %d times, want once (its retransmission); trace:\n%s", len(copies), tail(r.stderr, 3000))
 	}
 	holeReported := false
 	for _, p := range pkts[:copies[0]] {

@@ -52,7 +52,7 @@ func captureCurl(t *testing.T, serve func(*testing.T, *lab.Lab) int, drops ...[]
 		labtest.Iptables(t, l, ns[d[0]], d[1:]...)
 	}
 	pcap := filepath.Join(t.TempDir(), "curl.pcap")
-	labtest.Start(t, l, l.ServerNS, "tcpdump", "-i", l.ServerIf, "-n", "--immediate-mode", "-U", "-w", pcap, "tcp port 80")
+	labtest.Start(t, l, l.ServerNS, "tcpdump", "-i", l.ServerIf, "-n", "--immediate-mode", "-U", "-s", "65600", "-B", "16384", "-w", pcap, "tcp port 80")
 	// tcpdump writes the file header once it captures.
 	waitFor(t, "tcpdump to start capturing", func() bool {
 		st, err := os.Stat(pcap)
