@@ -286,6 +286,10 @@ func (e traceEntry) has(f craft.Flags) bool { return craft.Flags(e.FlagBits)&f =
 func jsonTrace(t *testing.T, stderr string) []traceEntry {
 	t.Helper()
 	var out []traceEntry
+	// A trace read while tcpcraft runs may end inside a line: tcpcraft
+	// writes its trace in pieces of up to 64 KiB, which a pipe hands over
+	// in parts. The line is whole in a later read.
+	stderr = stderr[:strings.LastIndexByte(stderr, '\n')+1]
 	sc := bufio.NewScanner(strings.NewReader(stderr))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
