@@ -10,8 +10,10 @@
 # Linux kernel's tools/testing/selftests/net/packetdrill. Every script runs
 # with the command lines packetdrill's run_all.py and the kernel's
 # ksft_runner.sh give it (IPv4: 192.168.0.1 -> 192.0.2.1; IPv6: mtu 1520,
-# fd3d:0a0b:17d6::1 -> fd3d:fa7b:d17d::1; scripts named *v4.pkt run only
-# over IPv4, *v6.pkt only over IPv6), each in a fresh network namespace:
+# fd3d:0a0b:17d6::1 -> fd3d:fa7b:d17d::1; their -D definitions, TFO_COOKIE
+# among them; in packetdrill's suite scripts named *v4.pkt run only over
+# IPv4, *v6.pkt only over IPv6, in the kernel's a script with an
+# --ip_version= line only over that family), each in a fresh network namespace:
 # packetdrill under `unshare -n`, tcpcraft probe in the pair of namespaces
 # it makes for every script. Nothing runs in the root namespace's network.
 #
@@ -118,8 +120,6 @@ else
 	esac
 fi
 
-args_ipv4="--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR"
-args_ipv6="--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1 --gateway_ip=fd3d:0a0b:17d6:8888::1 --remote_ip=fd3d:fa7b:d17d::1 -D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR"
 
 mapfile -t scripts < <(cd "$dir" && find . -name '*.pkt' -not -path './common/*' | sed 's|^\./||' | LC_ALL=C sort)
 if [ -n "$only" ]; then
@@ -127,10 +127,23 @@ if [ -n "$only" ]; then
 fi
 [ ${#scripts[@]} -gt 0 ] || die "no .pkt scripts under $dir"
 
-# run_all.py (packetdrill's suite) adds --send_omit_free; ksft_runner.sh
-# (the kernel's) does not.
-omit=--send_omit_free
-[ -e "$dir/ksft_runner.sh" ] && omit=
+# The two runners' command lines. Both define the Fast Open cookie the
+# suites' defaults.sh key gives for these addresses (TFO_COOKIE); run_all.py
+# (packetdrill's suite) adds --send_omit_free and, over IPv4, CODE;
+# ksft_runner.sh (the kernel's) adds TFO_COOKIE_ZERO.
+args_ipv4="--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0 --remote_ip=192.0.2.1 -D TFO_COOKIE=3021b9d889017eeb"
+args_ipv6="--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1 --gateway_ip=fd3d:0a0b:17d6:8888::1 --remote_ip=fd3d:fa7b:d17d::1 -D TFO_COOKIE=c1d1e9742a47a9bc"
+if [ -e "$dir/ksft_runner.sh" ]; then
+	ksft=1
+	omit=
+	args_ipv4="$args_ipv4 -D TFO_COOKIE_ZERO=b7c12350a90dc8f5 -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR"
+	args_ipv6="$args_ipv6 -D TFO_COOKIE_ZERO=82af1a8f9a205c34 -D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR"
+else
+	ksft=0
+	omit=--send_omit_free
+	args_ipv4="$args_ipv4 -D CODE=host_unreachable -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR"
+	args_ipv6="$args_ipv6 -D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR"
+fi
 
 results=$out/results.tsv
 [ $report = 1 ] || : > "$results"
@@ -164,7 +177,15 @@ total=0
 for fam in $families; do
 	[ $report = 1 ] && break
 	for s in "${scripts[@]}"; do
-		case $fam:$s in ipv4:*v6.pkt|ipv6:*v4.pkt) continue ;; esac
+		# run_all.py runs *v4.pkt over IPv4 only and *v6.pkt over IPv6
+		# only; ksft_runner.sh runs a script that names one family in a
+		# --ip_version= line over that family only.
+		if [ $ksft = 1 ]; then
+			only_fam=$(grep -m1 -E '^--ip_version=' "$dir/$s" | cut -d= -f2)
+			[ -z "$only_fam" ] || [ "$only_fam" = "$fam" ] || continue
+		else
+			case $fam:$s in ipv4:*v6.pkt|ipv6:*v4.pkt) continue ;; esac
+		fi
 		total=$((total + 1))
 		for tool in $tools; do
 			run_one $tool $fam "$s"
