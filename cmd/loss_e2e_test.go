@@ -393,7 +393,12 @@ func lossTransferAddr(e *e2eLab, mode, addr string, port int, data []byte) (out 
 			if perr == nil {
 				_, perr = io.Copy(io.Discard, conn)
 			}
-			conn.Close()
+			// Not closed until tcpcraft is done (the deferred Close):
+			// tcpcraft, with nothing to send, closed first, so the read
+			// above ends at once while data may still wait in the send
+			// queue; closed now, the socket would be an orphan, which at
+			// 20% loss can exhaust its few retries (tcp_orphan_retries)
+			// and vanish, leaving tcpcraft waiting for the rest.
 		}
 		if perr != nil {
 			return lossOutcome{err: fmt.Errorf("kernel client: %w", perr)}
