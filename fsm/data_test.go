@@ -496,3 +496,24 @@ func TestRestartWindowAfterIdle(t *testing.T) {
 		t.Fatalf("sent %d segments after idling, want the initial window of 10", n)
 	}
 }
+
+// A pure ACK carries SEQ = the right edge of the peer's window when
+// SND.MAX lies beyond it (the peer shut its window with our data in
+// flight), as Linux's tcp_acceptable_seq: an ACK at SND.MAX would be "not
+// acceptable" to the shut window (RFC 9293 §3.10.7.4 first) and dropped
+// unread, its acknowledgement with it. Full-duplex transfers stalled on
+// that (the peer ignored every ACK of its data and went on RTOs).
+func TestACKSeqWithinShutWindow(t *testing.T) {
+	h := newHarness(t, plainConfig())
+	h.establishedWith(1000, 1000)
+	h.write(strings.Repeat("a", 1000))
+	h.expect(pat{Flags: fA | fP, Seq: lISS + 1, Ack: rISS + 1, Window: 64000, Payload: strings.Repeat("a", 1000)})
+	// The peer shuts its window without acknowledging the data, then
+	// sends data of its own, which we acknowledge.
+	h.send(ack(lISS+1, 0))
+	h.expectNothing()
+	d := ack(lISS+1, 0)
+	d.Payload = []byte("hello")
+	h.send(d)
+	h.expect(pat{Flags: fA, Seq: lISS + 1, Ack: rISS + 6, Window: anyWin})
+}

@@ -34,7 +34,7 @@ func (c *Conn) transmit(now time.Time) {
 		}
 	}
 	if c.rcv.ackNow && c.state != SynSent {
-		c.emit(c.snd.max, craft.FlagACK, nil, now)
+		c.emit(c.ackSeq(), craft.FlagACK, nil, now)
 	}
 	if c.state == TimeWait && c.tmr.twProbe == twProbeDue {
 		// Config.TimeWaitProbe, after the ACK of the peer's FIN: an
@@ -47,6 +47,22 @@ func (c *Conn) transmit(now time.Time) {
 		c.events = append(c.events, Event{Kind: Retransmit, Seq: c.snd.max.Sub(1), Cause: CauseTimeWaitProbe})
 	}
 	c.armTimers(now)
+}
+
+// ackSeq is the sequence number of a pure ACK: SND.MAX, or the right edge
+// of the peer's window where SND.MAX lies beyond it, as Linux does
+// (tcp_acceptable_seq). A zero-window probe or data sent before the peer
+// shrank its window may put SND.MAX past the edge; an ACK carrying that
+// number is "not acceptable" to a peer whose window is shut (RFC 9293
+// §3.10.7.4 first), which then drops it unread, ACK field and all, and
+// the data it acknowledges is sent again on the RTO, ever more slowly.
+func (c *Conn) ackSeq() craft.Seq {
+	if c.snd.synAcked {
+		if edge := c.snd.una.Add(c.snd.wnd); edge.LessThan(c.snd.max) {
+			return edge
+		}
+	}
+	return c.snd.max
 }
 
 // sendSYN emits our SYN (active open) or SYN-ACK (passive or simultaneous
