@@ -38,6 +38,19 @@ func EphemeralPort(r *rand.Rand) (uint16, error) {
 	return PortChooser{}.Choose(r)
 }
 
+// sources returns where the chooser reads the kernel's port range and
+// which ports are in use: its fields, or the system's.
+func (pc PortChooser) sources() (rangePath string, inUse func(port uint16) (bool, error)) {
+	rangePath, inUse = pc.RangePath, pc.InUse
+	if rangePath == "" {
+		rangePath = DefaultPortRangePath
+	}
+	if inUse == nil {
+		inUse = PortInUse
+	}
+	return rangePath, inUse
+}
+
 // Choose returns a port in [1024, 65535] that lies OUTSIDE the kernel's
 // ip_local_port_range, so the kernel never picks it for its own outgoing
 // connections while tcpcraft uses it, and that no kernel TCP socket (any
@@ -48,14 +61,7 @@ func (pc PortChooser) Choose(r *rand.Rand) (uint16, error) {
 	if r == nil {
 		return 0, errors.New("choosing a source port: no random source")
 	}
-	rangePath := pc.RangePath
-	if rangePath == "" {
-		rangePath = DefaultPortRangePath
-	}
-	inUse := pc.InUse
-	if inUse == nil {
-		inUse = PortInUse
-	}
+	rangePath, inUse := pc.sources()
 
 	low, high, err := readPortRange(rangePath)
 	if err != nil {
@@ -166,14 +172,7 @@ func (pc PortChooser) ChooseBlock(r *rand.Rand, n int) (uint16, error) {
 	if r == nil || n < 1 || n > 65535-lowestPort {
 		return 0, fmt.Errorf("choosing a block of %d source ports: bad request", n)
 	}
-	rangePath := pc.RangePath
-	if rangePath == "" {
-		rangePath = DefaultPortRangePath
-	}
-	inUse := pc.InUse
-	if inUse == nil {
-		inUse = PortInUse
-	}
+	rangePath, inUse := pc.sources()
 	low, high, err := readPortRange(rangePath)
 	if err != nil {
 		return 0, fmt.Errorf("choosing source ports: %w", err)
