@@ -40,6 +40,7 @@ the wire. SPEC is KIND[:NAME=VALUE,...]:
   corrupt:seg=N        send our Nth data segment with a wrong checksum
 after=BYTES (drop with every or p, delay-ack, drop-ack, zero-window, dead)
 waits until that many data bytes have crossed, both ways counted;
+after=fin (the same, and rst) waits for the peer's FIN;
 for=DURATION (delay-ack, drop-ack, dead) ends the fault after that long.
 BYTES takes k, m, g (1024s). Data segments count from 1, first sendings
 only. A fault makes every segment go out one by one (no segmentation

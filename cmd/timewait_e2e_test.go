@@ -109,13 +109,14 @@ func TestTimeWaitACKsRetransmittedFIN(t *testing.T) {
 	peer := echoAndClose(t, e, 7101)
 	capPath := startKernelCapture(t, e, 7101)
 	const msg = "ping\n"
-	// Once our 5 bytes are out, every pure ACK of ours (of the echo, of
-	// the FIN, and the probe) is withheld for 150 ms: less than the
-	// kernel's first retransmission timeout (200 ms at least), so its
-	// second FIN is answered. (Counting the echo's bytes too raced the
-	// ACK of an echo that came with the FIN.)
+	// From the kernel's FIN on, every pure ACK of ours (of the FIN, and
+	// the probe) is withheld for 150 ms: less than the kernel's first
+	// retransmission timeout (200 ms at least), so a later FIN is
+	// answered. The window starts at the FIN, not after our bytes: on a
+	// loaded machine the FIN came more than 150 ms after them, and a
+	// window counted from the bytes had closed before it.
 	r := e.tcpcraft(t, strings.NewReader(msg), "connect", "--time-wait", "120s",
-		"--fault", "drop-ack:after=5,for=150ms", e.serverAddr(7101))
+		"--fault", "drop-ack:after=fin,for=150ms", e.serverAddr(7101))
 	expectExit(t, r, 0)
 	if err := receive(t, peer, "the echo peer"); err != nil {
 		t.Fatalf("peer: %v", err)

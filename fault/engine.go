@@ -123,8 +123,16 @@ func (e *Engine) Release(now time.Time) {
 	}
 }
 
-func (e *Engine) conn(t craft.FourTuple) *conn {
+// conn returns what the engine knows of connection t. A connection is
+// created by its SYN; for any other packet of a connection it does not
+// know (forgotten once both FINs are done and no fault waits, see release)
+// it returns nil and the packet passes untouched: a late retransmitted FIN
+// must not start a connection's faults again from the beginning.
+func (e *Engine) conn(t craft.FourTuple, syn bool) *conn {
 	c := e.conns[t]
+	if c == nil && !syn {
+		return nil
+	}
 	if c == nil {
 		c = &conn{tuple: t, reorder: -1, started: make([]time.Time, len(e.specs)), over: make([]bool, len(e.specs)),
 			reopenAt: make([]time.Time, len(e.specs))}
@@ -149,7 +157,7 @@ func (c *conn) rel(seq craft.Seq, n int) string {
 // crossed and its for= has not run out. It notes when it starts and ends.
 func (e *Engine) active(c *conn, i int, now time.Time) bool {
 	s := &e.specs[i]
-	if c.over[i] || c.crossed() < s.After {
+	if c.over[i] || c.crossed() < s.After || (s.AfterFIN && !c.finIn) {
 		return false
 	}
 	if c.started[i].IsZero() {
@@ -161,7 +169,10 @@ func (e *Engine) active(c *conn, i int, now time.Time) bool {
 			if s.For > 0 {
 				what += " for " + s.For.String()
 			}
-			if s.After > 0 {
+			switch {
+			case s.AfterFIN:
+				what += " (after the peer's FIN)"
+			case s.After > 0:
 				what += fmt.Sprintf(" (after %d bytes)", c.crossed())
 			}
 			e.note(c, i, "%s", what)
@@ -189,7 +200,11 @@ func (e *Engine) Out(now time.Time, pkt []byte) *Output {
 	}
 	p := &e.pkt
 	t := &p.TCP
-	c := e.conn(p.Tuple())
+	c := e.conn(p.Tuple(), t.Flags.Has(craft.FlagSYN))
+	if c == nil {
+		e.out.Send = append(e.out.Send, pkt)
+		return &e.out
+	}
 	// What the packet is, counted before the faults look at it: the
 	// data segment's number, and the bytes crossed before it.
 	syn, fin, rst := t.Flags.Has(craft.FlagSYN), t.Flags.Has(craft.FlagFIN), t.Flags.Has(craft.FlagRST)
@@ -360,7 +375,10 @@ func (e *Engine) In(now time.Time, pkt []byte, partialChecksum bool) (bool, *Out
 	}
 	p := &e.pkt
 	t := &p.TCP
-	c := e.conn(p.Tuple().Reverse())
+	c := e.conn(p.Tuple().Reverse(), t.Flags.Has(craft.FlagSYN))
+	if c == nil {
+		return true, &e.out
+	}
 	for i := range e.specs {
 		if e.specs[i].Kind == Dead && e.active(c, i, now) {
 			e.note(c, i, "ignored %s", describe(t, c))
@@ -400,11 +418,14 @@ func (e *Engine) In(now time.Time, pkt []byte, partialChecksum bool) (bool, *Out
 func (e *Engine) triggers(c *conn, now time.Time) {
 	for i := range e.specs {
 		s := &e.specs[i]
-		if (s.Kind != Reset && s.Kind != Fin) || c.over[i] || c.crossed() < s.After {
+		if (s.Kind != Reset && s.Kind != Fin) || c.over[i] || c.crossed() < s.After || (s.AfterFIN && !c.finIn) {
 			continue
 		}
 		c.over[i] = true
-		if s.Kind == Reset {
+		if s.Kind == Reset && s.AfterFIN {
+			c.resetting = true
+			e.note(c, i, "the peer's FIN has arrived: resetting the connection")
+		} else if s.Kind == Reset {
 			c.resetting = true
 			e.note(c, i, "%d bytes have crossed: resetting the connection", c.crossed())
 		} else {
@@ -453,16 +474,26 @@ func (e *Engine) release(c *conn, now time.Time, tick bool) {
 			e.note(c, i, "reopened our window")
 		}
 	}
-	if tick && len(c.held) == 0 && c.finIn && c.finOut && !e.pending(c) {
+	if tick && len(c.held) == 0 && c.finIn && c.finOut && !e.pending(c, now) {
 		delete(e.conns, c.tuple)
 	}
 }
 
-// pending reports whether a fault of c still waits for a time to come.
-func (e *Engine) pending(c *conn) bool {
-	for i := range e.specs {
-		if e.specs[i].Kind == ZeroWindow && !c.over[i] && !c.reopenAt[i].IsZero() {
-			return true
+// pending reports whether a fault of c still waits for a time to come, or
+// still acts: a window of delay-ack, drop-ack or dead that has started and
+// not run out (forgetting c then would let the ACK of the peer's FIN, made
+// right after the FIN, pass a window that the FIN itself opened).
+func (e *Engine) pending(c *conn, now time.Time) bool {
+	for i, s := range e.specs {
+		switch s.Kind {
+		case ZeroWindow:
+			if !c.over[i] && !c.reopenAt[i].IsZero() {
+				return true
+			}
+		case DelayACK, DropACK, Dead:
+			if !c.over[i] && !c.started[i].IsZero() && (s.For == 0 || now.Sub(c.started[i]) < s.For) {
+				return true
+			}
 		}
 	}
 	return false

@@ -313,6 +313,55 @@ func TestDropACKWindow(t *testing.T) {
 	}
 }
 
+// after=fin starts the window when the peer's FIN arrives, however long
+// the data before it took: the ACK of the FIN is withheld, and the ACK of
+// a FIN retransmitted after the window is not.
+func TestDropACKAfterFIN(t *testing.T) {
+	r := newRig(t, "drop-ack:after=fin,for=150ms")
+	r.handshake()
+	r.in(time.Millisecond, packet(t, false, PA, 1, 1, 500))
+	if s := r.out(10*time.Second, packet(t, true, A, 1, 501, 0)); len(s) != 1 {
+		t.Error("an ACK withheld before the peer's FIN")
+	}
+	r.in(time.Second, packet(t, false, FA, 501, 1, 0))
+	if s := r.out(0, packet(t, true, A, 1, 502, 0)); len(s) != 0 {
+		t.Error("the ACK of the peer's FIN sent")
+	}
+	r.in(200*time.Millisecond, packet(t, false, FA, 501, 1, 0))
+	if s := r.out(0, packet(t, true, A, 1, 502, 0)); len(s) != 1 {
+		t.Error("the ACK of the retransmitted FIN withheld after the window")
+	}
+	want := []string{"drop-ack:after=fin,for=150ms: withholding our ACKs for 150ms (after the peer's FIN)",
+		"drop-ack:after=fin,for=150ms: withheld our ACK (ack 502)", "drop-ack:after=fin,for=150ms: over after 150ms"}
+	if strings.Join(r.log, "\n") != strings.Join(want, "\n") {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(r.log, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A window opened by the peer's FIN holds while it runs, even when our FIN
+// is done too and the engine ticks in between (it forgot the connection
+// there, and the ACK of the FIN passed); once over and forgotten, a late
+// retransmitted FIN does not open it again.
+func TestDropACKAfterFINSurvivesTick(t *testing.T) {
+	r := newRig(t, "drop-ack:after=fin,for=150ms")
+	r.handshake()
+	r.out(0, packet(t, true, FA, 1, 1, 0))
+	r.in(time.Millisecond, packet(t, false, A, 1, 2, 0))
+	r.in(time.Millisecond, packet(t, false, FA, 1, 2, 0))
+	r.tick(0)
+	if s := r.out(0, packet(t, true, A, 2, 2, 0)); len(s) != 0 {
+		t.Error("the ACK of the peer's FIN sent after a tick")
+	}
+	r.tick(200 * time.Millisecond)
+	r.in(0, packet(t, false, FA, 1, 2, 0))
+	if s := r.out(0, packet(t, true, A, 2, 2, 0)); len(s) != 1 {
+		t.Error("the ACK of a late retransmitted FIN withheld")
+	}
+	if n := strings.Count(strings.Join(r.log, "\n"), "withholding"); n != 1 {
+		t.Errorf("the window opened %d times:\n%s", n, strings.Join(r.log, "\n"))
+	}
+}
+
 func TestZeroWindow(t *testing.T) {
 	r := newRig(t, "zero-window:after=1000,for=500ms")
 	r.handshake()
@@ -375,6 +424,20 @@ func TestTriggers(t *testing.T) {
 		if o := e.Out(t0, packet(t, true, PA, 1000, 2, 10)); len(o.Triggers) != 0 {
 			t.Errorf("%s: triggered twice", tc.spec)
 		}
+	}
+}
+
+// rst:after=fin resets when the peer's FIN arrives, not before.
+func TestResetAfterFIN(t *testing.T) {
+	e := NewEngine([]Spec{mustParse(t, "rst:after=fin")})
+	e.Out(t0, packet(t, true, S, 0, 0, 0))
+	e.In(t0, packet(t, false, S|A, 0, 1, 0), false)
+	if _, o := e.In(t0, packet(t, false, PA, 1, 1, 5000), false); len(o.Triggers) != 0 {
+		t.Errorf("triggered by data: %+v", o.Triggers)
+	}
+	_, o := e.In(t0, packet(t, false, FA, 5001, 1, 0), false)
+	if len(o.Triggers) != 1 || !o.Triggers[0].Abort {
+		t.Errorf("the peer's FIN: triggers %+v", o.Triggers)
 	}
 }
 

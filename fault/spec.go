@@ -33,7 +33,10 @@ import (
 //
 // after=BYTES (drop with every or p, delay-ack, drop-ack, zero-window, dead)
 // starts the fault once that many data bytes have crossed the connection,
-// both directions counted; for=DURATION (delay-ack, drop-ack, dead) ends it
+// both directions counted; after=fin (the same kinds, and rst) starts it
+// when the peer's FIN arrives, whatever the timing of the data before it
+// (a test of how a peer's retransmitted FIN is handled needs our ACK of the
+// first one withheld, however late that FIN comes); for=DURATION (delay-ack, drop-ack, dead) ends it
 // after that long. Data segments are counted from 1, by their first
 // sending. BYTES is a whole number, with k (1024), m or g after it; a
 // DURATION is a number of seconds or has a unit (200ms, 2s).
@@ -114,8 +117,10 @@ type Spec struct {
 	// before the fault acts; For how long it lasts once it does (0: for
 	// ever, or until it has acted); D how long delay-ack holds an ACK.
 	After int64
-	For   time.Duration
-	D     time.Duration
+	// AfterFIN (after=fin) starts the fault when the peer's FIN arrives.
+	AfterFIN bool
+	For      time.Duration
+	D        time.Duration
 	// Value is the MSS that mss advertises.
 	Value int
 	// set lists the parameters given, for String.
@@ -229,6 +234,13 @@ func (s *Spec) setParam(k, v string) error {
 			return fmt.Errorf("want a whole number")
 		}
 	case "after":
+		if strings.EqualFold(v, "fin") {
+			if s.Kind == Fin {
+				return fmt.Errorf("fin closes our side after a byte count, not after the peer's FIN")
+			}
+			s.AfterFIN = true
+			return nil
+		}
 		s.After, err = parseBytes(v)
 	case "for":
 		s.For, err = parseDuration(v)
@@ -310,7 +322,11 @@ func (s Spec) String() string {
 	add("seed", strconv.FormatUint(s.Seed, 10))
 	add("d", s.D.String())
 	add("value", strconv.Itoa(s.Value))
-	add("after", formatBytes(s.After))
+	if s.AfterFIN {
+		add("after", "fin")
+	} else {
+		add("after", formatBytes(s.After))
+	}
 	add("for", s.For.String())
 	if len(parts) == 0 {
 		return s.Kind.String()
