@@ -180,7 +180,7 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 	}
 	switch {
 	case c.Bool("flood"):
-		cfg.Flood, st.flood = true, true
+		cfg.Flood, st.flood, cfg.SendTimes = true, true, true
 	case c.IsSet("rate"):
 		cfg.Rate = float64(c.Int("rate"))
 	case c.IsSet("interval") && c.Duration("interval") == 0:
