@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -140,24 +138,29 @@ type pcapKey struct {
 	flags craft.Flags
 }
 
-// pcapTimes reads an Ethernet pcap file (missing or cut short: what it
-// holds) and returns each TCP frame's time by our port and flags (the
-// first of each).
-func pcapTimes(t *testing.T, path string) map[pcapKey]time.Time {
-	t.Helper()
-	got := map[pcapKey]time.Time{}
+// pcapFrame is one TCP frame of a pcap file: our port (the source of
+// what we sent, the destination of an answer), its flags and its time.
+type pcapFrame struct {
+	pcapKey
+	at time.Time
+}
+
+// tcpFrames reads an Ethernet pcap file (missing or cut short: what it
+// holds) and returns its TCP frames in order.
+func tcpFrames(path string) []pcapFrame {
+	var got []pcapFrame
 	f, err := os.Open(path)
 	if err != nil {
-		return got
+		return nil
 	}
 	defer f.Close()
 	rd, err := pcapgo.NewReader(f)
 	if err != nil {
-		return got
+		return nil
 	}
 	for {
 		data, ci, err := rd.ReadPacketData()
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || err != nil {
+		if err != nil { // io.EOF, or a file still being written
 			return got
 		}
 		if len(data) < 14 {
@@ -171,8 +174,39 @@ func pcapTimes(t *testing.T, path string) map[pcapKey]time.Time {
 		if pkt.TCP.Flags&craft.FlagACK != 0 {
 			k.port = pkt.TCP.DstPort // the server's answer
 		}
-		if _, seen := got[k]; !seen {
-			got[k] = ci.Timestamp
+		got = append(got, pcapFrame{k, ci.Timestamp})
+	}
+}
+
+// pcapTimes returns the time of each TCP frame of a pcap file by our port
+// and flags (the first of each).
+func pcapTimes(t testing.TB, path string) map[pcapKey]time.Time {
+	t.Helper()
+	got := map[pcapKey]time.Time{}
+	for _, f := range tcpFrames(path) {
+		if _, seen := got[f.pcapKey]; !seen {
+			got[f.pcapKey] = f.at
 		}
 	}
+	return got
+}
+
+// synToSYNACK pairs each SYN-ACK of a pcap file with the last SYN from
+// the port it answers, and returns the deltas in µs (a port may be used
+// again, by a kernel client).
+func synToSYNACK(path string) []float64 {
+	syn := map[uint16]time.Time{}
+	var d []float64
+	for _, f := range tcpFrames(path) {
+		switch f.flags {
+		case craft.FlagSYN:
+			syn[f.port] = f.at
+		case craft.FlagSYN | craft.FlagACK:
+			if at, ok := syn[f.port]; ok {
+				d = append(d, float64(f.at.Sub(at))/1e3)
+				delete(syn, f.port)
+			}
+		}
+	}
+	return d
 }
