@@ -407,13 +407,16 @@ func (s *session) openLinks() {
 }
 
 // enableTxStamps asks every sender for transmit timestamps (round trips
-// wire to wire, Config.SendTimes). A socket that refuses leaves every
-// probe timed from before its send.
+// wire to wire, Config.SendTimes). A socket that refuses leaves the
+// probes it sends timed from before their send (Stats.WireTimed counts
+// the others).
 func (s *session) enableTxStamps() {
-	s.txStamps = s.inj.EnableTxStamps() == nil
+	if s.inj.EnableTxStamps() == nil {
+		s.txStamps = true
+	}
 	for _, link := range s.links {
-		if link != nil && link.EnableTxStamps() != nil {
-			s.txStamps = false
+		if link != nil && link.EnableTxStamps() == nil {
+			s.txStamps = true
 		}
 	}
 }
