@@ -85,25 +85,32 @@ func (t *txStamper) read(fd int, fn func(TxStamp)) (int, error) {
 // txStampTime reads the software timestamp of a sent packet from an
 // error-queue message's control messages: SCM_TIMESTAMPING's first
 // timespec, with a sock_extended_err of SO_EE_ORIGIN_TIMESTAMPING saying
-// it is the driver's (SCM_TSTAMP_SND).
+// it is the driver's (SCM_TSTAMP_SND). It walks the messages in place
+// (unix.ParseSocketControlMessage would allocate for each packet).
 func txStampTime(oob []byte) (time.Time, bool) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return time.Time{}, false
-	}
 	var at time.Time
 	var haveTime, sent bool
-	for _, m := range msgs {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if h.Len < unix.SizeofCmsghdr || h.Len > uint64(len(oob)) {
+			break
+		}
+		data := oob[unix.CmsgLen(0):h.Len]
 		switch {
-		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SO_TIMESTAMPING && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})):
-			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_TIMESTAMPING && len(data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			ts := (*unix.Timespec)(unsafe.Pointer(&data[0]))
 			if ts.Sec != 0 || ts.Nsec != 0 {
 				at, haveTime = time.Unix(ts.Sec, ts.Nsec), true
 			}
-		case isRecvErr(m.Header.Level, m.Header.Type) && len(m.Data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
-			e := (*unix.SockExtendedErr)(unsafe.Pointer(&m.Data[0]))
+		case isRecvErr(h.Level, h.Type) && len(data) >= int(unsafe.Sizeof(unix.SockExtendedErr{})):
+			e := (*unix.SockExtendedErr)(unsafe.Pointer(&data[0]))
 			sent = e.Origin == unix.SO_EE_ORIGIN_TIMESTAMPING && e.Info == unix.SCM_TSTAMP_SND
 		}
+		next := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
+		if next > len(oob) {
+			break
+		}
+		oob = oob[next:]
 	}
 	return at, haveTime && sent
 }

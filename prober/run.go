@@ -154,6 +154,11 @@ type run struct {
 	linkOut []capture.LinkPacket
 	rawOut  [][]byte
 
+	// Transmit timestamps still to read, per sender: a sender is read
+	// only while it has some, not twice per loop for nothing.
+	injStamps  stampsDue
+	linkStamps map[*capture.LinkSender]*stampsDue
+
 	ev    Event
 	pkt   craft.Packet
 	txPkt craft.Packet
@@ -537,6 +542,9 @@ func (r *run) flush() error {
 			return err
 		}
 	}
+	if r.s.txStamps {
+		r.injStamps.add(len(r.rawOut))
+	}
 	for sent := 0; sent < len(r.rawOut); {
 		n, err := r.s.inj.SendBatch(r.rawOut[sent:])
 		sent += n
@@ -588,6 +596,17 @@ func (r *run) flush() error {
 // sendLink sends r.linkOut through link.
 func (r *run) sendLink(link *capture.LinkSender) error {
 	out := r.linkOut
+	if r.s.txStamps {
+		due := r.linkStamps[link]
+		if due == nil {
+			due = &stampsDue{}
+			if r.linkStamps == nil {
+				r.linkStamps = map[*capture.LinkSender]*stampsDue{}
+			}
+			r.linkStamps[link] = due
+		}
+		due.add(len(out))
+	}
 	for sent := 0; sent < len(out); {
 		n, err := link.SendBatch(out[sent:])
 		sent += n
@@ -720,12 +739,39 @@ func (r *run) readTxStamps() {
 	if !r.s.txStamps {
 		return
 	}
-	_, _ = r.s.inj.TxStamps(r.txStamp)
-	for _, link := range r.s.links {
-		if link != nil {
-			_, _ = link.TxStamps(r.txStamp)
+	if r.injStamps.unread > 0 {
+		n, _ := r.s.inj.TxStamps(r.txStamp)
+		r.injStamps.read(n)
+	}
+	for link, due := range r.linkStamps {
+		if due.unread > 0 {
+			n, _ := link.TxStamps(r.txStamp)
+			due.read(n)
 		}
 	}
+}
+
+// stampsDue counts a sender's packets whose transmit timestamps have not
+// been read.
+type stampsDue struct {
+	unread int
+	sent   bool // packets went since the last read
+}
+
+func (d *stampsDue) add(n int) {
+	d.unread += n
+	d.sent = d.sent || n > 0
+}
+
+// read records n timestamps read. A read that found none, with nothing
+// sent since the one before, gives the rest up: a packet dropped before
+// the device's driver has no timestamp coming.
+func (d *stampsDue) read(n int) {
+	d.unread = max(d.unread-n, 0)
+	if n == 0 && !d.sent {
+		d.unread = 0
+	}
+	d.sent = false
 }
 
 // txStamp finds the probe a transmit timestamp is of, as an answer is
