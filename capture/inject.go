@@ -65,6 +65,7 @@ type Injector struct {
 	iovs    [maxBatch]unix.Iovec
 	names4  [maxBatch]unix.RawSockaddrInet4
 	names6  [maxBatch]unix.RawSockaddrInet6
+	stamps  txStamper // the error queues' buffers, under batchMu
 }
 
 // rawSocket is one pollable raw socket.

@@ -55,6 +55,7 @@ type LinkSender struct {
 	frameSize int
 	frames    int
 	next      int
+	stamps    txStamper // the error queue's buffers, under mu
 	closed    atomic.Bool
 }
 

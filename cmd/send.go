@@ -31,9 +31,15 @@ func sendCommand() *cli.Command {
 			"A SYN-ACK is answered with RST, so no peer is left half-open (--no-reset leaves it). One firewall\n" +
 			"rule guards the run's block of source ports; everything is undone at the end and on Ctrl-C.\n" +
 			"The run fails (exit 1) when no target answered with TCP.\n\n" +
+			"Round-trip times are wire to wire, as tcpdump on the interface shows them: from the kernel's\n" +
+			"timestamp of the probe as the device's driver took it (SO_TIMESTAMPING) to the answer's capture\n" +
+			"time, both on the system clock, so the system call and the scheduling around it are left out.\n" +
+			"A device that gives no transmit timestamp, and --flood, time from just before the send.\n\n" +
 			"With --json, standard output has one JSON object per answer (\"type\":\"reply\" or \"icmp\", with a\n" +
 			"single target or -v), per unanswered probe (\"timeout\"), per target (\"port\"), per traceroute hop\n" +
-			"(\"hop\"), the statistics (\"summary\") and the final error (\"error\").",
+			"(\"hop\"), the statistics (\"summary\", with rtt_wire_timed: the answers timed wire to wire, and\n" +
+			"rtt_user_min_us and rtt_user_median_us: the same from just before the send to when tcpcraft read\n" +
+			"the answer, as a program timing connect() sees a handshake) and the final error (\"error\").",
 		Flags:  sendFlags(),
 		Action: runSend,
 	},
@@ -180,7 +186,7 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 	}
 	switch {
 	case c.Bool("flood"):
-		cfg.Flood, st.flood = true, true
+		cfg.Flood, st.flood, cfg.SendTimes = true, true, true
 	case c.IsSet("rate"):
 		cfg.Rate = float64(c.Int("rate"))
 	case c.IsSet("interval") && c.Duration("interval") == 0:

@@ -53,6 +53,12 @@ type Config struct {
 	// Flood sends as fast as the machine goes instead.
 	Rate  float64
 	Flood bool
+	// SendTimes times round trips from just before each probe's send
+	// instead of from the kernel's transmit timestamp of it (the time
+	// the device's driver took it, on the clock of the answers' capture
+	// times). For a flood, which times nothing it shows and would spend
+	// a read of the error queue on every packet.
+	SendTimes bool
 	// Wait is how long a probe's answer is waited for; 0 adapts it to the
 	// round-trip times seen (from 1 s down to MinWait, as nmap does).
 	Wait time.Duration

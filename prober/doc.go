@@ -26,6 +26,14 @@
 // its hops. A SYN-ACK is answered with the RST fsm.ResetFor prescribes, so
 // no peer is left half-open (unless NoReset).
 //
+// Round-trip times are wire to wire: from the kernel's transmit timestamp
+// of the probe (the senders' TxStamps: when the device's driver took it)
+// to the answer's capture time, both the kernel's, on the system clock,
+// so that neither the system call nor this process's scheduling is in
+// them. Without a timestamp (a device that gives none, SendTimes) a probe
+// is timed from just before its send. The same answers timed from user
+// space, before the send to the read, are kept apart (Stats.RTTUser*).
+//
 // The send path, the receive path and the timers run in one loop on the
 // caller's goroutine: answers are read from the capture ring between
 // batches of probes, and a probe is declared unanswered only after the

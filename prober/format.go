@@ -229,6 +229,9 @@ type SummaryJSON struct {
 	AvgUs         int64   `json:"rtt_avg_us"`
 	MedianUs      int64   `json:"rtt_median_us"`
 	MaxUs         int64   `json:"rtt_max_us"`
+	WireTimed     int     `json:"rtt_wire_timed"`
+	UserMinUs     int64   `json:"rtt_user_min_us"`
+	UserMedianUs  int64   `json:"rtt_user_median_us"`
 	Targets       int     `json:"targets"`
 	Open          int     `json:"open"`
 	Closed        int     `json:"closed"`
@@ -256,7 +259,8 @@ func (r *Result) SummaryJSON() SummaryJSON {
 	st := &r.Stats
 	c := r.Counts()
 	j := SummaryJSON{Type: "summary", Sent: st.Probes, Received: st.Answered,
-		MinUs: st.RTTMin.Microseconds(), AvgUs: st.RTTAvg.Microseconds(), MedianUs: st.RTTMedian.Microseconds(), MaxUs: st.RTTMax.Microseconds(),
+		MinUs: st.RTTMin.Microseconds(), AvgUs: st.RTTAvg.Microseconds(), MedianUs: st.RTTMedian.Microseconds(), MaxUs: st.RTTMax.Microseconds(), WireTimed: st.WireTimed,
+		UserMinUs: st.RTTUserMin.Microseconds(), UserMedianUs: st.RTTUserMedian.Microseconds(),
 		Targets: len(r.Targets), Open: c[Open], Closed: c[Closed], Filtered: c[Filtered], Unfiltered: c[Unfiltered], OpenFiltered: c[OpenFiltered],
 		Retransmitted: st.Retransmitted, Packets: st.Packets, Replies: st.Replies, ICMP: st.ICMP, Late: st.Late, Resets: st.Resets,
 		SendDrops: st.SendDrops, RingDrops: st.RingDrops, ElapsedUs: st.Elapsed.Microseconds(), PortLow: st.PortLow, PortHigh: st.PortHigh}

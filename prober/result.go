@@ -158,6 +158,15 @@ type Stats struct {
 	Elapsed time.Duration
 	// RTT figures over the probes' first answers.
 	RTTMin, RTTAvg, RTTMedian, RTTMax time.Duration
+	// WireTimed counts the RTTs above timed from the probe's transmit
+	// timestamp (the kernel's, when the device's driver took it), wire
+	// to wire as the answer's capture time; the rest are timed from just
+	// before the probe's send.
+	WireTimed int
+	// RTTUserMin and RTTUserMedian are the same answers timed from just
+	// before the probe's send to when tcpcraft read the answer: what a
+	// program timing connect(2) from user space sees of a handshake.
+	RTTUserMin, RTTUserMedian time.Duration
 	// Source is the source address of the first target's probes and
 	// PortLow-PortHigh the block of source ports the run used.
 	Source            netip.Addr
@@ -223,10 +232,18 @@ func (s *rttStats) fill(st *Stats) {
 		return
 	}
 	st.RTTMin, st.RTTMax, st.RTTAvg = s.min, s.max, s.sum/time.Duration(s.n)
+	st.RTTMedian = s.median()
+}
+
+// median is the median of the samples kept (0: none).
+func (s *rttStats) median() time.Duration {
+	if len(s.samples) == 0 {
+		return 0
+	}
 	sorted := slices.Clone(s.samples)
 	slices.Sort(sorted)
-	st.RTTMedian = sorted[len(sorted)/2]
 	if len(sorted)%2 == 0 {
-		st.RTTMedian = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+		return (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
 	}
+	return sorted[len(sorted)/2]
 }

@@ -53,6 +53,9 @@ type probeRec struct {
 	ttl    uint8
 	status uint8
 	sentAt int64 // Unix nanoseconds, just before the system call
+	// wireAt is when the device's driver took the probe, from the
+	// kernel's transmit timestamp (Unix nanoseconds; 0: none came).
+	wireAt int64
 }
 
 // tstate is what a run knows of one target, kept small: a scan holds
@@ -127,18 +130,23 @@ type run struct {
 	newDone     bool
 	outstanding int
 
-	rate    float64
-	start   time.Time
-	paced   int64
-	srtt    time.Duration
-	rttvar  time.Duration
-	timed   bool
-	rtts    rttStats
-	stats   Stats
-	from    map[int32]netip.Addr // who sent a target's ICMP verdict
-	hopAns  map[uint32]hopAnswer
-	hops    []Hop
-	sendErr error
+	rate   float64
+	start  time.Time
+	paced  int64
+	srtt   time.Duration
+	rttvar time.Duration
+	timed  bool
+	rtts   rttStats
+	// userRTTs are the same round trips from just before the send to
+	// when this process read the answer (readAt), as a program timing
+	// connect(2) sees one.
+	userRTTs rttStats
+	readAt   time.Time
+	stats    Stats
+	from     map[int32]netip.Addr // who sent a target's ICMP verdict
+	hopAns   map[uint32]hopAnswer
+	hops     []Hop
+	sendErr  error
 
 	queue   []queued
 	pool    [][]byte
@@ -146,9 +154,15 @@ type run struct {
 	linkOut []capture.LinkPacket
 	rawOut  [][]byte
 
-	ev   Event
-	pkt  craft.Packet
-	icmp craft.ICMPError
+	// Transmit timestamps still to read, per sender: a sender is read
+	// only while it has some, not twice per loop for nothing.
+	injStamps  stampsDue
+	linkStamps map[*capture.LinkSender]*stampsDue
+
+	ev    Event
+	pkt   craft.Packet
+	txPkt craft.Packet
+	icmp  craft.ICMPError
 }
 
 // Run runs cfg: sets the session up, sends the probes, matches what comes
@@ -528,6 +542,9 @@ func (r *run) flush() error {
 			return err
 		}
 	}
+	if r.s.txStamps {
+		r.injStamps.add(len(r.rawOut))
+	}
 	for sent := 0; sent < len(r.rawOut); {
 		n, err := r.s.inj.SendBatch(r.rawOut[sent:])
 		sent += n
@@ -538,21 +555,30 @@ func (r *run) flush() error {
 			sent++
 		}
 	}
+	r.readTxStamps()
 	// The pcap and the events of what went, after the system calls: a
 	// JSON line formatted between a probe's send time and its send was
 	// most of the gap between the median SYN->SYN-ACK time and the
-	// minimum (docs/PERFORMANCE.md). They keep the send time.
+	// minimum (docs/PERFORMANCE.md). A probe's time is its transmit
+	// timestamp, read just above, when the kernel gave one (else the
+	// send's), so that a pcap's SYN->SYN-ACK delta is the RTT shown.
 	for i := range r.queue {
 		q := &r.queue[i]
+		at := now
+		if q.probe && q.first {
+			if w := r.recs[q.num&r.recMask].wireAt; w != 0 {
+				at = time.Unix(0, w) // as the answer's time: the same clock
+			}
+		}
 		if r.cfg.Pcap != nil {
-			_ = r.cfg.Pcap.WritePacket(now, q.data)
+			_ = r.cfg.Pcap.WritePacket(at, q.data)
 		}
 		kind := EventSent
 		if !q.probe {
 			kind = EventReset
 		}
 		if r.wants(kind) {
-			r.ev.Time, r.ev.Target, r.ev.Raw = now, r.s.targets[q.target], q.data
+			r.ev.Time, r.ev.Target, r.ev.Raw = at, r.s.targets[q.target], q.data
 			if q.probe {
 				r.ev.Probe = int(r.recs[q.num&r.recMask].index)
 			}
@@ -570,6 +596,17 @@ func (r *run) flush() error {
 // sendLink sends r.linkOut through link.
 func (r *run) sendLink(link *capture.LinkSender) error {
 	out := r.linkOut
+	if r.s.txStamps {
+		due := r.linkStamps[link]
+		if due == nil {
+			due = &stampsDue{}
+			if r.linkStamps == nil {
+				r.linkStamps = map[*capture.LinkSender]*stampsDue{}
+			}
+			r.linkStamps[link] = due
+		}
+		due.add(len(out))
+	}
 	for sent := 0; sent < len(out); {
 		n, err := link.SendBatch(out[sent:])
 		sent += n
@@ -640,6 +677,9 @@ func (r *run) drain() {
 	if r.s.cap == nil {
 		return
 	}
+	// The transmit timestamps first: an answer is timed from its probe's.
+	r.readTxStamps()
+	r.readAt = time.Now()
 	for {
 		ok, err := r.s.cap.TakeFrame(r.handleFrame)
 		if !ok || err != nil {
@@ -692,13 +732,82 @@ func (r *run) match(target netip.AddrPort, num uint32, numKnown bool, sport uint
 	return ti, rec, true
 }
 
+// readTxStamps reads the kernel's transmit timestamps of what was sent
+// (when the session asked for them) and gives each probe its time on the
+// wire.
+func (r *run) readTxStamps() {
+	if !r.s.txStamps {
+		return
+	}
+	if r.injStamps.unread > 0 {
+		n, _ := r.s.inj.TxStamps(r.txStamp)
+		r.injStamps.read(n)
+	}
+	for link, due := range r.linkStamps {
+		if due.unread > 0 {
+			n, _ := link.TxStamps(r.txStamp)
+			due.read(n)
+		}
+	}
+}
+
+// stampsDue counts a sender's packets whose transmit timestamps have not
+// been read.
+type stampsDue struct {
+	unread int
+	sent   bool // packets went since the last read
+}
+
+func (d *stampsDue) add(n int) {
+	d.unread += n
+	d.sent = d.sent || n > 0
+}
+
+// read records n timestamps read. A read that found none, with nothing
+// sent since the one before, gives the rest up: a packet dropped before
+// the device's driver has no timestamp coming.
+func (d *stampsDue) read(n int) {
+	d.unread = max(d.unread-n, 0)
+	if n == 0 && !d.sent {
+		d.unread = 0
+	}
+	d.sent = false
+}
+
+// txStamp finds the probe a transmit timestamp is of, as an answer is
+// matched to its probe (match), and records the time.
+func (r *run) txStamp(ts capture.TxStamp) {
+	if craft.ParsePacket(craft.LinkRaw, ts.Packet, &r.txPkt, craft.PacketOptions{PartialChecksum: true}) != nil {
+		return // not TCP, or a fragment after the first
+	}
+	seg := &r.txPkt.TCP
+	if seg.Flags != r.cfg.Flags {
+		return // our RST
+	}
+	num, known := uint32(seg.Seq)-r.seqBase, !r.cfg.SeqSet
+	_, rec, ok := r.match(netip.AddrPortFrom(r.txPkt.Dst(), seg.DstPort), num, known, seg.SrcPort)
+	if !ok || rec == nil || rec.wireAt != 0 {
+		return
+	}
+	rec.wireAt = ts.Time.UnixNano()
+}
+
 // answered records that rec drew an answer at time at (the frame's
-// capture time), and returns the round-trip time.
+// capture time), and returns the round-trip time: from the probe's
+// transmit timestamp when the kernel gave one, else from just before
+// its send.
 func (r *run) answered(ti int32, rec *probeRec, at time.Time) time.Duration {
 	if rec == nil {
 		return 0
 	}
-	rtt := at.Sub(time.Unix(0, rec.sentAt))
+	sent := rec.sentAt
+	if rec.wireAt != 0 {
+		sent = rec.wireAt
+		if rec.status == probePending {
+			r.stats.WireTimed++
+		}
+	}
+	rtt := at.Sub(time.Unix(0, sent))
 	if rtt < 0 {
 		rtt = 0
 	}
@@ -709,6 +818,9 @@ func (r *run) answered(ti int32, rec *probeRec, at time.Time) time.Duration {
 		r.stats.Answered++
 		r.tgt[ti].answered++
 		r.rtts.add(rtt)
+		if u := r.readAt.Sub(time.Unix(0, rec.sentAt)); u >= 0 {
+			r.userRTTs.add(u)
+		}
 		r.sample(rtt)
 	case probeExpired:
 		rec.status = probeAnswered
@@ -892,6 +1004,7 @@ func (r *run) finish() {
 		}
 	}
 	r.rtts.fill(&r.stats)
+	r.stats.RTTUserMin, r.stats.RTTUserMedian = r.userRTTs.min, r.userRTTs.median()
 }
 
 // result is the run's Result: each target's verdict (silence read by the

@@ -66,6 +66,9 @@ type session struct {
 	pending   []*nexthop // next hops sent to the raw way, not yet resolved
 	lastCheck time.Time
 	iface     string
+	// txStamps: the senders timestamp what they send (TxStamps), so
+	// that round trips are timed wire to wire.
+	txStamps bool
 }
 
 type hopKey struct {
@@ -145,6 +148,9 @@ func openSession(ctx context.Context, cfg *Config, rng *rand.Rand) (_ *session, 
 		return nil, err
 	}
 	s.openLinks()
+	if s.listen && !cfg.SendTimes {
+		s.enableTxStamps()
+	}
 	if cfg.IP.BadIPChecksum || (cfg.IP.IDSet && cfg.IP.ID == 0) {
 		// The raw socket would fix these fields: resolve every next hop
 		// first, so all probes take the link.
@@ -397,6 +403,21 @@ func (s *session) openLinks() {
 			h.hop.mac, h.hop.resolved = table[h.hop.addr]
 		}
 		s.hops[key] = h.hop
+	}
+}
+
+// enableTxStamps asks every sender for transmit timestamps (round trips
+// wire to wire, Config.SendTimes). A socket that refuses leaves the
+// probes it sends timed from before their send (Stats.WireTimed counts
+// the others).
+func (s *session) enableTxStamps() {
+	if s.inj.EnableTxStamps() == nil {
+		s.txStamps = true
+	}
+	for _, link := range s.links {
+		if link != nil && link.EnableTxStamps() == nil {
+			s.txStamps = true
+		}
 	}
 }
 

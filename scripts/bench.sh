@@ -17,8 +17,12 @@
 #              the same over IPv6 (fd00:2::21 -> fd00:2::20), tcpcraft and
 #              the kernel both; bulk6 runs all four, IPv4 and IPv6 side by
 #              side, so the two ratios to the kernel can be compared.
-#   syn-rtt    median SYN->SYN-ACK of `tcpcraft send --flags S --count 300
-#              --interval 0` vs the kernel's connect() (BenchmarkPerfSYNRTT).
+#   syn-rtt    SYN->SYN-ACK of `tcpcraft send --flags S --count 300`, 2 ms
+#              apart (wire to wire, and from user space) and back to back
+#              (--interval 0, wire to wire), vs the kernel's connect() 2 ms
+#              apart (timed, and wire to wire from tcpdump) and back to
+#              back; medians and medians over minimums
+#              (BenchmarkPerfSYNRTT; needs tcpdump).
 #   conns      NCONNS (default 10000) connections held by `tcpcraft listen
 #              -k`: resident memory (BenchmarkPerfConns). WINDOW sets its
 #              --window.
