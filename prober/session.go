@@ -378,6 +378,14 @@ func (s *session) openLinks() {
 	tables := map[int]map[netip.Addr][6]byte{}
 	for i := range s.hosts {
 		h := &s.hosts[i]
+		if h.addr.Is4() && h.addr.IsLoopback() {
+			// A frame handed to lo arrives without the route its
+			// output gave it, and IPv4's input routing drops one
+			// addressed to 127.0.0.0/8 as a martian (unless
+			// route_localnet): the raw socket's packets keep theirs.
+			h.hop = nil
+			continue
+		}
 		link, ok := s.links[h.ifindex]
 		if !ok {
 			link, _ = capture.OpenLinkSender(h.ifindex) // nil: the raw socket
