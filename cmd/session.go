@@ -670,7 +670,7 @@ func parsePeer(ctx context.Context, arg string, fam family) (netip.AddrPort, err
 // (capture.Config.LongFramesWhole).
 func captureConfig(connected bool) capture.Config {
 	if connected {
-		return capture.Config{}
+		return capture.Config{Queue: true}
 	}
 	return capture.Config{SnapLen: listenerSnapLen, Frames: listenerRingFrames, LongFramesWhole: true}
 }
