@@ -48,7 +48,8 @@
 #              `printf 'GET / HTTP/1.0\r\n\r\n' | tcpcraft connect -q`
 #              vs `socat - TCP:...` with the same input, 20 runs of each
 #              a round (BenchmarkPerfExchange); FULL_TIME_WAIT=1 adds
-#              `connect -q --full-time-wait` (TIME-WAIT held 1 s).
+#              `connect -q --full-time-wait` (TIME-WAIT held 1 s);
+#              BASELINE=path adds another tcpcraft binary to compare.
 #   traced     bulk-send and bulk-recv with a third side: `tcpcraft
 #              connect` with its default trace written to a file
 #              (TCPCRAFT_BENCH_TRACE=1); prints the traced rate against the
@@ -108,7 +109,7 @@ bulk6)
 	done
 	;;
 syn-rtt) perf BenchmarkPerfSYNRTT "$@" ;;
-exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" perf BenchmarkPerfExchange "$@" ;;
+exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfExchange "$@" ;;
 traced)
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkSend "$@"
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkRecv "$@"
