@@ -61,7 +61,8 @@
 #   all        every one of the above, then a summary table.
 #
 # ROUNDS (default 3) sets the measured rounds of bulk-send, bulk-recv and
-# syn-rtt. Byte counts and CRC-32C checksums are verified in every round.
+# syn-rtt. BASELINE=path adds another tcpcraft binary (`connect -q`) to
+# bulk-send, bulk-recv (and their IPv6 forms), exchange and startup. Byte counts and CRC-32C checksums are verified in every round.
 # Extra arguments go to `go test` (e.g. -v).
 #
 # In bulk-send and loss the kernel's client uses tcpcraft's congestion
@@ -98,10 +99,10 @@ accept)
 	exec go test ./cmd -run '^$' -bench '^BenchmarkListenAcceptRate$' \
 		-benchtime "${CONNS:-500}x" -timeout 30m "$@"
 	;;
-bulk-send) perf BenchmarkPerfBulkSend "$@" ;;
-bulk-recv) perf BenchmarkPerfBulkRecv "$@" ;;
-bulk-send6) TCPCRAFT_BENCH_FAMILY=6 perf BenchmarkPerfBulkSend "$@" ;;
-bulk-recv6) TCPCRAFT_BENCH_FAMILY=6 perf BenchmarkPerfBulkRecv "$@" ;;
+bulk-send) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkSend "$@" ;;
+bulk-recv) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkRecv "$@" ;;
+bulk-send6) TCPCRAFT_BENCH_FAMILY=6 TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkSend "$@" ;;
+bulk-recv6) TCPCRAFT_BENCH_FAMILY=6 TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkRecv "$@" ;;
 bulk6)
 	for s in bulk-send bulk-send6 bulk-recv bulk-recv6; do
 		echo "== $s"
