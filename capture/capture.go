@@ -280,8 +280,9 @@ func open(ifindex int, name string, fams int, prog []bpf.Instruction, cfg Config
 	}
 
 	// A non-blocking descriptor becomes pollable: the Go runtime's poller
-	// waits for the ring, which gives deadlines and a Close that wakes a
-	// blocked reader and waits for it to leave the ring before unmapping.
+	// waits for the ring (or the queue), which gives deadlines and a Close
+	// that wakes a blocked reader and waits for it to leave the ring
+	// before unmapping.
 	c.file = os.NewFile(uintptr(fd), "af_packet:"+name)
 	if c.file == nil {
 		return fail("wrapping the descriptor", errors.New("invalid descriptor"))
@@ -581,10 +582,15 @@ func (c *Capture) fillQueue() error {
 	if ctlErr != nil {
 		err = ctlErr
 	}
-	if err != nil {
-		return fmt.Errorf("reading capture %s: %w", c.name, err)
+	switch {
+	case err == nil:
+		return nil
+	case c.closed.Load():
+		// Close has closed the descriptor and waits for readMu to
+		// drop the batch.
+		return fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	}
-	return nil
+	return fmt.Errorf("reading capture %s: %w", c.name, err)
 }
 
 // readLong reads the whole frame the kernel queued for a ring slot marked
@@ -633,9 +639,10 @@ func (c *Capture) Stats() (Stats, error) {
 	return c.stats, nil
 }
 
-// Close stops the capture and releases the ring. It is safe to call more
-// than once and concurrently with ReadFrame, which then returns
-// net.ErrClosed.
+// Close stops the capture and releases the socket and its ring. It is safe
+// to call more than once and concurrently with ReadFrame, which then
+// returns net.ErrClosed. It returns when the kernel has released the
+// socket, which waits for an RCU grace period (two with a ring).
 func (c *Capture) Close() error {
 	if c == nil {
 		return nil
