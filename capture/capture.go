@@ -78,11 +78,13 @@ type Config struct {
 	// TSO segments still arrive whole, at the cost of one recvfrom each.
 	LongFramesWhole bool
 	// Queue, when true, reads frames from the socket's receive queue, a
-	// batch at a time (recvmmsg), instead of a memory-mapped ring: the
-	// socket opens and closes an RCU grace period sooner each way
-	// (queue.go). Frames carry the same fields. Frames and SnapLen keep
-	// their meaning only for the ring; LongFramesWhole is implied (a
-	// frame up to SnapLen arrives whole).
+	// batch at a time (recvmmsg), instead of a memory-mapped ring. Setting
+	// a ring up and tearing it down each wait for an RCU grace period in
+	// the kernel (queue.go): without one the socket opens without waiting
+	// and closes after one wait instead of two. Frames carry the same
+	// fields either way. SnapLen keeps its meaning (longer frames arrive
+	// truncated, with their true Length); Frames and LongFramesWhole are
+	// the ring's only.
 	Queue bool
 	// KeepOutgoing, when true, also delivers the flow's frames that this
 	// host sends out of the interface (Frame.Outgoing), for debugging and
