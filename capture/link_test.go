@@ -505,65 +505,67 @@ func TestLinkListenerFlowCapturesKernelSYN(t *testing.T) {
 // On loopback every frame passes the capture point twice (out and in);
 // with PACKET_IGNORE_OUTGOING the SYN-ACK is read once.
 func TestLinkLoopback(t *testing.T) {
-	labtest.RequireTools(t, "nft")
-	l := labtest.New(t)
-	checkRootUntouched(t)
-	ctx := context.Background()
-	loop := netip.MustParseAddr("127.0.0.1")
-	server := netip.AddrPortFrom(loop, 8081)
-	labtest.Listen(t, l, l.ClientNS, server.String())
+	bothReads(t, func(t *testing.T, read Config) {
+		labtest.RequireTools(t, "nft")
+		l := labtest.New(t)
+		checkRootUntouched(t)
+		ctx := context.Background()
+		loop := netip.MustParseAddr("127.0.0.1")
+		server := netip.AddrPortFrom(loop, 8081)
+		labtest.Listen(t, l, l.ClientNS, server.String())
 
-	var route Route
-	var inj *Injector
-	var g *guard.Guard
-	var port uint16
-	inNS(t, l.ClientNS, func() (err error) {
-		if route, err = LookupRoute(loop); err != nil {
+		var route Route
+		var inj *Injector
+		var g *guard.Guard
+		var port uint16
+		inNS(t, l.ClientNS, func() (err error) {
+			if route, err = LookupRoute(loop); err != nil {
+				return err
+			}
+			if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
+				return err
+			}
+			if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+				return err
+			}
+			inj, err = OpenInjector()
 			return err
+		})
+		t.Cleanup(func() { inj.Close() })
+		removeOnCleanup(t, g)
+		if route.Interface != "lo" {
+			t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
 		}
-		if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
-			return err
+		local := netip.AddrPortFrom(route.Source, port)
+		flow := Flow{Local: local, Remote: server}
+		once := openIn(t, l.ClientNS, route.Index, flow, read)
+		twice := openIn(t, l.ClientNS, route.Index, flow, Config{KeepOutgoing: true, Queue: read.Queue})
+
+		const iss = 5000
+		if err := inj.Send(segment{src: local, dst: server, seq: iss, flags: tcpSYN, options: paddedSYNOptions()}.bytes()); err != nil {
+			t.Fatal(err)
 		}
-		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
-			return err
+		f := readOne(t, once, "SYN-ACK on lo")
+		d := decode(t, f.Data)
+		if !d.isSYN || !d.isACK || d.ack != iss+1 {
+			t.Fatalf("want SYN-ACK, got %+v", d)
 		}
-		inj, err = OpenInjector()
-		return err
+		// Reset at once, before the kernel retransmits its SYN-ACK (1 s).
+		if err := inj.Send(segment{src: local, dst: server, seq: iss + 1, flags: tcpRST}.bytes()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("loopback SYN-ACK checksum: %s", checkChecksum(t, f))
+		if f.Outgoing || f.Interface != route.Index {
+			t.Errorf("SYN-ACK on lo: Outgoing %v, Interface %d (want false, %d)", f.Outgoing, f.Interface, route.Index)
+		}
+		a, b := readOne(t, twice, "SYN-ACK, outgoing copy"), readOne(t, twice, "SYN-ACK, incoming copy")
+		if !bytes.Equal(a.Data, f.Data) || !bytes.Equal(b.Data, f.Data) || !a.Outgoing || b.Outgoing {
+			t.Fatalf("the KeepOutgoing capture did not see the SYN-ACK leave and arrive: outgoing=%v %x, outgoing=%v %x",
+				a.Outgoing, a.Data, b.Outgoing, b.Data)
+		}
+		expectNothing(t, once, "ignore-outgoing capture on lo after one SYN-ACK")
+		expectNothing(t, twice, "keep-outgoing capture on lo after both copies")
 	})
-	t.Cleanup(func() { inj.Close() })
-	removeOnCleanup(t, g)
-	if route.Interface != "lo" {
-		t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
-	}
-	local := netip.AddrPortFrom(route.Source, port)
-	flow := Flow{Local: local, Remote: server}
-	once := openIn(t, l.ClientNS, route.Index, flow, Config{})
-	twice := openIn(t, l.ClientNS, route.Index, flow, Config{KeepOutgoing: true})
-
-	const iss = 5000
-	if err := inj.Send(segment{src: local, dst: server, seq: iss, flags: tcpSYN, options: paddedSYNOptions()}.bytes()); err != nil {
-		t.Fatal(err)
-	}
-	f := readOne(t, once, "SYN-ACK on lo")
-	d := decode(t, f.Data)
-	if !d.isSYN || !d.isACK || d.ack != iss+1 {
-		t.Fatalf("want SYN-ACK, got %+v", d)
-	}
-	// Reset at once, before the kernel retransmits its SYN-ACK (1 s).
-	if err := inj.Send(segment{src: local, dst: server, seq: iss + 1, flags: tcpRST}.bytes()); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("loopback SYN-ACK checksum: %s", checkChecksum(t, f))
-	if f.Outgoing || f.Interface != route.Index {
-		t.Errorf("SYN-ACK on lo: Outgoing %v, Interface %d (want false, %d)", f.Outgoing, f.Interface, route.Index)
-	}
-	a, b := readOne(t, twice, "SYN-ACK, outgoing copy"), readOne(t, twice, "SYN-ACK, incoming copy")
-	if !bytes.Equal(a.Data, f.Data) || !bytes.Equal(b.Data, f.Data) || !a.Outgoing || b.Outgoing {
-		t.Fatalf("the KeepOutgoing capture did not see the SYN-ACK leave and arrive: outgoing=%v %x, outgoing=%v %x",
-			a.Outgoing, a.Data, b.Outgoing, b.Data)
-	}
-	expectNothing(t, once, "ignore-outgoing capture on lo after one SYN-ACK")
-	expectNothing(t, twice, "keep-outgoing capture on lo after both copies")
 }
 
 // With kernel traffic flowing before and while the socket is set up, a
