@@ -77,6 +77,15 @@ type Config struct {
 	// arriving while the process is not scheduled) while a peer's 64 KB
 	// TSO segments still arrive whole, at the cost of one recvfrom each.
 	LongFramesWhole bool
+	// Queue, when true, reads frames from the socket's receive queue, a
+	// batch at a time (recvmmsg), instead of a memory-mapped ring. Setting
+	// a ring up and tearing it down each wait for an RCU grace period in
+	// the kernel (queue.go): without one the socket opens without waiting
+	// and closes after one wait instead of two. Frames carry the same
+	// fields either way. SnapLen keeps its meaning (longer frames arrive
+	// truncated, with their true Length); Frames and LongFramesWhole are
+	// the ring's only.
+	Queue bool
 	// KeepOutgoing, when true, also delivers the flow's frames that this
 	// host sends out of the interface (Frame.Outgoing), for debugging and
 	// tests. tcpcraft leaves it false: on loopback every frame would
@@ -143,8 +152,9 @@ type Capture struct {
 	// without a wake-up) is never blocked by a waiting reader.
 	waitMu sync.Mutex
 	readMu sync.Mutex
-	ring   []byte // nil once closed
-	next   int    // index of the next ring frame to read
+	ring   []byte   // nil once closed
+	next   int      // index of the next ring frame to read
+	q      *rxQueue // Config.Queue's batch instead of the ring; nil once closed
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -251,36 +261,13 @@ func open(ifindex int, name string, fams int, prog []bpf.Instruction, cfg Config
 			return fail("PACKET_IGNORE_OUTGOING (needs Linux 4.20)", err)
 		}
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
-		return fail("selecting TPACKET_V2", err)
-	}
-	if cfg.LongFramesWhole && snap < maxPacket {
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
-			return fail("PACKET_COPY_THRESH", err)
+	if cfg.Queue {
+		if err := c.openQueue(fd, snap); err != nil {
+			return fail("setting up the receive queue", err)
 		}
-		// The copies wait on the socket's queue only until the ring
-		// slot before them is read, but a burst of 64 KB segments must
-		// fit: the kernel copies only while the queue is below
-		// SO_RCVBUF, and a frame it did not copy arrives truncated.
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, longQueueBytes); err != nil {
-			return fail("SO_RCVBUFFORCE", err)
-		}
-		c.long = make([]byte, maxPacket)
+	} else if err := c.openRing(fd, cfg, snap, blocks); err != nil {
+		return nil, fmt.Errorf("opening capture for %s: %w", name, err)
 	}
-	req := unix.TpacketReq{
-		Block_size: uint32(c.blockSize),
-		Block_nr:   uint32(blocks),
-		Frame_size: uint32(c.frameSize),
-		Frame_nr:   uint32(c.frames),
-	}
-	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return fail(fmt.Sprintf("setting up a receive ring of %d frames of %d bytes", c.frames, c.frameSize), err)
-	}
-	ring, err := unix.Mmap(fd, 0, c.blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fail("mapping the receive ring", err)
-	}
-	c.ring = ring
 	// Traffic starts here, already filtered.
 	proto := uint16(unix.ETH_P_ALL)
 	switch {
@@ -295,8 +282,9 @@ func open(ifindex int, name string, fams int, prog []bpf.Instruction, cfg Config
 	}
 
 	// A non-blocking descriptor becomes pollable: the Go runtime's poller
-	// waits for the ring, which gives deadlines and a Close that wakes a
-	// blocked reader and waits for it to leave the ring before unmapping.
+	// waits for the ring (or the queue), which gives deadlines and a Close
+	// that wakes a blocked reader and waits for it to leave the ring
+	// before unmapping.
 	c.file = os.NewFile(uintptr(fd), "af_packet:"+name)
 	if c.file == nil {
 		return fail("wrapping the descriptor", errors.New("invalid descriptor"))
@@ -306,12 +294,71 @@ func open(ifindex int, name string, fams int, prog []bpf.Instruction, cfg Config
 		c.file.Close()
 		c.file = nil
 		ok = true // the file owned and closed fd
-		unix.Munmap(c.ring)
+		if c.ring != nil {
+			unix.Munmap(c.ring)
+		}
 		return fail("wrapping the descriptor", err)
 	}
 	c.conn = conn
 	ok = true
 	return c, nil
+}
+
+// openQueue prepares fd for Config.Queue: the ancillary data that says
+// what the ring's slot header would, and a receive buffer as large as a
+// ring.
+func (c *Capture) openQueue(fd, snap int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fmt.Errorf("PACKET_AUXDATA: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	}
+	// SO_RCVBUFFORCE passes net.core.rmem_max (CAP_NET_ADMIN, which
+	// tcpcraft has for its guard); without it, what rmem_max allows.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, queueBytes); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, queueBytes); err != nil {
+			return fmt.Errorf("SO_RCVBUF: %w", err)
+		}
+	}
+	c.q = newRxQueue(snap)
+	return nil
+}
+
+// openRing sets fd up with a TPACKET_V2 receive ring of blocks blocks and
+// maps it.
+func (c *Capture) openRing(fd int, cfg Config, snap, blocks int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return fmt.Errorf("selecting TPACKET_V2: %w", err)
+	}
+	if cfg.LongFramesWhole && snap < maxPacket {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_COPY_THRESH, 1); err != nil {
+			return fmt.Errorf("PACKET_COPY_THRESH: %w", err)
+		}
+		// The copies wait on the socket's queue only until the ring
+		// slot before them is read, but a burst of 64 KB segments must
+		// fit: the kernel copies only while the queue is below
+		// SO_RCVBUF, and a frame it did not copy arrives truncated.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, longQueueBytes); err != nil {
+			return fmt.Errorf("SO_RCVBUFFORCE: %w", err)
+		}
+		c.long = make([]byte, maxPacket)
+	}
+	req := unix.TpacketReq{
+		Block_size: uint32(c.blockSize),
+		Block_nr:   uint32(blocks),
+		Frame_size: uint32(c.frameSize),
+		Frame_nr:   uint32(c.frames),
+	}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("setting up a receive ring of %d frames of %d bytes: %w", c.frames, c.frameSize, err)
+	}
+	ring, err := unix.Mmap(fd, 0, c.blockSize*blocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mapping the receive ring: %w", err)
+	}
+	c.ring = ring
+	return nil
 }
 
 // Flow is the flow this capture admits.
@@ -358,6 +405,11 @@ func (c *Capture) WaitFrame(ctx context.Context) error {
 func (c *Capture) ready() bool {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
+	if c.q != nil {
+		// Read the next batch, if there is one, to know: the frames wait
+		// in it for the take.
+		return !c.q.empty() || c.fillQueue() != nil || !c.q.empty()
+	}
 	if c.ring == nil {
 		return true
 	}
@@ -419,7 +471,7 @@ func (c *Capture) wait(ctx context.Context, done func() bool) error {
 func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if c.ring == nil {
+	if c.ring == nil && c.q == nil {
 		return Frame{}, false, fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	}
 	return c.take()
@@ -435,7 +487,7 @@ func (c *Capture) TryReadFrame() (f Frame, ok bool, err error) {
 func (c *Capture) TakeFrame(fn func(Frame)) (ok bool, err error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
-	if c.ring == nil {
+	if c.ring == nil && c.q == nil {
 		return false, fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
 	}
 	return c.takeWith(fn)
@@ -458,6 +510,9 @@ func (c *Capture) take() (Frame, bool, error) {
 // not fit is an error (ok true, fn not called). The caller holds readMu
 // and the ring is mapped.
 func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
+	if c.q != nil {
+		return c.takeQueued(fn)
+	}
 	for {
 		base := c.frameOffset(c.next)
 		hdr := (*unix.Tpacket2Hdr)(unsafe.Pointer(&c.ring[base]))
@@ -498,6 +553,46 @@ func (c *Capture) takeWith(fn func(Frame)) (bool, error) {
 			return true, err
 		}
 	}
+}
+
+// takeQueued is takeWith for Config.Queue: the next frame of the batch,
+// the next batch read first if this one is done. The caller holds readMu
+// and the queue is open.
+func (c *Capture) takeQueued(fn func(Frame)) (bool, error) {
+	for {
+		if c.q.empty() {
+			if err := c.fillQueue(); err != nil {
+				return true, err
+			}
+			if c.q.empty() {
+				return false, nil
+			}
+		}
+		if f, isIP := c.q.take(); isIP {
+			fn(f)
+			return true, nil
+		}
+	}
+}
+
+// fillQueue reads the next batch of Config.Queue's frames, without
+// waiting. The caller holds readMu and the queue is open and empty.
+func (c *Capture) fillQueue() error {
+	var err error
+	// Control, not Read: see readLong.
+	ctlErr := c.conn.Control(func(fd uintptr) { err = c.q.fill(int(fd)) })
+	if ctlErr != nil {
+		err = ctlErr
+	}
+	switch {
+	case err == nil:
+		return nil
+	case c.closed.Load():
+		// Close has closed the descriptor and waits for readMu to
+		// drop the batch.
+		return fmt.Errorf("reading capture %s: %w", c.name, net.ErrClosed)
+	}
+	return fmt.Errorf("reading capture %s: %w", c.name, err)
 }
 
 // readLong reads the whole frame the kernel queued for a ring slot marked
@@ -546,9 +641,10 @@ func (c *Capture) Stats() (Stats, error) {
 	return c.stats, nil
 }
 
-// Close stops the capture and releases the ring. It is safe to call more
-// than once and concurrently with ReadFrame, which then returns
-// net.ErrClosed.
+// Close stops the capture and releases the socket and its ring. It is safe
+// to call more than once and concurrently with ReadFrame, which then
+// returns net.ErrClosed. It returns when the kernel has released the
+// socket, which waits for an RCU grace period (two with a ring).
 func (c *Capture) Close() error {
 	if c == nil {
 		return nil
@@ -562,6 +658,10 @@ func (c *Capture) Close() error {
 		}
 		c.readMu.Lock()
 		defer c.readMu.Unlock()
+		c.q = nil
+		if c.ring == nil {
+			return
+		}
 		if err := unix.Munmap(c.ring); err != nil && c.closeErr == nil {
 			c.closeErr = fmt.Errorf("closing capture %s: unmapping the ring: %w", c.name, err)
 		}

@@ -6,12 +6,15 @@
 // IPv4, IPv6 or both, and every socket below takes packets of either.
 //
 //   - Capture: an AF_PACKET socket (SOCK_DGRAM, frames start at the IP
-//     header) with a memory-mapped TPACKET_V2 receive ring and a classic BPF
-//     filter that admits exactly one TCP flow (FilterProgram, one program
-//     for both families). The filter is attached before the socket can see
-//     any traffic, outgoing frames are ignored (PACKET_IGNORE_OUTGOING), and
-//     every frame reports its capture time and whether the kernel left its
-//     checksum unfinished (TP_STATUS_CSUMNOTREADY).
+//     header) with a memory-mapped TPACKET_V2 receive ring, or without one
+//     (Config.Queue: frames read from the socket's queue with recvmmsg,
+//     which spares the RCU grace periods a ring costs to set up and tear
+//     down), and a classic BPF filter that admits exactly one TCP flow
+//     (FilterProgram, one program for both families). The filter is
+//     attached before the socket can see any traffic, outgoing frames are
+//     ignored (PACKET_IGNORE_OUTGOING), and every frame reports its capture
+//     time and whether the kernel left its checksum unfinished
+//     (TP_STATUS_CSUMNOTREADY).
 //   - OpenScope: a Capture for a prober run, whose filter (ScopeProgram)
 //     admits the TCP answers to a block of source ports and the ICMP and
 //     ICMPv6 errors that quote segments sent from it.

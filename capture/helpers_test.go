@@ -342,3 +342,11 @@ func addIPv6(t testing.TB, l *lab.Lab) {
 		t.Fatalf("lab IPv6 addresses %v and %v, want %v and %v", l.ClientIP6(), l.ServerIP6(), client6, server6)
 	}
 }
+
+// bothReads runs test with each of Capture's ways to read its frames: the
+// ring (the zero Config) and the socket's queue (Config.Queue).
+func bothReads(t *testing.T, test func(t *testing.T, read Config)) {
+	t.Helper()
+	t.Run("ring", func(t *testing.T) { test(t, Config{}) })
+	t.Run("queue", func(t *testing.T) { test(t, Config{Queue: true}) })
+}

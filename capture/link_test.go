@@ -189,12 +189,18 @@ func echoServer(t testing.TB, ln net.Listener, wantPort uint16) <-chan net.Conn 
 // a real kernel, over IPv4 and over IPv6: inject a SYN, capture the
 // SYN-ACK, finish the handshake, capture data the kernel sends, reset —
 // with unrelated kernel traffic on the same link throughout.
+//
+// Each runs with both of Capture's ways to read: the ring, and the socket's
+// queue (Config.Queue), which must deliver the same frames with the same
+// fields.
 func TestLinkAgainstKernelListener(t *testing.T) {
-	t.Run("IPv4", func(t *testing.T) { linkAgainstKernelListener(t, false) })
-	t.Run("IPv6", func(t *testing.T) { linkAgainstKernelListener(t, true) })
+	t.Run("IPv4", func(t *testing.T) { linkAgainstKernelListener(t, false, false) })
+	t.Run("IPv6", func(t *testing.T) { linkAgainstKernelListener(t, true, false) })
+	t.Run("IPv4-queue", func(t *testing.T) { linkAgainstKernelListener(t, false, true) })
+	t.Run("IPv6-queue", func(t *testing.T) { linkAgainstKernelListener(t, true, true) })
 }
 
-func linkAgainstKernelListener(t *testing.T, ipv6 bool) {
+func linkAgainstKernelListener(t *testing.T, ipv6, queue bool) {
 	labtest.RequireTools(t, "nft")
 	l := labtest.New(t)
 	checkRootUntouched(t)
@@ -213,10 +219,10 @@ func linkAgainstKernelListener(t *testing.T, ipv6 bool) {
 
 	flow := Flow{Local: local, Remote: server}
 	reverse := Flow{Local: server, Remote: local} // matches what WE send
-	capture := openIn(t, l.ClientNS, cs.route.Index, flow, Config{})
-	small := openIn(t, l.ClientNS, cs.route.Index, flow, Config{SnapLen: 100})
-	outIgnored := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{})
-	outKept := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{KeepOutgoing: true})
+	capture := openIn(t, l.ClientNS, cs.route.Index, flow, Config{Queue: queue})
+	small := openIn(t, l.ClientNS, cs.route.Index, flow, Config{SnapLen: 100, Queue: queue})
+	outIgnored := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{Queue: queue})
+	outKept := openIn(t, l.ClientNS, cs.route.Index, reverse, Config{KeepOutgoing: true, Queue: queue})
 
 	pcapPath := filepath.Join(t.TempDir(), "link.pcap")
 	pw, err := pcapfile.Create(pcapPath)
@@ -499,152 +505,158 @@ func TestLinkListenerFlowCapturesKernelSYN(t *testing.T) {
 // On loopback every frame passes the capture point twice (out and in);
 // with PACKET_IGNORE_OUTGOING the SYN-ACK is read once.
 func TestLinkLoopback(t *testing.T) {
-	labtest.RequireTools(t, "nft")
-	l := labtest.New(t)
-	checkRootUntouched(t)
-	ctx := context.Background()
-	loop := netip.MustParseAddr("127.0.0.1")
-	server := netip.AddrPortFrom(loop, 8081)
-	labtest.Listen(t, l, l.ClientNS, server.String())
+	bothReads(t, func(t *testing.T, read Config) {
+		labtest.RequireTools(t, "nft")
+		l := labtest.New(t)
+		checkRootUntouched(t)
+		ctx := context.Background()
+		loop := netip.MustParseAddr("127.0.0.1")
+		server := netip.AddrPortFrom(loop, 8081)
+		labtest.Listen(t, l, l.ClientNS, server.String())
 
-	var route Route
-	var inj *Injector
-	var g *guard.Guard
-	var port uint16
-	inNS(t, l.ClientNS, func() (err error) {
-		if route, err = LookupRoute(loop); err != nil {
+		var route Route
+		var inj *Injector
+		var g *guard.Guard
+		var port uint16
+		inNS(t, l.ClientNS, func() (err error) {
+			if route, err = LookupRoute(loop); err != nil {
+				return err
+			}
+			if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
+				return err
+			}
+			if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+				return err
+			}
+			inj, err = OpenInjector()
 			return err
+		})
+		t.Cleanup(func() { inj.Close() })
+		removeOnCleanup(t, g)
+		if route.Interface != "lo" {
+			t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
 		}
-		if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
-			return err
+		local := netip.AddrPortFrom(route.Source, port)
+		flow := Flow{Local: local, Remote: server}
+		once := openIn(t, l.ClientNS, route.Index, flow, read)
+		twice := openIn(t, l.ClientNS, route.Index, flow, Config{KeepOutgoing: true, Queue: read.Queue})
+
+		const iss = 5000
+		if err := inj.Send(segment{src: local, dst: server, seq: iss, flags: tcpSYN, options: paddedSYNOptions()}.bytes()); err != nil {
+			t.Fatal(err)
 		}
-		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
-			return err
+		f := readOne(t, once, "SYN-ACK on lo")
+		d := decode(t, f.Data)
+		if !d.isSYN || !d.isACK || d.ack != iss+1 {
+			t.Fatalf("want SYN-ACK, got %+v", d)
 		}
-		inj, err = OpenInjector()
-		return err
+		// Reset at once, before the kernel retransmits its SYN-ACK (1 s).
+		if err := inj.Send(segment{src: local, dst: server, seq: iss + 1, flags: tcpRST}.bytes()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("loopback SYN-ACK checksum: %s", checkChecksum(t, f))
+		if f.Outgoing || f.Interface != route.Index {
+			t.Errorf("SYN-ACK on lo: Outgoing %v, Interface %d (want false, %d)", f.Outgoing, f.Interface, route.Index)
+		}
+		a, b := readOne(t, twice, "SYN-ACK, outgoing copy"), readOne(t, twice, "SYN-ACK, incoming copy")
+		if !bytes.Equal(a.Data, f.Data) || !bytes.Equal(b.Data, f.Data) || !a.Outgoing || b.Outgoing {
+			t.Fatalf("the KeepOutgoing capture did not see the SYN-ACK leave and arrive: outgoing=%v %x, outgoing=%v %x",
+				a.Outgoing, a.Data, b.Outgoing, b.Data)
+		}
+		expectNothing(t, once, "ignore-outgoing capture on lo after one SYN-ACK")
+		expectNothing(t, twice, "keep-outgoing capture on lo after both copies")
 	})
-	t.Cleanup(func() { inj.Close() })
-	removeOnCleanup(t, g)
-	if route.Interface != "lo" {
-		t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
-	}
-	local := netip.AddrPortFrom(route.Source, port)
-	flow := Flow{Local: local, Remote: server}
-	once := openIn(t, l.ClientNS, route.Index, flow, Config{})
-	twice := openIn(t, l.ClientNS, route.Index, flow, Config{KeepOutgoing: true})
-
-	const iss = 5000
-	if err := inj.Send(segment{src: local, dst: server, seq: iss, flags: tcpSYN, options: paddedSYNOptions()}.bytes()); err != nil {
-		t.Fatal(err)
-	}
-	f := readOne(t, once, "SYN-ACK on lo")
-	d := decode(t, f.Data)
-	if !d.isSYN || !d.isACK || d.ack != iss+1 {
-		t.Fatalf("want SYN-ACK, got %+v", d)
-	}
-	// Reset at once, before the kernel retransmits its SYN-ACK (1 s).
-	if err := inj.Send(segment{src: local, dst: server, seq: iss + 1, flags: tcpRST}.bytes()); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("loopback SYN-ACK checksum: %s", checkChecksum(t, f))
-	if f.Outgoing || f.Interface != route.Index {
-		t.Errorf("SYN-ACK on lo: Outgoing %v, Interface %d (want false, %d)", f.Outgoing, f.Interface, route.Index)
-	}
-	a, b := readOne(t, twice, "SYN-ACK, outgoing copy"), readOne(t, twice, "SYN-ACK, incoming copy")
-	if !bytes.Equal(a.Data, f.Data) || !bytes.Equal(b.Data, f.Data) || !a.Outgoing || b.Outgoing {
-		t.Fatalf("the KeepOutgoing capture did not see the SYN-ACK leave and arrive: outgoing=%v %x, outgoing=%v %x",
-			a.Outgoing, a.Data, b.Outgoing, b.Data)
-	}
-	expectNothing(t, once, "ignore-outgoing capture on lo after one SYN-ACK")
-	expectNothing(t, twice, "keep-outgoing capture on lo after both copies")
 }
 
 // With kernel traffic flowing before and while the socket is set up, a
 // capture for a silent flow never delivers a frame: nothing is queued
 // before the filter is in place.
 func TestCaptureNothingBeforeFilter(t *testing.T) {
-	l := labtest.New(t)
-	server := netip.AddrPortFrom(l.ServerIP(), 8082)
-	ln := labtest.Listen(t, l, l.ServerNS, server.String())
-	echoServer(t, ln, 0)
-	noiseLocal := noise(t, l, server.String())
-	for i := range 20 {
-		// The silent flow shares the server address and port with the noise.
-		flow := Flow{Local: netip.AddrPortFrom(l.ClientIP(), noiseLocal.Port()+1+uint16(i)), Remote: server}
-		c := openIn(t, l.ClientNS, 0, flow, Config{})
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		f, err := c.ReadFrame(ctx)
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("capture %d for silent flow %s: ReadFrame = %x, %v; want nothing", i, flow, f.Data, err)
+	bothReads(t, func(t *testing.T, read Config) {
+		l := labtest.New(t)
+		server := netip.AddrPortFrom(l.ServerIP(), 8082)
+		ln := labtest.Listen(t, l, l.ServerNS, server.String())
+		echoServer(t, ln, 0)
+		noiseLocal := noise(t, l, server.String())
+		for i := range 20 {
+			// The silent flow shares the server address and port with the noise.
+			flow := Flow{Local: netip.AddrPortFrom(l.ClientIP(), noiseLocal.Port()+1+uint16(i)), Remote: server}
+			c := openIn(t, l.ClientNS, 0, flow, read)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			f, err := c.ReadFrame(ctx)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("capture %d for silent flow %s: ReadFrame = %x, %v; want nothing", i, flow, f.Data, err)
+			}
+			st, err := c.Stats()
+			if err != nil || st.Packets != 0 {
+				t.Fatalf("capture %d: Stats = %+v, %v; want no packets", i, st, err)
+			}
+			c.Close()
 		}
-		st, err := c.Stats()
-		if err != nil || st.Packets != 0 {
-			t.Fatalf("capture %d: Stats = %+v, %v; want no packets", i, st, err)
+		// A capture for the noise itself does see it, so the silence above is
+		// the filter's doing.
+		c := openIn(t, l.ClientNS, 0, Flow{Local: noiseLocal, Remote: server}, read)
+		d := decode(t, readOne(t, c, "noise").Data)
+		if d.src != server || d.dst != noiseLocal {
+			t.Fatalf("noise capture got %v -> %v", d.src, d.dst)
 		}
-		c.Close()
-	}
-	// A capture for the noise itself does see it, so the silence above is
-	// the filter's doing.
-	c := openIn(t, l.ClientNS, 0, Flow{Local: noiseLocal, Remote: server}, Config{})
-	d := decode(t, readOne(t, c, "noise").Data)
-	if d.src != server || d.dst != noiseLocal {
-		t.Fatalf("noise capture got %v -> %v", d.src, d.dst)
-	}
+	})
 }
 
 func TestCaptureCloseAndCancel(t *testing.T) {
-	l := labtest.New(t)
-	flow := Flow{Local: netip.AddrPortFrom(l.ClientIP(), 40200)}
-	c := openIn(t, l.ClientNS, 0, flow, Config{})
+	bothReads(t, func(t *testing.T, read Config) {
+		l := labtest.New(t)
+		flow := Flow{Local: netip.AddrPortFrom(l.ClientIP(), 40200)}
+		c := openIn(t, l.ClientNS, 0, flow, read)
 
-	// Cancellation wakes a blocked read.
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { _, err := c.ReadFrame(ctx); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("after cancel: %v, want context.Canceled", err)
+		// Cancellation wakes a blocked read.
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { _, err := c.ReadFrame(ctx); errc <- err }()
+		time.Sleep(50 * time.Millisecond)
+		cancel()
+		select {
+		case err := <-errc:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("after cancel: %v, want context.Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("cancel did not wake ReadFrame")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("cancel did not wake ReadFrame")
-	}
 
-	// A later read with a live context still works (the deadline the
-	// cancellation set is not left behind).
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel2()
-	if _, err := c.ReadFrame(ctx2); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("second read: %v, want context.DeadlineExceeded", err)
-	}
-
-	// Close wakes a blocked read.
-	go func() { _, err := c.ReadFrame(context.Background()); errc <- err }()
-	time.Sleep(50 * time.Millisecond)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("after Close: %v, want net.ErrClosed", err)
+		// A later read with a live context still works (the deadline the
+		// cancellation set is not left behind).
+		ctx2, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel2()
+		if _, err := c.ReadFrame(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second read: %v, want context.DeadlineExceeded", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not wake ReadFrame")
-	}
-	if err := c.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := c.ReadFrame(context.Background()); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("ReadFrame after Close: %v, want net.ErrClosed", err)
-	}
-	if _, err := c.Stats(); err == nil {
-		t.Fatal("Stats after Close succeeded")
-	}
+
+		// Close wakes a blocked read.
+		go func() { _, err := c.ReadFrame(context.Background()); errc <- err }()
+		time.Sleep(50 * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-errc:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("after Close: %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not wake ReadFrame")
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if _, err := c.ReadFrame(context.Background()); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("ReadFrame after Close: %v, want net.ErrClosed", err)
+		}
+		if _, err := c.Stats(); err == nil {
+			t.Fatal("Stats after Close succeeded")
+		}
+	})
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -983,97 +995,101 @@ func benchSYNToSYNACK(b *testing.B, ipv6 bool) {
 // is still there for TryReadFrame, and only once. It honours its context
 // and ends with net.ErrClosed once the capture is closed.
 func TestWaitFrameLeavesTheFrame(t *testing.T) {
-	l := labtest.New(t)
-	server := netip.AddrPortFrom(l.ServerIP(), 8099) // nobody listens: one SYN, one RST
-	c := openIn(t, l.ServerNS, 0, Flow{Local: server}, Config{})
+	bothReads(t, func(t *testing.T, read Config) {
+		l := labtest.New(t)
+		server := netip.AddrPortFrom(l.ServerIP(), 8099) // nobody listens: one SYN, one RST
+		c := openIn(t, l.ServerNS, 0, Flow{Local: server}, read)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	err := c.WaitFrame(ctx)
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("WaitFrame on a silent flow: %v, want context.DeadlineExceeded", err)
-	}
-
-	waited := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		waited <- c.WaitFrame(ctx)
-	}()
-	time.Sleep(20 * time.Millisecond)
-	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	if conn, err := l.Dial(dctx, l.ClientNS, "tcp", server.String()); err == nil {
-		conn.Close()
-		t.Fatal("a connection to a port nobody listens on succeeded")
-	}
-	dcancel()
-	if err := <-waited; err != nil {
-		t.Fatalf("WaitFrame: %v", err)
-	}
-	f, ok, err := c.TryReadFrame()
-	if !ok || err != nil {
-		t.Fatalf("TryReadFrame after WaitFrame: ok %v, %v; the frame WaitFrame saw is gone", ok, err)
-	}
-	if d := decode(t, f.Data); d.dst != server {
-		t.Fatalf("frame to %v, want the SYN to %v", d.dst, server)
-	}
-	if _, ok, _ := c.TryReadFrame(); ok {
-		t.Fatal("a second frame for one SYN")
-	}
-
-	go func() { waited <- c.WaitFrame(context.Background()) }()
-	time.Sleep(20 * time.Millisecond)
-	c.Close()
-	select {
-	case err := <-waited:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("WaitFrame after Close: %v, want net.ErrClosed", err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := c.WaitFrame(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitFrame on a silent flow: %v, want context.DeadlineExceeded", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not wake WaitFrame")
-	}
-	if err := c.WaitFrame(context.Background()); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("WaitFrame on a closed capture: %v, want net.ErrClosed", err)
-	}
+
+		waited := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			waited <- c.WaitFrame(ctx)
+		}()
+		time.Sleep(20 * time.Millisecond)
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if conn, err := l.Dial(dctx, l.ClientNS, "tcp", server.String()); err == nil {
+			conn.Close()
+			t.Fatal("a connection to a port nobody listens on succeeded")
+		}
+		dcancel()
+		if err := <-waited; err != nil {
+			t.Fatalf("WaitFrame: %v", err)
+		}
+		f, ok, err := c.TryReadFrame()
+		if !ok || err != nil {
+			t.Fatalf("TryReadFrame after WaitFrame: ok %v, %v; the frame WaitFrame saw is gone", ok, err)
+		}
+		if d := decode(t, f.Data); d.dst != server {
+			t.Fatalf("frame to %v, want the SYN to %v", d.dst, server)
+		}
+		if _, ok, _ := c.TryReadFrame(); ok {
+			t.Fatal("a second frame for one SYN")
+		}
+
+		go func() { waited <- c.WaitFrame(context.Background()) }()
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		select {
+		case err := <-waited:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("WaitFrame after Close: %v, want net.ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not wake WaitFrame")
+		}
+		if err := c.WaitFrame(context.Background()); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("WaitFrame on a closed capture: %v, want net.ErrClosed", err)
+		}
+	})
 }
 
 // TakeFrame hands a frame over in place, once: the SYN decodes inside the
 // call, and the slot is given back (nothing more to take). Closed, it
 // says so.
 func TestTakeFrameInPlace(t *testing.T) {
-	l := labtest.New(t)
-	server := netip.AddrPortFrom(l.ServerIP(), 8098) // nobody listens: one SYN, one RST
-	c := openIn(t, l.ServerNS, 0, Flow{Local: server}, Config{})
-	if ok, err := c.TakeFrame(func(Frame) { t.Error("a frame on a silent flow") }); ok || err != nil {
-		t.Fatalf("TakeFrame on a silent flow: %v, %v", ok, err)
-	}
-	dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
-	if conn, err := l.Dial(dctx, l.ClientNS, "tcp", server.String()); err == nil {
-		conn.Close()
-		t.Fatal("a connection to a port nobody listens on succeeded")
-	}
-	dcancel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.WaitFrame(ctx); err != nil {
-		t.Fatalf("WaitFrame: %v", err)
-	}
-	var dst netip.AddrPort
-	calls := 0
-	ok, err := c.TakeFrame(func(f Frame) {
-		calls++
-		dst = decode(t, f.Data).dst
+	bothReads(t, func(t *testing.T, read Config) {
+		l := labtest.New(t)
+		server := netip.AddrPortFrom(l.ServerIP(), 8098) // nobody listens: one SYN, one RST
+		c := openIn(t, l.ServerNS, 0, Flow{Local: server}, read)
+		if ok, err := c.TakeFrame(func(Frame) { t.Error("a frame on a silent flow") }); ok || err != nil {
+			t.Fatalf("TakeFrame on a silent flow: %v, %v", ok, err)
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if conn, err := l.Dial(dctx, l.ClientNS, "tcp", server.String()); err == nil {
+			conn.Close()
+			t.Fatal("a connection to a port nobody listens on succeeded")
+		}
+		dcancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.WaitFrame(ctx); err != nil {
+			t.Fatalf("WaitFrame: %v", err)
+		}
+		var dst netip.AddrPort
+		calls := 0
+		ok, err := c.TakeFrame(func(f Frame) {
+			calls++
+			dst = decode(t, f.Data).dst
+		})
+		if !ok || err != nil || calls != 1 || dst != server {
+			t.Fatalf("TakeFrame: ok %v, %v, %d calls, frame to %v; want the SYN to %v once", ok, err, calls, dst, server)
+		}
+		if ok, _ := c.TakeFrame(func(Frame) { t.Error("the SYN handed over twice") }); ok {
+			t.Fatal("a second frame for one SYN")
+		}
+		c.Close()
+		if _, err := c.TakeFrame(func(Frame) {}); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("TakeFrame after Close: %v, want net.ErrClosed", err)
+		}
 	})
-	if !ok || err != nil || calls != 1 || dst != server {
-		t.Fatalf("TakeFrame: ok %v, %v, %d calls, frame to %v; want the SYN to %v once", ok, err, calls, dst, server)
-	}
-	if ok, _ := c.TakeFrame(func(Frame) { t.Error("the SYN handed over twice") }); ok {
-		t.Fatal("a second frame for one SYN")
-	}
-	c.Close()
-	if _, err := c.TakeFrame(func(Frame) {}); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("TakeFrame after Close: %v, want net.ErrClosed", err)
-	}
 }
 
 // SendBatch sends every packet of a batch (one sendmmsg), in order: SYNs

@@ -361,17 +361,16 @@ func jsonStream(c *cli.Command) io.Writer {
 	return stdout(c)
 }
 
-// v3Usage matches urfave/cli's flag errors, to put them in tcpcraft's
-// words: "--ttl 0: must be 1 to 255", "unknown flag --bogus".
-var (
-	v3InvalidValue = regexp.MustCompile(`^invalid value "(.*)" for flag -(\S+): (.*)$`)
-	v3Undefined    = regexp.MustCompile(`^flag provided but not defined: -(.*)$`)
-	v3NeedsValue   = regexp.MustCompile(`^flag needs an argument: (-*)(.*)$`)
-)
-
 // usageError turns a flag-parsing error into an exit-2 error naming the
 // command.
 func usageError(_ context.Context, c *cli.Command, err error, _ bool) error {
+	// urfave/cli's flag errors, to put them in tcpcraft's words: "--ttl
+	// 0: must be 1 to 255", "unknown flag --bogus". Compiled here, not at
+	// package initialisation: every run paid for them, and only a mistyped
+	// command line uses them (docs/PERFORMANCE.md, "Start-up").
+	v3InvalidValue := regexp.MustCompile(`^invalid value "(.*)" for flag -(\S+): (.*)$`)
+	v3Undefined := regexp.MustCompile(`^flag provided but not defined: -(.*)$`)
+	v3NeedsValue := regexp.MustCompile(`^flag needs an argument: (-*)(.*)$`)
 	msg := err.Error()
 	switch {
 	case v3InvalidValue.MatchString(msg):

@@ -41,6 +41,10 @@ const (
 // of each). TCPCRAFT_BENCH_FULL_TIME_WAIT=1 adds `connect -q
 // --full-time-wait` (TIME-WAIT held for all of --time-wait, 1 s: what
 // the exchange cost before) as a third side, with 3 runs a round.
+// TCPCRAFT_BENCH_BASELINE names another tcpcraft binary (one built from an
+// older commit, say) to run `connect -q` interleaved with the others as
+// "baseline", so that a change is measured against what it replaces in the
+// same run.
 func BenchmarkPerfExchange(b *testing.B) {
 	e := perfLab(b)
 	labtest.RequireTools(b, "socat")
@@ -71,6 +75,9 @@ func BenchmarkPerfExchange(b *testing.B) {
 	sides := []side{
 		{"tcpcraft", []string{e.bin, "connect", "-q", server.String()}, perRound},
 		{"socat", []string{socat, "-", "TCP:" + server.String()}, perRound},
+	}
+	if base := os.Getenv("TCPCRAFT_BENCH_BASELINE"); base != "" {
+		sides = append(sides, side{"baseline", []string{base, "connect", "-q", server.String()}, perRound})
 	}
 	if os.Getenv("TCPCRAFT_BENCH_FULL_TIME_WAIT") == "1" {
 		sides = append(sides, side{"full-time-wait", []string{e.bin, "connect", "-q", "--full-time-wait", server.String()}, 3})
@@ -125,6 +132,10 @@ func BenchmarkPerfExchange(b *testing.B) {
 	b.StopTimer()
 	b.Logf("%d rounds of %d runs each, interleaved; per-round medians of fork-to-exit; 'kernel' is socat", rounds, perRound)
 	res.report(b, "ms-exchange", false)
+	if bs, ok := res["baseline"]; ok {
+		b.Logf("baseline %s connect -q per round: %.1f; median %.1f ms (%.2fx socat)", os.Getenv("TCPCRAFT_BENCH_BASELINE"), bs, median(bs), median(bs)/median(res["kernel"]))
+		b.ReportMetric(median(bs), "baseline-ms-exchange")
+	}
 	if f, ok := res["full-time-wait"]; ok {
 		b.Logf("connect -q --full-time-wait per round: %.1f; median %.1f ms (%.1fx socat)", f, median(f), median(f)/median(res["kernel"]))
 		b.ReportMetric(median(f), "full-time-wait-ms-exchange")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -59,22 +58,15 @@ func labDemo(ctx context.Context, c *cli.Command) error {
 	if l.HasIPv6() {
 		servers = append(servers, l.ServerIP6())
 	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain")
-			fmt.Fprint(w, demoPage)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	defer srv.Close()
 	for _, ip := range servers {
 		server := netAddr(ip.String(), 80)
 		ln, err := l.Listen(l.ServerNS, "tcp", server)
 		if err != nil {
 			return exitFailure(fmt.Errorf("starting the kernel HTTP server in %s: %w", l.ServerNS, err))
 		}
-		go func() { _ = srv.Serve(ln) }()
-		fmt.Fprintf(out, "== kernel HTTP server (Go net/http) listening on %s in %s\n", server, l.ServerNS)
+		defer ln.Close()
+		go serveDemoPage(ln)
+		fmt.Fprintf(out, "== kernel HTTP server (a Go net.Listener) listening on %s in %s\n", server, l.ServerNS)
 	}
 
 	self, err := os.Executable()
@@ -122,6 +114,35 @@ func demoFetch(ctx context.Context, l *lab.Lab, self string, ip netip.Addr, out,
 		return exitFailure(fmt.Errorf("running tcpcraft connect: %w", runErr))
 	}
 	return nil
+}
+
+// serveDemoPage answers every connection on ln with demoPage, as an
+// HTTP/1.0 server does: the request's head is read (up to its blank line),
+// the response written, the connection closed. Not net/http: linking it
+// (and crypto/tls with it) into the binary for this alone cost every run
+// of every command its package initialisation (docs/PERFORMANCE.md).
+func serveDemoPage(ln net.Listener) {
+	response := fmt.Sprintf("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(demoPage), demoPage)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			var head []byte
+			buf := make([]byte, 1024)
+			for !strings.Contains(string(head), "\r\n\r\n") && len(head) < 64<<10 {
+				n, err := conn.Read(buf)
+				head = append(head, buf[:n]...)
+				if err != nil {
+					return
+				}
+			}
+			_, _ = io.WriteString(conn, response)
+		}()
+	}
 }
 
 func netAddr(host string, port int) string {

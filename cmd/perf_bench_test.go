@@ -208,18 +208,44 @@ func runInto(e *e2eLab, in io.Reader, out io.Writer, args ...string) error {
 // bulkSides are the sides of a bulk comparison: tcpcraft quiet and the
 // kernel, and with TCPCRAFT_BENCH_TRACE=1 also "traced": tcpcraft with
 // its default trace (every segment, one line each) written to a file, as
-// `tcpcraft connect HOST:PORT < file 2> trace` runs.
+// `tcpcraft connect HOST:PORT < file 2> trace` runs. With
+// TCPCRAFT_BENCH_BASELINE (another tcpcraft binary: one built from an older
+// commit, say) also "baseline": that binary's `connect -q`, so that a
+// change is measured against what it replaces in the same run.
 func bulkSides() []string {
+	sides := []string{"tcpcraft", "kernel"}
 	if os.Getenv("TCPCRAFT_BENCH_TRACE") == "1" {
-		return []string{"tcpcraft", "traced", "kernel"}
+		sides = []string{"tcpcraft", "traced", "kernel"}
 	}
-	return []string{"tcpcraft", "kernel"}
+	if os.Getenv("TCPCRAFT_BENCH_BASELINE") != "" {
+		sides = append(sides, "baseline")
+	}
+	return sides
+}
+
+// reportBaseline logs the baseline side's rate against the kernel's and
+// tcpcraft's, if it ran.
+func (r results) reportBaseline(b *testing.B) {
+	b.Helper()
+	bs, tc, kc := median(r["baseline"]), median(r["tcpcraft"]), median(r["kernel"])
+	if bs == 0 {
+		return
+	}
+	b.Logf("baseline %s Mbit/s per round: %.1f; median %.1f, %.3f of the kernel (tcpcraft %.3f)",
+		os.Getenv("TCPCRAFT_BENCH_BASELINE"), r["baseline"], bs, bs/kc, tc/kc)
+	b.ReportMetric(bs, "baseline-Mbit/s")
+	b.ReportMetric(bs/kc, "baseline/kernel")
 }
 
 // runTcpcraftBulk runs `tcpcraft connect` for a bulk comparison's side
 // ("tcpcraft": -q; "traced": the default trace into a file of dir) and
 // returns the trace's lines (0 for -q).
 func runTcpcraftBulk(e *e2eLab, side, dir string, in io.Reader, out io.Writer, addr string) (lines int, err error) {
+	if side == "baseline" {
+		base := *e
+		base.bin = os.Getenv("TCPCRAFT_BENCH_BASELINE")
+		return 0, runInto(&base, in, out, "connect", "-q", "--time-wait", "10ms", addr)
+	}
 	if side != "traced" {
 		return 0, runInto(e, in, out, "connect", "-q", "--time-wait", "10ms", addr)
 	}
@@ -383,6 +409,7 @@ func BenchmarkPerfBulkSend(b *testing.B) {
 		len(p.data)>>20, addr, rounds, cc, namespaceCC(e, e.ClientNS))
 	res.report(b, "Mbit/s", true)
 	res.reportTraced(b, len(p.data)>>20, lines)
+	res.reportBaseline(b)
 }
 
 // BenchmarkPerfBulkRecv: `tcpcraft connect` downloads the payload from a
@@ -452,6 +479,7 @@ func BenchmarkPerfBulkRecv(b *testing.B) {
 	b.Logf("%d MB per transfer from %s, %d rounds each, interleaved; bytes and CRC-32C verified every round", len(p.data)>>20, addr, rounds)
 	res.report(b, "Mbit/s", true)
 	res.reportTraced(b, len(p.data)>>20, lines)
+	res.reportBaseline(b)
 }
 
 // kernelSenderEnv, set in a re-run of this test binary, makes it the

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -93,9 +94,10 @@ type sessionSpec struct {
 // built (nothing changed yet); then guard rule installed, capture and raw
 // socket opened, pcap file created, stack started. Each step that changes
 // the system registers its undo before the next step runs (setUp), and
-// close runs the undos in reverse order, resetting open connections
-// before the guard goes, so no peer is left half-open: whichever step
-// fails, and however the run ends, nothing it made is left behind.
+// close runs the undos: the stack's first, resetting open connections
+// before the guard goes, so no peer is left half-open, then the others
+// side by side: whichever step fails, and however the run ends, nothing
+// it made is left behind.
 type session struct {
 	clock *startupClock // TCPCRAFT_STARTUP_TIMES
 	// traceOut buffers the trace on its way to standard error.
@@ -360,10 +362,11 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 				s.faults.Release()
 			}
 			// Reset what is still open while the guard and the
-			// raw socket are there, then stop the goroutines.
+			// raw socket are there, then stop the goroutines (their
+			// reads and timers watch runCtx). The capture is closed
+			// by its own step, beside the other releases.
 			st.Shutdown()
 			cancel()
-			_ = s.cap.Close() // wakes the reader
 			return <-runErr
 		}, nil
 	}); err != nil {
@@ -502,20 +505,63 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 	return route, ifindex, netip.AddrPortFrom(localAddr, port), nil
 }
 
-// close resets what is still open, stops the stack and undoes the set-up,
-// step by step in reverse order. It is safe to call more than once and on
-// a half-built session.
+// close resets what is still open, stops the stack and undoes the rest of
+// the set-up, and returns when all of it is done. It is safe to call more
+// than once and on a half-built session.
 func (s *session) close() error {
 	if s == nil || s.closed {
 		return nil
 	}
 	s.closed = true
-	var errs []error
-	for i := len(s.undo) - 1; i >= 0; i-- {
-		if err := s.undo[i].undo(); err != nil {
-			errs = append(errs, err)
+	// The stack's step comes first, alone: it resets what is still open
+	// while the guard and the sockets are there, and stops the goroutines
+	// that use them. What is left only releases, in no order that matters,
+	// and three of the releases wait for an RCU grace period in the
+	// kernel: each AF_PACKET socket's (synchronize_net in packet_release,
+	// net/packet/af_packet.c) and the guard's table's (freed by an
+	// nf_tables worker after a grace period, which closing its socket
+	// waits for). One after another those waits were most of a short run
+	// (docs/PERFORMANCE.md, "Start-up"); side by side they share one. So
+	// the guard's table is deleted first (its grace period passes in the
+	// kernel's worker), the packet sockets are closed side by side, the
+	// other releases are done meanwhile, and the guard's socket is closed
+	// after them, when its worker is done. (Not each on a goroutine of its
+	// own: a goroutine blocked in close(2) holds its P until sysmon takes
+	// it, up to 10 ms later, and with two Ps a third release waited for
+	// that.) The CPU profile, if any, stops last, so that it sees it all.
+	phase := func(step string) int {
+		switch step {
+		case stepStack:
+			return 0
+		case stepCapture, stepGSO:
+			return 1 // side by side
+		case stepGuard:
+			return 3
+		case stepProfile:
+			return 4
+		}
+		return 2
+	}
+	errs := make([]error, len(s.undo))
+	undo := func(p int, side *sync.WaitGroup) {
+		for i := len(s.undo) - 1; i >= 0; i-- {
+			if u := s.undo[i]; phase(u.step) == p {
+				if side != nil {
+					side.Go(func() { errs[i] = u.undo() })
+				} else {
+					errs[i] = u.undo()
+				}
+			}
 		}
 	}
+	undo(0, nil)
+	s.guard.Delete()
+	var side sync.WaitGroup
+	undo(1, &side)
+	undo(2, nil)
+	side.Wait()
+	undo(3, nil)
+	undo(4, nil)
 	if s.traceOut != nil {
 		// The trace's last lines before anything the command prints
 		// after the session (an error).
@@ -670,7 +716,7 @@ func parsePeer(ctx context.Context, arg string, fam family) (netip.AddrPort, err
 // (capture.Config.LongFramesWhole).
 func captureConfig(connected bool) capture.Config {
 	if connected {
-		return capture.Config{}
+		return capture.Config{Queue: true}
 	}
 	return capture.Config{SnapLen: listenerSnapLen, Frames: listenerRingFrames, LongFramesWhole: true}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tcpcraft/tcpcraft/lab"
 )
 
@@ -149,5 +151,77 @@ func TestBadPcapPathRefusedBeforeSetUp(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut.String(), c.want) || len(seen) > 0 {
 			t.Errorf("--pcap %s: exit %d, stderr %q, steps %v; want 2, %q, none", c.path, code, errOut.String(), seen, c.want)
 		}
+	}
+}
+
+// A session's close waits for the kernel's RCU grace periods side by side,
+// not one after another. Three of its releases wait for one: each
+// AF_PACKET socket's (the capture's, the offload sender's: synchronize_net
+// in packet_release) and the guard's table's; one after another they took
+// three grace periods. The close of a session whose set-up is made to fail
+// just before the stack (everything else opened) is timed against three
+// bare AF_PACKET sockets closed one after another in the same namespace
+// (three grace periods), interleaved, and must take less than three
+// quarters of that: side by side it takes one or two (a release that
+// comes just after a grace period began waits for the next one too),
+// serial it took as long as the reference. Both sides wait for the same
+// kind of grace period, 2-4 scheduler ticks, on an idle or a busy machine.
+func TestSessionCloseSharesGracePeriods(t *testing.T) {
+	e := newE2ELab(t)
+	const rounds, serial = 9, 3
+	var closes, refs []float64
+	for round := range rounds {
+		// The session: its close starts when the stack's step fails.
+		var failedAt time.Time
+		app := NewApp()
+		errOut := &syncBuffer{}
+		app.Writer, app.ErrWriter, app.Reader = &syncBuffer{}, errOut, strings.NewReader("")
+		app.Metadata = map[string]any{failStepKey: func(step string) error {
+			if step == stepStack {
+				failedAt = time.Now()
+				return errors.New("injected failure")
+			}
+			return nil
+		}}
+		var code int
+		var closed time.Time
+		if err := lab.Do(e.ClientNS, func() error {
+			code = Run(context.Background(), app, []string{"tcpcraft", "connect", "-q", "-w", "1", e.serverAddr(7901)})
+			closed = time.Now()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if code != 1 || failedAt.IsZero() {
+			t.Fatalf("round %d: exit %d, the stack's step reached: %v; stderr %q", round, code, !failedAt.IsZero(), errOut.String())
+		}
+		closes = append(closes, float64(closed.Sub(failedAt).Microseconds()))
+
+		// The reference: three AF_PACKET sockets' releases in a row.
+		if err := lab.Do(e.ClientNS, func() error {
+			var fds []int
+			for range serial {
+				fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				fds = append(fds, fd)
+			}
+			start := time.Now()
+			for _, fd := range fds {
+				if err := unix.Close(fd); err != nil {
+					return err
+				}
+			}
+			refs = append(refs, float64(time.Since(start).Microseconds()))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, r := median(closes), median(refs)
+	t.Logf("session close per round (µs): %v; %d AF_PACKET sockets closed in a row: %v; medians %.0f / %.0f µs, ratio %.2f", closes, serial, refs, c, r, c/r)
+	if c >= 0.75*r {
+		t.Errorf("a session's close took %.2f times %d packet sockets' releases in a row (medians of %d rounds), want under 0.75: its grace periods are waited for one after another", c/r, serial, rounds)
 	}
 }

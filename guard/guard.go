@@ -98,6 +98,7 @@ type Guard struct {
 	raw     *netlink.Conn  // its socket
 	fail    func(step string) error
 	removed bool
+	deleted bool // Delete deleted the table; Remove has only the socket left to close
 }
 
 // Install installs the guard for local with the zero Firewall; see
@@ -388,7 +389,10 @@ func (g *Guard) Remove(ctx context.Context) error {
 	if g.removed {
 		return nil
 	}
-	delErr := g.delete()
+	var delErr error
+	if !g.deleted {
+		delErr = g.delete()
+	}
 	if delErr != nil && isNotFound(delErr) {
 		delErr = nil // removed already (CleanupStale, or by hand)
 	}
@@ -401,6 +405,31 @@ func (g *Guard) Remove(ctx context.Context) error {
 	}
 	g.removed = true
 	return nil
+}
+
+// Delete deletes the guard's table now and leaves its socket open for
+// Remove, which then only closes it. It is Remove's first half, for a
+// caller with other waits of its own ahead: the kernel frees a deleted
+// table's objects in a worker, after an RCU grace period, and closing the
+// socket waits for that worker (nf_tables' netlink notifier flushes it,
+// net/netfilter/nf_tables_api.c). Deleted first, the table's grace period
+// passes while the caller does the rest (closing packet sockets, which
+// wait for grace periods of their own), and Remove then finds it done.
+// A deletion that fails is tried again, and reported, by Remove; Delete
+// never loosens the guard's hold (the socket, and with it the ownership
+// of the table, stay until Remove).
+func (g *Guard) Delete() {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.removed || g.deleted {
+		return
+	}
+	if err := g.delete(); err == nil || isNotFound(err) {
+		g.deleted = true
+	}
 }
 
 // delete deletes the table through the guard's own socket.

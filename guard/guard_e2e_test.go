@@ -753,3 +753,41 @@ func TestSweepNamespaces(t *testing.T) {
 		t.Error("Sweep of a namespace that does not exist succeeded")
 	}
 }
+
+// Delete takes the table away at once and leaves Remove only the socket;
+// a Delete that failed leaves the table for Remove, which deletes it.
+func TestGuardDeleteThenRemove(t *testing.T) {
+	l := newLab(t)
+	guarded := netip.MustParseAddrPort("10.0.2.21:40070")
+	g := install(t, l.ClientNS, Firewall{}, guarded)
+	g.Delete()
+	if got := tcpcraftTables(t, l.ClientNS); len(got) > 0 {
+		t.Fatalf("tables left after Delete: %q", got)
+	}
+	expectDials(t, l, "after Delete", map[string]string{guarded.String(): "refused"})
+	g.Delete() // again: nothing to do
+	if err := g.Remove(context.Background()); err != nil {
+		t.Fatalf("Remove after Delete: %v", err)
+	}
+
+	injected := errors.New("injected failure")
+	failing := true
+	f := Firewall{Unowned: true, fail: func(s string) error {
+		if s == stepDelete && failing {
+			return injected
+		}
+		return nil
+	}}
+	g = install(t, l.ClientNS, f, guarded)
+	g.Delete()
+	if got := tcpcraftTables(t, l.ClientNS); len(got) != 1 {
+		t.Fatalf("after a failed Delete, tables %q, want the guard's", got)
+	}
+	failing = false
+	if err := g.Remove(context.Background()); err != nil {
+		t.Fatalf("Remove after a failed Delete: %v", err)
+	}
+	if got := tcpcraftTables(t, l.ClientNS); len(got) > 0 {
+		t.Fatalf("tables left after Remove: %q", got)
+	}
+}

@@ -52,7 +52,8 @@
 #              `printf 'GET / HTTP/1.0\r\n\r\n' | tcpcraft connect -q`
 #              vs `socat - TCP:...` with the same input, 20 runs of each
 #              a round (BenchmarkPerfExchange); FULL_TIME_WAIT=1 adds
-#              `connect -q --full-time-wait` (TIME-WAIT held 1 s).
+#              `connect -q --full-time-wait` (TIME-WAIT held 1 s);
+#              BASELINE=path adds another tcpcraft binary to compare.
 #   traced     bulk-send and bulk-recv with a third side: `tcpcraft
 #              connect` with its default trace written to a file
 #              (TCPCRAFT_BENCH_TRACE=1); prints the traced rate against the
@@ -64,7 +65,8 @@
 #   all        every one of the above, then a summary table.
 #
 # ROUNDS (default 3) sets the measured rounds of bulk-send, bulk-recv and
-# syn-rtt. Byte counts and CRC-32C checksums are verified in every round.
+# syn-rtt. BASELINE=path adds another tcpcraft binary (`connect -q`) to
+# bulk-send, bulk-recv (and their IPv6 forms), exchange and startup. Byte counts and CRC-32C checksums are verified in every round.
 # Extra arguments go to `go test` (e.g. -v).
 #
 # In bulk-send and loss the kernel's client uses tcpcraft's congestion
@@ -101,10 +103,10 @@ accept)
 	exec go test ./cmd -run '^$' -bench '^BenchmarkListenAcceptRate$' \
 		-benchtime "${CONNS:-500}x" -timeout 30m "$@"
 	;;
-bulk-send) perf BenchmarkPerfBulkSend "$@" ;;
-bulk-recv) perf BenchmarkPerfBulkRecv "$@" ;;
-bulk-send6) TCPCRAFT_BENCH_FAMILY=6 perf BenchmarkPerfBulkSend "$@" ;;
-bulk-recv6) TCPCRAFT_BENCH_FAMILY=6 perf BenchmarkPerfBulkRecv "$@" ;;
+bulk-send) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkSend "$@" ;;
+bulk-recv) TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkRecv "$@" ;;
+bulk-send6) TCPCRAFT_BENCH_FAMILY=6 TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkSend "$@" ;;
+bulk-recv6) TCPCRAFT_BENCH_FAMILY=6 TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfBulkRecv "$@" ;;
 bulk6)
 	for s in bulk-send bulk-send6 bulk-recv bulk-recv6; do
 		echo "== $s"
@@ -112,7 +114,7 @@ bulk6)
 	done
 	;;
 syn-rtt) perf BenchmarkPerfSYNRTT "$@" ;;
-exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" perf BenchmarkPerfExchange "$@" ;;
+exchange) TCPCRAFT_BENCH_FULL_TIME_WAIT="${FULL_TIME_WAIT:-0}" TCPCRAFT_BENCH_BASELINE="${BASELINE:-}" perf BenchmarkPerfExchange "$@" ;;
 traced)
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkSend "$@"
 	TCPCRAFT_BENCH_TRACE=1 perf BenchmarkPerfBulkRecv "$@"
