@@ -108,7 +108,9 @@ func (l *tunLink) drain() {
 	defer close(l.drained)
 	buf := make([]byte, 65536+vnetHdrSize)
 	for {
-		if _, err := l.file.Read(buf); err != nil && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
+		// The runtime's poller waits for the descriptor; any error but
+		// an interruption is its closing.
+		if _, err := l.file.Read(buf); err != nil && !errors.Is(err, unix.EINTR) {
 			return
 		}
 	}
