@@ -1,8 +1,9 @@
 package probe
 
 // Code blocks: packetdrill's %{ python }% lines. packetdrill takes the
-// socket under test's TCP_INFO when the block's time comes, writes the
-// fields as Python variables followed by the block's text, and runs the
+// socket under test's TCP_INFO (and SO_MEMINFO, as SK_MEMINFO_*) when the
+// block's time comes, writes the fields as Python variables followed by
+// the block's text, and runs the
 // whole program in Python after the script. tcpcraft takes the same
 // snapshot at the same time, through the kernel's executor, and evaluates
 // the block at once with the small Python subset below (assert, print,
@@ -33,6 +34,15 @@ const codeWaitForBlocking = 200 * time.Millisecond
 // tcp_info of Linux 6.18 (packetdrill's _tcp_info); older kernels return
 // less and the missing fields read as 0.
 const tcpInfoLen = 280
+
+// skMeminfoNames are packetdrill's names of getsockopt(SO_MEMINFO)'s
+// u32 values, in the kernel's order (SK_MEMINFO_* in
+// include/uapi/linux/sock_diag.h).
+var skMeminfoNames = []string{
+	"SK_MEMINFO_RMEM_ALLOC", "SK_MEMINFO_RCVBUF", "SK_MEMINFO_WMEM_ALLOC", "SK_MEMINFO_SNDBUF",
+	"SK_MEMINFO_FWD_ALLOC", "SK_MEMINFO_WMEM_QUEUED", "SK_MEMINFO_OPTMEM", "SK_MEMINFO_BACKLOG",
+	"SK_MEMINFO_DROPS",
+}
 
 // tcpInfoField is one field of struct tcp_info (include/uapi/linux/tcp.h).
 type tcpInfoField struct {
@@ -165,6 +175,27 @@ func (r *runner) code(ev *Event) error {
 		return r.fail(ev, "runtime error in code: can't find getsockopt to get TCP info (%s%s)", rep.Err, errnoSuffix(rep))
 	}
 	info := decodeTCPInfo(rep.Data)
+	if strings.Contains(ev.Code.Text, "SK_MEMINFO_") {
+		// packetdrill takes SO_MEMINFO with every block; tcpcraft
+		// only for a block that reads it, after TCP_INFO, so that the
+		// others keep their timing.
+		call := r.env.Kernel.Start(Request{Call: "getsockopt", FD: live, Ints: []int64{unix.SOL_SOCKET, unix.SO_MEMINFO}, Len: 4 * len(skMeminfoNames)})
+		select {
+		case rep = <-call.Done:
+		case <-time.After(nonBlockingLimit):
+			return r.fail(ev, "runtime error in code: getsockopt(SO_MEMINFO) did not return")
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+		if rep.Err != "" || rep.Ret < 0 {
+			return r.fail(ev, "runtime error in code: can't find getsockopt to get sk_meminfo (%s%s)", rep.Err, errnoSuffix(rep))
+		}
+		for i, name := range skMeminfoNames {
+			if len(rep.Data) >= 4*(i+1) {
+				info[name] = int64(binary.NativeEndian.Uint32(rep.Data[4*i:]))
+			}
+		}
+	}
 	if r.codes.vars == nil {
 		r.codes.vars = map[string]int64{}
 	}
@@ -229,6 +260,11 @@ func (r *runner) appendPython(ev *Event, info map[string]int64) {
 	}
 	for _, f := range tcpInfoFields {
 		fmt.Fprintf(b, "%s = %d\n", f.name, info[f.name])
+	}
+	for _, name := range skMeminfoNames {
+		if v, ok := info[name]; ok {
+			fmt.Fprintf(b, "%s = %d\n", name, v)
+		}
 	}
 	fmt.Fprintf(b, "_file = %q\n_line = %d\n%s\n\n", r.s.Path, ev.Pos.Line, dedent(ev.Code.Text))
 }
