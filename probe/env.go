@@ -228,7 +228,6 @@ func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env 
 		return nil, err
 	}
 	k := cfg.ServerNS
-	cfg.ClientNS = "" // never created
 	env = &Env{PeerPort: DefaultKernelPort, Namespaces: []string{k}, AnyPort: true, WholePackets: true}
 	defer func() {
 		if err != nil {
