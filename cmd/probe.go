@@ -39,12 +39,14 @@ func probeCommand() *cli.Command {
 			"epoll_wait, ioctl, open, pipe, splice, sendfile), `shell lines` and %{ code blocks }%\n" +
 			"(assertions over the socket's TCP_INFO, evaluated in-process; python3 runs what the\n" +
 			"evaluator cannot). Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
-			"Without --peer-netns or --target each script gets a throwaway pair of network\n" +
-			"namespaces laid out as packetdrill's: the kernel under test has the interface tun0\n" +
-			"with --local_ip (192.168.0.1/16; IPv6 fd3d:0a0b:17d6::1/48) and routes --remote_ip\n" +
-			"(192.0.2.1; fd3d:fa7b:d17d::1), tcpcraft's address, through --gateway_ip with MTU\n" +
-			"--mtu; its port is 8080 unless the script binds another; every incoming connection\n" +
-			"comes from a fresh tcpcraft port. Both namespaces are removed afterwards.\n" +
+			"Without --peer-netns or --target each script gets a throwaway network namespace laid\n" +
+			"out as packetdrill's: the kernel under test has the tun device tun0 (MTU --mtu), which\n" +
+			"tcpcraft holds, with --local_ip (192.168.0.1/16; IPv6 fd3d:0a0b:17d6::1/48) and routes\n" +
+			"--remote_ip (192.0.2.1; fd3d:fa7b:d17d::1), tcpcraft's address, through --gateway_ip;\n" +
+			"tcpcraft's packets go into tun0 whole, with --mss as GSO packets of that size, as\n" +
+			"packetdrill writes them. The kernel's port is 8080 unless the script binds another;\n" +
+			"every incoming connection comes from a fresh tcpcraft port. The namespace is removed\n" +
+			"afterwards.\n" +
 			"`Commands` run in the kernel's namespace, from the script's directory, with\n" +
 			"PACKETDRILL_PID set. packetdrill's options (--ip_version=ipv6, --mtu=1520, -D NAME=VALUE,\n" +
 			"...) work on the command line and as option lines in scripts (the command line wins),\n" +

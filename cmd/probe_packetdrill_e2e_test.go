@@ -16,9 +16,9 @@ import (
 
 // TestProbePacketdrillCommandLine: every packetdrill option on the command
 // line. The script checks from the kernel's namespace that tun0 has
-// --local_ip in the --netmask_ip subnet, that --remote_ip is routed through
-// --gateway_ip with the --mtu, that commands run from the script's own
-// directory, that the listener is on --bind_port, and (-D) that a defined
+// --local_ip in the --netmask_ip subnet and is a tun device with the --mtu
+// (as packetdrill's), that --remote_ip is routed through --gateway_ip,
+// that commands run from the script's own directory, that the listener is on --bind_port, and (-D) that a defined
 // word reads as its value; the kernel's SYN-ACK advertises the MSS the MTU
 // gives (1400 - 40).
 func TestProbePacketdrillCommandLine(t *testing.T) {
@@ -26,7 +26,8 @@ func TestProbePacketdrillCommandLine(t *testing.T) {
 	src := "`" + `set -e
 ip -4 addr show dev tun0 | grep -q "inet 192.168.7.1/24"
 ip route show 192.0.2.9 | grep -q "via 192.168.7.254 dev tun0"
-ip route show 192.0.2.9 | grep -q "mtu 1400"
+ip -d link show dev tun0 | grep -q "mtu 1400 "
+ip -d link show dev tun0 | grep -q "tun type tun"
 test "$PWD" = "` + dir + `"
 test -n "$PACKETDRILL_PID"
 ` + "`" + `
@@ -58,7 +59,7 @@ test -n "$PACKETDRILL_PID"
 	// that line.
 	r = probeRun(t, 0, "probe", "--local_ip=192.168.7.1", "--netmask_ip=255.255.255.0",
 		"--gateway_ip=192.168.7.254", "--remote_ip=192.0.2.9", "--mtu=1400", "--bind_port=9090", path)
-	if r.code != codeFailure || !strings.Contains(r.stdout, "cmdline.pkt:9: runtime error in setsockopt call: unknown symbol ONE") {
+	if r.code != codeFailure || !strings.Contains(r.stdout, "cmdline.pkt:10: runtime error in setsockopt call: unknown symbol ONE") {
 		t.Errorf("without -D: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 }

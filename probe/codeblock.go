@@ -1,10 +1,11 @@
 package probe
 
 // Code blocks: packetdrill's %{ python }% lines. packetdrill takes the
-// socket under test's TCP_INFO and SO_MEMINFO when the block's time comes,
-// writes the fields as Python variables followed by the block's text, and
-// runs the whole program in Python after the script. tcpcraft takes the
-// same snapshot at the same time, through the kernel's executor, and evaluates
+// socket under test's TCP_INFO (and SO_MEMINFO, as SK_MEMINFO_*) when the
+// block's time comes, writes the fields as Python variables followed by
+// the block's text, and runs the
+// whole program in Python after the script. tcpcraft takes the same
+// snapshot at the same time, through the kernel's executor, and evaluates
 // the block at once with the small Python subset below (assert, print,
 // assignments, integer arithmetic, comparisons, and/or/not), so the static
 // binary needs nothing else. A block outside that subset is left to
@@ -33,6 +34,15 @@ const codeWaitForBlocking = 200 * time.Millisecond
 // tcp_info of Linux 6.18 (packetdrill's _tcp_info); older kernels return
 // less and the missing fields read as 0.
 const tcpInfoLen = 280
+
+// skMeminfoNames are packetdrill's names of getsockopt(SO_MEMINFO)'s
+// u32 values, in the kernel's order (SK_MEMINFO_* in
+// include/uapi/linux/sock_diag.h).
+var skMeminfoNames = []string{
+	"SK_MEMINFO_RMEM_ALLOC", "SK_MEMINFO_RCVBUF", "SK_MEMINFO_WMEM_ALLOC", "SK_MEMINFO_SNDBUF",
+	"SK_MEMINFO_FWD_ALLOC", "SK_MEMINFO_WMEM_QUEUED", "SK_MEMINFO_OPTMEM", "SK_MEMINFO_BACKLOG",
+	"SK_MEMINFO_DROPS",
+}
 
 // tcpInfoField is one field of struct tcp_info (include/uapi/linux/tcp.h).
 type tcpInfoField struct {
@@ -76,25 +86,6 @@ var tcpInfoFields = []tcpInfoField{
 	{"tcpi_received_e0_bytes", 268, 4, 0, 0}, {"tcpi_received_ce_bytes", 272, 4, 0, 0},
 	{"tcpi_ecn_mode", 276, 0, 0, 2}, {"tcpi_accecn_opt_seen", 276, 0, 2, 2},
 	{"tcpi_accecn_fail_mode", 276, 0, 4, 4},
-}
-
-// skMeminfoNames are the variables packetdrill makes of getsockopt
-// (SOL_SOCKET, SO_MEMINFO): the u32 array of include/uapi/linux/sock_diag.h,
-// in its order (SK_MEMINFO_RMEM_ALLOC is index 0).
-var skMeminfoNames = []string{
-	"SK_MEMINFO_RMEM_ALLOC", "SK_MEMINFO_RCVBUF", "SK_MEMINFO_WMEM_ALLOC",
-	"SK_MEMINFO_SNDBUF", "SK_MEMINFO_FWD_ALLOC", "SK_MEMINFO_WMEM_QUEUED",
-	"SK_MEMINFO_OPTMEM", "SK_MEMINFO_BACKLOG", "SK_MEMINFO_DROPS",
-}
-
-// decodeMeminfo adds the SO_MEMINFO array to vars; entries beyond what the
-// kernel returned read as 0.
-func decodeMeminfo(b []byte, vars map[string]int64) {
-	full := make([]byte, 4*len(skMeminfoNames))
-	copy(full, b)
-	for i, name := range skMeminfoNames {
-		vars[name] = int64(binary.NativeEndian.Uint32(full[4*i:]))
-	}
 }
 
 // codeSymbols are the names packetdrill defines for code blocks.
@@ -184,20 +175,27 @@ func (r *runner) code(ev *Event) error {
 		return r.fail(ev, "runtime error in code: can't find getsockopt to get TCP info (%s%s)", rep.Err, errnoSuffix(rep))
 	}
 	info := decodeTCPInfo(rep.Data)
-	// packetdrill fails the block when SO_MEMINFO is refused, as when
-	// TCP_INFO is.
-	call = r.env.Kernel.Start(Request{Call: "getsockopt", FD: live, Ints: []int64{unix.SOL_SOCKET, unix.SO_MEMINFO}, Len: 4 * len(skMeminfoNames)})
-	select {
-	case rep = <-call.Done:
-	case <-time.After(nonBlockingLimit):
-		return r.fail(ev, "runtime error in code: getsockopt(SO_MEMINFO) did not return")
-	case <-r.ctx.Done():
-		return r.ctx.Err()
+	if strings.Contains(ev.Code.Text, "SK_MEMINFO_") {
+		// packetdrill takes SO_MEMINFO with every block; tcpcraft
+		// only for a block that reads it, after TCP_INFO, so that the
+		// others keep their timing.
+		call := r.env.Kernel.Start(Request{Call: "getsockopt", FD: live, Ints: []int64{unix.SOL_SOCKET, unix.SO_MEMINFO}, Len: 4 * len(skMeminfoNames)})
+		select {
+		case rep = <-call.Done:
+		case <-time.After(nonBlockingLimit):
+			return r.fail(ev, "runtime error in code: getsockopt(SO_MEMINFO) did not return")
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+		if rep.Err != "" || rep.Ret < 0 {
+			return r.fail(ev, "runtime error in code: can't find getsockopt to get sk_meminfo (%s%s)", rep.Err, errnoSuffix(rep))
+		}
+		for i, name := range skMeminfoNames {
+			if len(rep.Data) >= 4*(i+1) {
+				info[name] = int64(binary.NativeEndian.Uint32(rep.Data[4*i:]))
+			}
+		}
 	}
-	if rep.Err != "" || rep.Ret < 0 {
-		return r.fail(ev, "runtime error in code: can't find getsockopt to get sk_meminfo (%s%s)", rep.Err, errnoSuffix(rep))
-	}
-	decodeMeminfo(rep.Data, info)
 	if r.codes.vars == nil {
 		r.codes.vars = map[string]int64{}
 	}
@@ -264,7 +262,9 @@ func (r *runner) appendPython(ev *Event, info map[string]int64) {
 		fmt.Fprintf(b, "%s = %d\n", f.name, info[f.name])
 	}
 	for _, name := range skMeminfoNames {
-		fmt.Fprintf(b, "%s = %d\n", name, info[name])
+		if v, ok := info[name]; ok {
+			fmt.Fprintf(b, "%s = %d\n", name, v)
+		}
 	}
 	fmt.Fprintf(b, "_file = %q\n_line = %d\n%s\n\n", r.s.Path, ev.Pos.Line, dedent(ev.Code.Text))
 }

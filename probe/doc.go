@@ -13,12 +13,15 @@
 // carry. The runner reaches the kernel under test only through the Kernel
 // interface (system calls and shell commands, executed in the kernel's
 // network namespace by a helper process or in-process on a thread inside
-// that namespace) and the network only through a Link (capture + raw socket
-// + RST guard), so the language can be tested without either. Settings
-// are packetdrill's options (--ip_version, --local_ip, --mtu, -D, ...), the
-// same on a command line and in a script's option lines; NewPacketdrillEnv
-// lays the namespaces out as packetdrill's local mode does (tun0, its
-// addresses and route), so packetdrill's suites run unchanged.
+// that namespace) and the network only through a Link (packetdrill's tun
+// device, or capture + raw socket + RST guard towards an existing
+// namespace or target), so the language can be tested without either.
+// Settings are packetdrill's options (--ip_version, --local_ip, --mtu, -D,
+// ...), the same on a command line and in a script's option lines;
+// NewPacketdrillEnv lays the kernel's namespace out as packetdrill's local
+// mode does (the tun device tun0, its addresses and route, packets written
+// into it as packetdrill writes them), so packetdrill's suites run
+// unchanged.
 //
 // What it must not do: touch the root network namespace (every packet it
 // sends leaves from the namespace the caller chose), keep global mutable

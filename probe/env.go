@@ -57,6 +57,10 @@ type Env struct {
 	// each new incoming connection gets a fresh port, as packetdrill's
 	// do; otherwise tcpcraft keeps the one port of Local.
 	AnyPort bool
+	// WholePackets is set when the Link takes a packet of any size
+	// whole (packetdrill's tun device): tcpcraft then never cuts a long
+	// inbound segment to the MTU, as packetdrill does not.
+	WholePackets bool
 
 	closers []func() error
 }
@@ -171,8 +175,7 @@ func (e *Env) startKernel(ns string, helper []string) error {
 
 // LabNames returns a lab configuration with names no other namespace on
 // this machine uses: tcprobe-PID-RANDOM-tcpcraft / -kernel, veth
-// tcpbRANDOMt (tcpcraft's end; NewPacketdrillEnv names the kernel's end
-// tun0 and gives both ends packetdrill's addresses, not the lab's).
+// tcpbRANDOMt / k. NewPacketdrillEnv uses the kernel's namespace only.
 func LabNames() (lab.Config, error) {
 	for range 10 {
 		var b [3]byte
@@ -204,16 +207,17 @@ func NewLabEnv(ctx context.Context, helper []string) (*Env, error) {
 // packetdrill's tun device: scripts name it (`tc qdisc add dev tun0 ...`).
 const KernelInterface = "tun0"
 
-// NewPacketdrillEnv builds a throwaway namespace pair laid out as
-// packetdrill's local mode: the kernel under test has the interface tun0
-// (one end of a veth pair) with --local_ip in its subnet (--netmask_ip;
-// /48 for IPv6), and reaches tcpcraft's --remote_ip through --gateway_ip
-// (a direct route when the gateway is outside its subnet), with the path
-// MTU --mtu. tcpcraft's end, in the other namespace, owns --remote_ip.
-// Neither end uses ARP or neighbour discovery (see below). System calls run in a
-// helper process started with helper in the kernel's namespace, or
-// in-process when helper is nil. Close removes both namespaces. On error
-// nothing is left.
+// NewPacketdrillEnv builds packetdrill's local-mode test bed in a
+// throwaway namespace: the kernel under test has the tun device tun0,
+// which tcpcraft holds (see tunLink), with --local_ip in its subnet
+// (--netmask_ip; /48 for IPv6) and the MTU --mtu, and reaches tcpcraft's
+// --remote_ip through --gateway_ip (a direct route when the gateway is
+// outside its subnet). tcpcraft's end is no host at all, only the other
+// side of the device: nothing there answers for --remote_ip, so no
+// firewall rule is needed. System calls run in a helper process started
+// with helper in the kernel's namespace, or in-process when helper is nil.
+// Close removes the namespace (and the device with it). On error nothing
+// is left.
 func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env *Env, err error) {
 	local, remote, gateway, err := set.Addrs()
 	if err != nil {
@@ -223,19 +227,32 @@ func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env 
 	if err != nil {
 		return nil, err
 	}
-	env = &Env{PeerPort: DefaultKernelPort, Namespaces: []string{cfg.ClientNS, cfg.ServerNS}, AnyPort: true}
+	k := cfg.ServerNS
+	env = &Env{PeerPort: DefaultKernelPort, Namespaces: []string{k}, AnyPort: true, WholePackets: true}
 	defer func() {
 		if err != nil {
 			env.Close()
 			env = nil
 		}
 	}()
-	// Registered first, so it runs last: the namespaces go after the
-	// sockets and the helper in them (the veth pair goes with them).
+	run := func(args ...string) error {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	if err := run("netns", "add", k); err != nil {
+		return env, err
+	}
+	// Registered first, so it runs last: the namespace goes after the
+	// device, the capture and the helper in it.
 	env.onClose(func() error {
 		downCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		return lab.Down(downCtx, cfg)
+		if out, err := exec.CommandContext(downCtx, "ip", "netns", "delete", k).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip netns delete %s: %v: %s", k, err, strings.TrimSpace(string(out)))
+		}
+		return nil
 	})
 	mtu := set.MTU
 	if mtu == 0 {
@@ -252,59 +269,60 @@ func NewPacketdrillEnv(ctx context.Context, helper []string, set Settings) (env 
 	if set.RemotePrefix >= 0 && set.RemoteIP.IsValid() {
 		remotePrefix = netip.PrefixFrom(remote, set.RemotePrefix).Masked()
 	}
-	tc, k, tif := cfg.ClientNS, cfg.ServerNS, cfg.ClientIf
-	mtuText := fmt.Sprint(mtu)
-	// Both ends share one (random, locally administered) MAC address and
-	// do without ARP and neighbour discovery, as packetdrill's tun device
-	// (a layer-3 device): a script may route through any gateway of the
-	// subnet (`ip route change ... via 192.168.0.2`) with nobody there
-	// to answer for it, and every frame still reaches the other end
-	// addressed to it.
-	var mac [6]byte
-	if _, err := rand.Read(mac[:]); err != nil {
+	tun, err := openTun(k, KernelInterface)
+	if err != nil {
 		return env, err
 	}
-	mac[0] = mac[0]&^1 | 2
-	macText := net.HardwareAddr(mac[:]).String()
 	steps := [][]string{
-		{"netns", "add", tc},
-		{"netns", "add", k},
-		{"-n", tc, "link", "add", tif, "type", "veth", "peer", "name", KernelInterface, "netns", k},
-		{"-n", tc, "link", "set", "lo", "up"},
 		{"-n", k, "link", "set", "lo", "up"},
-		// Both ends take any size, so tcpcraft can send a segment larger
-		// than the MTU as packetdrill's tun device takes it (with GSO);
-		// the kernel's routes carry the MTU it sees for what it sends and
-		// advertises.
-		{"-n", tc, "link", "set", "dev", tif, "address", macText, "arp", "off", "mtu", "65535", "up"},
-		{"-n", k, "link", "set", "dev", KernelInterface, "address", macText, "arp", "off", "mtu", "65535", "up"},
+		// The device's MTU is the path's, as packetdrill sets it; the
+		// tun driver takes tcpcraft's larger packets whole all the same.
+		{"-n", k, "link", "set", "dev", KernelInterface, "mtu", fmt.Sprint(mtu), "up"},
 		append([]string{"-n", k, "addr", "add", local.String(), "dev", KernelInterface}, nodad...),
-		append([]string{"-n", tc, "addr", "add", netip.PrefixFrom(remote, host).String(), "dev", tif}, nodad...),
 	}
-	connected := []string{"-n", k, "route", "replace", local.Masked().String(), "dev", KernelInterface, "proto", "kernel", "mtu", mtuText}
-	if six {
-		connected = append(connected, "metric", "256")
-	} else {
-		connected = append(connected, "scope", "link", "src", local.Addr().String())
-	}
-	steps = append(steps, connected)
+	// tun0 is a layer-3 device without neighbour resolution: a route
+	// through any gateway of the subnet (`ip route change ... via
+	// 192.168.0.2` in a script) works with nobody there.
 	if local.Contains(gateway) {
-		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "via", gateway.String(), "dev", KernelInterface, "mtu", mtuText})
+		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "via", gateway.String(), "dev", KernelInterface})
 	} else {
-		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "dev", KernelInterface, "mtu", mtuText})
+		steps = append(steps, []string{"-n", k, "route", "add", remotePrefix.String(), "dev", KernelInterface})
 	}
-	steps = append(steps, []string{"-n", tc, "route", "add", local.Masked().String(), "dev", tif, "src", remote.String()})
 	for _, args := range steps {
-		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
-			return env, fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		if err := run(args...); err != nil {
+			tun.Close()
+			return env, err
 		}
 	}
-	env.Peer = local.Addr()
-	env.Describe = fmt.Sprintf("kernel under test in namespace %s (%s %v, route to %v mtu %d), tcpcraft in %s (%v)",
-		k, KernelInterface, local, remotePrefix, mtu, tc, remote)
-	if err := env.openLink(ctx, tc, env.Peer); err != nil {
+	var index int
+	err = lab.Do(k, func() error {
+		ifc, err := net.InterfaceByName(KernelInterface)
+		if err == nil {
+			index = ifc.Index
+		}
+		return err
+	})
+	if err != nil {
+		tun.Close()
+		return env, fmt.Errorf("%s: %w", KernelInterface, err)
+	}
+	link, err := newTunLink(k, tun, index, remote, set.MSS)
+	if err != nil {
+		tun.Close()
 		return env, err
 	}
+	env.onClose(link.Close)
+	env.Link = link
+	rng := mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
+	port, err := capture.EphemeralPort(rng)
+	if err != nil {
+		return env, err
+	}
+	env.Local = netip.AddrPortFrom(remote, port)
+	env.MTU = mtu
+	env.Peer = local.Addr()
+	env.Describe = fmt.Sprintf("kernel under test in namespace %s (%s %v mtu %d, route to %v), tcpcraft on the other side of %s (%v)",
+		k, KernelInterface, local, mtu, remotePrefix, KernelInterface, remote)
 	if err := env.startKernel(k, helper); err != nil {
 		return env, err
 	}

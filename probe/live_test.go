@@ -59,7 +59,7 @@ func runLive(t *testing.T, path string, src []byte) error {
 }
 
 func TestLiveOwnScripts(t *testing.T) {
-	for _, name := range []string{"server-data-close.pkt", "rst-closed-port.pkt", "client-refused.pkt"} {
+	for _, name := range []string{"server-data-close.pkt", "rst-closed-port.pkt", "client-refused.pkt", "disconnect-reconnect.pkt", "tun-gso-rcv-mss.pkt", "meminfo.pkt"} {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile("testdata/" + name)
 			if err != nil {

@@ -642,6 +642,30 @@ func (r *runner) epollEvent(f map[string]Expr) (events, data int64, err error) {
 	return events, 0, nil
 }
 
+// iovecGap separates the buffers of one iovec in memory.
+const iovecGap = 64
+
+// iovecBuffers gives each iovec element a buffer of its own with a gap
+// before the next, as packetdrill's separate allocations are. Adjacent
+// buffers (Go packs small allocations together) would be one run of
+// memory, which MSG_ZEROCOPY pins as one fragment where the kernel
+// otherwise takes one per element (skb_can_coalesce), and MAX_SKB_FRAGS
+// would split the data elsewhere than under packetdrill.
+func iovecBuffers(lens []int) [][]byte {
+	total := 0
+	for _, n := range lens {
+		total += n + iovecGap
+	}
+	backing := make([]byte, total)
+	bufs := make([][]byte, len(lens))
+	off := 0
+	for i, n := range lens {
+		bufs[i] = backing[off : off+n : off+n]
+		off += n + iovecGap
+	}
+	return bufs
+}
+
 // executeMore runs the calls of this file; a non-nil error is a bad request.
 func executeMore(req Request, rep *Reply) (int64, unix.Errno, error) {
 	fd := req.FD
@@ -658,10 +682,7 @@ func executeMore(req Request, rep *Reply) (int64, unix.Errno, error) {
 			}
 			total += n
 		}
-		bufs := make([][]byte, len(req.Iov))
-		for i, n := range req.Iov {
-			bufs[i] = make([]byte, n)
-		}
+		bufs := iovecBuffers(req.Iov)
 		if req.Call == "sendmsg" {
 			var to unix.Sockaddr
 			if flags&unix.MSG_FASTOPEN != 0 && req.Addr != "" {

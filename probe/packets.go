@@ -103,7 +103,11 @@ func (r *runner) inbound(ev *Event, t, tol time.Duration) (time.Duration, error)
 	if r.env.Peer.Is6() {
 		ipHdr = craft.IPv6HeaderLen
 	}
-	pieces, err := segmentForMTU(tcp, r.env.MTU, ipHdr, r.set.MSS)
+	mtu := r.env.MTU
+	if r.env.WholePackets {
+		mtu = 0
+	}
+	pieces, err := segmentForMTU(tcp, mtu, ipHdr, r.set.MSS)
 	if err != nil {
 		return 0, r.fail(ev, "error building packet: %v", err)
 	}

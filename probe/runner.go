@@ -18,7 +18,7 @@ import (
 const (
 	// DefaultTolerance is how far an event may be from its script time.
 	// packetdrill's default is 4 ms on an idle machine with a tun device;
-	// tcpcraft crosses a veth pair, a helper process and Go's scheduler,
+	// tcpcraft crosses a helper process and Go's scheduler as well,
 	// so it allows 10 ms — still far below any TCP timer (the SYN-ACK
 	// retransmission is at 1 s, the next one 2 s later).
 	DefaultTolerance = 10 * time.Millisecond

@@ -479,6 +479,19 @@ func (r *runner) request(sc *Syscall) (Request, func(Reply) string, error) {
 		req.Addr = r.sockAddr(ap)
 		post = func(Reply) string { r.kernelPort = ap.Port(); return "" }
 	case "connect":
+		// A family alone is a socket address holding only it, as
+		// packetdrill passes it: connect(fd, AF_UNSPEC, ...) on a
+		// connected socket disconnects it (tcp_disconnect), after which
+		// it may connect again.
+		switch a[1].(type) {
+		case *WordExpr, *IntExpr:
+			var fam int64
+			if fam, err = r.intValue(a[1]); err == nil && (fam < 0 || fam > 0xffff) {
+				err = fmt.Errorf("bad address family %d", fam)
+			}
+			req.FamilyOnly, req.Family = true, int(fam)
+			return req, nil, err
+		}
 		// packetdrill connects to --remote_ip at --connect_port; where
 		// tcpcraft owns every port of its address it takes that one.
 		if r.env.AnyPort {

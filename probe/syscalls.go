@@ -320,6 +320,9 @@ func execute(req Request, rep *Reply) (ret int64, errno unix.Errno, err error) {
 		nfd, e := unix.Socket(int(req.Ints[0]), int(req.Ints[1])|unix.SOCK_CLOEXEC, int(req.Ints[2]))
 		return int64(nfd), toErrno(e), nil
 	case "bind", "connect":
+		if req.FamilyOnly && req.Call == "connect" {
+			return rawConnectFamily(fd, req.Family)
+		}
 		sa, err := parseSockaddr(req.Addr)
 		if err != nil {
 			return 0, 0, err
@@ -447,6 +450,17 @@ func lingerOption(onoff, linger int64) []byte {
 	binary.NativeEndian.PutUint32(b, uint32(int32(onoff)))
 	binary.NativeEndian.PutUint32(b[4:], uint32(int32(linger)))
 	return b
+}
+
+// rawConnectFamily calls connect with a sockaddr_storage holding only
+// family, passed whole as packetdrill does: with AF_UNSPEC the kernel
+// disconnects the socket (inet_stream_connect, RFC 793's ABORT).
+func rawConnectFamily(fd, family int) (int64, unix.Errno, error) {
+	var raw [128]byte
+	binary.NativeEndian.PutUint16(raw[0:], uint16(family))
+	_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&raw[0])), uintptr(len(raw)))
+	runtime.KeepAlive(&raw)
+	return 0, e, nil
 }
 
 // rawIO runs read/write and their socket variants with a NULL buffer or a

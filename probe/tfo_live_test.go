@@ -125,6 +125,19 @@ func TestLiveExtendedErr(t *testing.T) {
 	}
 }
 
+// TestLiveZerocopyFrags: each iovec element of a MSG_ZEROCOPY sendmsg is
+// a fragment of its own, so the kernel splits at MAX_SKB_FRAGS as it does
+// under packetdrill (whose elements are separate allocations).
+func TestLiveZerocopyFrags(t *testing.T) {
+	src, err := os.ReadFile("testdata/zerocopy-frags.pkt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runLive(t, "zerocopy-frags.pkt", src); err != nil {
+		t.Errorf("%v", err)
+	}
+}
+
 // TestLiveTimestamping: an SCM_TIMESTAMPING time checked against the
 // script's clock, and one far from it refused.
 func TestLiveTimestamping(t *testing.T) {

@@ -14,8 +14,9 @@
 # among them; in packetdrill's suite scripts named *v4.pkt run only over
 # IPv4, *v6.pkt only over IPv6, in the kernel's a script with an
 # --ip_version= line only over that family), each in a fresh network namespace:
-# packetdrill under `unshare -n`, tcpcraft probe in the pair of namespaces
-# it makes for every script. Nothing runs in the root namespace's network.
+# packetdrill under `unshare -n`, tcpcraft probe in the namespace (with
+# packetdrill's tun device) it makes for every script. Nothing runs in the
+# root namespace's network.
 #
 # Options:
 #   --packetdrill BIN   packetdrill binary (default: packetdrill in PATH)
