@@ -37,7 +37,7 @@ func probeCommand() *cli.Command {
 			"bind, listen, accept, connect, read, write, send, recv, sendto, recvfrom, sendmsg,\n" +
 			"recvmsg, shutdown, close, fcntl, setsockopt, getsockopt, poll, epoll_create, epoll_ctl,\n" +
 			"epoll_wait, ioctl, open, pipe, splice, sendfile), `shell lines` and %{ code blocks }%\n" +
-			"(assertions over the socket's TCP_INFO, evaluated in-process; python3 runs what the\n" +
+			"(assertions over the socket's TCP_INFO and SO_MEMINFO, evaluated in-process; python3 runs what the\n" +
 			"evaluator cannot). Sequence numbers are relative to each side's ISN, SYNs absolute.\n\n" +
 			"Without --peer-netns or --target each script gets a throwaway network namespace laid\n" +
 			"out as packetdrill's: the kernel under test has the tun device tun0 (MTU --mtu), which\n" +
