@@ -168,6 +168,7 @@ func runListen(ctx context.Context, c *cli.Command) error {
 			sess.trace.warn("listener %v: %d SYNs, %d answered with SYN cookies, %d cookies came back, %d refused, %d dropped (queue full)",
 				listenString(local), st.SYNs, st.CookiesSent, st.CookiesRecv, st.CookiesFailed, st.QueueDrops)
 		}
+
 	}()
 	where := "every interface"
 	if sess.route.Interface != "" {

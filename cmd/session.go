@@ -555,6 +555,16 @@ func (s *session) close() error {
 		}
 	}
 	undo(0, nil)
+	// Frames the kernel could not queue for tcpcraft because it had not
+	// read the ones before (its ring, or its socket's queue, was full: a
+	// flood faster than this process got the CPU): what a peer sent then
+	// never reached tcpcraft, and the peer retransmits it. Said as tcpdump
+	// says it ("packets dropped by kernel"), read before the capture goes.
+	if s.cap != nil && s.trace != nil {
+		if st, err := s.cap.Stats(); err == nil && st.Drops > 0 {
+			s.trace.warn("capture: %d of %d frames dropped by the kernel (its buffer was full: tcpcraft fell behind); their senders retransmit them", st.Drops, st.Packets)
+		}
+	}
 	s.guard.Delete()
 	var side sync.WaitGroup
 	undo(1, &side)
