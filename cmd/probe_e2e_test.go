@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,12 +60,10 @@ func probeRun(t *testing.T, signalAfter time.Duration, args ...string) runResult
 // namespace or a firewall rule in the root namespace.
 func assertProbeLeftNothing(t *testing.T, pid int) {
 	t.Helper()
-	for _, ns := range probeNamespaces(t) {
-		if strings.HasPrefix(ns, fmt.Sprintf("tcprobe-%d-", pid)) {
-			t.Errorf("tcpcraft pid %d left namespace %s", pid, ns)
-			// Remove it, so one failure does not leak into the machine.
-			_ = exec.Command("ip", "netns", "delete", ns).Run()
-		}
+	for _, ns := range probeNamespaces(t, pid) {
+		t.Errorf("tcpcraft pid %d left namespace %s", pid, ns)
+		// Remove it, so one failure does not leak into the machine.
+		_ = exec.Command("ip", "netns", "delete", ns).Run()
 	}
 	assertRootUntouched(t, pid)
 }

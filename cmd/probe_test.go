@@ -6,6 +6,7 @@ package cmd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,17 +23,20 @@ func writeScript(t *testing.T, name, src string) string {
 	return path
 }
 
-// probeNamespaces lists the network namespaces tcpcraft probe names as
-// its own (tcprobe-*).
-func probeNamespaces(t *testing.T) []string {
+// probeNamespaces lists the network namespaces that the tcpcraft probe
+// run of process pid names as its own (tcprobe-PID-*).
+func probeNamespaces(t *testing.T, pid int) []string {
 	t.Helper()
 	entries, err := os.ReadDir("/run/netns")
 	if err != nil {
 		return nil
 	}
+	// Only that process's: the probe package's live tests, run beside
+	// this package's, make their own.
+	mine := fmt.Sprintf("tcprobe-%d-", pid)
 	var names []string
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "tcprobe-") {
+		if strings.HasPrefix(e.Name(), mine) {
 			names = append(names, e.Name())
 		}
 	}
@@ -78,7 +82,8 @@ func TestProbeUsageErrors(t *testing.T) {
 // file, line, column and what was expected; exit 2; nothing runs, not even
 // the well-formed scripts given with them.
 func TestProbeSyntaxErrors(t *testing.T) {
-	before := probeNamespaces(t)
+	// runApp runs probe in this process.
+	before := probeNamespaces(t, os.Getpid())
 	good := writeScript(t, "good.pkt", "0 < S 0:0(0) win 1000\n+0 > R. 0:0(0) ack 1 win 0\n")
 	bad1 := writeScript(t, "bad1.pkt", "// a comment\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0(0) win 1000 <mss 1460,wscale>\n")
 	bad2 := writeScript(t, "bad2.pkt", "0 > S. 0:0(0) ack 1\n+.1 < X 1:1(0) ack 1 win 100\n")
@@ -97,7 +102,7 @@ func TestProbeSyntaxErrors(t *testing.T) {
 	if r.stdout != "" {
 		t.Errorf("stdout %q: no script should have run", r.stdout)
 	}
-	if after := probeNamespaces(t); len(after) != len(before) {
+	if after := probeNamespaces(t, os.Getpid()); len(after) != len(before) {
 		t.Errorf("namespaces before %v, after %v", before, after)
 	}
 }
