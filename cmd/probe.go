@@ -104,6 +104,10 @@ func probeSyscallsCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
+			// Inherited from probe already; set again for a
+			// helper started some other way (no error: probe
+			// says it when it has none).
+			_ = probe.SetRealtimeScheduling()
 			return probe.ServeHelper(stdin(c), stdout(c))
 		},
 	}
@@ -209,6 +213,13 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 	helper, err := helperCommand()
 	if err != nil {
 		return exitFailure(err)
+	}
+	// packetdrill's scheduling: SCHED_RR at the lowest priority, so that
+	// events are not late behind other work on a busy machine; the helper
+	// process and shell commands inherit it. Without it only timing
+	// suffers.
+	if err := probe.SetRealtimeScheduling(); err != nil && cfg.Verbose != nil {
+		fmt.Fprintf(cfg.Verbose, "tcpcraft probe: no real-time scheduling (%v): events may be late on a busy machine\n", err)
 	}
 	failed := 0
 	for _, ls := range scripts {

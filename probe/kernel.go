@@ -235,8 +235,8 @@ func (h *HelperKernel) Close() error {
 }
 
 // ServeHelper is the helper process's main loop: it reads Requests as JSON
-// lines from r, executes each in its own goroutine (so that a blocking call
-// does not hold up the others) and writes Replies as JSON lines to w.
+// lines from r, executes each (a Blocking one in its own goroutine, so that
+// it does not hold up the others) and writes Replies as JSON lines to w.
 // It returns at the end of r; the caller then exits, and the kernel closes
 // whatever the script left open.
 func ServeHelper(r io.Reader, w io.Writer) error {
@@ -257,6 +257,16 @@ func ServeHelper(r io.Reader, w io.Writer) error {
 		var req Request
 		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
 			send(Reply{Event: "done", Ret: -1, Err: fmt.Sprintf("bad request: %v", err)})
+			continue
+		}
+		if !req.Blocking {
+			// A call the script expects to return at once runs
+			// here: a goroutine of its own would wait for another
+			// thread to wake (on a busy machine, for a CPU) before
+			// the call enters the kernel. The runner waits for its
+			// reply before it sends another, and gives up on one
+			// that does not return (nonBlockingLimit).
+			send(Execute(req, nil))
 			continue
 		}
 		inFlight.Add(1)

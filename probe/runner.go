@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -42,6 +43,10 @@ const (
 	// kernel. Whatever the kernel does differently because of it (a
 	// timer that fires first) still shows in the packets it sends.
 	ownStartLate = 500 * time.Millisecond
+	// spinAhead is how long before an event's time waitUntil stops
+	// sleeping and spins: a timer's overshoot (up to 1 ms) and a
+	// thread's wake-up.
+	spinAhead = 1500 * time.Microsecond
 	// anyTimeLimit bounds the wait for a packet expected at time "*".
 	anyTimeLimit = 30 * time.Second
 )
@@ -431,6 +436,11 @@ func (r *runner) toleranceFor(t, since time.Duration) time.Duration {
 // waitUntil sleeps until script time t. A blocking call that returns
 // meanwhile is checked (and, with --verbose, shown) as it returns, not
 // after the next event.
+//
+// It sleeps until spinAhead before t and spins the rest, as packetdrill
+// does (run.c, wait_for_event): Go's timers wake through epoll_wait,
+// whose timeout is in whole milliseconds, so a sleep's last fraction of a
+// millisecond can overshoot by up to one.
 func (r *runner) waitUntil(t time.Duration) error {
 	for {
 		d := t - r.now()
@@ -441,10 +451,22 @@ func (r *runner) waitUntil(t time.Duration) error {
 		if r.blocking != nil {
 			returned = r.blocking.call.Done
 		}
-		timer := time.NewTimer(d)
+		if d <= spinAhead {
+			select {
+			case rep := <-returned:
+				if err := r.finishBlocking(rep); err != nil {
+					return err
+				}
+			case <-r.ctx.Done():
+				return r.ctx.Err()
+			default:
+				runtime.Gosched()
+			}
+			continue
+		}
+		timer := time.NewTimer(d - spinAhead)
 		select {
 		case <-timer.C:
-			return nil
 		case rep := <-returned:
 			timer.Stop()
 			if err := r.finishBlocking(rep); err != nil {
