@@ -35,8 +35,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -165,29 +167,12 @@ func TestListenSYNFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer traceFile.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
-	defer cancel()
 	quiet := os.Getenv("TCPCRAFT_FLOOD_QUIET") == "1"
 	args := []string{"listen", "-k", "--echo"}
 	if quiet {
 		args = append(args, "-q")
 	}
-	tc := e.Command(ctx, e.ServerNS, e.bin, append(args, "--backlog", strconv.Itoa(floodBacklog), "--time-wait", "0.1", fmt.Sprintf(":%d", tcpcraftPort))...)
-	tc.Stderr = traceFile
-	if err := tc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = tc.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = tc.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cancel()
-			<-exited
-		}
-	})
+	tc, exited := startFloodListener(t, e, traceFile, append(args, "--backlog", strconv.Itoa(floodBacklog), "--time-wait", "0.1", fmt.Sprintf(":%d", tcpcraftPort))...)
 	waitEchoing(t, e, nil, tcpcraftPort)
 
 	results := []floodResult{
@@ -471,27 +456,11 @@ func TestListenReportsCaptureDrops(t *testing.T) {
 	labtest.Run(t, e.Lab, e.ClientNS, "ip", "addr", "add", floodSourceIP+"/24", "dev", e.ClientIf)
 	labtest.Iptables(t, e.Lab, e.ClientNS, "-A", "INPUT", "-d", floodSourceIP, "-j", "DROP")
 	const port = 7
+	stderr := &syncBuffer{}
+	tc, exited := startFloodListener(t, e, stderr, "listen", "-k", "--echo", "-q", fmt.Sprintf(":%d", port))
+	waitEchoing(t, e, nil, port)
 	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
 	defer cancel()
-	stderr := &syncBuffer{}
-	tc := e.Command(ctx, e.ServerNS, e.bin, "listen", "-k", "--echo", "-q", fmt.Sprintf(":%d", port))
-	tc.Stderr = stderr
-	if err := tc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = tc.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = tc.Process.Signal(unix.SIGCONT)
-		_ = tc.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			cancel()
-			<-exited
-		}
-	})
-	waitEchoing(t, e, nil, port)
 	rxBefore := linkRxPackets(t, e, e.ServerNS, e.ServerIf)
 
 	if err := tc.Process.Signal(unix.SIGSTOP); err != nil {
@@ -553,4 +522,32 @@ func linkRxPackets(t *testing.T, e *e2eLab, ns, dev string) int {
 		t.Fatalf("rx_packets of %s: %q", dev, out)
 	}
 	return n
+}
+
+// startFloodListener starts tcpcraft with args in the server namespace,
+// its standard error to w; exited is closed when it has ended. At cleanup
+// it is continued (were it stopped) and interrupted, and waited for.
+func startFloodListener(t *testing.T, e *e2eLab, w io.Writer, args ...string) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), processTimeout)
+	tc := e.Command(ctx, e.ServerNS, e.bin, args...)
+	tc.Stderr = w
+	if err := tc.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = tc.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		defer cancel()
+		_ = tc.Process.Signal(unix.SIGCONT)
+		_ = tc.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			cancel()
+			<-exited
+		}
+	})
+	return tc, exited
 }
