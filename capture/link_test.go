@@ -514,25 +514,7 @@ func TestLinkLoopback(t *testing.T) {
 		server := netip.AddrPortFrom(loop, 8081)
 		labtest.Listen(t, l, l.ClientNS, server.String())
 
-		var route Route
-		var inj *Injector
-		var g *guard.Guard
-		var port uint16
-		inNS(t, l.ClientNS, func() (err error) {
-			if route, err = LookupRoute(loop); err != nil {
-				return err
-			}
-			if port, err = EphemeralPort(rand.New(rand.NewPCG(9, 9))); err != nil {
-				return err
-			}
-			if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
-				return err
-			}
-			inj, err = OpenInjector()
-			return err
-		})
-		t.Cleanup(func() { inj.Close() })
-		removeOnCleanup(t, g)
+		route, inj, port := loopbackInjector(t, ctx, l.ClientNS, 9)
 		if route.Interface != "lo" {
 			t.Fatalf("route to %s via %q, want lo", loop, route.Interface)
 		}
@@ -1101,25 +1083,7 @@ func TestInjectorSendBatch(t *testing.T) {
 	checkRootUntouched(t)
 	ctx := context.Background()
 	loop := netip.MustParseAddr("127.0.0.1")
-	var route Route
-	var inj *Injector
-	var g *guard.Guard
-	var port uint16
-	inNS(t, l.ClientNS, func() (err error) {
-		if route, err = LookupRoute(loop); err != nil {
-			return err
-		}
-		if port, err = EphemeralPort(rand.New(rand.NewPCG(7, 7))); err != nil {
-			return err
-		}
-		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
-			return err
-		}
-		inj, err = OpenInjector()
-		return err
-	})
-	t.Cleanup(func() { inj.Close() })
-	removeOnCleanup(t, g)
+	route, inj, port := loopbackInjector(t, ctx, l.ClientNS, 7)
 	local := netip.AddrPortFrom(route.Source, port)
 	capt := openIn(t, l.ClientNS, route.Index, Flow{Local: local}, Config{})
 
@@ -1237,4 +1201,31 @@ func TestLongFramesWhole(t *testing.T) {
 			t.Logf("largest frame %d bytes with a snap length of %d", largest, snap)
 		})
 	}
+}
+
+// loopbackInjector, in namespace ns, looks up the route to 127.0.0.1,
+// picks a port (from a generator seeded seed), guards it and opens an
+// injector; the injector and the guard go at cleanup.
+func loopbackInjector(t *testing.T, ctx context.Context, ns string, seed uint64) (Route, *Injector, uint16) {
+	t.Helper()
+	var route Route
+	var inj *Injector
+	var g *guard.Guard
+	var port uint16
+	inNS(t, ns, func() (err error) {
+		if route, err = LookupRoute(netip.MustParseAddr("127.0.0.1")); err != nil {
+			return err
+		}
+		if port, err = EphemeralPort(rand.New(rand.NewPCG(seed, seed))); err != nil {
+			return err
+		}
+		if g, err = guard.Install(ctx, netip.AddrPortFrom(route.Source, port)); err != nil {
+			return err
+		}
+		inj, err = OpenInjector()
+		return err
+	})
+	t.Cleanup(func() { inj.Close() })
+	removeOnCleanup(t, g)
+	return route, inj, port
 }
