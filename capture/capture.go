@@ -641,6 +641,10 @@ func (c *Capture) Stats() (Stats, error) {
 	return c.stats, nil
 }
 
+// SyscallConn gives access to the capture's socket (package release
+// holds a duplicate of it, so that its release does not hold up the exit).
+func (c *Capture) SyscallConn() syscall.RawConn { return c.conn }
+
 // Close stops the capture and releases the socket and its ring. It is safe
 // to call more than once and concurrently with ReadFrame, which then
 // returns net.ErrClosed. It returns when the kernel has released the

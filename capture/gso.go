@@ -297,6 +297,10 @@ func appendIovec(iov []unix.Iovec, b []byte) []unix.Iovec {
 	return append(iov, v)
 }
 
+// SyscallConn gives access to the sender's packet socket (see
+// Capture.SyscallConn).
+func (g *GSOSender) SyscallConn() syscall.RawConn { return g.conn }
+
 // Close closes the socket; safe more than once.
 func (g *GSOSender) Close() error {
 	if g == nil || g.closed.Swap(true) {

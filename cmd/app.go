@@ -46,8 +46,9 @@ func Main(args []string) int {
 	sc := newStartupClock()
 	sc.mark("main") // the Go runtime and every package's init are done
 	app := NewApp()
+	app.Metadata = map[string]any{releaseLaterKey: true}
 	if sc != nil {
-		app.Metadata = map[string]any{startupClockKey: sc}
+		app.Metadata[startupClockKey] = sc
 	}
 	// Standard output is this process's own: connect may let its reader
 	// go as soon as the stream has ended (endOutput).
@@ -338,6 +339,12 @@ const jsonStreamKey = "json-stream"
 // argsKey keeps, in the root command's Metadata, the arguments Run was
 // given.
 const argsKey = "args"
+
+// releaseLaterKey is the root command Metadata key set (true) when the
+// process is tcpcraft itself (Main), not a test running commands in its
+// own process: only then may a session leave the release of its sockets
+// to a forked helper that lives until the process exits (package release).
+const releaseLaterKey = "release-later"
 
 // jsonStream is where c writes JSON when --json is given, or nil when it
 // was not (or c has no --json). A command line whose parsing stopped at an

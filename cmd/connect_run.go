@@ -71,7 +71,7 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	sess.clock.mark("dial")
 	conn, err := sess.stack.Dial(dialCtx, remote, sess.local.Port())
 	cancel()
-	sess.clock.print(stderr(c))
+	sess.clock.mark("established")
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
@@ -84,6 +84,7 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	sess.acts.register(conn)
 
 	err = pipe(ctx, conn, finLimit(sess.specs, stdin(c)), stdout(c))
+	sess.clock.mark("stream")
 	sess.trace.summary(conn)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -97,6 +98,8 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	if cerr := sess.close(); cerr != nil {
 		return exitFailure(cerr)
 	}
+	sess.clock.mark("closed")
+	sess.clock.print(stderr(c))
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -22,6 +23,7 @@ import (
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/guard"
 	"github.com/tcpcraft/tcpcraft/pcapfile"
+	"github.com/tcpcraft/tcpcraft/release"
 	"github.com/tcpcraft/tcpcraft/stack"
 )
 
@@ -118,6 +120,9 @@ type session struct {
 	acts   *faultActs
 	specs  []fault.Spec
 	closed bool
+	// releaseLater: this process is tcpcraft itself (Main), so close may
+	// leave the release of its sockets to a helper (package release).
+	releaseLater bool
 
 	// undo holds what close must do, one entry per step done, in the
 	// order of the steps.
@@ -200,6 +205,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if f, ok := c.Root().Metadata[failStepKey].(func(string) error); ok {
 		s.failAt = f
 	}
+	s.releaseLater, _ = c.Root().Metadata[releaseLaterKey].(bool)
 	defer func() {
 		if err != nil {
 			if cerr := s.close(); cerr != nil {
@@ -566,6 +572,9 @@ func (s *session) close() error {
 		}
 	}
 	s.guard.Delete()
+	if s.releaseLater {
+		s.handOffReleases()
+	}
 	var side sync.WaitGroup
 	undo(1, &side)
 	undo(2, nil)
@@ -578,6 +587,38 @@ func (s *session) close() error {
 		s.traceOut.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// handOffReleases gives a helper process duplicates of the sockets whose
+// release waits for an RCU grace period (the packet sockets; the guard's,
+// its table deleted by now), so that the closes below, and the exit after
+// them, do not wait (package release). -v names the helper; one that
+// cannot be made costs only the wait, and the trace says so.
+func (s *session) handOffReleases() {
+	var conns []syscall.RawConn
+	if s.cap != nil {
+		conns = append(conns, s.cap.SyscallConn())
+	}
+	if s.gso != nil {
+		conns = append(conns, s.gso.SyscallConn())
+	}
+	if rc := s.guard.SyscallConn(); rc != nil {
+		conns = append(conns, rc)
+	}
+	if len(conns) == 0 {
+		return
+	}
+	pid, err := release.Later(conns...)
+	if s.trace == nil {
+		return
+	}
+	if err != nil {
+		s.trace.note("%v; closing here instead", err)
+		return
+	}
+	if s.trace.level == traceVerbose {
+		s.trace.note("release: %d sockets left to process %d (tcpcraft-linger), which frees them after tcpcraft exits", len(conns), pid)
+	}
 }
 
 // connConfig builds the fsm template from the connection flags.

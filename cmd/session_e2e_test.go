@@ -3,9 +3,12 @@ package cmd
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +226,50 @@ func TestSessionCloseSharesGracePeriods(t *testing.T) {
 	t.Logf("session close per round (µs): %v; %d AF_PACKET sockets closed in a row: %v; medians %.0f / %.0f µs, ratio %.2f", closes, serial, refs, c, r, c/r)
 	if c >= 0.75*r {
 		t.Errorf("a session's close took %.2f times %d packet sockets' releases in a row (medians of %d rounds), want under 0.75: its grace periods are waited for one after another", c/r, serial, rounds)
+	}
+}
+
+// tcpcraft leaves the release of its packet and guard sockets to a helper
+// (package release), so that its exit does not wait for their RCU grace
+// periods: the guard's table is gone when tcpcraft exits (deleted, not
+// left for the helper), -v names the helper and the sockets it holds,
+// and the helper goes by itself after tcpcraft. (That the handed-off
+// closes do not wait is release's TestLaterHoldsUntilExit.)
+func TestConnectLeavesReleasesToHelper(t *testing.T) {
+	e := newE2ELab(t)
+	const port = 7931
+	ln := e.listen(t, port)
+	done := serveOne(t, ln, func(c *net.TCPConn) error { return nil })
+	r := e.tcpcraft(t, strings.NewReader(""), "connect", "-v", "--time-wait", "0", e.serverAddr(port))
+	if r.code != 0 {
+		t.Fatalf("connect: %v", r)
+	}
+	if rules := rulesOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
+		t.Errorf("the guard outlived tcpcraft (left to its release helper?): %v", rules)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`release: (\d+) sockets left to process (\d+) \(tcpcraft-linger\)`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("-v does not name the release helper:\n%s", r)
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 2 {
+		t.Errorf("%s sockets handed off, want the capture's and the guard's at least", m[1])
+	}
+	proc := "/proc/" + m[2]
+	deadline := time.Now().Add(30 * time.Second) // a bound, not a measure
+	for {
+		st, err := os.ReadFile(proc + "/stat")
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			break // gone, or exited and not yet reaped by init
+		}
+		if !strings.Contains(string(st), "(tcpcraft-linger)") {
+			break // the pid was reaped and reused
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("release helper %s still running 30 s after tcpcraft exited", m[2])
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables"
@@ -430,6 +431,25 @@ func (g *Guard) Delete() {
 	if err := g.delete(); err == nil || isNotFound(err) {
 		g.deleted = true
 	}
+}
+
+// SyscallConn gives access to the guard's netlink socket, for package
+// release: closing it after a Delete waits for the kernel's worker to
+// free the table. nil once the guard is removed.
+func (g *Guard) SyscallConn() syscall.RawConn {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.raw == nil {
+		return nil
+	}
+	rc, err := g.raw.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }
 
 // delete deletes the table through the guard's own socket.
