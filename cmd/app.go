@@ -45,7 +45,7 @@ func Main(args []string) int {
 	}()
 	sc := newStartupClock()
 	sc.mark("main") // the Go runtime and every package's init are done
-	app := NewApp()
+	app := newAppFor(args)
 	app.Metadata = map[string]any{releaseLaterKey: true}
 	if sc != nil {
 		app.Metadata[startupClockKey] = sc
@@ -156,7 +156,10 @@ func reportError(errOut io.Writer, err error, code int) {
 // Output goes to os.Stdout and os.Stderr; tests replace Writer, ErrWriter
 // and Reader. A Command holds the state of its one run: build a new one
 // for every Run.
-func NewApp() *cli.Command {
+func NewApp() *cli.Command { return newApp(commandMakers()) }
+
+// newApp makes the application with the commands of makers.
+func newApp(makers []commandMaker) *cli.Command {
 	app := &cli.Command{
 		Name:  "tcpcraft",
 		Usage: "speak TCP from userspace against real Linux kernel peers, showing every segment",
@@ -172,18 +175,6 @@ func NewApp() *cli.Command {
 		Reader:    os.Stdin,
 		Writer:    os.Stdout,
 		ErrWriter: os.Stderr,
-		Commands: []*cli.Command{
-			connectCommand(),
-			listenCommand(),
-			sendCommand(),
-			probeCommand(),
-			probeSyscallsCommand(),
-			decodeCommand(),
-			drawCommand(),
-			cleanupCommand(),
-			labCommand(),
-			manCommand(),
-		},
 		// Errors are printed and mapped to exit codes by Run, never by
 		// urfave/cli itself (which would call os.Exit).
 		ExitErrHandler:  func(context.Context, *cli.Command, error) {},
@@ -198,9 +189,57 @@ func NewApp() *cli.Command {
 		CustomRootCommandHelpTemplate: rootHelpTemplate,
 		Action:                        unknownCommand,
 	}
-	app.Commands = append(app.Commands, helpCommand())
+	for _, m := range makers {
+		app.Commands = append(app.Commands, m.make())
+	}
 	prepare(app)
 	return app
+}
+
+// commandMaker makes one of tcpcraft's commands. names are the command's
+// name and aliases, known without making it.
+type commandMaker struct {
+	names []string
+	make  func() *cli.Command
+	// whole: the command needs the whole tree (man writes every
+	// command's page; help lists them).
+	whole bool
+}
+
+// commandMakers lists tcpcraft's commands in the order help shows them.
+func commandMakers() []commandMaker {
+	return []commandMaker{
+		{names: []string{"connect"}, make: connectCommand},
+		{names: []string{"listen"}, make: listenCommand},
+		{names: []string{"send"}, make: sendCommand},
+		{names: []string{"probe"}, make: probeCommand},
+		{names: []string{probeSyscallsName}, make: probeSyscallsCommand},
+		{names: []string{"decode"}, make: decodeCommand},
+		{names: []string{"draw"}, make: drawCommand},
+		{names: []string{"cleanup"}, make: cleanupCommand},
+		{names: []string{"lab"}, make: labCommand},
+		{names: []string{"man"}, make: manCommand, whole: true},
+		{names: []string{"help"}, make: helpCommand, whole: true},
+	}
+}
+
+// newAppFor makes the application that runs args (args[0] the program
+// name). When args[1] names a command that does not need the others, the
+// tree holds that command alone: urfave/cli sets up every command and flag
+// of the tree before it parses anything (setupCommandGraph), and the whole
+// tree took 0.45 ms of a `connect` that takes 8 (docs/PERFORMANCE.md,
+// "The command tree"). Help, errors and completion of that command are the
+// same either way; anything else (no command, a root option, an unknown
+// command, man, help, completion) gets the whole tree.
+func newAppFor(args []string) *cli.Command {
+	if len(args) > 1 {
+		for _, m := range commandMakers() {
+			if !m.whole && slices.Contains(m.names, args[1]) {
+				return newApp([]commandMaker{m})
+			}
+		}
+	}
+	return NewApp()
 }
 
 // prepare gives a command and its subcommands (recursively) the shared
