@@ -230,6 +230,19 @@ func (s *LinkSender) sendRun(run []LinkPacket, version byte) (int, error) {
 	return queued, nil
 }
 
+// Control calls f with the sender's socket, unless it is closed (package
+// release holds a duplicate of it, so that its release does not hold up
+// the exit).
+func (s *LinkSender) Control(f func(fd uintptr)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ring == nil {
+		return net.ErrClosed
+	}
+	f(uintptr(s.fd))
+	return nil
+}
+
 // Close releases the ring and closes the socket, once a send under way
 // has returned; safe more than once.
 func (s *LinkSender) Close() error {

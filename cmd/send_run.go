@@ -115,6 +115,7 @@ func runSend(ctx context.Context, c *cli.Command) error {
 		debug.SetGCPercent(400)
 	}
 	cfg := &st.cfg
+	cfg.ReleaseLater, _ = c.Root().Metadata[releaseLaterKey].(bool)
 	o := &sendOutput{out: stdout(c), trace: stderr(c), json: c.Bool("json"), quiet: c.Bool("quiet")}
 	o.format.Absolute, o.format.Verbose = true, c.Bool("verbose")
 	cfg.Handler = o

@@ -12,7 +12,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -595,7 +594,7 @@ func (s *session) close() error {
 // them, do not wait (package release). -v names the helper; one that
 // cannot be made costs only the wait, and the trace says so.
 func (s *session) handOffReleases() {
-	var conns []syscall.RawConn
+	var conns []release.Conn
 	if s.cap != nil {
 		conns = append(conns, s.cap.SyscallConn())
 	}

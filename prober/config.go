@@ -85,6 +85,12 @@ type Config struct {
 	// RawSocketOnly sends everything through the raw sockets, none
 	// straight to the device (for comparisons).
 	RawSocketOnly bool
+	// ReleaseLater: the process exits when the run is done (a command
+	// line's run), so the packet sockets and the guard's, whose release
+	// waits for an RCU grace period each, are left to a helper that
+	// frees them after the process has exited (package release). The
+	// guard's table is deleted before, all the same.
+	ReleaseLater bool
 }
 
 // IPHeader is what a probe's IP header carries besides its addresses.

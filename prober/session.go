@@ -11,6 +11,7 @@ import (
 
 	"github.com/tcpcraft/tcpcraft/capture"
 	"github.com/tcpcraft/tcpcraft/guard"
+	"github.com/tcpcraft/tcpcraft/release"
 )
 
 // host is one target address and how probes reach it.
@@ -486,6 +487,9 @@ func (s *session) checkPending(now time.Time) {
 // removal error (a leftover rule matters; the rest cannot fail in a way
 // that leaves anything behind).
 func (s *session) close() error {
+	if s.cfg.ReleaseLater {
+		s.releaseLater()
+	}
 	if s.cap != nil {
 		s.cap.Close()
 	}
@@ -504,4 +508,27 @@ func (s *session) close() error {
 		}
 	}
 	return nil
+}
+
+// releaseLater deletes the guard's table now and hands the sockets whose
+// release waits for a grace period (the capture, the device senders, the
+// guard's) to a helper (Config.ReleaseLater). A helper that cannot be made
+// changes nothing: close then pays the waits.
+func (s *session) releaseLater() {
+	s.guard.Delete()
+	var conns []release.Conn
+	if s.cap != nil {
+		conns = append(conns, s.cap.SyscallConn())
+	}
+	for _, l := range s.links {
+		if l != nil {
+			conns = append(conns, l)
+		}
+	}
+	if rc := s.guard.SyscallConn(); rc != nil {
+		conns = append(conns, rc)
+	}
+	if len(conns) > 0 {
+		_, _ = release.Later(conns...)
+	}
 }

@@ -54,7 +54,7 @@ import (
 )
 
 // maxHeld bounds the descriptors one helper holds.
-const maxHeld = 8
+const maxHeld = 16
 
 // membarrierCmdGlobal is MEMBARRIER_CMD_GLOBAL (include/uapi/linux/membarrier.h):
 // it returns after an RCU grace period.
@@ -69,12 +69,18 @@ type helperPlan struct {
 	name   [16]byte // PR_SET_NAME
 }
 
+// Conn is a socket whose descriptor Control lends (syscall.RawConn is
+// one).
+type Conn interface {
+	Control(f func(fd uintptr)) error
+}
+
 // Later forks a helper that holds duplicates of conns' descriptors until
 // this process has exited, and returns its pid. The caller then closes its
 // own as usual; those closes no longer wait. The helper is not waited for:
 // when this process exits it is left to init (or the nearest subreaper),
 // which reaps it.
-func Later(conns ...syscall.RawConn) (int, error) {
+func Later(conns ...Conn) (int, error) {
 	if len(conns) == 0 || len(conns) > maxHeld {
 		return 0, fmt.Errorf("release helper: %d sockets, want 1 to %d", len(conns), maxHeld)
 	}
@@ -180,7 +186,7 @@ func forkAndHold(plan *helperPlan) (uintptr, syscall.Errno) {
 }
 
 // dupOf duplicates rc's descriptor, close-on-exec.
-func dupOf(rc syscall.RawConn) (int, error) {
+func dupOf(rc Conn) (int, error) {
 	if rc == nil {
 		return -1, errors.New("no socket")
 	}

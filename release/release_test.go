@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,7 +37,7 @@ const handedOff, plain = 5, 5
 func runParent() int {
 	fail := func(err error) int { fmt.Println("error", err); return 1 }
 	var files []*os.File
-	var conns []syscall.RawConn
+	var conns []Conn
 	var inodes []string
 	for range handedOff {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
