@@ -12,6 +12,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -122,6 +123,7 @@ type session struct {
 	// releaseLater: this process is tcpcraft itself (Main), so close may
 	// leave the release of its sockets to a helper (package release).
 	releaseLater bool
+	guardConn    syscall.RawConn // the guard's netlink socket
 
 	// undo holds what close must do, one entry per step done, in the
 	// order of the steps.
@@ -277,6 +279,9 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 			return nil, exitFailure(err)
 		}
 		s.guard = g
+		// Taken now: Guard's own accessor waits while a Delete runs,
+		// and close hands the socket over while it does (handOffReleases).
+		s.guardConn = g.SyscallConn()
 		return func() error {
 			if err := g.Remove(context.Background()); err != nil {
 				return fmt.Errorf("removing the firewall rule: %w", err)
@@ -534,6 +539,9 @@ func (s *session) close() error {
 	// own: a goroutine blocked in close(2) holds its P until sysmon takes
 	// it, up to 10 ms later, and with two Ps a third release waited for
 	// that.) The CPU profile, if any, stops last, so that it sees it all.
+	// When this process is tcpcraft itself, a forked helper takes
+	// duplicates of those sockets first (package release) and the grace
+	// periods pass in it after tcpcraft has exited: no close here waits.
 	phase := func(step string) int {
 		switch step {
 		case stepStack:
@@ -570,14 +578,25 @@ func (s *session) close() error {
 			s.trace.warn("capture: %d of %d frames dropped by the kernel (its buffer was full: tcpcraft fell behind); their senders retransmit them", st.Drops, st.Packets)
 		}
 	}
-	s.guard.Delete()
+	// The table's deletion and the hand-over of the sockets (a fork) run
+	// side by side: neither needs the other.
+	var handOff sync.WaitGroup
+	handedOff := false
 	if s.releaseLater {
-		s.handOffReleases()
+		handOff.Go(func() { handedOff = s.handOffReleases() })
 	}
-	var side sync.WaitGroup
-	undo(1, &side)
-	undo(2, nil)
-	side.Wait()
+	s.guard.Delete()
+	handOff.Wait()
+	if handedOff {
+		// Every close only drops a reference now: no goroutines.
+		undo(1, nil)
+		undo(2, nil)
+	} else {
+		var side sync.WaitGroup
+		undo(1, &side)
+		undo(2, nil)
+		side.Wait()
+	}
 	undo(3, nil)
 	undo(4, nil)
 	if s.traceOut != nil {
@@ -589,11 +608,11 @@ func (s *session) close() error {
 }
 
 // handOffReleases gives a helper process duplicates of the sockets whose
-// release waits for an RCU grace period (the packet sockets; the guard's,
-// its table deleted by now), so that the closes below, and the exit after
-// them, do not wait (package release). -v names the helper; one that
-// cannot be made costs only the wait, and the trace says so.
-func (s *session) handOffReleases() {
+// release waits for an RCU grace period (the packet sockets and the
+// guard's), so that the closes after it, and the exit, do not wait
+// (package release); it reports whether it did. -v names the helper; one
+// that cannot be made costs only the wait, and the trace says so.
+func (s *session) handOffReleases() bool {
 	var conns []release.Conn
 	if s.cap != nil {
 		conns = append(conns, s.cap.SyscallConn())
@@ -601,23 +620,24 @@ func (s *session) handOffReleases() {
 	if s.gso != nil {
 		conns = append(conns, s.gso.SyscallConn())
 	}
-	if rc := s.guard.SyscallConn(); rc != nil {
-		conns = append(conns, rc)
+	if s.guardConn != nil {
+		conns = append(conns, s.guardConn)
 	}
 	if len(conns) == 0 {
-		return
+		return false
 	}
 	pid, err := release.Later(conns...)
 	if s.trace == nil {
-		return
+		return err == nil
 	}
 	if err != nil {
 		s.trace.note("%v; closing here instead", err)
-		return
+		return false
 	}
 	if s.trace.level == traceVerbose {
 		s.trace.note("release: %d sockets left to process %d (tcpcraft-linger), which frees them after tcpcraft exits", len(conns), pid)
 	}
+	return true
 }
 
 // connConfig builds the fsm template from the connection flags.
