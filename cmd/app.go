@@ -38,7 +38,10 @@ func Main(args []string) int {
 	// EPIPE instead, which ends the run quietly with codeBrokenPipe.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Not stopped on the way out: the process is exiting, and stopping
+	// (cancelling ctx, which woke the goroutine below, and signal.Stop,
+	// which waits for the signal loop to be idle) put three thread
+	// hand-offs, 0.2-0.6 ms, between a short run's end and its exit.
 	go func() {
 		<-ctx.Done()
 		stop() // restore default handling: the next signal terminates at once
