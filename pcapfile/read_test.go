@@ -631,7 +631,9 @@ func TestReadMalformed(t *testing.T) {
 		{name: "ng tsresol 2^-64", b: ngOK(func(w *ng) { w.idb(1, 0, w.tsresol(0x80|64)) }), records: 1, err: "if_tsresol 2^-64: finer than 2^-63"},
 		{name: "ng tsresol of 2 bytes", b: ngOK(func(w *ng) { w.idb(1, 0, w.opt(ngOptIfTsresol, []byte{6, 0})) }), records: 1, err: "if_tsresol of 2 bytes, want 1"},
 		{name: "ng tsoffset of 4 bytes", b: ngOK(func(w *ng) { w.idb(1, 0, w.opt(ngOptIfTsoffset, w.u32(1))) }), records: 1, err: "if_tsoffset of 4 bytes, want 8"},
-		{name: "ng option past the block", b: ngOK(func(w *ng) { w.block(ngInterfaceDesc, w.u16(1), w.u16(0), w.u32(0), w.u16(2), w.u16(200), []byte("eth0")) }), records: 1, err: "option 2 of 200 bytes runs past the end of the block"},
+		{name: "ng option past the block", b: ngOK(func(w *ng) {
+			w.block(ngInterfaceDesc, w.u16(1), w.u16(0), w.u32(0), w.u16(2), w.u16(200), []byte("eth0"))
+		}), records: 1, err: "option 2 of 200 bytes runs past the end of the block"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := NewReader(bytes.NewReader(tc.b))
