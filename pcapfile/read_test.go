@@ -3,13 +3,16 @@ package pcapfile
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -772,4 +775,25 @@ func TestWriterReadsBack(t *testing.T) {
 		}
 	}
 	sameRecords(t, "writer", got, readGopacket(t, buf.Bytes()))
+}
+
+// TestBinaryLinksNoGopacket: the tcpcraft binary does not link gopacket
+// (its package initialisation would cost every run again; see the package
+// doc). Tests may import it.
+func TestBinaryLinksNoGopacket(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "list", "-deps", "github.com/tcpcraft/tcpcraft").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/tcpcraft/tcpcraft/pcapfile") {
+		t.Fatalf("go list -deps names %d packages, not pcapfile", len(deps))
+	}
+	for _, d := range deps {
+		if strings.Contains(d, "gopacket") {
+			t.Errorf("the binary links %s", d)
+		}
+	}
 }
