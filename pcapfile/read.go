@@ -120,6 +120,13 @@ type Reader struct {
 	// pcapng: the current section's byte order and interfaces.
 	ifaces []ngInterface
 	blocks int // blocks read, for error messages
+	// skipping is set while in a section of a version this reader does
+	// not know; skipped names the first such version, packets counts the
+	// records returned, so that a file of nothing else can say why it
+	// has no packets.
+	skipping bool
+	skipped  string
+	packets  int
 }
 
 // NewReader reads the file header of a classic pcap or pcapng file (either
@@ -180,6 +187,9 @@ func (p *Reader) ReadPacket() ([]byte, CaptureInfo, error) {
 	var err error
 	if p.format == FormatPcapng {
 		data, ci, err = p.readNgPacket()
+		if err == io.EOF && p.packets == 0 && p.skipped != "" {
+			err = fmt.Errorf("no section of a version this reader knows (1.0), only %s", p.skipped)
+		}
 	} else {
 		data, ci, err = p.readPcapRecord()
 	}
@@ -187,6 +197,7 @@ func (p *Reader) ReadPacket() ([]byte, CaptureInfo, error) {
 		p.err = err
 		return nil, CaptureInfo{}, err
 	}
+	p.packets++
 	return data, ci, nil
 }
 
@@ -301,12 +312,16 @@ func (p *Reader) readNgPacket() ([]byte, CaptureInfo, error) {
 		if err != nil {
 			return nil, CaptureInfo{}, err
 		}
-		switch typ {
-		case ngSectionHeader:
+		switch {
+		case typ == ngSectionHeader:
 			if err := p.readSectionHeader(); err != nil {
 				return nil, CaptureInfo{}, err
 			}
-		case ngInterfaceDesc, ngEnhancedPacket, ngSimplePacket, ngObsoletePacket:
+		case p.skipping:
+			if err := p.skipBlock(); err != nil {
+				return nil, CaptureInfo{}, err
+			}
+		case typ == ngInterfaceDesc || typ == ngEnhancedPacket || typ == ngSimplePacket || typ == ngObsoletePacket:
 			body, err := p.readBlock()
 			if err != nil {
 				return nil, CaptureInfo{}, err
@@ -425,7 +440,9 @@ func (p *Reader) skipBlock() error {
 
 // readSectionHeader reads a Section Header Block (§4.1), which sets the
 // byte order of every block up to the next one and starts a new list of
-// interfaces.
+// interfaces. A section of another version is skipped to the next Section
+// Header Block, as §3.4 requires of a reader that cannot read it; its
+// blocks keep the general structure (§3.1).
 func (p *Reader) readSectionHeader() error {
 	p.blocks++
 	h := p.hdr[:12]
@@ -456,14 +473,16 @@ func (p *Reader) readSectionHeader() error {
 	if err != nil {
 		return fmt.Errorf("pcapng block %d (section header): %w", p.blocks, eofIsUnexpected(err))
 	}
-	// Version 1.0; 1.2 was written by old tools for the same format.
-	if major, minor := p.order.Uint16(body), p.order.Uint16(body[2:]); major != 1 || (minor != 0 && minor != 2) {
-		return fmt.Errorf("pcapng block %d (section header): unsupported version %d.%d (want 1.0)", p.blocks, major, minor)
-	}
+	major, minor := p.order.Uint16(body), p.order.Uint16(body[2:])
 	if err := p.blockTrailer(n + 4); err != nil {
 		return err
 	}
 	p.ifaces = p.ifaces[:0]
+	// Version 1.0; 1.2 was written by old tools for the same format.
+	p.skipping = major != 1 || (minor != 0 && minor != 2)
+	if p.skipping && p.skipped == "" {
+		p.skipped = fmt.Sprintf("version %d.%d (block %d)", major, minor, p.blocks)
+	}
 	return nil
 }
 

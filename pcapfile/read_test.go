@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -407,9 +408,11 @@ func (w *ng) block(typ uint32, body ...[]byte) {
 	w.b = w.o.AppendUint32(w.b, total)
 }
 
-func (w *ng) shb(o order, opts ...[]byte) {
+func (w *ng) shb(o order, opts ...[]byte) { w.shbVersion(o, 1, 0, opts...) }
+
+func (w *ng) shbVersion(o order, major, minor uint16, opts ...[]byte) {
 	w.o = o
-	w.block(ngSectionHeader, w.u32(ngByteOrderMagic), w.u16(1), w.u16(0), w.o.AppendUint64(nil, ^uint64(0)), w.options(opts...))
+	w.block(ngSectionHeader, w.u32(ngByteOrderMagic), w.u16(major), w.u16(minor), w.o.AppendUint64(nil, ^uint64(0)), w.options(opts...))
 }
 
 func (w *ng) idb(link uint16, snap uint32, opts ...[]byte) {
@@ -542,6 +545,55 @@ func TestReadPcapngHandBuilt(t *testing.T) {
 	}
 }
 
+// TestReadPcapngSkipsUnknownVersion: a section of a version this reader
+// does not know is skipped to the next Section Header Block (the draft's
+// §3.4: a reader MUST), its blocks unread, whatever they hold; the
+// sections around it read as gopacket reads them with SkipUnknownVersion.
+func TestReadPcapngSkipsUnknownVersion(t *testing.T) {
+	le, be := binary.LittleEndian, binary.BigEndian
+	for _, minor := range []uint16{0, 2} { // 1.2 reads as 1.0
+		w := &ng{}
+		w.shb(le)
+		w.idb(101, 0)
+		w.epb(0, 1e6, []byte("first section"), 13)
+		w.shbVersion(be, 2, 0)
+		w.idb(1, 0, w.opt(ngOptIfTsresol, []byte{1, 2, 3})) // malformed for 1.0
+		w.epb(7, 0, []byte("in a section of version 2.0"), 9)
+		w.block(ngEnhancedPacket, []byte("not an EPB of 1.0"))
+		w.shbVersion(le, 1, minor)
+		w.idb(228, 0)
+		w.epb(0, 2e6, []byte("third section"), 13)
+		got, err := readAll(t, w.b)
+		if err != nil {
+			t.Fatalf("1.%d: %v", minor, err)
+		}
+		want := []record{
+			{data: []byte("first section"), ts: time.Unix(1, 0), caplen: 13, wire: 13, link: 101, checkIfaceIdx: true},
+			{data: []byte("third section"), ts: time.Unix(2, 0), caplen: 13, wire: 13, link: 228, checkIfaceIdx: true},
+		}
+		sameRecords(t, fmt.Sprintf("skipped section, then 1.%d", minor), got, want)
+		if minor != 0 {
+			continue // gopacket skips 1.2 sections as unknown
+		}
+		r, err := pcapgo.NewNgReader(bytes.NewReader(w.b), pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ref []record
+		for {
+			data, ci, err := r.ReadPacketData()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("gopacket: %v", err)
+			}
+			ref = append(ref, record{data: data, ts: ci.Timestamp, caplen: ci.CaptureLength, wire: ci.Length, link: LinkType(ci.AncillaryData[0].(layers.LinkType)), iface: ci.InterfaceIndex, checkIfaceIdx: true})
+		}
+		sameRecords(t, "skipped section (gopacket)", got, ref)
+	}
+}
+
 // TestReadGzip: a gzipped capture reads as the plain one, and a cut
 // gzipped stream ends with a truncation error.
 func TestReadGzip(t *testing.T) {
@@ -608,7 +660,7 @@ func TestReadMalformed(t *testing.T) {
 		{name: "cut last record", b: pcap[:len(pcap)-3], records: 23, err: "unexpected EOF", eof: true},
 
 		{name: "ng bad byte-order magic", b: withU32(ngOK(func(*ng) {}), 8, 0x11223344), open: "not a readable pcapng file: pcapng block 1 (section header): byte-order magic"},
-		{name: "ng version 2", b: withU32(ngOK(func(*ng) {}), 12, 2), open: "unsupported version 2.0"},
+		{name: "ng version 2 only", b: withU32(ngOK(func(*ng) {}), 12, 2), err: "no section of a version this reader knows (1.0), only version 2.0 (block 1)"},
 		{name: "ng short section header", b: withU32(ngOK(func(*ng) {}), 4, 24), open: "total length 24, below the minimum 28"},
 		{name: "ng cut section header", b: ngOK(func(*ng) {})[:20], open: "unexpected EOF"},
 		{name: "ng huge section header", b: withU32(ngOK(func(*ng) {}), 4, 1<<30), open: "exceeds the 16777216-byte maximum"},
