@@ -100,9 +100,9 @@ type ngInterface struct {
 // not), in file order.
 //
 // The data ReadPacket returns is the reader's own buffer: valid until the
-// next call. A Reader is not safe for concurrent use. After an error other
-// than io.EOF every later call returns the same error: the position in the
-// file is lost.
+// next call. A Reader is not safe for concurrent use. After an error (io.EOF
+// included) every later call returns it again: after a malformed record the
+// position in the file is lost.
 type Reader struct {
 	r      *bufio.Reader
 	format Format
@@ -110,14 +110,16 @@ type Reader struct {
 	buf    []byte // the current record (pcap) or block body (pcapng)
 	hdr    [24]byte
 
+	// The byte order: the classic file's, or the current pcapng section's.
+	order binary.ByteOrder
+
 	// Classic pcap.
-	order     binary.ByteOrder
 	link      LinkType
 	snapLen   uint32
 	fracScale int64 // nanoseconds per unit of the fraction: 1000 or 1
 	maxRecord int
 
-	// pcapng: the current section's byte order and interfaces.
+	// pcapng: the current section's interfaces.
 	ifaces []ngInterface
 	blocks int // blocks read, for error messages
 	// skipping is set while in a section of a version this reader does
@@ -151,7 +153,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		magic, err = br.Peek(4)
 	}
 	if err != nil {
-		if len(magic) < 4 && (err == io.EOF || err == bufio.ErrBufferFull) {
+		if err == io.EOF {
 			return nil, fmt.Errorf("not a pcap or pcapng file: only %d bytes", len(magic))
 		}
 		return nil, fmt.Errorf("not a pcap or pcapng file: %w", err)
