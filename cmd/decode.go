@@ -13,12 +13,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/urfave/cli/v3"
 
 	"github.com/tcpcraft/tcpcraft/craft"
 	"github.com/tcpcraft/tcpcraft/draw/flow"
+	"github.com/tcpcraft/tcpcraft/pcapfile"
 	scriptreplay "github.com/tcpcraft/tcpcraft/replay"
 )
 
@@ -28,10 +27,6 @@ const (
 	decodeFailure = 1 // nothing could be decoded
 	decodeUsage   = 2 // bad command line or --hex input
 )
-
-// decodePcapngMagic is the block type of a pcapng Section Header Block; the same
-// four bytes in either byte order.
-const decodePcapngMagic = 0x0a0d0d0a
 
 // decodeCommand returns the "decode" command: print the TCP segments of a
 // pcap/pcapng file or of a hex dump, one line each in tcpdump's style or one
@@ -255,11 +250,6 @@ func decodeGuessLink(frame []byte) craft.LinkType {
 	return craft.LinkEthernet
 }
 
-// decodePacketSource is what pcapgo's Reader and NgReader have in common here.
-type decodePacketSource interface {
-	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
-}
-
 // decodeFile decodes every packet of a pcap or pcapng file.
 func (d *decodeSession) decodeFile(path string) error {
 	f, err := os.Open(path)
@@ -270,38 +260,15 @@ func (d *decodeSession) decodeFile(path string) error {
 	if st, err := f.Stat(); err == nil && st.IsDir() {
 		return cli.Exit(fmt.Sprintf("%s: is a directory, not a pcap or pcapng file", path), decodeFailure)
 	}
-	br := bufio.NewReaderSize(f, 1<<16)
-	magic, err := br.Peek(4)
+	src, err := pcapfile.NewReader(bufio.NewReaderSize(f, 1<<16))
 	if err != nil {
-		return cli.Exit(fmt.Sprintf("%s: not a pcap or pcapng file: only %d bytes", path, len(magic)), decodeFailure)
-	}
-	var src decodePacketSource
-	var linkOf func(ci gopacket.CaptureInfo) craft.LinkType
-	if binary.BigEndian.Uint32(magic) == decodePcapngMagic {
-		r, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("%s: not a readable pcapng file: %v", path, err), decodeFailure)
-		}
-		src = r
-		linkOf = func(ci gopacket.CaptureInfo) craft.LinkType {
-			intf, err := r.Interface(ci.InterfaceIndex)
-			if err != nil {
-				return craft.LinkType(r.LinkType())
-			}
-			return craft.LinkType(intf.LinkType)
-		}
-	} else {
-		r, err := pcapgo.NewReader(br)
-		if err != nil {
-			return cli.Exit(fmt.Sprintf("%s: not a pcap or pcapng file: %v", path, err), decodeFailure)
-		}
-		src = r
-		link := craft.LinkType(r.LinkType())
-		linkOf = func(gopacket.CaptureInfo) craft.LinkType { return link }
+		// The error names the format the file seemed to be: "not a pcap
+		// or pcapng file: ..." or "not a readable pcapng file: ...".
+		return cli.Exit(fmt.Sprintf("%s: %v", path, err), decodeFailure)
 	}
 	n := 0
 	for {
-		data, ci, err := src.ZeroCopyReadPacketData()
+		data, ci, err := src.ReadPacket()
 		if err == io.EOF {
 			break
 		}
@@ -313,9 +280,9 @@ func (d *decodeSession) decodeFile(path string) error {
 			d.report("packet %d: %v\n", n, err)
 			break
 		}
-		if err := craft.ParsePacket(linkOf(ci), data, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
+		if err := craft.ParsePacket(craft.LinkType(ci.LinkType), data, &d.pkt, craft.PacketOptions{RecognizePartial: true}); err != nil {
 			if d.flows == nil {
-				if ok, werr := d.printOther(ci.Timestamp, linkOf(ci), data); werr != nil {
+				if ok, werr := d.printOther(ci.Timestamp, craft.LinkType(ci.LinkType), data); werr != nil {
 					return werr
 				} else if ok {
 					continue

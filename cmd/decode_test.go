@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,36 @@ func TestDecodePcapng(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	checkAgainstTcpdump(t, lines(r.stdout), string(readTestdata(t, "linux-http.tcpdump.txt")))
+}
+
+// TestDecodePcapngMixedLinkTypes: a pcapng file whose interfaces have
+// different link types (mergecap's merge of an SLL2, a raw-IP and an SLL
+// capture, microsecond and nanosecond resolutions) decodes every packet
+// with its own interface's link type: the lines are those of the three
+// files decoded one by one. (Through gopacket's default options decode
+// kept only the first interface's 10 packets of 29.)
+func TestDecodePcapngMixedLinkTypes(t *testing.T) {
+	r := runDecodeCmd(t, "", "../pcapfile/testdata/mergecap-mixed.pcapng")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	var want []string
+	for _, p := range []string{"../craft/testdata/linux-sll2.pcap", "../draw/testdata/demo.pcap", "../craft/testdata/linux-sll.pcap"} {
+		one := runDecodeCmd(t, "", p)
+		if one.code != 0 {
+			t.Fatalf("%s: exit %d, stderr %q", p, one.code, one.stderr)
+		}
+		want = append(want, lines(one.stdout)...)
+	}
+	got := lines(r.stdout)
+	if len(got) != 29 {
+		t.Fatalf("%d lines, want 29", len(got))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("decoded:\n%s\nwant (the three files):\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func TestDecodeTruncatedLastRecord(t *testing.T) {
