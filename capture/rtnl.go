@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
@@ -215,6 +216,7 @@ type rtLink struct {
 	index, mtu int
 	name       string
 	flags      uint32 // ifi_flags: unix.IFF_LOOPBACK, ...
+	hwaddr     []byte // IFLA_ADDRESS: 6 bytes on an Ethernet-like device, absent on some
 }
 
 // getLink reads one interface, by index or (index 0) by name: one
@@ -241,12 +243,24 @@ func (r *rtnl) getLink(index int, name string) (rtLink, error) {
 			l.mtu = int(binary.NativeEndian.Uint32(v))
 		}
 		l.name = cString(attrs[unix.IFLA_IFNAME])
+		l.hwaddr = slices.Clone(attrs[unix.IFLA_ADDRESS])
 		return nil
 	})
 	if err == nil && l.index == 0 {
 		err = errors.New("the kernel answered with no interface")
 	}
 	return l, err
+}
+
+// linkByIndex reads interface index on a socket of its own: one request
+// for that interface where net.InterfaceByIndex dumps them all.
+func linkByIndex(index int) (rtLink, error) {
+	nl, err := openRtnl()
+	if err != nil {
+		return rtLink{}, err
+	}
+	defer nl.close()
+	return nl.getLink(index, "")
 }
 
 // rtAddr is one address of an RTM_NEWADDR answer.
