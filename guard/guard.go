@@ -241,9 +241,6 @@ func (f Firewall) InstallScope(ctx context.Context, scope Scope) (*Guard, error)
 // here; the rule's expressions are marshalled by the library's expr.
 func (g *Guard) create(owned bool) error {
 	g.owned = owned
-	if err := g.raw.SetDeadline(time.Now().Add(netlinkTimeout)); err != nil {
-		return fmt.Errorf("netlink deadline: %w", err)
-	}
 	if err := g.step(stepCreate); err != nil {
 		return err
 	}
@@ -365,15 +362,27 @@ func (g *Guard) sendBatch(msgs []netlink.Message) (failed int, err error) {
 	buf := make([]byte, 16<<10)
 	failed = -1
 	var first error
+	waiting := false
 	for {
 		var n int
 		var rerr error
-		// Honours the deadline create set: poll.FD.RawRead.
+		// The kernel handles the batch in sendmsg, so its answers are
+		// queued before that returns: a receive finds them. Only if it
+		// does not is a deadline set (poll.FD.RawRead honours it) and
+		// the poller waited on; setting one every time would cost a
+		// wake-up of the poller's thread (a timer change) for nothing.
 		if err := rc.Read(func(fd uintptr) bool {
 			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
-			return rerr != unix.EAGAIN && rerr != unix.EINTR
+			return (rerr != unix.EAGAIN || !waiting) && rerr != unix.EINTR
 		}); err != nil {
 			return -1, err
+		}
+		if rerr == unix.EAGAIN && !waiting {
+			if err := g.raw.SetReadDeadline(time.Now().Add(netlinkTimeout)); err != nil {
+				return -1, fmt.Errorf("netlink deadline: %w", err)
+			}
+			waiting = true
+			continue
 		}
 		if rerr != nil {
 			return -1, &netlink.OpError{Op: "receive", Err: rerr}
