@@ -86,6 +86,12 @@ func (r *rtnl) request(typ, flags uint16, body []byte, each func(m *syscall.Netl
 			}
 			switch m.Header.Type {
 			case unix.NLMSG_DONE:
+				// A dump that failed part-way says so here.
+				if len(m.Data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code < 0 {
+						return unix.Errno(-code)
+					}
+				}
 				return nil
 			case unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
@@ -111,8 +117,13 @@ func (r *rtnl) request(typ, flags uint16, body []byte, each func(m *syscall.Netl
 func (r *rtnl) receive() (int, error) {
 	deadline := time.Now().Add(rtnlTimeout)
 	for {
-		n, _, err := unix.Recvfrom(r.fd, r.buf, unix.MSG_DONTWAIT)
+		// MSG_TRUNC: n is the datagram's length even if r.buf is
+		// shorter (it is not: the kernel makes a dump's datagrams at
+		// most 32 KiB, and a single answer here is a few KiB).
+		n, _, err := unix.Recvfrom(r.fd, r.buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 		switch {
+		case err == nil && n > len(r.buf):
+			return 0, fmt.Errorf("an answer of %d bytes, more than %d", n, len(r.buf))
 		case err == nil:
 			return n, nil
 		case err == unix.EINTR:
@@ -166,25 +177,10 @@ func (r *rtnl) getRoute(dst netip.Addr) (rtRoute, error) {
 	body = appendRtAttr(body, unix.RTA_DST, a)
 	var rt rtRoute
 	found := false
-	err := r.request(unix.RTM_GETROUTE, 0, body, func(m *syscall.NetlinkMessage) error {
-		if m.Header.Type != unix.RTM_NEWROUTE || len(m.Data) < unix.SizeofRtMsg {
-			return fmt.Errorf("an answer of type %d to a route request", m.Header.Type)
-		}
-		attrs, err := rtAttrs(m)
-		if err != nil {
-			return err
-		}
-		found = true
-		rt.typ = m.Data[7] // rtm_type
-		if v := attrs[unix.RTA_OIF]; len(v) == 4 {
-			rt.oif = int(binary.NativeEndian.Uint32(v))
-		}
-		rt.src, _ = netip.AddrFromSlice(attrs[unix.RTA_PREFSRC])
-		rt.gateway, _ = netip.AddrFromSlice(attrs[unix.RTA_GATEWAY])
-		if v, ok := attrs[unix.RTA_METRICS]; ok {
-			rt.mtu = metricsMTU(v)
-		}
-		return nil
+	err := r.request(unix.RTM_GETROUTE, 0, body, func(m *syscall.NetlinkMessage) (err error) {
+		rt, err = parseRoute(m)
+		found = err == nil
+		return err
 	})
 	if err == nil && !found {
 		err = errNoRoute
@@ -193,6 +189,28 @@ func (r *rtnl) getRoute(dst netip.Addr) (rtRoute, error) {
 }
 
 var errNoRoute = errors.New("the kernel answered with no route")
+
+// parseRoute reads an RTM_NEWROUTE answer.
+func parseRoute(m *syscall.NetlinkMessage) (rtRoute, error) {
+	var rt rtRoute
+	if m.Header.Type != unix.RTM_NEWROUTE || len(m.Data) < unix.SizeofRtMsg {
+		return rt, fmt.Errorf("an answer of type %d to a route request", m.Header.Type)
+	}
+	attrs, err := rtAttrs(m)
+	if err != nil {
+		return rt, err
+	}
+	rt.typ = m.Data[7] // rtm_type
+	if v := attrs[unix.RTA_OIF]; len(v) == 4 {
+		rt.oif = int(binary.NativeEndian.Uint32(v))
+	}
+	rt.src, _ = netip.AddrFromSlice(attrs[unix.RTA_PREFSRC])
+	rt.gateway, _ = netip.AddrFromSlice(attrs[unix.RTA_GATEWAY])
+	if v, ok := attrs[unix.RTA_METRICS]; ok {
+		rt.mtu = metricsMTU(v)
+	}
+	return rt, nil
+}
 
 // metricsMTU is RTAX_MTU from an RTA_METRICS attribute's nested ones, 0
 // if absent.
@@ -229,27 +247,34 @@ func (r *rtnl) getLink(index int, name string) (rtLink, error) {
 	}
 	body = appendRtAttr(body, unix.IFLA_EXT_MASK, binary.NativeEndian.AppendUint32(nil, rtextFilterSkipStats))
 	var l rtLink
-	err := r.request(unix.RTM_GETLINK, 0, body, func(m *syscall.NetlinkMessage) error {
-		if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
-			return fmt.Errorf("an answer of type %d to an interface request", m.Header.Type)
-		}
-		attrs, err := rtAttrs(m)
-		if err != nil {
-			return err
-		}
-		l.index = int(int32(binary.NativeEndian.Uint32(m.Data[4:8])))
-		l.flags = binary.NativeEndian.Uint32(m.Data[8:12])
-		if v := attrs[unix.IFLA_MTU]; len(v) == 4 {
-			l.mtu = int(binary.NativeEndian.Uint32(v))
-		}
-		l.name = cString(attrs[unix.IFLA_IFNAME])
-		l.hwaddr = slices.Clone(attrs[unix.IFLA_ADDRESS])
-		return nil
+	err := r.request(unix.RTM_GETLINK, 0, body, func(m *syscall.NetlinkMessage) (err error) {
+		l, err = parseLink(m)
+		return err
 	})
 	if err == nil && l.index == 0 {
 		err = errors.New("the kernel answered with no interface")
 	}
 	return l, err
+}
+
+// parseLink reads an RTM_NEWLINK answer.
+func parseLink(m *syscall.NetlinkMessage) (rtLink, error) {
+	var l rtLink
+	if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+		return l, fmt.Errorf("an answer of type %d to an interface request", m.Header.Type)
+	}
+	attrs, err := rtAttrs(m)
+	if err != nil {
+		return l, err
+	}
+	l.index = int(int32(binary.NativeEndian.Uint32(m.Data[4:8])))
+	l.flags = binary.NativeEndian.Uint32(m.Data[8:12])
+	if v := attrs[unix.IFLA_MTU]; len(v) == 4 {
+		l.mtu = int(binary.NativeEndian.Uint32(v))
+	}
+	l.name = cString(attrs[unix.IFLA_IFNAME])
+	l.hwaddr = slices.Clone(attrs[unix.IFLA_ADDRESS])
+	return l, nil
 }
 
 // linkByIndex reads interface index on a socket of its own: one request
@@ -278,29 +303,38 @@ func (r *rtnl) addresses(fam byte) ([]rtAddr, error) {
 	body[0] = fam
 	var out []rtAddr
 	err := r.request(unix.RTM_GETADDR, unix.NLM_F_DUMP, body, func(m *syscall.NetlinkMessage) error {
-		if m.Header.Type != unix.RTM_NEWADDR || len(m.Data) < unix.SizeofIfAddrmsg {
-			return nil
+		a, ok, err := parseAddr(m)
+		if ok {
+			out = append(out, a)
 		}
-		attrs, err := rtAttrs(m)
-		if err != nil {
-			return err
-		}
-		a := rtAddr{scope: m.Data[3], flags: uint32(m.Data[2]), index: int(binary.NativeEndian.Uint32(m.Data[4:8]))}
-		ip, ok := netip.AddrFromSlice(attrs[unix.IFA_LOCAL])
-		if !ok {
-			ip, ok = netip.AddrFromSlice(attrs[unix.IFA_ADDRESS])
-		}
-		if !ok {
-			return nil
-		}
-		a.addr = ip.Unmap()
-		if v := attrs[unix.IFA_FLAGS]; len(v) == 4 {
-			a.flags = binary.NativeEndian.Uint32(v)
-		}
-		out = append(out, a)
-		return nil
+		return err
 	})
 	return out, err
+}
+
+// parseAddr reads one message of an RTM_GETADDR dump; ok is false for
+// one that holds no address.
+func parseAddr(m *syscall.NetlinkMessage) (a rtAddr, ok bool, err error) {
+	if m.Header.Type != unix.RTM_NEWADDR || len(m.Data) < unix.SizeofIfAddrmsg {
+		return a, false, nil
+	}
+	attrs, err := rtAttrs(m)
+	if err != nil {
+		return a, false, err
+	}
+	a = rtAddr{scope: m.Data[3], flags: uint32(m.Data[2]), index: int(binary.NativeEndian.Uint32(m.Data[4:8]))}
+	ip, ok := netip.AddrFromSlice(attrs[unix.IFA_LOCAL])
+	if !ok {
+		ip, ok = netip.AddrFromSlice(attrs[unix.IFA_ADDRESS])
+	}
+	if !ok {
+		return a, false, nil
+	}
+	a.addr = ip.Unmap()
+	if v := attrs[unix.IFA_FLAGS]; len(v) == 4 {
+		a.flags = binary.NativeEndian.Uint32(v)
+	}
+	return a, true, nil
 }
 
 func rtaAlign(n int) int { return (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1) }
