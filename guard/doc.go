@@ -52,8 +52,8 @@
 // sendmsg and one acknowledgement, the batch's last message being the only
 // one that asks for it (a failing message is answered with its error
 // anyway, which says which message failed). The rule's expressions are
-// marshalled by the library's expr package; the table is deleted through
-// the library, on the same socket. On a kernel without owner flags
+// marshalled by the library's expr package. The deletion is one message
+// in a batch of its own, on the same socket. On a kernel without owner flags
 // (EOPNOTSUPP) the batch is sent again with the table unowned, and a
 // killed run's table is left for CleanupStale.
 //

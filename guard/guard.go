@@ -550,11 +550,16 @@ func (g *Guard) delete() error {
 	if err := g.step(stepDelete); err != nil {
 		return err
 	}
-	if err := g.raw.SetDeadline(time.Now().Add(netlinkTimeout)); err != nil {
-		return fmt.Errorf("netlink deadline: %w", err)
+	// NFT_MSG_DELTABLE as the library's DelTable makes it, in a batch
+	// of its own: one sendmsg, one answer (sendBatch).
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: cString(g.table)},
+		{Type: unix.NFTA_TABLE_FLAGS, Data: binaryutil.BigEndian.PutUint32(0)},
+	})
+	if err != nil {
+		return fmt.Errorf("deleting table inet %s: %w", g.table, err)
 	}
-	g.conn.DelTable(&nftables.Table{Name: g.table, Family: nftables.TableFamilyINet})
-	if err := g.conn.Flush(); err != nil {
+	if _, err := g.sendBatch([]netlink.Message{nftMessage(unix.NFT_MSG_DELTABLE, 0, attrs)}); err != nil {
 		return netlinkError("deleting table inet "+g.table, err)
 	}
 	return nil
