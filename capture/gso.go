@@ -81,12 +81,12 @@ func OpenGSOSender(ifindex int, nextHop netip.Addr) (*GSOSender, error) {
 	if !nextHop.IsValid() || nextHop.IsUnspecified() || nextHop.Zone() != "" {
 		return nil, fmt.Errorf("GSO sender: next hop %v is not a unicast address", nextHop)
 	}
-	ifi, err := net.InterfaceByIndex(ifindex)
+	ifi, err := linkByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("GSO sender: interface %d: %w", ifindex, err)
 	}
-	if len(ifi.HardwareAddr) != 6 || ifi.Flags&net.FlagLoopback != 0 {
-		return nil, fmt.Errorf("GSO sender: %s has no Ethernet address", ifi.Name)
+	if len(ifi.hwaddr) != 6 || ifi.flags&unix.IFF_LOOPBACK != 0 {
+		return nil, fmt.Errorf("GSO sender: %s has no Ethernet address", ifi.name)
 	}
 	// Opened now, in this thread's namespace; the socket stays bound to
 	// it wherever it is used later.
@@ -123,12 +123,12 @@ func OpenGSOSender(ifindex int, nextHop netip.Addr) (*GSOSender, error) {
 		return nil, fmt.Errorf("GSO sender: %w", err)
 	}
 	g := &GSOSender{file: file, conn: conn, iov: make([]unix.Iovec, 0, 64),
-		neigh: neigh, ifindex: ifindex, dev: ifi.Name, nextHop: nextHop, ipv6: nextHop.Is6()}
+		neigh: neigh, ifindex: ifindex, dev: ifi.name, nextHop: nextHop, ipv6: nextHop.Is6()}
 	// Protocol 0 in the address: the kernel takes it from the Ethernet
 	// header (packet_parse_headers).
 	g.to = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Ifindex: int32(ifindex), Halen: 6}
 	eth := g.prefix[virtioNetHdrLen:]
-	copy(eth[6:12], ifi.HardwareAddr)
+	copy(eth[6:12], ifi.hwaddr)
 	etherType := uint16(ethPIP)
 	if g.ipv6 {
 		etherType = ethPIPv6

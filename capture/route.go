@@ -3,10 +3,8 @@ package capture
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -40,12 +38,12 @@ func (r Route) NextHop() netip.Addr {
 	return r.Destination
 }
 
-// Why github.com/vishvananda/netlink and not `ip -j route get` or a
-// hand-written RTM_GETROUTE: one request and one reply on a socket, no
-// process to start, no output format to depend on, and the library's
-// package-level calls open their socket on the calling thread, so they act
-// in the namespace tcpcraft (or a test, inside lab.Do) runs in. The
-// requests are the ones ip(8) sends (rtnetlink(7)).
+// Why netlink and not `ip -j route get`: one request and one reply on a
+// socket, no process to start, no output format to depend on. Each lookup
+// below opens one route netlink socket on the calling thread (so it acts
+// in the namespace tcpcraft, or a test inside lab.Do, runs in) and makes
+// all its requests on it (rtnl). The requests are the ones ip(8) sends
+// (rtnetlink(7)).
 
 // LookupRoute asks the kernel's routing table, in the network namespace of
 // the calling thread, how it would send to dst — what `ip route get DST`
@@ -59,16 +57,17 @@ func LookupRoute(dst netip.Addr) (Route, error) {
 	if dst.Zone() != "" || (dst.Is6() && dst.IsLinkLocalUnicast()) {
 		return Route{}, fmt.Errorf("route to %s: link-local IPv6 addresses are not supported", dst)
 	}
-	routes, err := netlink.RouteGet(dst.AsSlice())
+	nl, err := openRtnl()
 	if err != nil {
 		return Route{}, fmt.Errorf("route to %s: %w", dst, err)
 	}
-	if len(routes) == 0 {
-		return Route{}, fmt.Errorf("route to %s: the kernel answered with no route", dst)
+	defer nl.close()
+	rt, err := nl.getRoute(dst)
+	if err != nil {
+		return Route{}, fmt.Errorf("route to %s: %w", dst, err)
 	}
-	rt := routes[0]
-	r := Route{Destination: dst, Local: rt.Type == unix.RTN_LOCAL, Index: rt.LinkIndex}
-	switch rt.Type {
+	r := Route{Destination: dst, Local: rt.typ == unix.RTN_LOCAL, Index: rt.oif}
+	switch rt.typ {
 	case unix.RTN_UNICAST, unix.RTN_LOCAL:
 	case unix.RTN_UNREACHABLE:
 		return Route{}, fmt.Errorf("route to %s: %w", dst, unix.EHOSTUNREACH)
@@ -77,13 +76,13 @@ func LookupRoute(dst netip.Addr) (Route, error) {
 	case unix.RTN_BLACKHOLE:
 		return Route{}, fmt.Errorf("route to %s: blackhole route", dst)
 	default:
-		return Route{}, fmt.Errorf("route to %s: route of type %d cannot be used", dst, rt.Type)
+		return Route{}, fmt.Errorf("route to %s: route of type %d cannot be used", dst, rt.typ)
 	}
-	if a, ok := netip.AddrFromSlice(rt.Src); ok {
-		r.Source = a.Unmap()
+	if rt.src.IsValid() {
+		r.Source = rt.src.Unmap()
 	}
-	if a, ok := netip.AddrFromSlice(rt.Gw); ok && !a.IsUnspecified() {
-		r.Gateway = a.Unmap()
+	if rt.gateway.IsValid() && !rt.gateway.IsUnspecified() {
+		r.Gateway = rt.gateway.Unmap()
 	}
 	if r.Index == 0 {
 		return Route{}, fmt.Errorf("route to %s: the kernel named no output interface", dst)
@@ -94,14 +93,16 @@ func LookupRoute(dst netip.Addr) (Route, error) {
 	if r.Source.Is6() && r.Source.IsLinkLocalUnicast() && !dst.IsLoopback() {
 		return Route{}, fmt.Errorf("route to %s: the only source address is the link-local %s; give the interface a global IPv6 address", dst, r.Source)
 	}
-	ifc, err := net.InterfaceByIndex(r.Index)
+	// The interface's name and MTU: one request for that interface, on
+	// the same socket.
+	ifc, err := nl.getLink(r.Index, "")
 	if err != nil {
 		return Route{}, fmt.Errorf("route to %s: interface %d: %w", dst, r.Index, err)
 	}
-	r.Interface = ifc.Name
-	r.MTU = ifc.MTU
-	if rt.MTU > 0 {
-		r.MTU = rt.MTU
+	r.Interface = ifc.name
+	r.MTU = ifc.mtu
+	if rt.mtu > 0 {
+		r.MTU = rt.mtu
 	}
 	return r, nil
 }
@@ -116,57 +117,71 @@ var ErrNoSuchInterface = errors.New("no such network interface")
 // tentative (duplicate address detection) nor failed DAD, and of global
 // scope where there is one. It is what `--iface` means.
 func InterfaceRoute(name string, like netip.Addr) (Route, error) {
-	link, err := netlink.LinkByName(name)
-	if _, ok := err.(netlink.LinkNotFoundError); ok {
+	if name == "" || len(name) >= unix.IFNAMSIZ {
+		return Route{}, fmt.Errorf("%w: %s", ErrNoSuchInterface, name)
+	}
+	nl, err := openRtnl()
+	if err != nil {
+		return Route{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	defer nl.close()
+	link, err := nl.getLink(0, name)
+	if errors.Is(err, unix.ENODEV) {
 		return Route{}, fmt.Errorf("%w: %s", ErrNoSuchInterface, name)
 	}
 	if err != nil {
 		return Route{}, fmt.Errorf("interface %s: %w", name, err)
 	}
 	want6 := like.IsValid() && !like.Unmap().Is4()
-	fam := netlink.FAMILY_V4
+	fam := byte(unix.AF_INET)
 	if want6 {
-		fam = netlink.FAMILY_V6
+		fam = unix.AF_INET6
 	}
-	addrs, err := netlink.AddrList(link, fam)
+	addrs, err := nl.addresses(fam)
 	if err != nil {
 		return Route{}, fmt.Errorf("addresses of %s: %w", name, err)
 	}
 	var src netip.Addr
 	for _, a := range addrs {
+		if a.index != link.index {
+			continue
+		}
 		ip, ok := usableSource(a)
 		if !ok {
 			continue
 		}
-		if !src.IsValid() || (a.Scope == unix.RT_SCOPE_UNIVERSE && !src.IsGlobalUnicast()) {
+		if !src.IsValid() || (a.scope == unix.RT_SCOPE_UNIVERSE && !src.IsGlobalUnicast()) {
 			src = ip
 		}
 	}
 	if !src.IsValid() {
 		return Route{}, fmt.Errorf("interface %s has no usable %s address", name, familyName(want6))
 	}
-	attrs := link.Attrs()
-	return Route{Interface: attrs.Name, Index: attrs.Index, MTU: attrs.MTU, Source: src,
-		Local: attrs.Flags&net.FlagLoopback != 0}, nil
+	return Route{Interface: link.name, Index: link.index, MTU: link.mtu, Source: src,
+		Local: link.flags&unix.IFF_LOOPBACK != 0}, nil
 }
 
 // AddressRoute is the Route of the interface that holds addr, with addr as
 // its source: where a listener on that address receives (`listen ADDR:PORT`).
 func AddressRoute(addr netip.Addr) (Route, error) {
 	addr = addr.Unmap()
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	nl, err := openRtnl()
+	if err != nil {
+		return Route{}, fmt.Errorf("listing this host's addresses: %w", err)
+	}
+	defer nl.close()
+	addrs, err := nl.addresses(unix.AF_UNSPEC)
 	if err != nil {
 		return Route{}, fmt.Errorf("listing this host's addresses: %w", err)
 	}
 	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == addr {
-			link, err := netlink.LinkByIndex(a.LinkIndex)
+		if a.addr == addr {
+			link, err := nl.getLink(a.index, "")
 			if err != nil {
-				return Route{}, fmt.Errorf("interface %d of %s: %w", a.LinkIndex, addr, err)
+				return Route{}, fmt.Errorf("interface %d of %s: %w", a.index, addr, err)
 			}
-			attrs := link.Attrs()
-			return Route{Interface: attrs.Name, Index: attrs.Index, MTU: attrs.MTU, Source: addr,
-				Local: attrs.Flags&net.FlagLoopback != 0}, nil
+			return Route{Interface: link.name, Index: link.index, MTU: link.mtu, Source: addr,
+				Local: link.flags&unix.IFF_LOOPBACK != 0}, nil
 		}
 	}
 	return Route{}, fmt.Errorf("no interface has the address %v", addr)
@@ -176,15 +191,18 @@ func AddressRoute(addr netip.Addr) (Route, error) {
 // IPv6), as they are now, in the calling thread's namespace: a listener on
 // every address answers only segments to those.
 func HostAddresses() (func(netip.Addr) bool, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	nl, err := openRtnl()
 	if err != nil {
 		return nil, fmt.Errorf("listing this host's addresses: %w", err)
 	}
-	own := make(map[netip.Addr]bool)
+	defer nl.close()
+	addrs, err := nl.addresses(unix.AF_UNSPEC)
+	if err != nil {
+		return nil, fmt.Errorf("listing this host's addresses: %w", err)
+	}
+	own := make(map[netip.Addr]bool, len(addrs))
 	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			own[ip.Unmap()] = true
-		}
+		own[a.addr] = true
 	}
 	return func(a netip.Addr) bool { return own[a.Unmap()] }, nil
 }
@@ -192,16 +210,12 @@ func HostAddresses() (func(netip.Addr) bool, error) {
 // usableSource is a's address if it can be a source address: any IPv4
 // address; an IPv6 address that is neither link-local (it would need a
 // zone) nor tentative, nor a duplicate (RFC 4862 §5.4).
-func usableSource(a netlink.Addr) (netip.Addr, bool) {
-	if a.IPNet == nil {
+func usableSource(a rtAddr) (netip.Addr, bool) {
+	ip := a.addr
+	if !ip.IsValid() {
 		return netip.Addr{}, false
 	}
-	ip, ok := netip.AddrFromSlice(a.IP)
-	if !ok {
-		return netip.Addr{}, false
-	}
-	ip = ip.Unmap()
-	if ip.Is6() && (ip.IsLinkLocalUnicast() || a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0) {
+	if ip.Is6() && (ip.IsLinkLocalUnicast() || a.flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0) {
 		return netip.Addr{}, false
 	}
 	return ip, true

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,10 +85,13 @@ func BenchmarkPerfStartup(b *testing.B) {
 	// Where tcpcraft's time to the SYN goes: TCPCRAFT_STARTUP_TIMES=1
 	// makes it print when each stage of its start-up ended (cmd/startup.go),
 	// and every stage's duration (from the previous one; "main" from the
-	// fork) is collected per run.
-	stages := map[string][]float64{}
+	// fork) is collected per run, for the baseline too (an older
+	// tcpcraft prints the same line), so that a change's stages are
+	// compared in the same run.
+	stages := map[string]map[string][]float64{"tcpcraft": {}, "baseline": {}}
 	var stageOrder []string
-	noteStages := func(start, end time.Time, stderr string) {
+	noteStages := func(side string, start, end time.Time, stderr string) {
+		stages := stages[side]
 		for _, line := range strings.Split(stderr, "\n") {
 			rest, ok := strings.CutPrefix(line, "tcpcraft: startup ")
 			if !ok {
@@ -101,7 +105,7 @@ func BenchmarkPerfStartup(b *testing.B) {
 					continue
 				}
 				at := time.Unix(0, ns)
-				if _, seen := stages[name]; !seen {
+				if !slices.Contains(stageOrder, name) {
 					stageOrder = append(stageOrder, name)
 				}
 				stages[name] = append(stages[name], float64(at.Sub(prev).Microseconds())/1000)
@@ -114,7 +118,7 @@ func BenchmarkPerfStartup(b *testing.B) {
 			}
 		}
 	}
-	run := func(argv []string) (toSYN, whole time.Duration, err error) {
+	run := func(side string, argv []string) (toSYN, whole time.Duration, err error) {
 		devnull, err := os.Open(os.DevNull)
 		if err != nil {
 			return 0, 0, err
@@ -122,7 +126,7 @@ func BenchmarkPerfStartup(b *testing.B) {
 		defer devnull.Close()
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin = devnull
-		if argv[0] == e.bin {
+		if side != "socat" {
 			cmd.Env = append(os.Environ(), "TCPCRAFT_STARTUP_TIMES=1")
 		}
 		stderr := &syncBuffer{}
@@ -141,8 +145,8 @@ func BenchmarkPerfStartup(b *testing.B) {
 		if werr != nil {
 			return 0, 0, fmt.Errorf("%v: %w\n%s", argv, werr, stderr.String())
 		}
-		if argv[0] == e.bin {
-			noteStages(start, end, stderr.String())
+		if side != "socat" {
+			noteStages(side, start, end, stderr.String())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -162,7 +166,7 @@ func BenchmarkPerfStartup(b *testing.B) {
 	}
 	// One unmeasured run each: the binaries' pages into the cache.
 	for _, s := range sides {
-		if _, _, err := run(s.argv); err != nil {
+		if _, _, err := run(s.name, s.argv); err != nil {
 			b.Fatalf("warm-up: %v", err)
 		}
 	}
@@ -193,7 +197,7 @@ func BenchmarkPerfStartup(b *testing.B) {
 		for _, s := range sides {
 			var syn, all []float64
 			for range perRound {
-				d, w, err := run(s.argv)
+				d, w, err := run(s.name, s.argv)
 				if err != nil {
 					b.Fatalf("round %d: %v", round, err)
 				}
@@ -227,8 +231,17 @@ func BenchmarkPerfStartup(b *testing.B) {
 		b.ReportMetric(median(whole["baseline"]), "baseline-ms-run")
 	}
 	b.Logf("tcpcraft's run by stage, medians over all runs (ms; 'main': fork, exec, the Go runtime, package init; 'dial' ends as the SYN is handed to the kernel; 'stream': standard input and output done; 'closed': the session's undo; 'exit': from there until the parent's wait returns):")
+	withBase := len(stages["baseline"]) > 0
+	if withBase {
+		b.Logf("  %-11s %8s %8s", "stage", "tcpcraft", "baseline")
+	}
 	for _, name := range append(stageOrder, "exit") {
-		b.Logf("  %-11s %6.2f", name, median(stages[name]))
+		if withBase {
+			// A stage the other binary lacks shows as 0.
+			b.Logf("  %-11s %8.2f %8.2f", name, median(stages["tcpcraft"][name]), median(stages["baseline"][name]))
+			continue
+		}
+		b.Logf("  %-11s %6.2f", name, median(stages["tcpcraft"][name]))
 	}
 	b.Logf("floor, tcpcraft --version whole run, per round: %.2f; median %.2f ms", floor, median(floor))
 	b.ReportMetric(median(floor), "tcpcraft-version-ms")

@@ -25,11 +25,12 @@
 //		}
 //	}
 //
-// It is made over nf_tables netlink (github.com/google/nftables), not by
-// running iptables: no program to start (the iptables run, add and delete,
-// was most of tcpcraft's start-up), and no child process that a Ctrl-C
-// aimed at tcpcraft's process group, or a cancelled context, kills half-way,
-// leaving a committed rule that the caller was told had failed.
+// It is made over nf_tables netlink (github.com/google/nftables and
+// messages of our own), not by running iptables: no program to start (the
+// iptables run, add and delete, was most of tcpcraft's start-up), and no
+// child process that a Ctrl-C aimed at tcpcraft's process group, or a
+// cancelled context, kills half-way, leaving a committed rule that the
+// caller was told had failed.
 //
 // Why a table per guard and not one shared "tcpcraft" table: concurrent
 // tcpcraft runs would share it, and whoever deleted the emptied table could
@@ -44,11 +45,17 @@
 // cannot take it away, nor can `nft flush ruleset`), and deletes it itself
 // when that socket is closed — by Remove, by the process's exit, or by
 // SIGKILL. So a guard cannot outlive its process: removal cannot be missed.
-// The library cannot set table flags, so the table is created with a
-// netlink message of our own on the library's socket; the chain and the
-// rule follow through the library on the same socket. On a kernel without
-// owner flags the table, chain and rule are created unowned in one batch,
-// and a killed run's table is left for CleanupStale.
+// The library cannot set table flags, nor add a message of ours to its
+// batch, so Install makes the batch itself, on the library's socket: the
+// table (owned, with its comment), its chain and its rule in one
+// nf_tables batch, which the kernel applies whole or not at all — one
+// sendmsg and one acknowledgement, the batch's last message being the only
+// one that asks for it (a failing message is answered with its error
+// anyway, which says which message failed). The rule's expressions are
+// marshalled by the library's expr package. The deletion is one message
+// in a batch of its own, on the same socket. On a kernel without owner flags
+// (EOPNOTSUPP) the batch is sent again with the table unowned, and a
+// killed run's table is left for CleanupStale.
 //
 // Cleanup finds tables (and the iptables rules older tcpcraft versions
 // made) whose owner is gone — no such process, a zombie, or a pid reused by

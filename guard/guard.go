@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,12 +50,10 @@ const (
 // Failure-injection points, in the order Install and Remove pass them
 // (Firewall.fail; tests only).
 const (
-	stepSocket    = "socket"    // before the netlink socket is opened
-	stepTable     = "table"     // before the table is created
-	stepTableDone = "table-ack" // after the kernel committed the table
-	stepRule      = "rule"      // before the chain and rule are added
-	stepRuleDone  = "rule-ack"  // after the kernel committed them
-	stepDelete    = "delete"    // before Remove deletes the table
+	stepSocket     = "socket"     // before the netlink socket is opened
+	stepCreate     = "create"     // before the table, chain and rule are sent
+	stepCreateDone = "create-ack" // after the kernel committed them
+	stepDelete     = "delete"     // before Remove deletes the table
 )
 
 // Firewall installs guards and removes stale ones. The zero value is what
@@ -233,92 +232,183 @@ func (f Firewall) InstallScope(ctx context.Context, scope Scope) (*Guard, error)
 	return g, nil
 }
 
-// create makes the table, its chain and its rule. Owned, the table comes
-// first, in a message of our own (the library cannot set table flags),
-// then the chain and rule through the library on the same socket; an
-// owned table the kernel deletes with the socket, so the moment between
-// the two leaves nothing behind whatever happens. Unowned, all three go
-// in one batch, which the kernel applies whole or not at all.
+// create makes the table, its chain and its rule in one nf_tables batch:
+// one sendmsg, which the kernel applies whole or not at all, and one
+// answer (only the batch's last message asks for an acknowledgement; a
+// message that fails is answered with its error whatever it asked). The
+// table is owned unless owned is false. The library cannot set table
+// flags nor add a message of ours to its batch, so the batch is made
+// here; the rule's expressions are marshalled by the library's expr.
 func (g *Guard) create(owned bool) error {
 	g.owned = owned
-	table := &nftables.Table{Name: g.table, Family: nftables.TableFamilyINet}
-	if err := g.raw.SetDeadline(time.Now().Add(netlinkTimeout)); err != nil {
-		return fmt.Errorf("netlink deadline: %w", err)
-	}
-	if owned {
-		if err := g.step(stepTable); err != nil {
-			return err
-		}
-		if err := g.newOwnedTable(); err != nil {
-			return netlinkError("creating table inet "+g.table, err)
-		}
-		if err := g.step(stepTableDone); err != nil {
-			return err
-		}
-	}
-	if err := g.step(stepRule); err != nil {
+	if err := g.step(stepCreate); err != nil {
 		return err
 	}
-	if !owned {
-		g.conn.CreateTable(table)
+	msgs, err := g.createMessages(owned)
+	if err != nil {
+		return fmt.Errorf("creating table inet %s: %w", g.table, err)
 	}
-	accept := nftables.ChainPolicyAccept
-	chain := g.conn.AddChain(&nftables.Chain{
-		Name:     ChainName,
-		Table:    table,
-		Type:     nftables.ChainTypeFilter,
-		Hooknum:  nftables.ChainHookInput,
-		Priority: nftables.ChainPriorityFilter,
-		Policy:   &accept,
-	})
-	for _, a := range g.scope.Addrs {
-		g.conn.AddRule(&nftables.Rule{
-			Table:    table,
-			Chain:    chain,
-			Exprs:    ruleExprs(a, g.scope.PortLow, g.scope.PortHigh),
-			UserData: userdata.AppendString(nil, userdata.TypeComment, g.comment),
-		})
-	}
-	if err := g.conn.Flush(); err != nil {
-		what := "adding the guard chain and rule to table inet " + g.table
-		if !owned {
-			what = "creating table inet " + g.table
+	failed, err := g.sendBatch(msgs)
+	if err != nil {
+		what := "creating table inet " + g.table
+		if failed > 0 {
+			what = "adding the guard chain and rule to table inet " + g.table
 		}
 		return netlinkError(what, err)
 	}
-	return g.step(stepRuleDone)
+	return g.step(stepCreateDone)
 }
 
-// newOwnedTable sends NFT_MSG_NEWTABLE for g.table with NFT_TABLE_F_OWNER
-// and the comment as its user data, in a batch of its own, and waits for
-// the kernel's answer.
-func (g *Guard) newOwnedTable() error {
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
-		{Type: unix.NFTA_TABLE_NAME, Data: append([]byte(g.table), 0)},
-		{Type: unix.NFTA_TABLE_FLAGS, Data: binaryutil.BigEndian.PutUint32(nftTableFOwner)},
-		{Type: nftaTableUserdata, Data: userdata.AppendString(nil, userdata.TypeComment, g.comment)},
+// createMessages are NFT_MSG_NEWTABLE (NFT_TABLE_F_OWNER and the comment
+// as its user data when owned), NFT_MSG_NEWCHAIN for the base chain on
+// the input hook, and one NFT_MSG_NEWRULE per address, as
+// github.com/google/nftables would make them (AddChain, AddRule) but for
+// the acknowledgement and the echo of the rule, which nothing here reads.
+// The table and the chain are new (NLM_F_EXCL): a name already taken
+// fails with EEXIST instead of adding to another's table.
+func (g *Guard) createMessages(owned bool) ([]netlink.Message, error) {
+	tableAttrs := []netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: cString(g.table)},
+		{Type: unix.NFTA_TABLE_FLAGS, Data: binaryutil.BigEndian.PutUint32(0)},
+	}
+	if owned {
+		tableAttrs[1].Data = binaryutil.BigEndian.PutUint32(nftTableFOwner)
+		tableAttrs = append(tableAttrs, netlink.Attribute{Type: nftaTableUserdata, Data: userdata.AppendString(nil, userdata.TypeComment, g.comment)})
+	}
+	table, err := netlink.MarshalAttributes(tableAttrs)
+	if err != nil {
+		return nil, err
+	}
+	hook, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_HOOK_HOOKNUM, Data: binaryutil.BigEndian.PutUint32(uint32(*nftables.ChainHookInput))},
+		{Type: unix.NFTA_HOOK_PRIORITY, Data: binaryutil.BigEndian.PutUint32(uint32(*nftables.ChainPriorityFilter))},
 	})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	chain, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_CHAIN_TABLE, Data: cString(g.table)},
+		{Type: unix.NFTA_CHAIN_NAME, Data: cString(ChainName)},
+		{Type: unix.NLA_F_NESTED | unix.NFTA_CHAIN_HOOK, Data: hook},
+		{Type: unix.NFTA_CHAIN_POLICY, Data: binaryutil.BigEndian.PutUint32(uint32(nftables.ChainPolicyAccept))},
+		{Type: unix.NFTA_CHAIN_TYPE, Data: cString(string(nftables.ChainTypeFilter))},
+	})
+	if err != nil {
+		return nil, err
 	}
 	msgs := []netlink.Message{
-		batchMessage(unix.NFNL_MSG_BATCH_BEGIN),
-		{
-			Header: netlink.Header{
-				Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWTABLE),
-				Flags: netlink.Request | netlink.Acknowledge | netlink.Create | netlink.Excl,
-			},
-			Data: append(nfgenmsg(unix.NFPROTO_INET, 0), attrs...),
-		},
-		batchMessage(unix.NFNL_MSG_BATCH_END),
+		nftMessage(unix.NFT_MSG_NEWTABLE, netlink.Create|netlink.Excl, table),
+		nftMessage(unix.NFT_MSG_NEWCHAIN, netlink.Create|netlink.Excl, chain),
 	}
-	if _, err := g.raw.SendMessages(msgs); err != nil {
-		return err
+	for _, a := range g.scope.Addrs {
+		var elems []netlink.Attribute
+		for _, e := range ruleExprs(a, g.scope.PortLow, g.scope.PortHigh) {
+			b, err := expr.Marshal(byte(nftables.TableFamilyINet), e)
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: b})
+		}
+		list, err := netlink.MarshalAttributes(elems)
+		if err != nil {
+			return nil, err
+		}
+		rule, err := netlink.MarshalAttributes([]netlink.Attribute{
+			{Type: unix.NFTA_RULE_TABLE, Data: cString(g.table)},
+			{Type: unix.NFTA_RULE_CHAIN, Data: cString(ChainName)},
+			{Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: list},
+			{Type: unix.NFTA_RULE_USERDATA, Data: userdata.AppendString(nil, userdata.TypeComment, g.comment)},
+		})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, nftMessage(unix.NFT_MSG_NEWRULE, netlink.Create|netlink.HeaderFlags(unix.NLM_F_APPEND), rule))
 	}
-	// One answer: the acknowledgement, or the error.
-	_, err = g.raw.Receive()
-	return err
+	return msgs, nil
 }
+
+// nftMessage is one nf_tables message of a batch, in the inet family.
+func nftMessage(typ uint16, flags netlink.HeaderFlags, attrs []byte) netlink.Message {
+	return netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ),
+			Flags: netlink.Request | flags,
+		},
+		Data: append(nfgenmsg(unix.NFPROTO_INET, 0), attrs...),
+	}
+}
+
+// sendBatch sends msgs as one nfnetlink batch, the last of them asking
+// for an acknowledgement, and reads the answers until that one (or an
+// error about the whole batch) has come. It returns the first error the
+// kernel reported and the index in msgs of the message it was about (-1
+// for the batch as a whole). The kernel reports every message's error
+// after the whole batch, in order (nfnetlink_rcv_batch), so the first is
+// the cause and the ones after it (a chain whose table failed) follow
+// from it.
+func (g *Guard) sendBatch(msgs []netlink.Message) (failed int, err error) {
+	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
+	batch := append([]netlink.Message{batchMessage(unix.NFNL_MSG_BATCH_BEGIN)}, msgs...)
+	batch = append(batch, batchMessage(unix.NFNL_MSG_BATCH_END))
+	sent, err := g.raw.SendMessages(batch)
+	if err != nil {
+		return -1, err
+	}
+	begin, last := sent[0].Header.Sequence, sent[len(sent)-2].Header.Sequence
+	rc, err := g.raw.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	buf := make([]byte, 16<<10)
+	failed = -1
+	var first error
+	waiting := false
+	for {
+		var n int
+		var rerr error
+		// The kernel handles the batch in sendmsg, so its answers are
+		// queued before that returns: a receive finds them. Only if it
+		// does not is a deadline set (poll.FD.RawRead honours it) and
+		// the poller waited on; setting one every time would cost a
+		// wake-up of the poller's thread (a timer change) for nothing.
+		if err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return (rerr != unix.EAGAIN || !waiting) && rerr != unix.EINTR
+		}); err != nil {
+			return -1, err
+		}
+		if rerr == unix.EAGAIN && !waiting {
+			if err := g.raw.SetReadDeadline(time.Now().Add(netlinkTimeout)); err != nil {
+				return -1, fmt.Errorf("netlink deadline: %w", err)
+			}
+			waiting = true
+			continue
+		}
+		if rerr != nil {
+			return -1, &netlink.OpError{Op: "receive", Err: rerr}
+		}
+		replies, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return -1, fmt.Errorf("parsing the kernel's answer: %w", err)
+		}
+		for _, m := range replies {
+			// Sequence numbers may wrap: compared as offsets from begin.
+			off := m.Header.Seq - begin
+			if m.Header.Type != unix.NLMSG_ERROR || off > last-begin || len(m.Data) < 4 {
+				continue
+			}
+			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 && first == nil {
+				failed, first = int(off)-1, &netlink.OpError{Op: "receive", Err: unix.Errno(-code)}
+			}
+			if m.Header.Seq == last || off == 0 {
+				return failed, first
+			}
+		}
+	}
+}
+
+// cString is s as a netlink string attribute: NUL-terminated.
+func cString(s string) []byte { return append([]byte(s), 0) }
 
 // batchMessage is the start or end of an nfnetlink batch for nf_tables.
 func batchMessage(typ uint16) netlink.Message {
@@ -460,11 +550,16 @@ func (g *Guard) delete() error {
 	if err := g.step(stepDelete); err != nil {
 		return err
 	}
-	if err := g.raw.SetDeadline(time.Now().Add(netlinkTimeout)); err != nil {
-		return fmt.Errorf("netlink deadline: %w", err)
+	// NFT_MSG_DELTABLE as the library's DelTable makes it, in a batch
+	// of its own: one sendmsg, one answer (sendBatch).
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_TABLE_NAME, Data: cString(g.table)},
+		{Type: unix.NFTA_TABLE_FLAGS, Data: binaryutil.BigEndian.PutUint32(0)},
+	})
+	if err != nil {
+		return fmt.Errorf("deleting table inet %s: %w", g.table, err)
 	}
-	g.conn.DelTable(&nftables.Table{Name: g.table, Family: nftables.TableFamilyINet})
-	if err := g.conn.Flush(); err != nil {
+	if _, err := g.sendBatch([]netlink.Message{nftMessage(unix.NFT_MSG_DELTABLE, 0, attrs)}); err != nil {
 		return netlinkError("deleting table inet "+g.table, err)
 	}
 	return nil

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpcraft/tcpcraft/lab"
 	"github.com/tcpcraft/tcpcraft/lab/labtest"
@@ -427,13 +429,10 @@ func TestInstallFailureLeavesNothing(t *testing.T) {
 	l := newLab(t)
 	injected := errors.New("injected failure")
 	local := netip.MustParseAddrPort("10.0.2.21:40050")
-	steps := []string{stepSocket, stepTable, stepTableDone, stepRule, stepRuleDone}
+	steps := []string{stepSocket, stepCreate, stepCreateDone}
 	for _, unowned := range []bool{false, true} {
 		for _, step := range steps {
 			for _, undoFails := range []bool{false, true} {
-				if unowned && (step == stepTable || step == stepTableDone) {
-					continue // no such step: the table comes in one batch with the rule
-				}
 				name := fmt.Sprintf("unowned=%v/%s/undo-fails=%v", unowned, step, undoFails)
 				var seen []string
 				f := Firewall{Unowned: unowned, PID: deadPid(t), fail: func(s string) error {
@@ -455,7 +454,7 @@ func TestInstallFailureLeavesNothing(t *testing.T) {
 					t.Fatalf("%s: Install = %v, %v; want the injected error", name, g, err)
 				}
 				left := tcpcraftTables(t, l.ClientNS)
-				if !unowned || !undoFails || step == stepSocket || step == stepRule {
+				if !unowned || !undoFails || step != stepCreateDone {
 					if len(left) > 0 {
 						t.Fatalf("%s: tables left: %q", name, left)
 					}
@@ -789,5 +788,72 @@ func TestGuardDeleteThenRemove(t *testing.T) {
 	}
 	if got := tcpcraftTables(t, l.ClientNS); len(got) > 0 {
 		t.Fatalf("tables left after Remove: %q", got)
+	}
+}
+
+// TestCreateBatchErrors: the table, chain and rule go in one batch with
+// one acknowledgement, so an error must still name the message it was
+// about (a taken table name: the table; a chain of a missing table: the
+// chain), leave nothing of the batch behind, and leave no answer unread
+// on the socket (the next batch on it succeeds).
+func TestCreateBatchErrors(t *testing.T) {
+	l := newLab(t)
+	// Unowned: an owned table refuses every other socket (EPERM).
+	taken := install(t, l.ClientNS, Firewall{Unowned: true}, netip.MustParseAddrPort("10.0.2.21:40080"))
+	fresh := fmt.Sprintf("%s%d-batchtest", TablePrefix, os.Getpid())
+	g := &Guard{
+		scope:   Scope{Addrs: []netip.Addr{l.ClientIP()}, PortLow: 40081, PortHigh: 40081},
+		comment: fmt.Sprintf("%s%d guard 10.0.2.21:40081", commentPrefix, os.Getpid()),
+		table:   taken.Table(),
+	}
+	inNS(t, l.ClientNS, func() (err error) {
+		g.conn, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+			g.raw = c
+			return nil
+		}))
+		return err
+	})
+	t.Cleanup(func() { _ = g.closeSocket() })
+
+	err := g.create(true)
+	if !errors.Is(err, syscall.EEXIST) || !strings.Contains(err.Error(), "creating table inet "+taken.Table()) {
+		t.Fatalf("batch for a taken table name: %v, want EEXIST about the table", err)
+	}
+
+	g.table = fresh
+	msgs, err := g.createMessages(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badChain, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_CHAIN_TABLE, Data: cString(TablePrefix + "no-such-table")},
+		{Type: unix.NFTA_CHAIN_NAME, Data: cString(ChainName)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = []netlink.Message{msgs[0], nftMessage(unix.NFT_MSG_NEWCHAIN, netlink.Create, badChain)}
+	failed, err := g.sendBatch(msgs)
+	if failed != 1 || !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("batch whose chain names a missing table: message %d failed with %v, want message 1 with ENOENT", failed, err)
+	}
+	if got := tcpcraftTables(t, l.ClientNS); slices.Contains(got, fresh) {
+		t.Fatalf("the failed batch's table was committed: %q", got)
+	}
+
+	if err := g.create(true); err != nil {
+		t.Fatalf("a good batch on the same socket after the failures: %v", err)
+	}
+	if got := tcpcraftTables(t, l.ClientNS); !slices.Contains(got, fresh) {
+		t.Fatalf("tables after the good batch: %q, want %s", got, fresh)
+	}
+	if out := nftList(t, l, l.ClientNS); !strings.Contains(out, "ip daddr 10.0.2.21 tcp dport 40081 drop comment") {
+		t.Fatalf("the good batch's rule is not listed:\n%s", out)
+	}
+	if err := g.Remove(context.Background()); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if got := tcpcraftTables(t, l.ClientNS); slices.Contains(got, fresh) {
+		t.Fatalf("table left after Remove: %q", got)
 	}
 }
