@@ -302,8 +302,9 @@ func ipInHdrErrors(t testing.TB, snmp string) int {
 // capture read by a goroutine): one sendto per packet on the raw socket,
 // sendmmsg on the raw socket, sendmmsg on an AF_PACKET socket with
 // PACKET_QDISC_BYPASS, and the same socket type with a PACKET_TX_RING
-// (LinkSender). The rate is counted by an nft counter in the server
-// namespace. LinkSender is the transmit ring. TCPCRAFT_BENCH_PACKETS sets the packets per round (default
+// (LinkSender), and LinkSender without its ring (LinkConfig.NoRing, 256
+// packets a SendBatch as with the ring). The rate is counted by an nft
+// counter in the server namespace. TCPCRAFT_BENCH_PACKETS sets the packets per round (default
 // 200000), TCPCRAFT_BENCH_ROUNDS the rounds (default 3).
 func BenchmarkSenders(b *testing.B) {
 	l := gsoLab(b)
@@ -343,6 +344,27 @@ func BenchmarkSenders(b *testing.B) {
 	for i := range pkts {
 		pkts[i] = p.syn(b, p.low+uint16(i), dst, uint32(i), false)
 	}
+	var direct *LinkSender
+	inNS(b, l.ClientNS, func() (err error) {
+		direct, err = OpenLinkSender(p.route4.Index, LinkConfig{NoRing: true})
+		return err
+	})
+	defer direct.Close()
+	linkBatches := func(link *LinkSender) func() error {
+		return func() error {
+			batch := make([]LinkPacket, 256)
+			for i := 0; i < packets; i += len(batch) {
+				batch = batch[:min(256, packets-i)]
+				for k := range batch {
+					batch[k] = LinkPacket{pkts[(i+k)%len(pkts)], mac}
+				}
+				if _, err := link.SendBatch(batch); err != nil && !errors.Is(err, unix.ENOBUFS) {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	methods := []struct {
 		name string
 		send func() error
@@ -364,19 +386,8 @@ func BenchmarkSenders(b *testing.B) {
 			return nil
 		}},
 		{"link-sendmmsg", func() error { return packetSendmmsg(p.route4.Index, mac, pkts, packets) }},
-		{"link-txring", func() error {
-			batch := make([]LinkPacket, 256)
-			for i := 0; i < packets; i += len(batch) {
-				batch = batch[:min(256, packets-i)]
-				for k := range batch {
-					batch[k] = LinkPacket{pkts[(i+k)%len(pkts)], mac}
-				}
-				if _, err := p.link.SendBatch(batch); err != nil && !errors.Is(err, unix.ENOBUFS) {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"link-noring", linkBatches(direct)},
+		{"link-txring", linkBatches(p.link)},
 	}
 	rates := map[string][]float64{}
 	for round := range rounds {
@@ -401,6 +412,7 @@ func BenchmarkSenders(b *testing.B) {
 	}
 	b.ReportMetric(median(rates["link-txring"])/median(rates["raw-sendto"]), "link-txring/raw-sendto")
 	b.ReportMetric(median(rates["link-txring"])/median(rates["link-sendmmsg"]), "link-txring/link-sendmmsg")
+	b.ReportMetric(median(rates["link-txring"])/median(rates["link-noring"]), "link-txring/link-noring")
 }
 
 func median(v []float64) float64 {
