@@ -74,9 +74,10 @@ type LinkSender struct {
 type LinkConfig struct {
 	// NoRing sends with sendmmsg(2) instead of through a transmit ring:
 	// no RCU grace period to set the socket up (and none of the ring's
-	// at its release), at the cost of a copy into a socket buffer per
-	// packet in the system call (BenchmarkSenders: the ring is 1.2-2x
-	// as fast in bulk). For a run of a few packets.
+	// at its release), at the cost of a socket buffer allocated and
+	// filled per packet in the system call, which makes it slower in
+	// bulk (BenchmarkSenders, docs/PERFORMANCE.md). For a run of a few
+	// packets.
 	NoRing bool
 }
 
