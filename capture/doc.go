@@ -21,10 +21,11 @@
 //   - Injector: raw IPv4 and IPv6 sockets (IPPROTO_RAW, so IP_HDRINCL and
 //     IPV6_HDRINCL) that send complete IP packets built elsewhere, one or
 //     a batch (sendmmsg) at a time.
-//   - LinkSender: an AF_PACKET socket with a transmit ring and
-//     PACKET_QDISC_BYPASS that puts batches of IP packets straight on a
-//     device, to next hops whose link-layer addresses Neighbours reads from
-//     the kernel's table (or asks the kernel to resolve).
+//   - LinkSender: an AF_PACKET socket with a transmit ring (or without
+//     one, LinkConfig.NoRing: sendmmsg) and PACKET_QDISC_BYPASS that puts
+//     batches of IP packets straight on a device, to next hops whose
+//     link-layer addresses Neighbours reads from the kernel's table (or
+//     asks the kernel to resolve).
 //   - GSOSender: an AF_PACKET socket with PACKET_VNET_HDR that hands the
 //     kernel TCP super-segments to cut (segmentation offload,
 //     VIRTIO_NET_HDR_GSO_TCPV4 and _TCPV6).

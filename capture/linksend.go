@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -31,15 +32,23 @@ import (
 // also what lets a prober send what the raw socket would rewrite: a wrong
 // IPv4 header checksum, an IP ID of 0.
 //
-// The frames of one send(2) share a destination, so a batch goes out in
-// runs of packets to the same address and family, a send each; a blocking
-// send returns once the kernel has taken every frame, so the ring is free
-// again for the next batch.
+// The ring costs an RCU grace period to set up (synchronize_net in
+// packet_set_ring, 8-16 ms on a kernel ticking at 250 Hz), which a run of
+// a few probes feels and cannot win back. LinkConfig.NoRing opens the same
+// socket without one: a batch goes out with sendmmsg(2) straight from the
+// callers' buffers, each packet naming its own next hop; everything else
+// (the bypass, the frames the raw socket cannot send, the MTU check,
+// loopback, transmit timestamps) is the same.
+//
+// With the ring, the frames of one send(2) share a destination, so a
+// batch goes out in runs of packets to the same address and family, a
+// send each; a blocking send returns once the kernel has taken every
+// frame, so the ring is free again for the next batch.
 //
 // What it does not do: route, resolve link-layer addresses, or fragment;
 // a packet larger than the device's MTU is refused (EMSGSIZE). SendBatch
-// may be called from several goroutines (each call has the ring in turn);
-// Close is safe more than once.
+// may be called from several goroutines (each call has the socket in
+// turn); Close is safe more than once.
 type LinkSender struct {
 	fd      int
 	ifindex int
@@ -50,13 +59,33 @@ type LinkSender struct {
 	dev       string
 	mtu       int
 
-	mu        sync.Mutex // the ring, and fd while a send runs
-	ring      []byte     // nil once closed
+	mu        sync.Mutex // the ring or the messages, and fd while a send runs
+	open      bool       // until Close
+	ring      []byte     // nil without one (LinkConfig.NoRing) or once closed
 	frameSize int
 	frames    int
 	next      int
-	stamps    txStamper // the error queue's buffers, under mu
+	direct    *directBatch // the messages of a send without the ring
+	stamps    txStamper    // the error queue's buffers, under mu
 	closed    atomic.Bool
+}
+
+// LinkConfig tunes a LinkSender. The zero value has the transmit ring.
+type LinkConfig struct {
+	// NoRing sends with sendmmsg(2) instead of through a transmit ring:
+	// no RCU grace period to set the socket up (and none of the ring's
+	// at its release), at the cost of a socket buffer allocated and
+	// filled per packet in the system call, which makes it slower in
+	// bulk (BenchmarkSenders, docs/PERFORMANCE.md). For a run of a few
+	// packets.
+	NoRing bool
+}
+
+// directBatch is the message array of one sendmmsg, reused.
+type directBatch struct {
+	msgs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrLinklayer
 }
 
 // LinkPacket is one packet for LinkSender.SendBatch: a complete IP packet
@@ -76,11 +105,14 @@ const (
 	txBlockSize  = 1 << 16
 )
 
-// OpenLinkSender opens an AF_PACKET socket with a transmit ring that sends
-// on interface ifindex, in the network namespace of the calling thread.
-// It fails on a device whose link-layer addresses are neither 6 bytes long
-// nor absent.
-func OpenLinkSender(ifindex int) (*LinkSender, error) {
+// linkDirectMax bounds the packets of one sendmmsg without the ring.
+const linkDirectMax = 64
+
+// OpenLinkSender opens an AF_PACKET socket that sends on interface
+// ifindex, in the network namespace of the calling thread, with a
+// transmit ring unless cfg.NoRing. It fails on a device whose link-layer
+// addresses are neither 6 bytes long nor absent.
+func OpenLinkSender(ifindex int, cfg LinkConfig) (*LinkSender, error) {
 	ifi, err := net.InterfaceByIndex(ifindex)
 	if err != nil {
 		return nil, fmt.Errorf("link sender: interface %d: %w", ifindex, err)
@@ -123,6 +155,13 @@ func OpenLinkSender(ifindex int) (*LinkSender, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
 		return fail("PACKET_QDISC_BYPASS", err)
 	}
+	if cfg.NoRing {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+			return fail("binding", err)
+		}
+		s.fd, s.open, s.direct = fd, true, &directBatch{}
+		return s, nil
+	}
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
 		return fail("selecting TPACKET_V2", err)
 	}
@@ -143,7 +182,7 @@ func OpenLinkSender(ifindex int) (*LinkSender, error) {
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
 		return fail("binding", err)
 	}
-	s.fd = fd
+	s.fd, s.open = fd, true
 	return s, nil
 }
 
@@ -162,11 +201,14 @@ func (s *LinkSender) Interface() int { return s.ifindex }
 func (s *LinkSender) SendBatch(pkts []LinkPacket) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.open {
+		return 0, net.ErrClosed
+	}
+	if s.direct != nil {
+		return s.sendDirect(pkts)
+	}
 	sent := 0
 	for sent < len(pkts) {
-		if s.ring == nil {
-			return sent, net.ErrClosed
-		}
 		// A run of packets for one address and family, as many as the
 		// ring holds.
 		first := &pkts[sent]
@@ -230,13 +272,82 @@ func (s *LinkSender) sendRun(run []LinkPacket, version byte) (int, error) {
 	return queued, nil
 }
 
+// sendDirect sends pkts with sendmmsg, linkDirectMax at a time, each
+// packet to its own next hop, stopping at the first the kernel refuses or
+// the device's MTU cannot take, as SendBatch does. The caller holds s.mu.
+func (s *LinkSender) sendDirect(pkts []LinkPacket) (int, error) {
+	sent := 0
+	for sent < len(pkts) {
+		n := s.fillDirect(pkts[sent:])
+		if n == 0 {
+			p := pkts[sent].Data
+			if len(p) == 0 {
+				return sent, errors.New("link send: empty packet")
+			}
+			return sent, fmt.Errorf("link send on %s: %w", s.dev, sendError(unix.EMSGSIZE, len(p)))
+		}
+		done := 0
+		for done < n {
+			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&s.direct.msgs[done])), uintptr(n-done), 0, 0, 0)
+			if errno == unix.EINTR {
+				continue
+			}
+			if errno != 0 {
+				runtime.KeepAlive(pkts)
+				sent += done
+				return sent, fmt.Errorf("link send on %s: %w", s.dev, sendError(errno, len(pkts[sent].Data)))
+			}
+			if r == 0 { // sendmmsg(2) sends at least one or fails
+				return sent + done, fmt.Errorf("link send on %s: %w", s.dev, unix.EIO)
+			}
+			done += int(r)
+		}
+		runtime.KeepAlive(pkts)
+		sent += done
+	}
+	return sent, nil
+}
+
+// fillDirect sets up the messages for the longest run at the front of
+// pkts (at most linkDirectMax) of packets that are not empty and fit the
+// MTU, and returns its length. The caller holds s.mu.
+func (s *LinkSender) fillDirect(pkts []LinkPacket) int {
+	b := s.direct
+	if b.msgs == nil {
+		b.msgs = make([]unix.Mmsghdr, linkDirectMax)
+		b.iovs = make([]unix.Iovec, linkDirectMax)
+		b.names = make([]unix.RawSockaddrLinklayer, linkDirectMax)
+	}
+	n := 0
+	for ; n < len(pkts) && n < linkDirectMax; n++ {
+		p := &pkts[n]
+		if len(p.Data) == 0 || len(p.Data) > s.mtu {
+			break
+		}
+		proto := uint16(ethPIP)
+		if p.Data[0]>>4 == 6 {
+			proto = ethPIPv6
+		}
+		to := &b.names[n]
+		*to = unix.RawSockaddrLinklayer{Family: unix.AF_PACKET, Protocol: htons(proto), Ifindex: int32(s.ifindex), Halen: uint8(s.hwLen)}
+		copy(to.Addr[:6], p.To[:])
+		b.iovs[n] = unix.Iovec{Base: &p.Data[0]}
+		b.iovs[n].SetLen(len(p.Data))
+		m := &b.msgs[n]
+		*m = unix.Mmsghdr{}
+		m.Hdr.Name, m.Hdr.Namelen = (*byte)(unsafe.Pointer(to)), unix.SizeofSockaddrLinklayer
+		m.Hdr.Iov, m.Hdr.Iovlen = &b.iovs[n], 1
+	}
+	return n
+}
+
 // Control calls f with the sender's socket, unless it is closed (package
 // release holds a duplicate of it, so that its release does not hold up
 // the exit).
 func (s *LinkSender) Control(f func(fd uintptr)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ring == nil {
+	if !s.open {
 		return net.ErrClosed
 	}
 	f(uintptr(s.fd))
@@ -251,7 +362,17 @@ func (s *LinkSender) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	unix.Munmap(s.ring)
-	s.ring = nil
+	if s.ring != nil {
+		unix.Munmap(s.ring)
+		s.ring = nil
+	}
+	s.open = false
 	return unix.Close(s.fd)
+}
+
+// HasRing reports whether the sender sends through a transmit ring.
+func (s *LinkSender) HasRing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ring != nil
 }

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,8 +24,8 @@ import (
 )
 
 // proberSide is what a prober opens in the client namespace: a block of
-// source ports guarded as one, a scope capture, a link sender, the raw
-// injector and the neighbour table.
+// source ports guarded as one, a scope capture, a link sender (with the
+// ring or without, as lc says), the raw injector and the neighbour table.
 type proberSide struct {
 	low, high uint16
 	route4    Route
@@ -35,7 +36,7 @@ type proberSide struct {
 	neigh     *Neighbours
 }
 
-func openProberSide(t testing.TB, l *lab.Lab, ports int) *proberSide {
+func openProberSide(t testing.TB, l *lab.Lab, ports int, lc LinkConfig) *proberSide {
 	t.Helper()
 	p := &proberSide{}
 	var g *guard.Guard
@@ -57,7 +58,7 @@ func openProberSide(t testing.TB, l *lab.Lab, ports int) *proberSide {
 		if p.cap, err = OpenScope(p.route4.Index, scope, Config{SnapLen: 1500, Frames: 8192}); err != nil {
 			return err
 		}
-		if p.link, err = OpenLinkSender(p.route4.Index); err != nil {
+		if p.link, err = OpenLinkSender(p.route4.Index, lc); err != nil {
 			return err
 		}
 		if p.inj, err = OpenInjector(); err != nil {
@@ -160,8 +161,23 @@ func (p *proberSide) answers(t testing.TB, want int) map[string]string {
 // from resetting anything (it would add RSTs to the server's count). A
 // wrong IPv4 header checksum, which the raw socket would fix, reaches the
 // server as sent through the link sender (and is dropped by its IP layer:
-// no answer).
+// no answer). The link sender is tried with its transmit ring and
+// without (sendmmsg), each in a lab of its own.
 func TestProberSenders(t *testing.T) {
+	for _, lc := range []LinkConfig{{}, {NoRing: true}} {
+		t.Run(linkMode(lc), func(t *testing.T) { testProberSenders(t, lc) })
+	}
+}
+
+// linkMode names a LinkConfig in subtests.
+func linkMode(lc LinkConfig) string {
+	if lc.NoRing {
+		return "no-ring"
+	}
+	return "ring"
+}
+
+func testProberSenders(t *testing.T, lc LinkConfig) {
 	l := gsoLab(t)
 	for _, addr := range []string{l.ServerIP().String() + ":8081", "[" + server6.String() + "]:8081"} {
 		ln := labtest.Listen(t, l, l.ServerNS, addr)
@@ -169,10 +185,27 @@ func TestProberSenders(t *testing.T) {
 	}
 	labtest.Iptables(t, l, l.ServerNS, "-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "REJECT", "--reject-with", "icmp-admin-prohibited")
 	labtest.Run(t, l, l.ServerNS, "ip6tables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", "8083", "-j", "REJECT", "--reject-with", "icmp6-port-unreachable")
-	p := openProberSide(t, l, 8)
+	p := openProberSide(t, l, 8, lc)
+	if p.link.HasRing() == lc.NoRing {
+		t.Fatalf("link sender with a ring: %v, want %v", p.link.HasRing(), !lc.NoRing)
+	}
 	mac4, mac6 := p.resolve(t, l.ServerIP()), p.resolve(t, server6)
 	s4 := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(l.ServerIP(), port) }
 	s6 := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(server6, port) }
+
+	// What the server's device receives of two of them, to compare
+	// byte for byte: an IP ID of 0 and a bad header checksum, both of
+	// which the raw socket would rewrite.
+	var back Route
+	inNS(t, l.ServerNS, func() (err error) {
+		back, err = LookupRoute(l.ClientIP())
+		return err
+	})
+	from := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(p.route4.Source, port) }
+	seen := []*Capture{
+		openIn(t, l.ServerNS, back.Index, Flow{Local: s4(8082), Remote: from(p.low + 2)}, Config{Queue: true}),
+		openIn(t, l.ServerNS, back.Index, Flow{Local: s4(8082), Remote: from(p.low + 4)}, Config{Queue: true}),
+	}
 
 	// Through the link sender: ports low .. low+3 and one bad checksum.
 	batch := []LinkPacket{
@@ -197,6 +230,19 @@ func TestProberSenders(t *testing.T) {
 	}
 	if !p.link.NeedsAddress() {
 		t.Error("a veth needs link-layer addresses")
+	}
+	for i, c := range seen {
+		want := batch[2+2*i].Data
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		f, err := c.ReadFrame(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("the server's device did not see the packet from port %d: %v", p.low+2+uint16(2*i), err)
+			continue
+		}
+		if !bytes.Equal(f.Data, want) {
+			t.Errorf("the server received\n%x\nwant what was sent\n%x", f.Data, want)
+		}
 	}
 
 	// Through the raw injector, mixed families in one batch.
@@ -256,13 +302,14 @@ func ipInHdrErrors(t testing.TB, snmp string) int {
 // capture read by a goroutine): one sendto per packet on the raw socket,
 // sendmmsg on the raw socket, sendmmsg on an AF_PACKET socket with
 // PACKET_QDISC_BYPASS, and the same socket type with a PACKET_TX_RING
-// (LinkSender). The rate is counted by an nft counter in the server
-// namespace. LinkSender is the transmit ring. TCPCRAFT_BENCH_PACKETS sets the packets per round (default
+// (LinkSender), and LinkSender without its ring (LinkConfig.NoRing, 256
+// packets a SendBatch as with the ring). The rate is counted by an nft
+// counter in the server namespace. TCPCRAFT_BENCH_PACKETS sets the packets per round (default
 // 200000), TCPCRAFT_BENCH_ROUNDS the rounds (default 3).
 func BenchmarkSenders(b *testing.B) {
 	l := gsoLab(b)
 	labtest.Run(b, l, l.ServerNS, "nft", "add table inet bench { chain in { type filter hook input priority -10; tcp dport 9 counter; }; }")
-	p := openProberSide(b, l, 1024)
+	p := openProberSide(b, l, 1024, LinkConfig{})
 	mac := p.resolve(b, l.ServerIP())
 	packets, rounds := 200000, 3
 	if v, err := strconv.Atoi(os.Getenv("TCPCRAFT_BENCH_PACKETS")); err == nil && v > 0 {
@@ -297,6 +344,27 @@ func BenchmarkSenders(b *testing.B) {
 	for i := range pkts {
 		pkts[i] = p.syn(b, p.low+uint16(i), dst, uint32(i), false)
 	}
+	var direct *LinkSender
+	inNS(b, l.ClientNS, func() (err error) {
+		direct, err = OpenLinkSender(p.route4.Index, LinkConfig{NoRing: true})
+		return err
+	})
+	defer direct.Close()
+	linkBatches := func(link *LinkSender) func() error {
+		return func() error {
+			batch := make([]LinkPacket, 256)
+			for i := 0; i < packets; i += len(batch) {
+				batch = batch[:min(256, packets-i)]
+				for k := range batch {
+					batch[k] = LinkPacket{pkts[(i+k)%len(pkts)], mac}
+				}
+				if _, err := link.SendBatch(batch); err != nil && !errors.Is(err, unix.ENOBUFS) {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	methods := []struct {
 		name string
 		send func() error
@@ -318,19 +386,8 @@ func BenchmarkSenders(b *testing.B) {
 			return nil
 		}},
 		{"link-sendmmsg", func() error { return packetSendmmsg(p.route4.Index, mac, pkts, packets) }},
-		{"link-txring", func() error {
-			batch := make([]LinkPacket, 256)
-			for i := 0; i < packets; i += len(batch) {
-				batch = batch[:min(256, packets-i)]
-				for k := range batch {
-					batch[k] = LinkPacket{pkts[(i+k)%len(pkts)], mac}
-				}
-				if _, err := p.link.SendBatch(batch); err != nil && !errors.Is(err, unix.ENOBUFS) {
-					return err
-				}
-			}
-			return nil
-		}},
+		{"link-noring", linkBatches(direct)},
+		{"link-txring", linkBatches(p.link)},
 	}
 	rates := map[string][]float64{}
 	for round := range rounds {
@@ -355,6 +412,7 @@ func BenchmarkSenders(b *testing.B) {
 	}
 	b.ReportMetric(median(rates["link-txring"])/median(rates["raw-sendto"]), "link-txring/raw-sendto")
 	b.ReportMetric(median(rates["link-txring"])/median(rates["link-sendmmsg"]), "link-txring/link-sendmmsg")
+	b.ReportMetric(median(rates["link-txring"])/median(rates["link-noring"]), "link-txring/link-noring")
 }
 
 func median(v []float64) float64 {

@@ -152,7 +152,7 @@ func ipStart(b []byte) []byte {
 func (s *LinkSender) EnableTxStamps() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ring == nil {
+	if !s.open {
 		return errors.New("link sender closed")
 	}
 	return enableTxStamps(s.fd)
@@ -164,7 +164,7 @@ func (s *LinkSender) EnableTxStamps() error {
 func (s *LinkSender) TxStamps(fn func(TxStamp)) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ring == nil {
+	if !s.open {
 		return 0, nil
 	}
 	return s.stamps.read(s.fd, fn)

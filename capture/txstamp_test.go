@@ -16,14 +16,21 @@ import (
 // as it was sent (IPv4 and IPv6, through both), taken after the send
 // began and before it returned (the veth's driver takes the packet
 // inside the send), on the clock of the capture: the SYN-ACK each SYN
-// drew was captured after its SYN's timestamp.
+// drew was captured after its SYN's timestamp. The link sender is tried
+// with its transmit ring and without (sendmmsg).
 func TestTxStamps(t *testing.T) {
+	for _, lc := range []LinkConfig{{}, {NoRing: true}} {
+		t.Run(linkMode(lc), func(t *testing.T) { testTxStamps(t, lc) })
+	}
+}
+
+func testTxStamps(t *testing.T, lc LinkConfig) {
 	l := gsoLab(t)
 	for _, addr := range []string{l.ServerIP().String() + ":8091", "[" + server6.String() + "]:8091"} {
 		ln := labtest.Listen(t, l, l.ServerNS, addr)
 		defer ln.Close()
 	}
-	p := openProberSide(t, l, 4)
+	p := openProberSide(t, l, 4, lc)
 	if err := p.link.EnableTxStamps(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -205,5 +206,12 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 		return st, usagef("--traceroute takes one HOST:PORT, got %s", quoteArgs(c.Args().Slice()))
 	}
 	cfg.RawSocketOnly = envSet("TCPCRAFT_SEND_RAW")
+	// For comparisons: rings whatever the run's size (1), or none (0).
+	switch os.Getenv("TCPCRAFT_SEND_RINGS") {
+	case "1":
+		cfg.Rings = prober.RingsOn
+	case "0":
+		cfg.Rings = prober.RingsOff
+	}
 	return st, nil
 }

@@ -85,12 +85,69 @@ type Config struct {
 	// RawSocketOnly sends everything through the raw sockets, none
 	// straight to the device (for comparisons).
 	RawSocketOnly bool
+	// Rings chooses how the capture and the device senders meet the
+	// kernel: through memory-mapped rings, or with plain system calls
+	// (RingsAuto: by the run's size, Config.ringless).
+	Rings Rings
 	// ReleaseLater: the process exits when the run is done (a command
 	// line's run), so the packet sockets and the guard's, whose release
 	// waits for an RCU grace period each, are left to a helper that
 	// frees them after the process has exited (package release). The
 	// guard's table is deleted before, all the same.
 	ReleaseLater bool
+}
+
+// Rings is how a run's capture and device senders meet the kernel.
+type Rings int
+
+const (
+	// RingsAuto: rings for a run that needs their throughput, none for
+	// a small one (Config.ringless).
+	RingsAuto Rings = iota
+	// RingsOn: a receive ring for the capture (PACKET_RX_RING) and a
+	// transmit ring for each device sender (PACKET_TX_RING).
+	RingsOn
+	// RingsOff: the capture reads frames from its socket's queue
+	// (recvmmsg, capture.Config.Queue) and the device senders hand the
+	// kernel batches with sendmmsg (capture.LinkConfig.NoRing).
+	RingsOff
+)
+
+// A ring costs an RCU grace period to set up (synchronize_net in
+// packet_set_ring: 8-16 ms on a kernel ticking at 250 Hz), two for a run
+// with a capture and a device sender, most of a one-probe run's time;
+// without one, a frame costs a copy in a system call. The rings pay off
+// only near the machine's limit, so a run goes without them when it sends
+// few probes, or sends them slowly (docs/PERFORMANCE.md, "send without
+// rings for small runs", has the measurements).
+const (
+	// ringlessProbes: a run of at most this many probes (targets times
+	// count), at any pace. Even flooded, they take the queue and
+	// sendmmsg a few ms longer than the rings at most, less than the
+	// rings' set-up. Retransmissions are not counted: they go a wait
+	// later.
+	ringlessProbes = 1024
+	// ringlessRate: a paced run of at most this many probes a second,
+	// however long, a fraction of what the queue and sendmmsg keep up
+	// with on a busy machine.
+	ringlessRate = 2000
+)
+
+// ringless says whether a run of targets targets goes without rings.
+func (c *Config) ringless(targets int) bool {
+	switch c.Rings {
+	case RingsOn:
+		return false
+	case RingsOff:
+		return true
+	}
+	if c.Traceroute {
+		return true // one probe in flight at a time
+	}
+	if c.Count > 0 && targets > 0 && c.Count <= ringlessProbes/targets {
+		return true
+	}
+	return !c.Flood && c.Rate > 0 && c.Rate <= ringlessRate
 }
 
 // IPHeader is what a probe's IP header carries besides its addresses.

@@ -35,11 +35,15 @@
 // space, before the send to the read, are kept apart (Stats.RTTUser*).
 //
 // The send path, the receive path and the timers run in one loop on the
-// caller's goroutine: answers are read from the capture ring between
-// batches of probes, and a probe is declared unanswered only after the
-// ring has been drained, so a busy machine delays a verdict but never
-// falsifies one. All sockets are opened on the calling thread, in its
-// network namespace.
+// caller's goroutine: answers are read from the capture between batches
+// of probes, and a probe is declared unanswered only after the capture
+// has been drained, so a busy machine delays a verdict but never
+// falsifies one. The capture and the device senders use the kernel's
+// memory-mapped rings for a run that needs their throughput; a small run
+// (few probes, or slow ones: Config.Rings) reads the capture's queue and
+// sends with sendmmsg, sparing the RCU grace period each ring costs to
+// set up. All sockets are opened on the calling thread, in its network
+// namespace.
 //
 // What this package must not do: print (it hands events to a Handler and
 // returns a Result; cmd prints), decide a TCP reply itself (fsm does:

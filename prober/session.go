@@ -70,6 +70,9 @@ type session struct {
 	// txStamps: the senders timestamp what they send (TxStamps), so
 	// that round trips are timed wire to wire.
 	txStamps bool
+	// ringless: the capture and the device senders have no rings
+	// (Config.ringless).
+	ringless bool
 }
 
 type hopKey struct {
@@ -118,6 +121,7 @@ func openSession(ctx context.Context, cfg *Config, rng *rand.Rand) (_ *session, 
 	if err := s.choosePorts(rng); err != nil {
 		return nil, err
 	}
+	s.ringless = cfg.ringless(len(s.targets))
 
 	defer func() {
 		if err != nil {
@@ -138,7 +142,7 @@ func openSession(ctx context.Context, cfg *Config, rng *rand.Rand) (_ *session, 
 		scope := capture.Scope{Local: s.local, PortLow: s.low, PortHigh: s.high}
 		// Frames up to 1500 bytes: an ICMPv6 error quotes up to 1280
 		// (RFC 4443 §2.4(c)) and must arrive whole to be parsed.
-		if s.cap, err = capture.OpenScope(ifindex, scope, capture.Config{SnapLen: 1500, Frames: 4096}); err != nil {
+		if s.cap, err = capture.OpenScope(ifindex, scope, capture.Config{SnapLen: 1500, Frames: 4096, Queue: s.ringless}); err != nil {
 			return nil, err
 		}
 	}
@@ -389,7 +393,7 @@ func (s *session) openLinks() {
 		}
 		link, ok := s.links[h.ifindex]
 		if !ok {
-			link, _ = capture.OpenLinkSender(h.ifindex) // nil: the raw socket
+			link, _ = capture.OpenLinkSender(h.ifindex, capture.LinkConfig{NoRing: s.ringless}) // nil: the raw socket
 			s.links[h.ifindex] = link
 		}
 		if link == nil {
