@@ -70,7 +70,7 @@ func tsharkPcapCheck(t *testing.T, file string, local netip.Addr, port int) (out
 		"-e", "frame.number", "-e", "ipv6.src", "-e", "tcp.checksum.status", "-e", "_ws.malformed",
 		"-e", "frame.protocols", "-e", "tcp.analysis.flags", "-e", "tcp.checksum",
 		"-e", "tcp.analysis.keep_alive", "-e", "tcp.analysis.retransmission", "-e", "tcp.analysis.rto",
-		"-e", "tcp.analysis.duplicate_ack",
+		"-e", "tcp.analysis.duplicate_ack", "-e", "tcp.analysis.keep_alive_ack",
 	).Output()
 	if err != nil {
 		var ee *exec.ExitError
@@ -84,11 +84,11 @@ func tsharkPcapCheck(t *testing.T, file string, local netip.Addr, port int) (out
 	if len(lines) != len(pkts) || len(pkts) == 0 {
 		t.Fatalf("tshark sees %d frames, pcapgo %d", len(lines), len(pkts))
 	}
-	probeSeen, afterPeerRetrans := false, false
+	probeSeen, afterPeerRetrans, probeACKed := false, false, false
 	for i, line := range lines {
 		f := strings.Split(line, "|")
-		if len(f) != 11 {
-			t.Fatalf("tshark line %q: want 11 fields", line)
+		if len(f) != 12 {
+			t.Fatalf("tshark line %q: want 12 fields", line)
 		}
 		if f[3] != "" || !strings.HasPrefix(f[4], "raw:ipv6:tcp") {
 			t.Errorf("frame %s is malformed or not TCP over IPv6: %q", f[0], line)
@@ -107,9 +107,19 @@ func tsharkPcapCheck(t *testing.T, file string, local netip.Addr, port int) (out
 		peerTimerRetrans := f[8] != "" && f[1] != local.String() && rto >= 0.2
 		ourDupACK := f[10] != "" && f[1] == local.String() && afterPeerRetrans
 		afterPeerRetrans = peerTimerRetrans || (afterPeerRetrans && f[1] != local.String())
+		// A peer whose FIN crossed ours (both closed at once) is in
+		// TIME-WAIT itself and answers the probe with an ACK, not a
+		// reset; tshark calls it a keep-alive ACK. tcpcraft cannot tell
+		// that from a peer in LAST-ACK that lost our ACK, and sends its
+		// ACK again, which tshark calls a duplicate ACK.
+		peerProbeACK := f[11] != "" && f[1] != local.String() && probeSeen
+		ourACKAgain := f[10] != "" && f[1] == local.String() && probeACKed
+		probeACKed = peerProbeACK
 		switch {
 		case f[5] != "" && timeWaitProbe:
 			probeSeen = true
+		case f[5] != "" && (peerProbeACK || ourACKAgain):
+			t.Logf("frame %s: %q: the peer closed when we did and answered the TIME-WAIT probe from TIME-WAIT, or our ACK again", f[0], line)
 		case f[5] != "" && (peerTimerRetrans || ourDupACK):
 			t.Logf("frame %s: %q: a retransmission after the peer's timer (the machine was slow), or our ACK of it", f[0], line)
 		case f[5] != "":
