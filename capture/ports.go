@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
+
+	"github.com/tcpcraft/tcpcraft/internal/procfile"
 
 	"golang.org/x/sys/unix"
 )
@@ -137,7 +138,7 @@ func PortInUse(port uint16) (bool, error) {
 
 // readPortRange parses ip_local_port_range ("32768\t60999\n").
 func readPortRange(path string) (low, high int, err error) {
-	b, err := readSmallFile(path)
+	b, err := procfile.Read(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading the kernel's ephemeral port range: %w", err)
 	}
@@ -223,33 +224,4 @@ func (pc PortChooser) ChooseBlock(r *rand.Rand, n int) (uint16, error) {
 		tried += taken - first + 1
 	}
 	return 0, fmt.Errorf("choosing %d source ports: no %d consecutive ports outside ip_local_port_range %d-%d are free of kernel sockets", n, n, low, high)
-}
-
-// readSmallFile reads a small file such as a /proc or /proc/sys entry
-// with plain system calls: os.ReadFile would also hand the file to Go's
-// poller (which /proc/sys files accept), a handful of system calls more
-// for a read that never blocks.
-func readSmallFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 1024)
-	for {
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = b[:len(b)+n]
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
 }

@@ -6,15 +6,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/tcpcraft/tcpcraft/internal/procfile"
+
 	"github.com/google/nftables"
-	"golang.org/x/sys/unix"
 )
 
 // commentPattern parses the pid and start time back out of a comment.
@@ -176,7 +176,7 @@ func (f Firewall) ownerAlive(pid int, recordedStart string) bool {
 // zombie. The comm field (2) may hold spaces and parentheses, so fields are
 // counted after its last ')'.
 func processStart(procRoot string, pid int) (string, error) {
-	b, err := readSmallFile(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	b, err := procfile.Read(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
 	if err != nil {
 		return "", err
 	}
@@ -200,33 +200,4 @@ func (f Firewall) procRoot() string {
 		return "/proc"
 	}
 	return f.ProcRoot
-}
-
-// readSmallFile reads a small file such as a /proc or /proc/sys entry
-// with plain system calls: os.ReadFile would also hand the file to Go's
-// poller (which /proc/sys files accept), a handful of system calls more
-// for a read that never blocks.
-func readSmallFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	b := make([]byte, 0, 1024)
-	for {
-		n, err := unix.Read(fd, b[len(b):cap(b)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return b, nil
-		}
-		b = b[:len(b)+n]
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-	}
 }
