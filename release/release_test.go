@@ -143,30 +143,20 @@ func TestLaterHoldsUntilExit(t *testing.T) {
 	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
 		t.Errorf("helper's session %d (%v), want its own (%d)", sid, err, pid)
 	}
-	ents, err := os.ReadDir(proc + "/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sockets []string
-	pipes := 0
-	for _, e := range ents {
-		link, err := os.Readlink(proc + "/fd/" + e.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case strings.HasPrefix(link, "socket:["):
-			sockets = append(sockets, strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"))
-		case strings.HasPrefix(link, "pipe:["):
-			pipes++
-		default:
-			t.Errorf("helper holds fd %s -> %s", e.Name(), link)
-		}
-	}
-	slices.Sort(sockets)
+	// The helper closes what it does not keep right after the fork; the
+	// end of file above says it has closed the output pipe (its first
+	// close_range), not yet all the rest: look until it has, or a while.
 	want := slices.Sorted(slices.Values(lines["inodes"]))
-	if !slices.Equal(sockets, want) || pipes != 1 {
-		t.Errorf("helper holds sockets %v and %d pipes, want the handed-off %v and its one pipe", sockets, pipes, want)
+	var sockets, others []string
+	pipes := 0
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		sockets, pipes, others = heldBy(t, proc)
+		if (slices.Equal(sockets, want) && pipes == 1 && len(others) == 0) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !slices.Equal(sockets, want) || pipes != 1 || len(others) > 0 {
+		t.Errorf("helper holds sockets %v, %d pipes and %v, want the handed-off %v and its one pipe", sockets, pipes, others, want)
 	}
 
 	// Closes: a handed-off socket's close only drops a reference; the
@@ -203,6 +193,32 @@ func TestLaterHoldsUntilExit(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// heldBy lists what the process at proc holds: its sockets' inodes
+// (sorted), how many pipes, and anything else.
+func heldBy(t *testing.T, proc string) (sockets []string, pipes int, others []string) {
+	t.Helper()
+	ents, err := os.ReadDir(proc + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		link, err := os.Readlink(proc + "/fd/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		switch {
+		case strings.HasPrefix(link, "socket:["):
+			sockets = append(sockets, strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]"))
+		case strings.HasPrefix(link, "pipe:["):
+			pipes++
+		default:
+			others = append(others, e.Name()+" -> "+link)
+		}
+	}
+	slices.Sort(sockets)
+	return sockets, pipes, others
 }
 
 // TestLaterRefusesNothing: no sockets is an error, not a helper.
