@@ -118,7 +118,7 @@ func Later(conns ...Conn) (int, error) {
 		}
 		from = fd + 1
 	}
-	plan.closes[plan.n] = [2]uintptr{uintptr(from), ^uintptr(0) >> 32} // ~0U
+	plan.closes[plan.n] = [2]uintptr{uintptr(from), uintptr(^uint32(0))} // ~0U: to the last
 	plan.n++
 
 	pid, err := forkHelper(plan)
