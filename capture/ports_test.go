@@ -167,14 +167,19 @@ func TestEphemeralPortAgainstKernelSockets(t *testing.T) {
 	// Closed first by us, the connection's end stays in TIME-WAIT, which
 	// holds the port too.
 	conn.Close()
-	waitUntilClosed := time.Now().Add(5 * time.Second)
+	// A bound, not a measure: the server closes when it reads our FIN,
+	// and a busy machine may be slow to run it. Once failed at 5 s in a
+	// CI rehearsal with both cores busy: the sockets of both ends are
+	// shown if it fails again.
+	waitUntilClosed := time.Now().Add(20 * time.Second)
 	for {
 		out := labtest.Run(t, l, l.ClientNS, "ss", "-tanH", "state", "time-wait", "sport", "= :1025")
 		if strings.TrimSpace(out) != "" {
 			break
 		}
 		if time.Now().After(waitUntilClosed) {
-			t.Fatal("the closed connection never reached TIME-WAIT")
+			t.Fatalf("the closed connection never reached TIME-WAIT; client: %s; server: %s",
+				labtest.Run(t, l, l.ClientNS, "ss", "-tanoH"), labtest.Run(t, l, l.ServerNS, "ss", "-tanoH"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
