@@ -62,28 +62,31 @@ func readAll(t testing.TB, b []byte) ([]record, error) {
 // record's interface's own) for pcapng.
 func readGopacket(t testing.TB, b []byte) []record {
 	t.Helper()
-	var out []record
+	var r interface {
+		ReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+	}
+	var recordOf func(data []byte, ci gopacket.CaptureInfo) record
 	if len(b) >= 4 && binary.BigEndian.Uint32(b) == ngSectionHeader {
-		r, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		ng, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			t.Fatalf("gopacket: %v", err)
 		}
-		for {
-			data, ci, err := r.ReadPacketData()
-			if err == io.EOF {
-				return out
-			}
-			if err != nil {
-				t.Fatalf("gopacket, record %d: %v", len(out)+1, err)
-			}
+		r = ng
+		recordOf = func(data []byte, ci gopacket.CaptureInfo) record {
 			link := ci.AncillaryData[0].(layers.LinkType)
-			out = append(out, record{data: data, ts: ci.Timestamp, caplen: ci.CaptureLength, wire: ci.Length, link: LinkType(link), iface: ci.InterfaceIndex, checkIfaceIdx: true})
+			return record{data: data, ts: ci.Timestamp, caplen: ci.CaptureLength, wire: ci.Length, link: LinkType(link), iface: ci.InterfaceIndex, checkIfaceIdx: true}
+		}
+	} else {
+		classic, err := pcapgo.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("gopacket: %v", err)
+		}
+		r = classic
+		recordOf = func(data []byte, ci gopacket.CaptureInfo) record {
+			return record{data: data, ts: ci.Timestamp, caplen: ci.CaptureLength, wire: ci.Length, link: LinkType(classic.LinkType())}
 		}
 	}
-	r, err := pcapgo.NewReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatalf("gopacket: %v", err)
-	}
+	var out []record
 	for {
 		data, ci, err := r.ReadPacketData()
 		if err == io.EOF {
@@ -92,7 +95,7 @@ func readGopacket(t testing.TB, b []byte) []record {
 		if err != nil {
 			t.Fatalf("gopacket, record %d: %v", len(out)+1, err)
 		}
-		out = append(out, record{data: data, ts: ci.Timestamp, caplen: ci.CaptureLength, wire: ci.Length, link: LinkType(r.LinkType())})
+		out = append(out, recordOf(data, ci))
 	}
 }
 
