@@ -266,17 +266,3 @@ func (h *harness) established() {
 	h.expectState(Established)
 	h.c.Events()
 }
-
-// passiveEstablished drives a plainConfig Conn through a passive open.
-func (h *harness) passiveEstablished() {
-	h.t.Helper()
-	if err := h.c.Listen(); err != nil {
-		h.t.Fatal(err)
-	}
-	h.send(craft.TCP{Flags: fS, Seq: rISS, Window: 64000, Options: []craft.Option{{Kind: craft.OptMSS, MSS: 1460}}})
-	h.expect(pat{Flags: fS | fA, Seq: lISS, Ack: rISS + 1, Window: anyWin})
-	h.send(craft.TCP{Flags: fA, Seq: rISS + 1, Ack: lISS + 1, Window: 64000})
-	h.expectNothing()
-	h.expectState(Established)
-	h.c.Events()
-}

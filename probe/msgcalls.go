@@ -105,20 +105,6 @@ func eeField(b []byte, off, size int) uint32 {
 	return binary.NativeEndian.Uint32(b[off:])
 }
 
-// encodeCmsgs lays out control messages as the kernel does.
-func encodeCmsgs(msgs []cmsg) []byte {
-	var b []byte
-	for _, m := range msgs {
-		h := make([]byte, cmsgSpace(len(m.data)))
-		binary.NativeEndian.PutUint64(h[0:], uint64(cmsgHdrLen+len(m.data)))
-		binary.NativeEndian.PutUint32(h[8:], uint32(m.level))
-		binary.NativeEndian.PutUint32(h[12:], uint32(m.typ))
-		copy(h[cmsgHdrLen:], m.data)
-		b = append(b, h...)
-	}
-	return b
-}
-
 // decodeCmsgs reads control messages; a truncated one ends the list.
 func decodeCmsgs(b []byte) []cmsg {
 	var out []cmsg
