@@ -494,14 +494,7 @@ func TestIPv6LossTransfers(t *testing.T) {
 		for _, chain := range []string{"INPUT", "OUTPUT"} {
 			labtest.Run(t, e.Lab, kernelNS, "ip6tables", "-A", chain, "-p", "tcp", "-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP")
 		}
-		// The kernel peer sends segments, not 64 KB TSO/GSO packets:
-		// netfilter sees a GSO packet before it is cut, so 5% of them
-		// would be a handful of 45-segment bursts in a 2 MB transfer.
-		dev := e.ServerIf
-		if kernelNS == e.ClientNS {
-			dev = e.ClientIf
-		}
-		labtest.Run(t, e.Lab, kernelNS, "ethtool", "-K", dev, "tso", "off", "gso", "off")
+		segmentsOnTheWire(t, e)
 		cases = append(cases, &lossCase{mode: mode, e: e, ns: kernelNS})
 	}
 	var wg sync.WaitGroup
