@@ -11,19 +11,31 @@
 // that wait (docs/PERFORMANCE.md, "RCU grace periods").
 //
 // The kernel releases a socket when its last descriptor is closed. Later
-// forks a helper process that keeps duplicates of the sockets until
+// starts a helper process that keeps duplicates of the sockets until
 // tcpcraft has exited — it reads a pipe whose only writer is tcpcraft, so
 // it sees end-of-file when tcpcraft is gone, however it ends — and then
 // exits, so the grace periods pass in the helper, after tcpcraft's exit.
 // tcpcraft's own closes then only drop a reference.
 //
-// Why a bare fork and not a helper program: starting one (fork and exec of
-// tcpcraft itself, whose Go runtime then starts) cost 0.5-2.5 ms on the
-// way out and 2-3 ms of CPU beside the next run. The forked child is a
-// copy of this process that runs no Go code of consequence: from the fork
-// to its exit it makes raw system calls only, in one function that cannot
-// grow its stack or enter the runtime (the rules of the child half of
-// syscall.forkExec), with every signal blocked.
+// Why a bare process and not a helper program: starting one (fork and
+// exec of tcpcraft itself, whose Go runtime then starts) cost 0.5-2.5 ms
+// on the way out and 2-3 ms of CPU beside the next run. The helper runs no
+// Go code of consequence: from its start to its exit it makes raw system
+// calls only, with every signal blocked.
+//
+// Why it shares tcpcraft's memory (on amd64): a fork copies the address
+// space — page tables duplicated and write-protected, with a TLB
+// shootdown — and every page tcpcraft writes afterwards, on its way out,
+// takes a copy-on-write fault; then tcpcraft's exit tears its address
+// space down before its parent's wait returns. A child made with clone
+// (CLONE_VM) copies nothing, and as the last user of the address space it
+// tears it down itself, after tcpcraft has exited. Such a child may not
+// touch the Go runtime's memory, stack included, while tcpcraft runs on
+// it: it is a few lines of assembly (hold_amd64.s) that keep to registers
+// and to a page of their own outside the Go heap (newPlan), their stack
+// that page's end. Elsewhere the helper is a fork (hold_other.go), a
+// copy of the process that runs one go:nosplit function (the rules of
+// the child half of syscall.forkExec).
 //
 // Before it exits the helper waits for one RCU grace period of its own
 // (membarrier(MEMBARRIER_CMD_GLOBAL) is synchronize_rcu): by then the
@@ -39,7 +51,9 @@
 // It holds no other descriptor (no output pipe stays open because of it),
 // leaves the terminal's session (a Ctrl-C is for tcpcraft), and is named
 // tcpcraft-linger in ps. If it cannot be made, Later says so and the
-// caller closes as before, paying the wait.
+// caller closes as before, paying the wait. Until it exits, a grace
+// period after tcpcraft, ps shows it with tcpcraft's memory on amd64
+// (the address space is shared, not copied).
 package release
 
 import (
@@ -60,14 +74,32 @@ const maxHeld = 16
 // it returns after an RCU grace period.
 const membarrierCmdGlobal = 1
 
-// helperPlan is everything the helper does, worked out before the fork:
-// the child may not allocate.
+// helperPlan is everything the helper does, worked out before it starts:
+// the helper may not allocate. Its layout is fixed (the amd64 helper is
+// assembly that reads it by offset; hold_amd64.go checks the offsets).
 type helperPlan struct {
 	pipe   uintptr                 // the read end; end-of-file when the parent is gone
+	n      uintptr                 // close ranges in closes
+	name   [16]byte                // PR_SET_NAME
 	closes [maxHeld + 2][2]uintptr // close_range ranges: all but the held and the pipe
-	n      int
-	name   [16]byte // PR_SET_NAME
+	buf    [64]byte                // what read(2) reads into
 }
+
+// newPlan is a helperPlan in a page of its own, outside the Go heap: a
+// helper that shares this process's memory (hold_amd64.s) reads and writes
+// it for as long as it lives, after Later has returned, so it must never
+// be freed or reused. The page is not unmapped; it goes with the address
+// space, when the last process using it exits.
+func newPlan() (*helperPlan, error) {
+	mem, err := unix.Mmap(-1, 0, planPage, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return nil, fmt.Errorf("mapping its plan: %w", err)
+	}
+	return (*helperPlan)(unsafe.Pointer(&mem[0])), nil
+}
+
+// planPage is the plan's mapping; the amd64 helper's stack is its end.
+const planPage = 4096
 
 // Conn is a socket whose descriptor Control lends (syscall.RawConn is
 // one).
@@ -75,7 +107,7 @@ type Conn interface {
 	Control(f func(fd uintptr)) error
 }
 
-// Later forks a helper that holds duplicates of conns' descriptors until
+// Later starts a helper that holds duplicates of conns' descriptors until
 // this process has exited, and returns its pid. The caller then closes its
 // own as usual; those closes no longer wait. The helper is not waited for:
 // when this process exits it is left to init (or the nearest subreaper),
@@ -106,7 +138,12 @@ func Later(conns ...Conn) (int, error) {
 		return 0, fmt.Errorf("release helper: pipe: %w", err)
 	}
 	defer unix.Close(p[0])
-	plan := &helperPlan{pipe: uintptr(p[0])}
+	plan, err := newPlan()
+	if err != nil {
+		unix.Close(p[1])
+		return 0, fmt.Errorf("release helper: %w", err)
+	}
+	plan.pipe = uintptr(p[0])
 	copy(plan.name[:15], "tcpcraft-linger")
 	keep := append(slices.Clone(held), p[0])
 	slices.Sort(keep)
@@ -121,18 +158,18 @@ func Later(conns ...Conn) (int, error) {
 	plan.closes[plan.n] = [2]uintptr{uintptr(from), uintptr(^uint32(0))} // ~0U: to the last
 	plan.n++
 
-	pid, err := forkHelper(plan)
+	pid, err := startHelper(plan)
 	if err != nil {
 		unix.Close(p[1])
-		return 0, fmt.Errorf("release helper: fork: %w", err)
+		return 0, fmt.Errorf("release helper: clone: %w", err)
 	}
 	return pid, nil
 }
 
-// forkHelper forks the helper. Signals are blocked on this thread across
-// the fork, so the child starts with them blocked: a Go signal handler
-// must not run in it.
-func forkHelper(plan *helperPlan) (int, error) {
+// startHelper starts the helper. Signals are blocked on this thread
+// across the clone, so the child starts with them blocked: a Go signal
+// handler must not run in it.
+func startHelper(plan *helperPlan) (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var all, old [1]uint64 // the kernel's sigset_t: 64 signals
@@ -140,49 +177,12 @@ func forkHelper(plan *helperPlan) (int, error) {
 	if _, _, e := syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), unsafe.Sizeof(all), 0, 0); e != 0 {
 		return 0, e
 	}
-	pid, e := forkAndHold(plan)
+	pid, e := cloneHelper(plan)
 	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, unsafe.Sizeof(old), 0, 0)
 	if e != 0 {
 		return 0, e
 	}
 	return int(pid), nil
-}
-
-// forkAndHold is fork(2) (clone with SIGCHLD and nothing shared; the
-// argument order of clone differs between architectures, and all but the
-// flags are 0) and, in the child, the helper's whole life. Raw system
-// calls only: the child runs on a copy of the parent's memory without the
-// parent's other threads, so the Go runtime (its locks, its allocator, its
-// scheduler) is off limits, and so is growing the stack (go:nosplit).
-//
-//go:nosplit
-//go:norace
-func forkAndHold(plan *helperPlan) (uintptr, syscall.Errno) {
-	pid, _, e := syscall.RawSyscall6(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
-	if e != 0 || pid != 0 {
-		return pid, e
-	}
-	syscall.RawSyscall(syscall.SYS_SETSID, 0, 0, 0)
-	syscall.RawSyscall6(syscall.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(&plan.name[0])), 0, 0, 0, 0)
-	for i := 0; i < plan.n; i++ {
-		if _, _, e := syscall.RawSyscall(unix.SYS_CLOSE_RANGE, plan.closes[i][0], plan.closes[i][1], 0); e != 0 {
-			// Without close_range (Linux 5.9) the helper would hold
-			// the parent's output pipes too: give up at once, and
-			// the parent pays the wait.
-			syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 1, 0, 0)
-		}
-	}
-	var b [64]byte
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, plan.pipe, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		if e == syscall.EINTR || (e == 0 && n > 0) {
-			continue
-		}
-		break
-	}
-	syscall.RawSyscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0)
-	syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 0, 0, 0)
-	return 0, 0 // not reached
 }
 
 // dupOf duplicates rc's descriptor, close-on-exec.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,6 +144,16 @@ func TestLaterHoldsUntilExit(t *testing.T) {
 	if sid, err := unix.Getsid(pid); err != nil || sid != pid {
 		t.Errorf("helper's session %d (%v), want its own (%d)", sid, err, pid)
 	}
+	// On amd64 the helper shares the parent's address space (CLONE_VM:
+	// nothing copied, and the parent's exit leaves its teardown to the
+	// helper); elsewhere it is a fork, a copy. kcmp(2) says which.
+	shared, err := sameAddressSpace(cmd.Process.Pid, pid)
+	if err != nil {
+		t.Fatalf("kcmp: %v", err)
+	}
+	if wantShared := runtime.GOARCH == "amd64"; shared != wantShared {
+		t.Errorf("helper shares the parent's address space: %v, want %v on %s", shared, wantShared, runtime.GOARCH)
+	}
 	// The helper closes what it does not keep right after the fork; the
 	// end of file above says it has closed the output pipe (its first
 	// close_range), not yet all the rest: look until it has, or a while.
@@ -193,6 +204,17 @@ func TestLaterHoldsUntilExit(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// sameAddressSpace reports whether processes a and b share one address
+// space (kcmp(2), KCMP_VM).
+func sameAddressSpace(a, b int) (bool, error) {
+	const kcmpVM = 1 // KCMP_VM, include/uapi/linux/kcmp.h
+	r, _, e := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), kcmpVM, 0, 0, 0)
+	if e != 0 {
+		return false, e
+	}
+	return r == 0, nil
 }
 
 // heldBy lists what the process at proc holds: its sockets' inodes
