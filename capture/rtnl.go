@@ -359,3 +359,65 @@ func cString(b []byte) string {
 	}
 	return string(b)
 }
+
+// From linux/neighbour.h.
+const (
+	ndaDst    = 1 // NDA_DST
+	ndaLLAddr = 2 // NDA_LLADDR
+	// usableNUD are the states in which an entry's address may be used
+	// (usableNeighbour, in the kernel's numbers).
+	usableNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT
+)
+
+// getNeighbour reads addr's entry on interface ifindex from the
+// neighbour table: one RTM_GETNEIGH for that address (Linux 4.20,
+// `ip neigh get`), not a dump of the table. It returns the 6-byte
+// link-layer address of a usable entry (see usableNeighbour), or nil
+// when there is none (no entry, or one not resolved).
+func (r *rtnl) getNeighbour(ifindex int, addr netip.Addr) ([]byte, error) {
+	addr = addr.Unmap()
+	fam := byte(unix.AF_INET)
+	if addr.Is6() {
+		fam = unix.AF_INET6
+	}
+	body := make([]byte, unix.SizeofNdMsg, unix.SizeofNdMsg+unix.SizeofRtAttr+16)
+	body[0] = fam
+	binary.NativeEndian.PutUint32(body[4:8], uint32(int32(ifindex))) // ndm_ifindex
+	body = appendRtAttr(body, ndaDst, addr.AsSlice())
+	var mac []byte
+	err := r.request(unix.RTM_GETNEIGH, 0, body, func(m *syscall.NetlinkMessage) error {
+		var err error
+		mac, err = parseNeighbour(m)
+		return err
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	return mac, err
+}
+
+// parseNeighbour reads an RTM_NEWNEIGH answer: the link-layer address of
+// a usable entry with a 6-byte one, else nil.
+func parseNeighbour(m *syscall.NetlinkMessage) ([]byte, error) {
+	if m.Header.Type != unix.RTM_NEWNEIGH || len(m.Data) < unix.SizeofNdMsg {
+		return nil, fmt.Errorf("an answer of type %d to a neighbour request", m.Header.Type)
+	}
+	state := binary.NativeEndian.Uint16(m.Data[8:10]) // ndm_state
+	// The attributes follow the ndmsg (syscall.ParseNetlinkRouteAttr
+	// knows no neighbour messages).
+	var lladdr []byte
+	for b := m.Data[unix.SizeofNdMsg:]; len(b) >= unix.SizeofRtAttr; {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < unix.SizeofRtAttr || l > len(b) {
+			return nil, errors.New("parsing the kernel's answer: a bad attribute length")
+		}
+		if binary.NativeEndian.Uint16(b[2:4])&^unix.NLA_F_NESTED == ndaLLAddr {
+			lladdr = b[unix.SizeofRtAttr:l]
+		}
+		b = b[min(rtaAlign(l), len(b)):]
+	}
+	if state&usableNUD == 0 || len(lladdr) != 6 {
+		return nil, nil
+	}
+	return slices.Clone(lladdr), nil
+}
