@@ -385,7 +385,7 @@ const argsKey = "args"
 // releaseLaterKey is the root command Metadata key set (true) when the
 // process is tcpcraft itself (Main), not a test running commands in its
 // own process: only then may a session leave the release of its sockets
-// to a forked helper that lives until the process exits (package release).
+// to a helper process that lives until the process exits (package release).
 const releaseLaterKey = "release-later"
 
 // jsonStream is where c writes JSON when --json is given, or nil when it

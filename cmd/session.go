@@ -539,7 +539,7 @@ func (s *session) close() error {
 	// own: a goroutine blocked in close(2) holds its P until sysmon takes
 	// it, up to 10 ms later, and with two Ps a third release waited for
 	// that.) The CPU profile, if any, stops last, so that it sees it all.
-	// When this process is tcpcraft itself, a forked helper takes
+	// When this process is tcpcraft itself, a helper process takes
 	// duplicates of those sockets first (package release) and the grace
 	// periods pass in it after tcpcraft has exited: no close here waits.
 	phase := func(step string) int {
@@ -578,8 +578,8 @@ func (s *session) close() error {
 			s.trace.warn("capture: %d of %d frames dropped by the kernel (its buffer was full: tcpcraft fell behind); their senders retransmit them", st.Drops, st.Packets)
 		}
 	}
-	// The table's deletion and the hand-over of the sockets (a fork) run
-	// side by side: neither needs the other.
+	// The table's deletion and the hand-over of the sockets (a clone of
+	// this process) run side by side: neither needs the other.
 	var handOff sync.WaitGroup
 	handedOff := false
 	if s.releaseLater {
