@@ -28,12 +28,6 @@ var tableNamePattern = sync.OnceValue(func() *regexp.Regexp {
 	return regexp.MustCompile(`^` + TablePrefix + `([0-9]+)-[0-9a-f]+$`)
 })
 
-// CleanupStale removes stale guards in the calling thread's namespace with
-// the zero Firewall; see Firewall.CleanupStale.
-func CleanupStale(ctx context.Context) (removed []string, err error) {
-	return Firewall{}.CleanupStale(ctx)
-}
-
 // CleanupStale removes, in the network namespace of the calling thread,
 // the guards whose owner is gone: no such process, a zombie, or a process
 // with the same pid that started at another time (the pid was reused).

@@ -70,12 +70,6 @@ type Handler interface {
 	Event(e *Event)
 }
 
-// HandlerFunc makes a function a Handler.
-type HandlerFunc func(*Event)
-
-// Event calls f(e).
-func (f HandlerFunc) Event(e *Event) { f(e) }
-
 // State is a target's verdict, in nmap's words.
 type State string
 
