@@ -395,7 +395,7 @@ func jsonStream(c *cli.Command) io.Writer {
 	if !slices.ContainsFunc(c.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "json") }) {
 		return nil
 	}
-	if !c.Bool("json") {
+	if !flagBool(c, "json") {
 		args, _ := c.Root().Metadata[argsKey].([]string)
 		if i := slices.Index(args, "--"); i >= 0 {
 			args = args[:i]

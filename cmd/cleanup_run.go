@@ -20,7 +20,7 @@ func runCleanup(ctx context.Context, c *cli.Command) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
-	only := c.StringSlice("netns")
+	only := flagStringSlice(c, "netns")
 	for _, ns := range only {
 		if ns == "" || strings.ContainsAny(ns, "/\x00") || ns == "." || ns == ".." {
 			return usagef("--netns %q: not a network namespace name", ns)

@@ -67,7 +67,7 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	sess.trace.attach(ladder, statsOut)
 	sess.trace.note("connecting %v -> %v on %s", sess.local, remote, sess.route.Interface)
 
-	dialCtx, cancel := withOptionalTimeout(ctx, c.Duration("timeout"))
+	dialCtx, cancel := withOptionalTimeout(ctx, flagDuration(c, "timeout"))
 	sess.clock.mark("dial")
 	conn, err := sess.stack.Dial(dialCtx, remote, sess.local.Port())
 	cancel()
@@ -77,7 +77,7 @@ func runConnect(ctx context.Context, c *cli.Command) error {
 	case ctx.Err() != nil:
 		return ctx.Err() // interrupted: exit 130 after close() resets the peer
 	case errors.Is(err, context.DeadlineExceeded):
-		return exitFailure(fmt.Errorf("connect to %v: no answer after %v (connection timed out)", remote, c.Duration("timeout")))
+		return exitFailure(fmt.Errorf("connect to %v: no answer after %v (connection timed out)", remote, flagDuration(c, "timeout")))
 	default:
 		return exitFailure(fmt.Errorf("connect to %v: %w", remote, err))
 	}

@@ -129,8 +129,8 @@ func (d *decodeSession) report(format string, args ...any) {
 }
 
 func decodeAction(_ context.Context, c *cli.Command) error {
-	hexArg := c.String("hex")
-	hexSet := c.IsSet("hex")
+	hexArg := flagString(c, "hex")
+	hexSet := flagIsSet(c, "hex")
 	switch {
 	case c.NArg() > 1:
 		return cli.Exit(fmt.Sprintf("one file at a time, got %d arguments (%s)", c.NArg(), quoteArgs(c.Args().Slice())), decodeUsage)
@@ -138,24 +138,24 @@ func decodeAction(_ context.Context, c *cli.Command) error {
 		return cli.Exit("give a file or --hex, not both", decodeUsage)
 	case c.NArg() == 0 && !hexSet:
 		return cli.Exit("give a pcap/pcapng file or --hex HEX", decodeUsage)
-	case c.NArg() == 1 && c.IsSet("link"):
+	case c.NArg() == 1 && flagIsSet(c, "link"):
 		return cli.Exit("--link applies to --hex input only; a capture file names its own link type", decodeUsage)
 	}
 	d := &decodeSession{
 		out:    bufio.NewWriter(stdout(c)),
 		errOut: stderr(c),
-		asJSON: c.Bool("json"),
-		fmt:    craft.Formatter{Absolute: c.Bool("absolute"), IPPrefix: true},
+		asJSON: flagBool(c, "json"),
+		fmt:    craft.Formatter{Absolute: flagBool(c, "absolute"), IPPrefix: true},
 	}
-	if c.Bool("pkt") {
+	if flagBool(c, "pkt") {
 		return decodeScript(c, d) // cmd/decode_pkt.go
 	}
-	if c.Bool("follow") || c.Bool("conns") || c.IsSet("conn") || c.IsSet("side") {
+	if flagBool(c, "follow") || flagBool(c, "conns") || flagIsSet(c, "conn") || flagIsSet(c, "side") {
 		return decodeFlows(c, d) // cmd/decode_flows.go
 	}
 	var err error
 	if hexSet {
-		err = d.decodeHex(c, hexArg, c.String("link"))
+		err = d.decodeHex(c, hexArg, flagString(c, "link"))
 	} else {
 		err = d.decodeFile(c.Args().First())
 	}

@@ -34,29 +34,29 @@ func readFlows(c *cli.Command, path string, keep bool) ([]*flow.Conn, error) {
 
 // decodeFlows is decode with --follow or --conns.
 func decodeFlows(c *cli.Command, d *decodeSession) error {
-	follow, table := c.Bool("follow"), c.Bool("conns")
+	follow, table := flagBool(c, "follow"), flagBool(c, "conns")
 	switch {
 	case follow && table:
 		return cli.Exit("give --follow or --conns, not both", decodeUsage)
 	case !follow && !table:
 		return cli.Exit("--conn and --side go with --follow or --pkt (--conn also with --conns)", decodeUsage)
-	case c.IsSet("hex"):
+	case flagIsSet(c, "hex"):
 		return cli.Exit("--follow and --conns read capture files, not --hex", decodeUsage)
 	case c.NArg() != 1:
 		return cli.Exit("give one pcap/pcapng file", decodeUsage)
-	case c.IsSet("side") && !follow:
+	case flagIsSet(c, "side") && !follow:
 		return cli.Exit("--side goes with --follow or --pkt", decodeUsage)
 	}
 	side := flow.Client
-	if c.String("side") == "server" { // one of --side's choices
+	if flagString(c, "side") == "server" { // one of --side's choices
 		side = flow.Server
 	}
 	conns, err := readFlows(c, c.Args().First(), follow)
 	if err != nil {
 		return err
 	}
-	if c.IsSet("conn") || c.IsSet("side") {
-		one, err := flow.Find(conns, c.String("conn"))
+	if flagIsSet(c, "conn") || flagIsSet(c, "side") {
+		one, err := flow.Find(conns, flagString(c, "conn"))
 		if err != nil {
 			return cli.Exit(err.Error(), decodeFailure)
 		}
@@ -68,7 +68,7 @@ func decodeFlows(c *cli.Command, d *decodeSession) error {
 		return writeConnsJSON(w, conns)
 	case table:
 		return writeConnsTable(w, conns)
-	case c.IsSet("side"):
+	case flagIsSet(c, "side"):
 		data, _ := conns[0].Stream(side)
 		_, err := w.Write(data)
 		return err

@@ -19,17 +19,17 @@ import (
 // decodeScript is decode with --pkt.
 func decodeScript(c *cli.Command, d *decodeSession) error {
 	switch {
-	case c.Bool("follow") || c.Bool("conns"):
+	case flagBool(c, "follow") || flagBool(c, "conns"):
 		return cli.Exit("give --pkt, --follow or --conns, one of them", decodeUsage)
-	case c.IsSet("hex"):
+	case flagIsSet(c, "hex"):
 		return cli.Exit("--pkt reads a capture file, not --hex", decodeUsage)
 	case c.NArg() != 1:
 		return cli.Exit("give one pcap/pcapng file", decodeUsage)
-	case c.Bool("json") || c.Bool("absolute"):
+	case flagBool(c, "json") || flagBool(c, "absolute"):
 		return cli.Exit("--json and --absolute do not go with --pkt (a script has its own notation)", decodeUsage)
 	}
 	side := flow.Server
-	if c.String("side") == "client" { // one of --side's choices
+	if flagString(c, "side") == "client" { // one of --side's choices
 		side = flow.Client
 	}
 	path := c.Args().First()
@@ -42,7 +42,7 @@ func decodeScript(c *cli.Command, d *decodeSession) error {
 	if len(conns) == 0 {
 		return cli.Exit(fmt.Sprintf("%s: no TCP connection", path), decodeFailure)
 	}
-	conn, err := flow.Find(conns, c.String("conn"))
+	conn, err := flow.Find(conns, flagString(c, "conn"))
 	if err != nil {
 		return cli.Exit(err.Error(), decodeFailure)
 	}

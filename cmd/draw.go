@@ -73,15 +73,15 @@ func runDraw(_ context.Context, c *cli.Command) error {
 	}
 	kinds := 0
 	for _, k := range []string{"ladder", "tsg", "states"} {
-		if c.Bool(k) {
+		if flagBool(c, k) {
 			kinds++
 		}
 	}
 	if kinds > 1 {
 		return usagef("give one of --ladder, --tsg, --states")
 	}
-	out := c.String("output")
-	format := c.String("format")
+	out := flagString(c, "output")
+	format := flagString(c, "format")
 	if format == "" {
 		switch strings.ToLower(filepath.Ext(out)) {
 		case ".png":
@@ -92,26 +92,26 @@ func runDraw(_ context.Context, c *cli.Command) error {
 			format = "svg"
 		}
 	}
-	if format == "txt" && (c.Bool("tsg") || c.Bool("states")) {
+	if format == "txt" && (flagBool(c, "tsg") || flagBool(c, "states")) {
 		return usagef("the text format draws ladders only")
 	}
-	if s := c.Float64("scale"); s <= 0 || s > 8 {
+	if s := flagFloat64(c, "scale"); s <= 0 || s > 8 {
 		return usagef("--scale %v: want above 0, at most 8", s)
 	}
-	side := c.String("side")
+	side := flagString(c, "side")
 
 	conns, err := readFlows(c, args[0], false)
 	if err != nil {
 		return err
 	}
-	conn, err := flow.Find(conns, c.String("conn"))
+	conn, err := flow.Find(conns, flagString(c, "conn"))
 	if err != nil {
 		return exitFailure(err)
 	}
-	label := draw.LabelOptions{Absolute: c.Bool("absolute")}
+	label := draw.LabelOptions{Absolute: flagBool(c, "absolute")}
 	var canvas *draw.Canvas
 	switch {
-	case c.Bool("tsg"):
+	case flagBool(c, "tsg"):
 		sender := draw.BusierSide(conn)
 		switch side {
 		case "client":
@@ -120,12 +120,12 @@ func runDraw(_ context.Context, c *cli.Command) error {
 			sender = flow.Server
 		}
 		canvas = draw.TimeSequence(conn, draw.TSGOptions{Sender: sender})
-	case c.Bool("states"):
+	case flagBool(c, "states"):
 		canvas = draw.States(conn)
 	default:
-		opt := draw.LadderOptions{Count: c.Int("count"), Label: label}
+		opt := draw.LadderOptions{Count: flagInt(c, "count"), Label: label}
 		if format == "txt" {
-			text := draw.LadderText(conn, opt, draw.TextLadder{Width: c.Int("width"), Unicode: c.Bool("unicode")})
+			text := draw.LadderText(conn, opt, draw.TextLadder{Width: flagInt(c, "width"), Unicode: flagBool(c, "unicode")})
 			return writeOutput(c, out, func(w io.Writer) error {
 				_, err := io.WriteString(w, text)
 				return err
@@ -135,7 +135,7 @@ func runDraw(_ context.Context, c *cli.Command) error {
 	}
 	return writeOutput(c, out, func(w io.Writer) error {
 		if format == "png" {
-			return canvas.WritePNG(w, c.Float64("scale"))
+			return canvas.WritePNG(w, flagFloat64(c, "scale"))
 		}
 		return canvas.WriteSVG(w)
 	})

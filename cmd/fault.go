@@ -54,7 +54,7 @@ func faultFlag() cli.Flag {
 // faultSpecs parses --fault.
 func faultSpecs(c *cli.Command) ([]fault.Spec, error) {
 	var specs []fault.Spec
-	for _, s := range c.StringSlice("fault") {
+	for _, s := range flagStringSlice(c, "fault") {
 		spec, err := fault.Parse(s)
 		if err != nil {
 			return nil, usagef("--fault: %v", err)

@@ -304,7 +304,7 @@ func splitPlaceholder(usage string) (string, string) {
 
 // exclusive refuses two flags given together.
 func exclusive(c *cli.Command, a, b string) error {
-	if c.IsSet(a) && c.IsSet(b) {
+	if flagIsSet(c, a) && flagIsSet(c, b) {
 		return usagef("give %s or %s, not both", flagNames(c, a), flagNames(c, b))
 	}
 	return nil

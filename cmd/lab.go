@@ -99,16 +99,16 @@ func labConfig(c *cli.Command) (lab.Config, error) {
 		return lab.Config{}, err
 	}
 	cfg := lab.Config{
-		ClientNS: c.String(flagClientNS),
-		ServerNS: c.String(flagServerNS),
-		ClientIf: c.String(flagClientIf),
-		ServerIf: c.String(flagServerIf),
+		ClientNS: flagString(c, flagClientNS),
+		ServerNS: flagString(c, flagServerNS),
+		ClientIf: flagString(c, flagClientIf),
+		ServerIf: flagString(c, flagServerIf),
 	}
 	for _, a := range []struct {
 		flag string
 		dst  *netip.Prefix
 	}{{flagClientAddr, &cfg.ClientAddr}, {flagServerAddr, &cfg.ServerAddr}} {
-		p, err := netip.ParsePrefix(c.String(a.flag))
+		p, err := netip.ParsePrefix(flagString(c, a.flag))
 		if err != nil {
 			return lab.Config{}, usagef("--%s: want an address with prefix length like 10.0.2.21/24: %v", a.flag, err)
 		}
@@ -118,10 +118,10 @@ func labConfig(c *cli.Command) (lab.Config, error) {
 		flag string
 		dst  *netip.Prefix
 	}{{flagClientIP6, &cfg.ClientAddr6}, {flagServerIP6, &cfg.ServerAddr6}} {
-		if c.String(a.flag) == "" {
+		if flagString(c, a.flag) == "" {
 			continue // no IPv6 on this side: Validate wants both or neither
 		}
-		p, err := netip.ParsePrefix(c.String(a.flag))
+		p, err := netip.ParsePrefix(flagString(c, a.flag))
 		if err != nil {
 			return lab.Config{}, usagef("--%s: want an IPv6 address with prefix length like fd00:2::21/64: %v", a.flag, err)
 		}

@@ -78,20 +78,20 @@ func newLadderTracer(w io.Writer, tl draw.TextLadder, localIsClient bool, start 
 
 // ladderFromFlags builds the ladder connect/listen asked for, or nil.
 func ladderFromFlags(c *cli.Command, localIsClient bool, start time.Time) (*ladderTracer, error) {
-	if !c.Bool("ladder") {
-		if c.IsSet("ladder-chars") || c.IsSet("ladder-width") {
+	if !flagBool(c, "ladder") {
+		if flagIsSet(c, "ladder-chars") || flagIsSet(c, "ladder-width") {
 			return nil, usagef("--ladder-chars and --ladder-width need --ladder")
 		}
 		return nil, nil
 	}
-	if c.Bool("json") || c.Bool("quiet") {
+	if flagBool(c, "json") || flagBool(c, "quiet") {
 		return nil, usagef("--ladder is a trace of its own: not with --json or -q")
 	}
-	tl, err := textLadderFor(stderr(c), c.String("ladder-chars"), c.Int("ladder-width"), os.Getenv)
+	tl, err := textLadderFor(stderr(c), flagString(c, "ladder-chars"), flagInt(c, "ladder-width"), os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	return newLadderTracer(stderr(c), tl, localIsClient, start, draw.LabelOptions{Absolute: c.Bool("absolute")}), nil
+	return newLadderTracer(stderr(c), tl, localIsClient, start, draw.LabelOptions{Absolute: flagBool(c, "absolute")}), nil
 }
 
 // textLadderFor decides the ladder's characters and width for w: Unicode

@@ -117,10 +117,10 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	if err := exclusive(c, "echo", "exec"); err != nil {
 		return err
 	}
-	if c.IsSet("sport") {
+	if flagIsSet(c, "sport") {
 		return usagef("--sport has no meaning for listen: the port is in the address")
 	}
-	if !c.Bool("keep-open") && c.IsSet("max-conns") {
+	if !flagBool(c, "keep-open") && flagIsSet(c, "max-conns") {
 		return usagef("--max-conns goes with -k: without it listen serves one connection")
 	}
 	ladder, err := ladderFromFlags(c, false, time.Now())
@@ -132,7 +132,7 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	}
 	if busy, err := kernelListening(local); err != nil {
 		return exitFailure(err)
-	} else if busy != "" && !c.Bool("force") {
+	} else if busy != "" && !flagBool(c, "force") {
 		return exitFailure(fmt.Errorf("a kernel socket already listens on %s (%s); tcpcraft would take its segments away from it: stop it, pick another port, or use --force", listenString(local), busy))
 	}
 	sess, err := openSession(ctx, c, sessionSpec{local: local}, func(mtu int) (fsm.Config, error) {
@@ -152,11 +152,11 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	defer closeStats()
 	sess.trace.attach(ladder, statsOut)
 	sess.trace.peerTag = true
-	cookies, err := fsm.ParseSYNCookies(c.String("syncookies")) // one of the flag's choices
+	cookies, err := fsm.ParseSYNCookies(flagString(c, "syncookies")) // one of the flag's choices
 	if err != nil {
 		return usagef("--syncookies: %v", err)
 	}
-	l, err := sess.stack.ListenWith(local.Addr(), local.Port(), fsm.ListenConfig{Backlog: c.Int("backlog"), SYNCookies: cookies})
+	l, err := sess.stack.ListenWith(local.Addr(), local.Port(), fsm.ListenConfig{Backlog: flagInt(c, "backlog"), SYNCookies: cookies})
 	if err != nil {
 		return exitFailure(err)
 	}
@@ -177,7 +177,7 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	sess.trace.note("listening on %s (%s)", listenString(local), where)
 
 	h := &connHandler{c: c, trace: sess.trace, specs: sess.specs}
-	if !c.Bool("keep-open") {
+	if !flagBool(c, "keep-open") {
 		conn, err := l.Accept(ctx)
 		if err != nil {
 			return ctx.Err()
@@ -202,7 +202,7 @@ func runListen(ctx context.Context, c *cli.Command) error {
 	defer wg.Wait()
 	active := 0
 	var mu sync.Mutex
-	maxConns := c.Int("max-conns")
+	maxConns := flagInt(c, "max-conns")
 	for {
 		conn, err := l.Accept(ctx)
 		if err != nil {
@@ -254,9 +254,9 @@ type connHandler struct {
 // serve runs one connection to its end.
 func (h *connHandler) serve(ctx context.Context, conn *stack.Conn, single bool) error {
 	switch {
-	case h.c.Bool("echo"):
+	case flagBool(h.c, "echo"):
 		return h.echo(ctx, conn)
-	case h.c.String("exec") != "":
+	case flagString(h.c, "exec") != "":
 		return h.execFor(ctx, conn)
 	case single:
 		return pipe(ctx, conn, finLimit(h.specs, stdin(h.c)), stdout(h.c))
@@ -312,7 +312,7 @@ func (h *connHandler) echo(ctx context.Context, conn *stack.Conn) error {
 
 // execFor runs --exec's command for one connection, like ncat --sh-exec.
 func (h *connHandler) execFor(ctx context.Context, conn *stack.Conn) error {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.c.String("exec"))
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", flagString(h.c, "exec"))
 	cmd.Stderr = stderr(h.c)
 	cmd.Env = append(os.Environ(), "TCPCRAFT_PEER="+conn.RemoteAddr().String(), "TCPCRAFT_LOCAL="+conn.LocalAddr().String())
 	stdin, err := cmd.StdinPipe()

@@ -133,19 +133,19 @@ func probeSettings(c *cli.Command) ([]probe.SettingArg, map[string]string, error
 	var args []probe.SettingArg
 	var check probe.Settings
 	for _, name := range probeSettingFlags {
-		if !c.IsSet(name) {
+		if !flagIsSet(c, name) {
 			continue
 		}
 		a := probe.SettingArg{Name: name}
 		if _, isBool := map[string]bool{"tcp_ts_ecr_scaled": true, "strict_segments": true, "send_omit_free": true}[name]; !isBool {
-			a.Value = c.String(name)
+			a.Value = flagString(c, name)
 		}
 		if err := check.Set(a.Name, a.Value); err != nil {
 			return nil, nil, exitUsage(err)
 		}
 		args = append(args, a)
 	}
-	for _, d := range c.StringSlice("define") {
+	for _, d := range flagStringSlice(c, "define") {
 		if err := check.Set("define", d); err != nil {
 			return nil, nil, exitUsage(fmt.Errorf("-D %s: want NAME=VALUE", d))
 		}
@@ -165,10 +165,10 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	tol := c.Duration("tolerance")
+	tol := flagDuration(c, "tolerance")
 	var mode probeMode
-	mode.peerNS = c.String("peer-netns")
-	if t := c.String("target"); t != "" {
+	mode.peerNS = flagString(c, "peer-netns")
+	if t := flagString(c, "target"); t != "" {
 		if mode.peerNS != "" {
 			return usagef("give --peer-netns or --target, not both")
 		}
@@ -207,7 +207,7 @@ func runProbe(ctx context.Context, c *cli.Command) error {
 		}
 	}
 	cfg := probe.Config{Tolerance: tol, Args: settings}
-	if c.Bool("verbose") {
+	if flagBool(c, "verbose") {
 		cfg.Verbose = stderr(c)
 	}
 	helper, err := helperCommand()

@@ -112,8 +112,8 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 	}
 	for _, arg := range c.Args().Slice() {
 		spec, err := prober.ParseTarget(arg)
-		if errors.Is(err, prober.ErrNoPort) && c.IsSet("sport") && !strings.Contains(arg, ":") {
-			return st, usagef("%v (-p is the source port, as in nc; did you mean %s:%s?)", err, arg, c.String("sport"))
+		if errors.Is(err, prober.ErrNoPort) && flagIsSet(c, "sport") && !strings.Contains(arg, ":") {
+			return st, usagef("%v (-p is the source port, as in nc; did you mean %s:%s?)", err, arg, flagString(c, "sport"))
 		}
 		if err != nil {
 			return st, usagef("%v", err)
@@ -121,13 +121,13 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 		cfg.Targets = append(cfg.Targets, spec)
 	}
 	var err error
-	if cfg.Flags, err = craft.ParseFlags(c.String("flags"), craft.NotationTcpdump); err != nil {
+	if cfg.Flags, err = craft.ParseFlags(flagString(c, "flags"), craft.NotationTcpdump); err != nil {
 		return st, usagef("--flags %v", err)
 	}
-	cfg.Seq, cfg.SeqSet = craft.Seq(uint32(c.Int("seq"))), c.IsSet("seq")
-	cfg.Ack, cfg.AckSet = craft.Seq(uint32(c.Int("ack"))), c.IsSet("ack")
-	cfg.Window, cfg.Urgent = uint16(c.Int("window")), uint16(c.Int("urg"))
-	if opts := c.StringSlice("opt"); len(opts) > 0 {
+	cfg.Seq, cfg.SeqSet = craft.Seq(uint32(flagInt(c, "seq"))), flagIsSet(c, "seq")
+	cfg.Ack, cfg.AckSet = craft.Seq(uint32(flagInt(c, "ack"))), flagIsSet(c, "ack")
+	cfg.Window, cfg.Urgent = uint16(flagInt(c, "window")), uint16(flagInt(c, "urg"))
+	if opts := flagStringSlice(c, "opt"); len(opts) > 0 {
 		// One list: the CLI splits a value at commas ("sack=1-2,5-6"),
 		// the grammar puts it back together.
 		if cfg.Options, err = craft.ParseOptions(strings.Join(opts, ","), craft.NotationTcpdump); err != nil {
@@ -142,15 +142,15 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 			return st, err
 		}
 	}
-	if cfg.Payload = []byte(c.String("payload")); c.String("payload-hex") != "" {
-		if cfg.Payload, err = hex.DecodeString(strings.NewReplacer(" ", "", ":", "").Replace(c.String("payload-hex"))); err != nil {
+	if cfg.Payload = []byte(flagString(c, "payload")); flagString(c, "payload-hex") != "" {
+		if cfg.Payload, err = hex.DecodeString(strings.NewReplacer(" ", "", ":", "").Replace(flagString(c, "payload-hex"))); err != nil {
 			return st, usagef("--payload-hex: %v", err)
 		}
 	}
 	if len(cfg.Payload) > 1400 {
 		return st, usagef("payload of %d bytes: at most 1400 (one segment; --fragment cuts it into fragments)", len(cfg.Payload))
 	}
-	switch p := c.String("sport"); {
+	switch p := flagString(c, "sport"); {
 	case p == "random":
 		cfg.RandomSrcPort = true
 	case p != "":
@@ -160,46 +160,46 @@ func parseSend(c *cli.Command) (sendSetup, error) {
 		}
 		cfg.SrcPort = uint16(n)
 	}
-	if s := c.String("src"); s != "" {
+	if s := flagString(c, "src"); s != "" {
 		if cfg.Src, err = netip.ParseAddr(s); err != nil {
 			return st, usagef("--src %q: not an IP address", s)
 		}
 	}
-	cfg.Force, cfg.Iface = c.Bool("force"), c.String("iface")
+	cfg.Force, cfg.Iface = flagBool(c, "force"), flagString(c, "iface")
 	ip := &cfg.IP
-	ip.TTL = uint8(c.Int("ttl"))
-	ip.ID, ip.IDSet = uint16(c.Int("ip-id")), c.IsSet("ip-id")
-	ip.DSCP, ip.ECN = uint8(c.Int("dscp")), map[string]uint8{"ect1": 1, "ect0": 2, "ce": 3}[c.String("ecn")]
-	if c.IsSet("tos") {
-		ip.DSCP, ip.ECN = uint8(c.Int("tos")>>2), uint8(c.Int("tos")&3)
+	ip.TTL = uint8(flagInt(c, "ttl"))
+	ip.ID, ip.IDSet = uint16(flagInt(c, "ip-id")), flagIsSet(c, "ip-id")
+	ip.DSCP, ip.ECN = uint8(flagInt(c, "dscp")), map[string]uint8{"ect1": 1, "ect0": 2, "ce": 3}[flagString(c, "ecn")]
+	if flagIsSet(c, "tos") {
+		ip.DSCP, ip.ECN = uint8(flagInt(c, "tos")>>2), uint8(flagInt(c, "tos")&3)
 	}
-	ip.NoDF, ip.DF, ip.MF, ip.FragOffset, ip.Fragment = c.Bool("no-df"), c.Bool("df"), c.Bool("mf"), c.Int("frag-offset"), c.Int("fragment")
-	ip.BadIPChecksum, ip.BadTCPChecksum = c.Bool("bad-ip-checksum"), c.Bool("bad-tcp-checksum")
+	ip.NoDF, ip.DF, ip.MF, ip.FragOffset, ip.Fragment = flagBool(c, "no-df"), flagBool(c, "df"), flagBool(c, "mf"), flagInt(c, "frag-offset"), flagInt(c, "fragment")
+	ip.BadIPChecksum, ip.BadTCPChecksum = flagBool(c, "bad-ip-checksum"), flagBool(c, "bad-tcp-checksum")
 	if ip.FragOffset%8 != 0 || ip.Fragment%8 != 0 {
 		return st, usagef("--frag-offset %d, --fragment %d: fragments start at multiples of 8 bytes (RFC 791 §3.1)", ip.FragOffset, ip.Fragment)
 	}
 
-	cfg.Count, cfg.Wait, cfg.Retries, cfg.NoReset = c.Int("count"), c.Duration("wait"), c.Int("retries"), c.Bool("no-reset")
-	cfg.Traceroute, cfg.MaxTTL = c.Bool("traceroute"), c.Int("max-ttl")
+	cfg.Count, cfg.Wait, cfg.Retries, cfg.NoReset = flagInt(c, "count"), flagDuration(c, "wait"), flagInt(c, "retries"), flagBool(c, "no-reset")
+	cfg.Traceroute, cfg.MaxTTL = flagBool(c, "traceroute"), flagInt(c, "max-ttl")
 	st.single = len(cfg.Targets) == 1 && cfg.Targets[0].Hosts() == 1 && cfg.Targets[0].PortCount() == 1
-	if st.single && !c.IsSet("retries") {
+	if st.single && !flagIsSet(c, "retries") {
 		cfg.Retries = 0 // one probe, as hping3 sends it
 	}
 	switch {
-	case c.Bool("flood"):
+	case flagBool(c, "flood"):
 		cfg.Flood, st.flood, cfg.SendTimes = true, true, true
-	case c.IsSet("rate"):
-		cfg.Rate = float64(c.Int("rate"))
-	case c.IsSet("interval") && c.Duration("interval") == 0:
+	case flagIsSet(c, "rate"):
+		cfg.Rate = float64(flagInt(c, "rate"))
+	case flagIsSet(c, "interval") && flagDuration(c, "interval") == 0:
 		cfg.Flood = true // back to back, shown like any run
-	case c.IsSet("interval"):
-		cfg.Rate = float64(time.Second) / float64(c.Duration("interval"))
+	case flagIsSet(c, "interval"):
+		cfg.Rate = float64(time.Second) / float64(flagDuration(c, "interval"))
 	case st.single:
 		cfg.Rate = 1
 	default:
 		cfg.Rate = 10000
 	}
-	if cfg.Traceroute && (cfg.Flood || c.IsSet("rate")) {
+	if cfg.Traceroute && (cfg.Flood || flagIsSet(c, "rate")) {
 		return st, usagef("--traceroute goes one TTL at a time: no --flood or --rate")
 	}
 	if cfg.Traceroute && !st.single {

@@ -101,7 +101,7 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := checkOutputPath("--pcap", c.String("pcap")); err != nil {
+	if err := checkOutputPath("--pcap", flagString(c, "pcap")); err != nil {
 		return err
 	}
 	if err := capture.CheckPrivileges(); err != nil {
@@ -116,8 +116,8 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	}
 	cfg := &st.cfg
 	cfg.ReleaseLater, _ = c.Root().Metadata[releaseLaterKey].(bool)
-	o := &sendOutput{out: stdout(c), trace: stderr(c), json: c.Bool("json"), quiet: c.Bool("quiet")}
-	o.format.Absolute, o.format.Verbose = true, c.Bool("verbose")
+	o := &sendOutput{out: stdout(c), trace: stderr(c), json: flagBool(c, "json"), quiet: flagBool(c, "quiet")}
+	o.format.Absolute, o.format.Verbose = true, flagBool(c, "verbose")
 	cfg.Handler = o
 	// What each kind of run shows: a single target every probe and
 	// answer (hping3), a traceroute its hops, a scan or a flood only its
@@ -125,7 +125,7 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	// whole, but never what was sent.
 	var ev prober.EventMask
 	switch {
-	case c.Bool("verbose"):
+	case flagBool(c, "verbose"):
 		ev = prober.AllEvents
 	case st.flood || (o.quiet && !o.json):
 	case cfg.Traceroute:
@@ -136,12 +136,12 @@ func runSend(ctx context.Context, c *cli.Command) error {
 	if o.json {
 		ev &^= 1<<prober.EventSent | 1<<prober.EventReset
 	}
-	if st.single && cfg.Count == 1 && !o.json && !c.Bool("verbose") {
+	if st.single && cfg.Count == 1 && !o.json && !flagBool(c, "verbose") {
 		ev &^= 1 << prober.EventTimeout // said once, as the error
 	}
 	cfg.Events = ev
 	var res *prober.Result
-	if path := c.String("pcap"); path != "" {
+	if path := flagString(c, "pcap"); path != "" {
 		pcap, err := pcapfile.Create(path)
 		if err != nil {
 			return exitFailure(err)

@@ -187,9 +187,9 @@ func checkTraceFlags(c *cli.Command) error {
 // traceLevelOf reads -q/-v (checkTraceFlags refused both together).
 func traceLevelOf(c *cli.Command) traceLevel {
 	switch {
-	case c.Bool("quiet"):
+	case flagBool(c, "quiet"):
 		return traceQuiet
-	case c.Bool("verbose"):
+	case flagBool(c, "verbose"):
 		return traceVerbose
 	}
 	return traceNormal
@@ -232,13 +232,13 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	if err != nil {
 		return nil, err
 	}
-	pcapPath := c.String("pcap")
+	pcapPath := flagString(c, "pcap")
 	if err := checkOutputPath("--pcap", pcapPath); err != nil {
 		return nil, err
 	}
 	scfg := stack.Config{
 		Local: localAddr,
-		TTL:   uint8(c.Int("ttl")), // 1-255: checked by its flag
+		TTL:   uint8(flagInt(c, "ttl")), // 1-255: checked by its flag
 		Conn:  connCfg,
 	}
 	if !localAddr.IsValid() || localAddr.IsUnspecified() {
@@ -253,7 +253,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	// segments one by one (a ladder's rows are fsm's segments, and the
 	// pcap's bytes need the true checksum of each). TCPCRAFT_NO_GSO=1
 	// turns it off (for comparisons, scripts/bench.sh).
-	wireTrace := pcapPath == "" && !c.Bool("ladder")
+	wireTrace := pcapPath == "" && !flagBool(c, "ladder")
 	quietRun := traceLevelOf(c) == traceQuiet && wireTrace
 	// Nothing of a quiet run shows good segments: the tracer needs only
 	// the failures and the events (--stats takes its figures from fsm's
@@ -262,7 +262,7 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	// The text trace shows sent packets from their headers: no checksum
 	// over the payload for its sake (the JSON trace and -v report each
 	// packet's checksum status, so they keep them).
-	scfg.TraceHeadersOnly = wireTrace && !c.Bool("json") && traceLevelOf(c) != traceVerbose
+	scfg.TraceHeadersOnly = wireTrace && !flagBool(c, "json") && traceLevelOf(c) != traceVerbose
 	useGSO := wireTrace && len(faults) == 0 && spec.remote.IsValid() && ifindex > 0 && !s.route.Local && os.Getenv("TCPCRAFT_NO_GSO") == ""
 
 	// The steps that change the system, each undone by close.
@@ -342,8 +342,8 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		}
 	}
 	s.traceOut = newTraceBuffer(stderr(c))
-	s.trace = newTracer(s.traceOut, traceLevelOf(c), c.Bool("json"), s.pcap, start)
-	s.trace.format.Absolute = c.Bool("absolute")
+	s.trace = newTracer(s.traceOut, traceLevelOf(c), flagBool(c, "json"), s.pcap, start)
+	s.trace.format.Absolute = flagBool(c, "absolute")
 	scfg.Tracer = s.trace
 	if err := s.setUp(stepStack, func() (func() error, error) {
 		runCtx, cancel := context.WithCancel(context.Background())
@@ -468,8 +468,8 @@ func checkOutputPath(flag, path string) error {
 func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifindex int, local netip.AddrPort, err error) {
 	var localAddr netip.Addr
 	switch {
-	case c.String("iface") != "":
-		route, err = capture.InterfaceRoute(c.String("iface"), spec.remote.Addr())
+	case flagString(c, "iface") != "":
+		route, err = capture.InterfaceRoute(flagString(c, "iface"), spec.remote.Addr())
 		if errors.Is(err, capture.ErrNoSuchInterface) {
 			return route, 0, local, usagef("--iface: %v", err)
 		}
@@ -503,7 +503,7 @@ func pickEndpoint(c *cli.Command, spec sessionSpec) (route capture.Route, ifinde
 		localAddr = spec.local.Addr()
 	}
 	port := spec.local.Port()
-	if p := c.Int("sport"); p != 0 {
+	if p := flagInt(c, "sport"); p != 0 {
 		port = uint16(p) // 1-65535: checked by its flag
 	}
 	if port == 0 {
@@ -646,22 +646,22 @@ func connConfig(c *cli.Command, mtu int) (fsm.Config, error) {
 	// parsed; what is left are the checks across flags and the
 	// interface's MTU.
 	cfg := fsm.DefaultConfig()
-	if c.IsSet("isn") {
-		cfg.ISS, cfg.FixedISS = craft.Seq(uint32(c.Int("isn"))), true
+	if flagIsSet(c, "isn") {
+		cfg.ISS, cfg.FixedISS = craft.Seq(uint32(flagInt(c, "isn"))), true
 	}
 	// The MSS of each family (RFC 9293 §3.7.1): what one packet of the
 	// interface's MTU carries after the IP and TCP headers, 40 bytes for
 	// IPv4 and 60 for IPv6 (RFC 8200 §3), as Linux derives it. --mss
 	// sets both, as TCP_MAXSEG does.
-	switch mss := c.Int("mss"); {
+	switch mss := flagInt(c, "mss"); {
 	case mss != 0:
 		cfg.MSS, cfg.MSS6 = uint16(mss), uint16(min(mss, 65475))
 	case mtu > 124:
 		cfg.MSS, cfg.MSS6 = uint16(min(mtu-40, 65495)), uint16(min(mtu-60, 65475))
 	}
-	ws := c.Int("wscale")
+	ws := flagInt(c, "wscale")
 	cfg.WindowScale = ws
-	w := c.Int("window")
+	w := flagInt(c, "window")
 	if ws > 0 && w < 4<<ws {
 		// A scaled window field counts in units of 2^ws bytes (RFC 7323
 		// §2.3); a buffer below a few units could not be advertised.
@@ -672,13 +672,13 @@ func connConfig(c *cli.Command, mtu int) (fsm.Config, error) {
 	// way (256 KiB held a bulk upload on a veth to about half the rate 4
 	// MiB gives, docs/PERFORMANCE.md); the buffer grows only as data is
 	// queued, so an idle or interactive connection does not pay for it.
-	cfg.SendBufferSize = c.Int("sndbuf")
-	cfg.SACK = !c.Bool("no-sack")
-	cfg.Timestamps = !c.Bool("no-timestamps")
-	cfg.NoDelay = !c.Bool("nagle")
-	cfg.Congestion = c.String("cc")
-	cfg.TimeWait = c.Duration("time-wait")
-	cfg.TimeWaitProbe = !c.Bool("full-time-wait")
+	cfg.SendBufferSize = flagInt(c, "sndbuf")
+	cfg.SACK = !flagBool(c, "no-sack")
+	cfg.Timestamps = !flagBool(c, "no-timestamps")
+	cfg.NoDelay = !flagBool(c, "nagle")
+	cfg.Congestion = flagString(c, "cc")
+	cfg.TimeWait = flagDuration(c, "time-wait")
+	cfg.TimeWaitProbe = !flagBool(c, "full-time-wait")
 	if cfg.TimeWait <= 0 {
 		cfg.TimeWait = time.Millisecond // "no TIME-WAIT" still passes through the state
 	}
@@ -709,9 +709,9 @@ const (
 // familyOf reads -4/-6 (exclusive: checked by familyFlags' caller).
 func familyOf(c *cli.Command) family {
 	switch {
-	case c.Bool("ipv4"):
+	case flagBool(c, "ipv4"):
 		return family4
-	case c.Bool("ipv6"):
+	case flagBool(c, "ipv6"):
 		return family6
 	}
 	return familyAny

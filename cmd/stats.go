@@ -319,14 +319,14 @@ func statsFlag() cli.Flag {
 // returned close function is never nil.
 // statsPath is --stats's file, "" for none or standard error.
 func statsPath(c *cli.Command) string {
-	if p := c.String("stats"); p != "-" {
+	if p := flagString(c, "stats"); p != "-" {
 		return p
 	}
 	return ""
 }
 
 func openStats(c *cli.Command) (io.Writer, func() error, error) {
-	path := c.String("stats")
+	path := flagString(c, "stats")
 	switch path {
 	case "":
 		return nil, func() error { return nil }, nil
