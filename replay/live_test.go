@@ -184,9 +184,20 @@ func runScript(t *testing.T, name string, text []byte) error {
 	if err != nil {
 		t.Fatalf("NewLabEnv: %v", err)
 	}
-	runErr := probe.Run(ctx, s, env, probe.Config{Tolerance: liveTolerance})
+	// The runner's account of every packet and call, shown when the
+	// replay fails: what the kernel sent, and when, is what tells a
+	// difference in the kernel's behaviour from one in the timing.
+	var account bytes.Buffer
+	runErr := probe.Run(ctx, s, env, probe.Config{Tolerance: liveTolerance, Verbose: &account})
 	if err := env.Close(); err != nil {
 		t.Errorf("closing the runner's namespaces: %v", err)
+	}
+	if runErr != nil {
+		var f *probe.Failure
+		if errors.As(runErr, &f) && len(f.Details) > 0 {
+			t.Logf("%s: %s", name, strings.Join(f.Details, "\n"))
+		}
+		t.Logf("%s: the runner's account:\n%s", name, account.String())
 	}
 	for _, ns := range env.Namespaces {
 		if _, err := os.Stat("/run/netns/" + ns); err == nil {
