@@ -74,6 +74,13 @@ type Failure struct {
 	Line    int
 	Msg     string
 	Details []string
+	// OwnLate is the latest tcpcraft started any of its own events (a
+	// packet it sent, a system call, a command) before the failure: the
+	// machine's doing (a busy CPU), not the kernel's. The kernel's timers
+	// run on meanwhile, so with tcpcraft that late a kernel may do what
+	// the script did not foresee (a tail loss probe before an ACK that
+	// came late) and still be right.
+	OwnLate time.Duration
 }
 
 func (f *Failure) Error() string { return fmt.Sprintf("%s:%d: %s", f.Path, f.Line, f.Msg) }
@@ -142,8 +149,10 @@ type runner struct {
 	// packet it sent, a call, a command): the kernel's answers may be as
 	// late (see checkLate).
 	ownLate time.Duration
-	cur     *Event        // the event being played
-	curT    time.Duration // and its script time
+	// ownLateMax is the most ownLate has been (Failure.OwnLate).
+	ownLateMax time.Duration
+	cur        *Event        // the event being played
+	curT       time.Duration // and its script time
 
 	segs    chan segment
 	pending []segment // split leftovers, consumed before segs
@@ -389,7 +398,7 @@ func (r *runner) verbosef(format string, args ...any) {
 }
 
 func (r *runner) fail(ev *Event, format string, args ...any) *Failure {
-	return &Failure{Path: r.s.Path, Line: ev.Pos.Line, Msg: fmt.Sprintf(format, args...)}
+	return &Failure{Path: r.s.Path, Line: ev.Pos.Line, Msg: fmt.Sprintf(format, args...), OwnLate: r.ownLateMax}
 }
 
 func isInbound(ev *Event) bool { return ev != nil && ev.Packet != nil && ev.Packet.Dir == Inbound }
@@ -494,6 +503,7 @@ func (r *runner) checkLate(ev *Event, what string, t, tol time.Duration) error {
 	now := r.now()
 	// What the kernel does in answer may be that much late too.
 	r.ownLate = max(0, now-t)
+	r.ownLateMax = max(r.ownLateMax, r.ownLate)
 	if now > t+tol {
 		return r.fail(ev, "timing error: expected %s at %s sec but happened at %s sec; tolerance %s sec", what, secs(t), secs(now), secs(tol))
 	}

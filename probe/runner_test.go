@@ -377,3 +377,40 @@ func TestSegmentForMTU(t *testing.T) {
 		seq = seq.Add(craft.Size(len(p.Payload)))
 	}
 }
+
+// A failure says how late tcpcraft was with its own events before it: a
+// link whose send of the handshake's ACK takes 80 ms makes the next
+// inbound segment (due at once) start that late; the fake kernel answers
+// it with a wrong acknowledgment, and the failure carries the lateness.
+// Without the slow send it carries what the machine made it (under
+// ownStartLate, or the run would have failed on timing: the bound
+// measures the machine, not the runner).
+func TestFailureSaysHowLateTcpcraftWas(t *testing.T) {
+	script := dataHandshake + `
++0   < P. 1:11(10) ack 1 win 1000
++0   > . 1:1(0) ack 11 win 500
+`
+	for _, slow := range []bool{false, true} {
+		respond := dataResponder(nil)
+		link := newFakeLink(t, func(in craft.TCP) []reply {
+			if len(in.Payload) > 0 {
+				// Acknowledges one byte short.
+				return []reply{{tcp: craft.TCP{Seq: kernelISN + 1, Ack: in.Seq.Add(craft.Size(len(in.Payload) - 1)), Flags: craft.FlagACK, Window: 500}}}
+			}
+			if slow && in.Flags == craft.FlagACK {
+				time.Sleep(80 * time.Millisecond)
+			}
+			return respond(in)
+		})
+		f := failureOf(t, runFake(t, script, link, Config{Tolerance: 20 * time.Millisecond}))
+		if f.Line != 7 {
+			t.Errorf("slow=%v: failed at line %d (%s), want 7 (the wrong answer)", slow, f.Line, f.Msg)
+		}
+		switch {
+		case slow && f.OwnLate < 80*time.Millisecond:
+			t.Errorf("slow send: OwnLate %v, want at least the 80 ms it slept", f.OwnLate)
+		case !slow && f.OwnLate >= ownStartLate:
+			t.Errorf("no slow send: OwnLate %v, want under %v", f.OwnLate, ownStartLate)
+		}
+	}
+}
