@@ -160,7 +160,7 @@ func (g *GSOSender) resolve() error {
 
 // neighbour reads the link-layer address of the next hop on the sender's
 // interface from the kernel's neighbour table (`ip neigh get ADDR dev
-// DEV`); only a resolved entry will do (see Neighbours.Lookup).
+// DEV`); only a usable entry will do (usableNUD).
 func (g *GSOSender) neighbour() (net.HardwareAddr, error) {
 	hw, err := g.nl.getNeighbour(g.ifindex, g.nextHop)
 	if err != nil {

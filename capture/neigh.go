@@ -2,7 +2,6 @@ package capture
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
@@ -30,12 +29,6 @@ func OpenNeighbours() (*Neighbours, error) {
 	return &Neighbours{h: h}, nil
 }
 
-// usableNeighbour are the states in which an entry's address may be used:
-// reachable, stale (still valid, the kernel is merely due to confirm it,
-// RFC 4861 §7.3.2), delayed, being probed, or permanent; not incomplete
-// nor failed.
-const usableNeighbour = netlink.NUD_REACHABLE | netlink.NUD_STALE | netlink.NUD_DELAY | netlink.NUD_PROBE | netlink.NUD_PERMANENT
-
 // Table returns the usable 6-byte entries of interface ifindex, of both
 // families, from one dump of the table.
 func (n *Neighbours) Table(ifindex int) (map[netip.Addr][6]byte, error) {
@@ -46,48 +39,12 @@ func (n *Neighbours) Table(ifindex int) (map[netip.Addr][6]byte, error) {
 	out := make(map[netip.Addr][6]byte, len(entries))
 	for _, e := range entries {
 		ip, ok := netip.AddrFromSlice(e.IP)
-		if !ok || e.State&usableNeighbour == 0 || len(e.HardwareAddr) != 6 {
+		if !ok || e.State&usableNUD == 0 || len(e.HardwareAddr) != 6 {
 			continue
 		}
 		out[ip.Unmap()] = [6]byte(e.HardwareAddr)
 	}
 	return out, nil
-}
-
-// Lookup returns the link-layer address of addr on interface ifindex, ok
-// false when the table has no usable 6-byte entry for it.
-func (n *Neighbours) Lookup(ifindex int, addr netip.Addr) (mac [6]byte, ok bool, err error) {
-	hw, err := lookupNeighbour(n.h, ifindex, addr)
-	if err != nil || hw == nil {
-		return mac, false, err
-	}
-	copy(mac[:], hw)
-	return mac, true, nil
-}
-
-// lookupNeighbour returns addr's usable 6-byte link-layer address on
-// ifindex from the neighbour table read through h, or nil.
-func lookupNeighbour(h *netlink.Handle, ifindex int, addr netip.Addr) (net.HardwareAddr, error) {
-	addr = addr.Unmap()
-	fam := netlink.FAMILY_V4
-	if addr.Is6() {
-		fam = netlink.FAMILY_V6
-	}
-	entries, err := h.NeighList(ifindex, fam)
-	if err != nil {
-		return nil, fmt.Errorf("reading the neighbour table: %w", err)
-	}
-	for _, e := range entries {
-		ip, ok := netip.AddrFromSlice(e.IP)
-		if !ok || ip.Unmap() != addr {
-			continue
-		}
-		if e.State&usableNeighbour == 0 || len(e.HardwareAddr) != 6 {
-			return nil, nil
-		}
-		return e.HardwareAddr, nil
-	}
-	return nil, nil
 }
 
 // Resolve asks the kernel to resolve addr on interface ifindex, as `ip

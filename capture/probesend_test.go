@@ -81,7 +81,12 @@ func openProberSide(t testing.TB, l *lab.Lab, ports int, lc LinkConfig) *proberS
 // has talked to the server yet, so only Resolve can have put it there.
 func (p *proberSide) resolve(t testing.TB, addr netip.Addr) [6]byte {
 	t.Helper()
-	if _, ok, err := p.neigh.Lookup(p.route4.Index, addr); err != nil || ok {
+	lookup := func() ([6]byte, bool, error) {
+		table, err := p.neigh.Table(p.route4.Index)
+		mac, ok := table[addr]
+		return mac, ok, err
+	}
+	if _, ok, err := lookup(); err != nil || ok {
 		t.Fatalf("before Resolve: %v has a neighbour entry (%v, %v)", addr, ok, err)
 	}
 	if err := p.neigh.Resolve(p.route4.Index, addr); err != nil {
@@ -89,7 +94,7 @@ func (p *proberSide) resolve(t testing.TB, addr netip.Addr) [6]byte {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		mac, ok, err := p.neigh.Lookup(p.route4.Index, addr)
+		mac, ok, err := lookup()
 		if err != nil {
 			t.Fatal(err)
 		}

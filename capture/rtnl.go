@@ -364,15 +364,17 @@ func cString(b []byte) string {
 const (
 	ndaDst    = 1 // NDA_DST
 	ndaLLAddr = 2 // NDA_LLADDR
-	// usableNUD are the states in which an entry's address may be used
-	// (usableNeighbour, in the kernel's numbers).
+	// usableNUD are the states in which an entry's address may be used:
+	// reachable, stale (still valid, the kernel is merely due to confirm
+	// it, RFC 4861 §7.3.2), delayed, being probed, or permanent; not
+	// incomplete nor failed.
 	usableNUD = unix.NUD_REACHABLE | unix.NUD_STALE | unix.NUD_DELAY | unix.NUD_PROBE | unix.NUD_PERMANENT
 )
 
 // getNeighbour reads addr's entry on interface ifindex from the
 // neighbour table: one RTM_GETNEIGH for that address (Linux 4.20,
 // `ip neigh get`), not a dump of the table. It returns the 6-byte
-// link-layer address of a usable entry (see usableNeighbour), or nil
+// link-layer address of a usable entry (usableNUD), or nil
 // when there is none (no entry, or one not resolved).
 func (r *rtnl) getNeighbour(ifindex int, addr netip.Addr) ([]byte, error) {
 	addr = addr.Unmap()
