@@ -9,7 +9,9 @@ func cleanupCommand() *cli.Command {
 		Name:      "cleanup",
 		Usage:     "remove stale tcpcraft firewall rules (RST guards) left by runs that were killed, in every network namespace",
 		ArgsUsage: " ",
-		Description: "Every tcpcraft run that talks TCP guards its port with an nf_tables table of its own\n" +
+		Description: "A connect or listen run guards its port with a socket that holds it, which the kernel\n" +
+			"closes with the process however it ends: nothing to clean up. Where a kernel socket has\n" +
+			"the port, and for send's block of ports, a run guards them with an nf_tables table of its own\n" +
 			"(inet tcpcraft-PID-..., see `nft list ruleset`) and removes it on exit. The table belongs to\n" +
 			"the run's netlink socket, so the kernel deletes it even when the run is killed with SIGKILL;\n" +
 			"what can be left is an unowned table (kernels before 5.12) or an iptables INPUT rule tagged\n" +

@@ -9,10 +9,11 @@ func connectCommand() *cli.Command {
 		Name:      "connect",
 		Usage:     "open a TCP connection from userspace and pipe stdin/stdout through it, like nc -N, showing every segment",
 		ArgsUsage: "HOST:PORT",
-		Description: "connect performs the three-way handshake itself (raw socket out, AF_PACKET in, a scoped\n" +
-			"firewall rule keeping the local kernel from answering with RST), copies standard input to\n" +
-			"the peer, the peer's data to standard output, and closes with FIN when standard input ends\n" +
-			"(like nc -N). Every segment and state change is shown on standard error; with --json as\n" +
+		Description: "connect performs the three-way handshake itself (raw socket out, AF_PACKET in, and a guard\n" +
+			"keeping the local kernel from answering with RST: a socket of its own that holds the port and\n" +
+			"drops what it is given, or a scoped firewall rule where a kernel socket has the port), copies\n" +
+			"standard input to the peer, the peer's data to standard output, and closes with FIN when standard\n" +
+			"input ends (like nc -N). Every segment and state change is shown on standard error; with --json as\n" +
 			"one JSON object per line there, the final error included ({\"type\":\"error\",...}).\n\n" +
 			"HOST is an IPv4 address, an IPv6 address in brackets ([fd00:2::20]:80), or a name: its first\n" +
 			"address (A or AAAA; -4 or -6 for one family, like nc and curl). A name that does not resolve\n" +

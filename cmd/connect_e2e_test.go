@@ -332,7 +332,7 @@ func TestConnectTimeout(t *testing.T) {
 	}
 }
 
-// 8. SIGINT mid-transfer: exit 130, the kernel peer gets RST, no rule left.
+// 8. SIGINT mid-transfer: exit 130, the kernel peer gets RST, no guard left.
 func TestConnectSIGINTResetsPeer(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
@@ -389,8 +389,8 @@ func TestConnectSIGINTResetsPeer(t *testing.T) {
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); err != nil || exe != e.bin {
 		t.Fatalf("pid %d is %q (%v), not tcpcraft %s", pid, exe, err, e.bin)
 	}
-	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) != 1 {
-		t.Errorf("while running, want one guard rule of pid %d in the client namespace, got %q", pid, rules)
+	if guards := guardsOf(t, e, e.ClientNS, pid); len(guards) != 1 || !strings.Contains(guards[0], "LISTEN") {
+		t.Errorf("while running, want the port of pid %d held in the client namespace (and no rule), got %q", pid, guards)
 	}
 	assertRootUntouched(t, pid)
 
@@ -406,19 +406,20 @@ func TestConnectSIGINTResetsPeer(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Errorf("the peer's error %v is not ECONNRESET", err)
 	}
-	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
-		t.Errorf("rule left after SIGINT: %q", rules)
+	if guards := guardsOf(t, e, e.ClientNS, pid); len(guards) > 0 {
+		t.Errorf("guard left after SIGINT: %q", guards)
 	}
 	if out := segmentLines(r.stderr, '>'); len(out) == 0 || !strings.Contains(out[len(out)-1], "Flags [R") {
 		t.Errorf("the last segment sent should be the RST:\n%s", tail(r.stderr, 2000))
 	}
 }
 
-// 9. SIGKILL leaves nothing: the guard's table belongs to the run's
-// netlink socket, and the kernel deletes it with the process. What can be
-// left — an unowned table (a kernel before 5.12) or an iptables rule of an
-// older tcpcraft — `tcpcraft cleanup` removes, and only that: the guard of
-// a live run in the same namespace stays.
+// 9. SIGKILL leaves nothing: the guard is a socket that holds the port (or,
+// where the port was taken, a table that belongs to the run's netlink
+// socket), and the kernel closes it with the process. What can be left —
+// an unowned table (a kernel before 5.12) or an iptables rule of an older
+// tcpcraft — `tcpcraft cleanup` removes, and only that: the guard of a live
+// run in the same namespace stays.
 func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
@@ -444,8 +445,8 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	}
 	p.wait(t) // reaped: the pid no longer names a live process
 	keep.Close()
-	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
-		t.Fatalf("after SIGKILL, the guard of pid %d is still there: %q", pid, rules)
+	if guards := guardsOf(t, e, e.ClientNS, pid); len(guards) > 0 {
+		t.Fatalf("after SIGKILL, the guard of pid %d is still there: %q", pid, guards)
 	}
 	assertRootUntouched(t, pid)
 	// What a killed run leaves elsewhere, planted under the dead pid: an
@@ -492,8 +493,8 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
 		t.Errorf("cleanup left the stale rule: %q\ncleanup said:\n%s%s", rules, r.stdout, r.stderr)
 	}
-	if rules := rulesOf(t, e, e.ClientNS, live.res.pid); len(rules) != 1 {
-		t.Errorf("cleanup touched the live run's rule: now %q\ncleanup said:\n%s%s", rules, r.stdout, r.stderr)
+	if guards := guardsOf(t, e, e.ClientNS, live.res.pid); len(guards) != 1 {
+		t.Errorf("cleanup touched the live run's guard: now %q\ncleanup said:\n%s%s", guards, r.stdout, r.stderr)
 	}
 
 	// The live run is undisturbed: it still talks, closes, and removes its
@@ -536,8 +537,8 @@ func TestConnectGuardLeavesOtherTrafficAlone(t *testing.T) {
 		t.Fatal("the peer never accepted tcpcraft's connection")
 	}
 	pid := p.res.pid
-	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) != 1 || !strings.Contains(rules[0], "10.0.2.21") {
-		t.Errorf("while running, want one guard rule for 10.0.2.21 of pid %d, got %q", pid, rules)
+	if guards := guardsOf(t, e, e.ClientNS, pid); len(guards) != 1 || !strings.Contains(guards[0], "10.0.2.21:") {
+		t.Errorf("while running, want one guard for 10.0.2.21 of pid %d, got %q", pid, guards)
 	}
 
 	// Kernel to kernel, client -> server and server -> client, while the
@@ -594,6 +595,59 @@ func TestConnectGuardLeavesOtherTrafficAlone(t *testing.T) {
 	}
 	if err := receive(t, peer, "tcpcraft's peer"); err != nil {
 		t.Errorf("tcpcraft's peer: %v", err)
+	}
+}
+
+// 10b. Where a kernel socket already has the source port (--sport), the
+// port cannot be held: the guard is the firewall rule, -v says so and why,
+// and the run talks and leaves nothing, as with a held port.
+func TestConnectGuardFallsBackToTheFirewall(t *testing.T) {
+	t.Parallel()
+	e := newE2ELab(t)
+	labtest.Listen(t, e.Lab, e.ClientNS, "10.0.2.21:7102") // the port's kernel socket
+	accepted := make(chan struct{})
+	peer := serveOne(t, e.listen(t, 7000), func(c *net.TCPConn) error {
+		close(accepted)
+		_, err := io.Copy(c, c)
+		return errors.Join(err, c.Close())
+	})
+	stdin, feed := openStdin(t)
+	p := e.startTcpcraft(t, stdin, "connect", "-v", "--sport", "7102", "--time-wait", "100ms", e.serverAddr(7000))
+	stdin.Close()
+	select {
+	case <-accepted:
+	case <-p.done:
+		t.Fatalf("tcpcraft ended before the peer accepted: %v", p.wait(t))
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer never accepted tcpcraft's connection")
+	}
+	pid := p.res.pid
+	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) != 1 || !strings.Contains(rules[0], "ip daddr 10.0.2.21 tcp dport 7102 drop") {
+		t.Errorf("while running, want pid %d's firewall rule for 10.0.2.21:7102, got %q", pid, rules)
+	}
+	if held := heldPorts(t, e, e.ClientNS, pid); len(held) > 0 {
+		t.Errorf("pid %d holds %q, though a kernel socket has its port", pid, held)
+	}
+	const line = "over the firewall's guard\n"
+	if _, err := io.WriteString(feed, line); err != nil {
+		t.Fatal(err)
+	}
+	feed.Close()
+	r := p.wait(t)
+	assertRootUntouched(t, pid)
+	expectExit(t, r, 0)
+	if r.stdout != line {
+		t.Errorf("stdout %q, want the echo", r.stdout)
+	}
+	want := "tcpcraft: guard: nftables table inet tcpcraft-"
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "address already in use") {
+		t.Errorf("-v should say %q and why the port could not be held:\n%s", want, tail(r.stderr, 2000))
+	}
+	if guards := guardsOf(t, e, e.ClientNS, pid); len(guards) > 0 {
+		t.Errorf("guard left: %q", guards)
+	}
+	if err := receive(t, peer, "the peer"); err != nil {
+		t.Errorf("the peer: %v", err)
 	}
 }
 

@@ -130,7 +130,7 @@ type e2eLab struct {
 func newE2ELab(t *testing.T) *e2eLab {
 	t.Helper()
 	labtest.RequireRoot(t)
-	labtest.RequireTools(t, "ip", "iptables", "iptables-save", "nft")
+	labtest.RequireTools(t, "ip", "ss", "iptables", "iptables-save", "nft")
 	bin := tcpcraftBinary(t)
 	l := labtest.New(t)
 	e := &e2eLab{Lab: l, bin: bin}
@@ -313,7 +313,8 @@ func guardRules(t testing.TB, e *e2eLab, ns string) []string {
 func guardComment(pid int) string { return fmt.Sprintf("tcpcraft pid=%d ", pid) }
 
 // assertRootUntouched fails t if the root namespace's firewall holds a rule
-// of the tcpcraft run with this pid: every run of a test belongs in its lab.
+// of the tcpcraft run with this pid, or the run holds a port there: every
+// run of a test belongs in its lab.
 func assertRootUntouched(t testing.TB, pid int) {
 	t.Helper()
 	for _, rule := range guardRules(t, nil, "") {
@@ -321,6 +322,43 @@ func assertRootUntouched(t testing.TB, pid int) {
 			t.Errorf("tcpcraft pid %d installed a rule in the ROOT namespace: %s", pid, rule)
 		}
 	}
+	for _, held := range heldPorts(t, nil, "", pid) {
+		t.Errorf("tcpcraft pid %d holds a port in the ROOT namespace: %s", pid, held)
+	}
+}
+
+// heldPorts returns the listening TCP sockets of process pid in ns (the
+// root namespace if ns is ""), as `ss -Hltnp` prints them: the guard of a
+// run whose port was free (guard.HoldPort) is one.
+func heldPorts(t testing.TB, e *e2eLab, ns string, pid int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	argv := []string{"ss", "-Hltnp"}
+	var out []byte
+	var err error
+	if ns == "" {
+		out, err = exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	} else {
+		out, err = e.Command(ctx, ns, argv[0], argv[1:]...).Output()
+	}
+	if err != nil {
+		t.Fatalf("%s in %q: %v", strings.Join(argv, " "), ns, err)
+	}
+	var held []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, fmt.Sprintf("pid=%d,", pid)) {
+			held = append(held, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	return held
+}
+
+// guardsOf returns what guards the run with this pid in ns: the port it
+// holds, or its firewall rule where the port could not be held.
+func guardsOf(t testing.TB, e *e2eLab, ns string, pid int) []string {
+	t.Helper()
+	return append(heldPorts(t, e, ns, pid), rulesOf(t, e, ns, pid)...)
 }
 
 // rulesOf returns the rules in ns whose comment names pid.

@@ -30,7 +30,7 @@ var exitCodes = []struct {
 	{codeOK, "success"},
 	{codeFailure, "runtime failure: the network, the peer or the system said no (a refused or timed-out connection, no reply, a name that does not resolve, a file that cannot be read)"},
 	{codeUsage, "usage error: an unknown command or option, a bad or missing argument or value; nothing on the system was changed"},
-	{codeInterrupted, "interrupted by SIGINT or SIGTERM, after resetting open connections and removing firewall rules"},
+	{codeInterrupted, "interrupted by SIGINT or SIGTERM, after resetting open connections and removing its guards"},
 	{codeBrokenPipe, "standard output closed by its reader (tcpcraft decode x.pcap | head -1), after the same clean-up; nothing is printed"},
 }
 

@@ -437,17 +437,17 @@ func TestIPv6ConnectSignals(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("the peer never accepted tcpcraft's connection")
 		}
-		waitUntil(t, 10*time.Second, "the guard to be in place", func() bool { return len(rulesOf(t, e, e.ClientNS, p.res.pid)) > 0 })
-		if rules := rulesOf(t, e, e.ClientNS, p.res.pid); !strings.Contains(strings.Join(rules, "\n"), "fd00:2::21") {
-			t.Errorf("the guard of an IPv6 run does not name fd00:2::21: %q", rules)
+		waitUntil(t, 10*time.Second, "the guard to be in place", func() bool { return len(guardsOf(t, e, e.ClientNS, p.res.pid)) > 0 })
+		if guards := guardsOf(t, e, e.ClientNS, p.res.pid); !strings.Contains(strings.Join(guards, "\n"), "[fd00:2::21]:") {
+			t.Errorf("the guard of an IPv6 run does not name fd00:2::21: %q", guards)
 		}
 		if err := p.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
 		r := p.wait(t)
 		keep.Close()
-		if rules := rulesOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
-			t.Errorf("after %v the guard of pid %d is still there: %q", sig, r.pid, rules)
+		if guards := guardsOf(t, e, e.ClientNS, r.pid); len(guards) > 0 {
+			t.Errorf("after %v the guard of pid %d is still there: %q", sig, r.pid, guards)
 		}
 		assertRootUntouched(t, r.pid)
 		if sig == os.Interrupt {

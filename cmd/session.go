@@ -106,7 +106,9 @@ type session struct {
 	traceOut *traceBuffer
 	route    capture.Route
 	local    netip.AddrPort
-	guard    *guard.Guard
+	guard    *guard.Guard // the firewall rule, where the port could not be held
+	hold     *guard.PortHold
+	holdErr  error // why the port could not be held, for -v
 	cap      *capture.Capture
 	inj      *capture.Injector
 	pcap     *pcapfile.Writer
@@ -143,7 +145,7 @@ type undoStep struct {
 // (failStepKey's names).
 const (
 	stepProfile  = "profile"  // TCPCRAFT_CPUPROFILE's file and profile
-	stepGuard    = "guard"    // the firewall rule
+	stepGuard    = "guard"    // the port's hold, or the firewall rule
 	stepCapture  = "capture"  // the AF_PACKET capture
 	stepInjector = "injector" // the raw sockets
 	stepGSO      = "gso"      // the AF_PACKET sender of offloaded segments
@@ -274,10 +276,19 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 		}
 	}
 	if err := s.setUp(stepGuard, func() (func() error, error) {
+		// The port held by a socket of ours where it is free; the
+		// firewall rule where a kernel socket has it (or it cannot be
+		// bound): see package guard.
+		h, holdErr := guard.HoldPort(s.local)
+		if holdErr == nil {
+			s.hold = h
+			return h.Close, nil
+		}
 		g, err := guard.Install(ctx, s.local)
 		if err != nil {
-			return nil, exitFailure(err)
+			return nil, exitFailure(fmt.Errorf("%w (and %v)", err, holdErr))
 		}
+		s.holdErr = holdErr
 		s.guard = g
 		// Taken now: Guard's own accessor waits while a Delete runs,
 		// and close hands the socket over while it does (handOffReleases).
@@ -345,6 +356,14 @@ func openSession(ctx context.Context, c *cli.Command, spec sessionSpec, makeConf
 	s.trace = newTracer(s.traceOut, traceLevelOf(c), flagBool(c, "json"), s.pcap, start)
 	s.trace.format.Absolute = flagBool(c, "absolute")
 	scfg.Tracer = s.trace
+	if s.trace.level == traceVerbose {
+		switch {
+		case s.hold != nil:
+			s.trace.note("guard: %v", s.hold)
+		case s.guard != nil:
+			s.trace.note("guard: nftables table inet %s, which drops what comes to %v (the port could not be held: %v)", s.guard.Table(), s.local, s.holdErr)
+		}
+	}
 	if err := s.setUp(stepStack, func() (func() error, error) {
 		runCtx, cancel := context.WithCancel(context.Background())
 		if len(faults) > 0 {

@@ -1,14 +1,37 @@
-// Package guard is tcpcraft's RST guard: a firewall rule that keeps the
-// local kernel from answering tcpcraft's peers.
+// Package guard is tcpcraft's RST guard: what keeps the local kernel from
+// answering tcpcraft's peers. It has two forms: a socket that holds the
+// port (HoldPort), for one address and port that no kernel socket has, and
+// a firewall rule (Install, InstallScope), for a port a kernel socket has
+// and for the blocks of source ports a prober run sends from.
 //
 // The local kernel has no socket for tcpcraft's connections, so it would
 // answer every segment from the peer with RST. AF_PACKET sees inbound frames
-// before netfilter, so dropping, on the INPUT path, exactly the inbound TCP
-// segments addressed to tcpcraft's own (address, port) silences the kernel
-// while tcpcraft still reads every frame. The rule is scoped to that
-// destination (never "all RSTs" of the host), tagged with a comment naming
-// tcpcraft, the owning pid, its start time and what it guards, and removed
+// before the kernel's TCP does, so keeping the kernel's TCP from answering
+// exactly the inbound segments addressed to tcpcraft's own (address, port)
+// silences the kernel while tcpcraft still reads every frame. Either form
+// is scoped to that destination (never "all RSTs" of the host) and goes
 // when tcpcraft is done.
+//
+// # The port held by a socket
+//
+// Where the port is free, a TCP socket of tcpcraft's own is bound to it and
+// listens, with a socket filter that drops every segment: the kernel finds
+// it for the segments of tcpcraft's connections and discards them before
+// any listener logic runs (PortHold says where in the kernel). This departs
+// from the design's "drop on the INPUT path" on purpose: the effect and the
+// scope are the same, and the socket is the kernel's own to close on any
+// exit, SIGKILL included, so it cannot be left behind; no kernel socket can
+// take the port meanwhile; and it costs four system calls, against two
+// nf_tables commits that serialise back-to-back runs behind each other's RCU
+// grace periods (PortHold has the figures' reference). `ss -ltnp` shows it.
+//
+// # The firewall rule
+//
+// Where a kernel socket has the port (a listener `listen` shares a port
+// with, a --sport in use) a socket cannot hold it, and a run drops, on the
+// INPUT path, the inbound TCP segments to it. The rule is tagged with a
+// comment naming tcpcraft, the owning pid, its start time and what it
+// guards.
 //
 // # Design: a table per guard, owned by its netlink socket
 //
@@ -62,8 +85,8 @@
 // a process that started at another time — in the caller's network
 // namespace and in every named one (Sweep).
 //
-// What this package must not do: touch any rule, chain or table that is
-// not tcpcraft's (a tcpcraft- table name, or an INPUT rule whose comment
+// What this package must not do: touch any socket, rule, chain or table
+// that is not tcpcraft's (a tcpcraft- table name, or an INPUT rule whose comment
 // starts "tcpcraft pid="), remove a guard whose owner is alive, open packet
 // sockets, or hold global mutable state: the pid, /proc, the namespace
 // directory and iptables's path are fields of Firewall so tests can point
