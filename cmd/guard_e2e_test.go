@@ -72,7 +72,7 @@ func TestSendInterruptedLeavesNoGuard(t *testing.T) {
 		default:
 			t.Errorf("run %d (SIGINT after %v): %v, exit %d; want 130", i, delay, err, code)
 		}
-		if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) > 0 {
+		if rules := guardsOf(t, e, e.ClientNS, pid); len(rules) > 0 {
 			t.Fatalf("run %d (SIGINT after %v): guard left behind:\n%q", i, delay, rules)
 		}
 		assertRootUntouched(t, pid)

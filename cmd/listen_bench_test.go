@@ -96,7 +96,7 @@ func benchAcceptRate(b *testing.B, clients int) {
 			b.Errorf("tcpcraft listen did not stop within 30 s of SIGINT")
 		}
 		cancel()
-		if rules := rulesOf(b, e, e.ServerNS, cmd.Process.Pid); len(rules) > 0 {
+		if rules := guardsOf(b, e, e.ServerNS, cmd.Process.Pid); len(rules) > 0 {
 			b.Errorf("tcpcraft left a rule: %q", rules)
 		}
 	}

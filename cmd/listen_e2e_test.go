@@ -118,7 +118,7 @@ func interruptListen(t *testing.T, e *e2eLab, p *process) runResult {
 	}
 	r := p.wait(t)
 	expectExit(t, r, 130)
-	if rules := rulesOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {
 		t.Errorf("rule left in the server namespace after SIGINT: %q", rules)
 	}
 	assertRootUntouched(t, r.pid)
@@ -351,7 +351,7 @@ func sendFromClient(t *testing.T, e *e2eLab, args ...string) (runResult, []trace
 	t.Helper()
 	r := e.start(t, e.ClientNS, nil, append([]string{e.bin, "send", "--json"}, args...)...).wait(t)
 	assertRootUntouched(t, r.pid)
-	if rules := rulesOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
 		t.Errorf("tcpcraft send left a rule: %q", rules)
 	}
 	var replies []traceEntry
@@ -395,7 +395,7 @@ func TestListenCurl(t *testing.T) {
 	if !strings.HasPrefix(path, "CLOSED LISTEN SYN-RECEIVED ESTABLISHED ") || !strings.HasSuffix(path, " CLOSED") {
 		t.Errorf("state path %q: want CLOSED, LISTEN, SYN-RECEIVED, ESTABLISHED ... CLOSED\n%s", path, tail(r.stderr, 3000))
 	}
-	if rules := rulesOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {
 		t.Errorf("rule left after exit: %q", rules)
 	}
 	assertRootUntouched(t, r.pid)
@@ -706,7 +706,7 @@ func TestListenNoLeakAfterManyConnections(t *testing.T) {
 	if code := stop(); code != 130 {
 		t.Errorf("the in-process listen exited %d after cancel, want 130; stderr:\n%s", code, tail(stderrBuf.String(), 2000))
 	}
-	if rules := rulesOf(t, e, e.ServerNS, os.Getpid()); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ServerNS, os.Getpid()); len(rules) > 0 {
 		t.Errorf("rule left after the in-process listen: %q", rules)
 	}
 	assertRootUntouched(t, os.Getpid())
@@ -730,7 +730,7 @@ func TestListenRefusesPortInUse(t *testing.T) {
 	if !strings.Contains(r.stderr, "tcpcraft listen: a kernel socket already listens on *:8110") || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("want a clear message naming the port and --force, got:\n%s", r.stderr)
 	}
-	if rules := rulesOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ServerNS, r.pid); len(rules) > 0 {
 		t.Errorf("a refused listen installed a rule: %q", rules)
 	}
 	// The same with an explicit address.
@@ -969,8 +969,8 @@ func TestListenSIGINTResetsClients(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
-	if rules := rulesOf(t, e, e.ServerNS, p.res.pid); len(rules) != 1 {
-		t.Errorf("while running, want one guard rule of pid %d in the server namespace, got %q", p.res.pid, rules)
+	if guards := guardsOf(t, e, e.ServerNS, p.res.pid); len(guards) != 1 || !strings.Contains(guards[0], "LISTEN") || !strings.Contains(guards[0], fmt.Sprintf(":%d ", port)) {
+		t.Errorf("while running, want port %d of pid %d held in the server namespace (and no rule), got %q", port, p.res.pid, guards)
 	}
 	results := make(chan error, len(conns))
 	for _, c := range conns {
@@ -1059,7 +1059,7 @@ func TestListenSingleResetsTheOthers(t *testing.T) {
 	if out.stdout != "bye\n" {
 		t.Errorf("tcpcraft's stdout is %q, want the served client's %q", out.stdout, "bye\n")
 	}
-	if rules := rulesOf(t, e, e.ServerNS, out.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ServerNS, out.pid); len(rules) > 0 {
 		t.Errorf("rule left after exit: %q", rules)
 	}
 	for _, x := range jsonTrace(t, out.stderr) {

@@ -94,7 +94,7 @@ func TestConnectClosedOutputPipes(t *testing.T) {
 		if !closedStderr && errOut.String() != "" {
 			t.Errorf("stderr %q, want nothing: a closed output is not an error worth a message", errOut.String())
 		}
-		if rules := rulesOf(t, e, e.ClientNS, cmd.Process.Pid); len(rules) > 0 {
+		if rules := guardsOf(t, e, e.ClientNS, cmd.Process.Pid); len(rules) > 0 {
 			t.Fatalf("rule left behind: %q", rules)
 		}
 		assertRootUntouched(t, cmd.Process.Pid)

@@ -208,7 +208,7 @@ func TestProbePeerNetns(t *testing.T) {
 			t.Errorf("no PASS for %s:\n%s", s, r.stdout)
 		}
 	}
-	if rules := rulesOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
 		t.Errorf("rules left in %s: %v", e.ClientNS, rules)
 	}
 }

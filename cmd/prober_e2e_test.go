@@ -377,7 +377,7 @@ func TestSendFloodInterrupted(t *testing.T) {
 		if !regexpMatch(`10\.0\.2\.20:8210 +open +syn-ack`, out.String()) || !strings.Contains(out.String(), "resets sent") {
 			t.Errorf("run %d: no verdict or statistics after Ctrl-C:\n%s", i, out.String())
 		}
-		if rules := rulesOf(t, e, e.ClientNS, cmd.Process.Pid); len(rules) > 0 {
+		if rules := guardsOf(t, e, e.ClientNS, cmd.Process.Pid); len(rules) > 0 {
 			t.Fatalf("run %d: guard left behind: %q", i, rules)
 		}
 	}

@@ -228,7 +228,7 @@ func TestSendUsageErrors(t *testing.T) {
 		if r.code != 2 {
 			t.Errorf("send %v: exit %d, want 2\n%s", args, r.code, r.stderr)
 		}
-		if rules := rulesOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
+		if rules := guardsOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
 			t.Errorf("send %v left rules: %v", args, rules)
 		}
 	}

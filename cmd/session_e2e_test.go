@@ -244,7 +244,7 @@ func TestConnectLeavesReleasesToHelper(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("connect: %v", r)
 	}
-	if rules := rulesOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ClientNS, r.pid); len(rules) > 0 {
 		t.Errorf("the guard outlived tcpcraft (left to its release helper?): %v", rules)
 	}
 	if err := <-done; err != nil {

@@ -190,7 +190,7 @@ func TestListenSYNFlood(t *testing.T) {
 	if code := tc.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("tcpcraft listen exited %d after SIGINT, want 130", code)
 	}
-	if rules := rulesOf(t, e, e.ServerNS, tc.Process.Pid); len(rules) > 0 {
+	if rules := guardsOf(t, e, e.ServerNS, tc.Process.Pid); len(rules) > 0 {
 		t.Errorf("tcpcraft left its rule: %q", rules)
 	}
 	cookieEvents, warned, summary, ringDrops := scanFloodTrace(t, traceFile.Name())
