@@ -29,27 +29,23 @@ import (
 
 // Main runs tcpcraft with the process arguments (os.Args) and returns the
 // exit code. The first SIGINT or SIGTERM cancels the commands' context so
-// they can clean up (firewall rules, open connections); a second one kills
+// they can clean up (their guards, open connections); a second one kills
 // the process the usual way.
 func Main(args []string) int {
-	// A closed output pipe (`tcpcraft connect ... | head -c 100`) must
-	// not kill tcpcraft with SIGPIPE before it has reset its connections
-	// and removed its firewall rule: ignored, a write to it fails with
-	// EPIPE instead, which ends the run quietly with codeBrokenPipe.
-	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// Not stopped on the way out: the process is exiting, and stopping
-	// (cancelling ctx, which woke the goroutine below, and signal.Stop,
-	// which waits for the signal loop to be idle) put three thread
-	// hand-offs, 0.2-0.6 ms, between a short run's end and its exit.
-	go func() {
-		<-ctx.Done()
-		stop() // restore default handling: the next signal terminates at once
-	}()
+	// The handlers are set up on a goroutine, beside the parsing of the
+	// command line, and every command's action waits for them before it
+	// does anything (prepare): each signal handled is a round trip to the
+	// runtime's signal-mask thread, which the first one starts, and
+	// together they took 0.26 ms of a 3.3 ms run when they came first
+	// (docs/PERFORMANCE.md, "Signals beside the parsing"). Until then a
+	// signal ends the process the usual way, with nothing yet to undo.
+	ctx, cancel := context.WithCancel(context.Background())
+	signalsReady := make(chan struct{})
+	go handleSignals(cancel, signalsReady)
 	sc := newStartupClock()
 	sc.mark("main") // the Go runtime and every package's init are done
 	app := newAppFor(args)
-	app.Metadata = map[string]any{releaseLaterKey: true}
+	app.Metadata = map[string]any{releaseLaterKey: true, signalsReadyKey: signalsReady}
 	if sc != nil {
 		app.Metadata[startupClockKey] = sc
 	}
@@ -261,6 +257,7 @@ func prepare(c *cli.Command) {
 	}
 	if action := c.Action; action != nil {
 		c.Action = func(ctx context.Context, cmd *cli.Command) error {
+			awaitSignalHandlers(cmd) // before anything changes (Main)
 			return prefixed(cmd, action(ctx, cmd))
 		}
 	}
@@ -381,6 +378,39 @@ const jsonStreamKey = "json-stream"
 // argsKey keeps, in the root command's Metadata, the arguments Run was
 // given.
 const argsKey = "args"
+
+// handleSignals makes SIGPIPE harmless, then SIGINT and SIGTERM cancel the
+// commands' context, and closes ready when both are in place. A closed
+// output pipe (`tcpcraft connect ... | head -c 100`) must not kill tcpcraft
+// with SIGPIPE before it has reset its connections and removed its guard:
+// ignored, a write to it fails with EPIPE instead, which ends the run
+// quietly with codeBrokenPipe. After the first SIGINT or SIGTERM the
+// default handling is back: the next one terminates at once. (Never
+// stopped on the way out: the process is exiting, and signal.Stop waits
+// for the signal loop to be idle, thread hand-offs between a short run's
+// end and its exit.)
+func handleSignals(cancel context.CancelFunc, ready chan<- struct{}) {
+	signal.Ignore(syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	close(ready)
+	<-sigs
+	cancel()
+	signal.Stop(sigs)
+}
+
+// signalsReadyKey is the root command Metadata key of the channel Main's
+// signal handling closes when its handlers are in place; absent when a
+// test runs commands in its own process.
+const signalsReadyKey = "signals-ready"
+
+// awaitSignalHandlers returns once the process's signal handlers are in
+// place (at once when there are none to wait for).
+func awaitSignalHandlers(c *cli.Command) {
+	if ready, ok := c.Root().Metadata[signalsReadyKey].(chan struct{}); ok {
+		<-ready
+	}
+}
 
 // releaseLaterKey is the root command Metadata key set (true) when the
 // process is tcpcraft itself (Main), not a test running commands in its
