@@ -7,9 +7,11 @@ import (
 	"io"
 	"math"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/tcpcraft/tcpcraft/fsm"
 	"github.com/tcpcraft/tcpcraft/stack"
@@ -214,6 +216,19 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 					want := min(chunk, len(loan)-off)
 					chunk = min(2*chunk, inputChunk)
 					n, rerr := in.Read(loan[off : off+want])
+					if rerr == nil && n > 0 && n < want && readableNow(in) {
+						// More, or the end, is there already (a
+						// request from printf, whose pipe closed
+						// behind it): taken now, so that the FIN
+						// goes with the data rather than after
+						// another round between these goroutines
+						// and the stack. A peer that answers at our
+						// FIN answers that much sooner, and one
+						// that answers at the request and closes no
+						// longer crosses our FIN with its own.
+						m, err := in.Read(loan[off+n : off+want])
+						n, rerr = n+m, err
+					}
 					off += n
 					select {
 					case chunks <- filled{n, n == want, rerr}:
@@ -239,7 +254,11 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 				var cerr error
 				switch {
 				case c.err != nil:
-					cerr = conn.CommitSend(c.n) // ends the loan
+					// EOF (or an unreadable input): the last data
+					// and our FIN in one step (a half-close: the
+					// peer's data is still read); the loan ends.
+					finished = true
+					cerr = conn.CommitSendClose(c.n)
 				case c.full:
 					// A bulk input: more is coming at once, so the
 					// chunk's last bytes short of a full segment
@@ -250,12 +269,7 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 					cerr = conn.CommitSendPart(c.n)
 				}
 				sending.Unlock()
-				if cerr != nil {
-					return
-				}
-				if c.err != nil {
-					// EOF (or an unreadable input): half-close, keep reading.
-					closeOurSide()
+				if cerr != nil || c.err != nil {
 					return
 				}
 			}
@@ -280,6 +294,27 @@ func pipe(ctx context.Context, conn *stack.Conn, in io.Reader, out io.Writer) er
 		return err
 	}
 	return conn.Err()
+}
+
+// readableNow reports whether a read of in would return at once: data, or
+// the end of a pipe whose writer has closed. Only for an input with a
+// descriptor (standard input); false for anything else, and on any error.
+func readableNow(in io.Reader) bool {
+	sc, ok := in.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ready := false
+	_ = rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		ready = err == nil && n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
+	})
+	return ready
 }
 
 // withOptionalTimeout is ctx with a timeout of d, or none when d <= 0.

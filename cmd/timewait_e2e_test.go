@@ -66,7 +66,9 @@ func TestTimeWaitEndsOnPeerReset(t *testing.T) {
 		t.Fatalf("TIME-WAIT ended by %q, want %q\n%s", line, fsm.CauseTimeWaitPeerGone, r.stderr)
 	}
 	// On the wire: our ACK of the kernel's FIN, then the probe (our FIN's
-	// sequence number), then the kernel's RST at exactly the probe's ACK.
+	// sequence number: the last its segment takes, which carries the
+	// request too when the input's end came with it), then the kernel's
+	// RST at exactly the probe's ACK.
 	pkts := readKernelCapture(t, e, capPath)
 	var kFIN, ourFIN *wirePkt
 	for i := range pkts {
@@ -87,7 +89,7 @@ func TestTimeWaitEndsOnPeerReset(t *testing.T) {
 		switch {
 		case !p.kernel && p.tcp.Flags == craft.FlagACK && p.tcp.Ack == kFIN.end() && p.tcp.Seq == ourFIN.end():
 			acked = true
-		case !p.kernel && acked && p.tcp.Flags == craft.FlagACK && p.tcp.Seq == ourFIN.tcp.Seq && p.tcp.Ack == kFIN.end():
+		case !p.kernel && acked && p.tcp.Flags == craft.FlagACK && p.tcp.Seq == ourFIN.end()-1 && p.tcp.Ack == kFIN.end():
 			probed = true
 		case p.kernel && probed && p.tcp.Flags.Has(craft.FlagRST) && p.tcp.Seq == kFIN.end():
 			reset = true

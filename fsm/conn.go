@@ -286,27 +286,49 @@ func (c *Conn) uncork() {
 	c.tmr.corkAt = time.Time{}
 }
 
+// CommitSendClose is CommitSend followed by Close, in one step: a driver
+// that knows its input has ended (the last read met the end) queues the
+// last data and the FIN together, so the FIN goes in the data's last
+// segment when both windows have room for it (as Linux's tcp_send_fin
+// puts it on a segment still queued), not in a segment of its own after.
+func (c *Conn) CommitSendClose(n int, now time.Time) (int, error) {
+	if _, err := c.queueCommit(n, true, false, now); err != nil {
+		return 0, err
+	}
+	return n, c.Close(now)
+}
+
 func (c *Conn) commitSend(n int, end, more bool, now time.Time) (int, error) {
+	wasCorked, err := c.queueCommit(n, end, more, now)
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 || wasCorked && !more {
+		c.transmit(now)
+	}
+	return n, nil
+}
+
+// queueCommit queues n bytes of the loan (see commitSend) and reports
+// whether a cork held bytes back before it; it sends nothing.
+func (c *Conn) queueCommit(n int, end, more bool, now time.Time) (wasCorked bool, err error) {
 	c.touch(now)
-	wasCorked := c.snd.corked
+	wasCorked = c.snd.corked
 	c.uncork()
 	if n < 0 || n > c.snd.buf.lent {
 		lent := c.snd.buf.lent
 		c.snd.buf.lent = 0
-		return 0, fmt.Errorf("fsm: commit of %d bytes of a %d-byte loan", n, lent)
+		return wasCorked, fmt.Errorf("fsm: commit of %d bytes of a %d-byte loan", n, lent)
 	}
 	if err := c.writeAllowed(); err != nil {
 		c.snd.buf.lent = 0
-		return 0, err
+		return wasCorked, err
 	}
 	c.snd.buf.commit(n, end)
 	// A cork's timer runs from the last commit: a bulk sender's next
 	// one comes long before it, and fills the held segment.
 	c.snd.corked = more
-	if n > 0 || wasCorked && !more {
-		c.transmit(now)
-	}
-	return n, nil
+	return wasCorked, nil
 }
 
 // writeAllowed says why the connection cannot take data now, or nil.

@@ -192,3 +192,64 @@ func TestSendSpaceAndClosing(t *testing.T) {
 		t.Fatalf("SendSpace after Close: %v, want ErrClosing", err)
 	}
 }
+
+// CommitSendClose puts the FIN in the last data segment when the windows
+// have room for it (one segment, FIN|PSH|ACK, as Linux sends a FIN on a
+// segment still queued), and alone when the loan was empty; the state is
+// FIN-WAIT-1 either way, and the loan has ended.
+func TestCommitSendCloseSendsTheFINWithTheData(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		payload string
+	}{{"with data", "GET / HTTP/1.0\r\n\r\n"}, {"empty", ""}} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, plainConfig())
+			h.establishedWith(1000, 64000)
+			loan, err := h.c.SendSpace(4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := copy(loan, c.payload)
+			if got, err := h.c.CommitSendClose(n, h.now); got != n || err != nil {
+				t.Fatalf("CommitSendClose(%d): %d, %v", n, got, err)
+			}
+			segs := h.output()
+			if len(segs) != 1 {
+				t.Fatalf("%d segments, want 1: %v", len(segs), segs)
+			}
+			s := segs[0]
+			if s.Flags&fF == 0 || s.Flags&fA == 0 || string(s.Payload) != c.payload || s.Seq != lISS+1 {
+				t.Fatalf("sent flags %v seq %d payload %q, want FIN|ACK at %d with %q", s.Flags, s.Seq, s.Payload, lISS+1, c.payload)
+			}
+			h.expectState(FinWait1)
+			h.expectTransition(Established, FinWait1, CauseClose)
+			if _, err := h.c.SendSpace(10); !errors.Is(err, ErrClosing) {
+				t.Fatalf("SendSpace after CommitSendClose: %v, want ErrClosing", err)
+			}
+		})
+	}
+}
+
+// With no room in the peer's window for the FIN as well, the data goes
+// first and the FIN waits (it takes a sequence number of its own).
+func TestCommitSendCloseFINWaitsForTheWindow(t *testing.T) {
+	h := newHarness(t, plainConfig())
+	h.establishedWith(1000, 10)
+	loan, err := h.c.SendSpace(10)
+	if err != nil || len(loan) != 10 {
+		t.Fatalf("SendSpace(10): %d bytes, %v", len(loan), err)
+	}
+	copy(loan, "0123456789")
+	if _, err := h.c.CommitSendClose(10, h.now); err != nil {
+		t.Fatal(err)
+	}
+	segs := h.output()
+	if len(segs) != 1 || string(segs[0].Payload) != "0123456789" || segs[0].Flags&fF != 0 {
+		t.Fatalf("into a 10-byte window: %v, want the 10 bytes without FIN", segs)
+	}
+	h.send(ack(lISS+11, 64000))
+	segs = h.output()
+	if len(segs) != 1 || segs[0].Flags&fF == 0 || segs[0].Seq != lISS+11 || len(segs[0].Payload) != 0 {
+		t.Fatalf("after the window opened: %v, want the FIN alone at %d", segs, lISS+11)
+	}
+}

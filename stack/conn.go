@@ -321,6 +321,22 @@ func (c *Conn) commitSend(n int, end, more bool) error {
 	return err
 }
 
+// CommitSendClose is CommitSend and CloseWrite in one step, for a caller
+// whose input has ended: the FIN goes in the last data segment where the
+// windows allow (fsm.Conn.CommitSendClose). n may be 0.
+func (c *Conn) CommitSendClose(n int) error {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	now := c.s.now()
+	_, err := c.fc.CommitSendClose(n, now)
+	c.s.flush(c, now)
+	c.s.drainInline()
+	if err != nil && c.err != nil {
+		err = c.err
+	}
+	return err
+}
+
 // CloseWrite sends FIN after the queued data (half-close: Read goes on).
 func (c *Conn) CloseWrite() error {
 	c.s.mu.Lock()
