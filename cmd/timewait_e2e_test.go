@@ -10,6 +10,7 @@ package cmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -229,5 +230,57 @@ func TestTimeWaitListen(t *testing.T) {
 		if !strings.Contains(line, c.cause.String()) {
 			t.Fatalf("%v: TIME-WAIT ended by %q, want %q\n%s", c.args, line, c.cause, r.stderr)
 		}
+	}
+}
+
+// A request whose input has already ended (printf into a pipe, closed
+// behind it) goes as one segment with our FIN, and a server that answers
+// at our FIN then closes after it: no FINs cross, and TIME-WAIT ends on the
+// probe's reset. The input is a pipe written and closed before tcpcraft
+// starts, so its end is there at the first read.
+func TestConnectSendsTheFINWithTheLastData(t *testing.T) {
+	t.Parallel()
+	e := newE2ELab(t)
+	const request, answer = "GET / HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK\r\n\r\nhello\n"
+	peer := serveOne(t, e.listen(t, 7104), func(c *net.TCPConn) error {
+		got, err := io.ReadAll(c) // to our FIN
+		if err != nil {
+			return err
+		}
+		if string(got) != request {
+			return fmt.Errorf("read %q, want %q", got, request)
+		}
+		_, err = io.WriteString(c, answer)
+		return errors.Join(err, c.Close())
+	})
+	in, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(w, request); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	defer in.Close()
+	r := e.tcpcraft(t, in, "connect", e.serverAddr(7104))
+	expectExit(t, r, 0)
+	if err := receive(t, peer, "the peer"); err != nil {
+		t.Fatalf("peer: %v", err)
+	}
+	if r.stdout != answer {
+		t.Errorf("stdout %q, want %q", r.stdout, answer)
+	}
+	out := segmentLines(r.stderr, '>')
+	var fins []string
+	for _, line := range out {
+		if strings.Contains(line, "Flags [F") {
+			fins = append(fins, line)
+		}
+	}
+	if len(fins) != 1 || !strings.Contains(fins[0], "Flags [FP.], seq 1:19,") || !strings.Contains(fins[0], "length 18") {
+		t.Errorf("want one FIN, in the request's segment (Flags [FP.], seq 1:19, length 18); sent:\n%s", strings.Join(out, "\n"))
+	}
+	if line := lastTransition(r.stderr, "TIME-WAIT", "CLOSED"); !strings.Contains(line, fsm.CauseTimeWaitPeerGone.String()) {
+		t.Errorf("TIME-WAIT ended by %q, want %q", line, fsm.CauseTimeWaitPeerGone)
 	}
 }
