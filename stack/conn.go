@@ -327,6 +327,11 @@ func (c *Conn) commitSend(n int, end, more bool) error {
 func (c *Conn) CommitSendClose(n int) error {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
+	// What has come in meanwhile is taken first: the peer's FIN among it
+	// makes ours the answer (CLOSE-WAIT to LAST-ACK, no TIME-WAIT), as it
+	// was when the last commit and the close were two steps, and the
+	// frames waiting were taken between them.
+	c.s.drainInline()
 	now := c.s.now()
 	_, err := c.fc.CommitSendClose(n, now)
 	c.s.flush(c, now)

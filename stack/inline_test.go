@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tcpcraft/tcpcraft/capture"
+	"github.com/tcpcraft/tcpcraft/fsm"
 )
 
 // stallLink is a memLink whose ReadFrame can be held (the reader goroutine
@@ -95,5 +96,56 @@ func TestInlineDrainWakesItsOwnCaller(t *testing.T) {
 	clientLink.stall.Store(false)
 	if total := <-got; total != 16<<10+1000 {
 		t.Fatalf("the server read %d bytes, want %d", total, 16<<10+1000)
+	}
+}
+
+// TestCommitSendCloseTakesThePeersFINFirst: a peer's FIN that is waiting
+// when the last data and our FIN are committed is taken first, so ours
+// answers it (CLOSE-WAIT to LAST-ACK: no TIME-WAIT) and goes with the data.
+func TestCommitSendCloseTakesThePeersFINFirst(t *testing.T) {
+	sl, cl := newWire()
+	clientLink := &stallLink{memLink: cl}
+	p := &pair{serverLink: sl, clientLink: cl, serverTrace: newRecorder(), clientTrace: newRecorder()}
+	p.server = startStack(t, sl, serverIP, testConnConfig(), p.serverTrace)
+	p.client = startStack(t, clientLink, clientIP, testConnConfig(), p.clientTrace)
+	l := listen(t, p.server, 80, 4)
+	client, srv := p.connect(t, l, 48000)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	clientLink.stall.Store(true) // only drainInline takes frames now
+	if err := srv.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		cl.mu.Lock()
+		waiting := len(cl.queue)
+		cl.mu.Unlock()
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server's FIN never reached the client's link")
+		}
+	}
+	if s := client.State(); s != fsm.Established {
+		t.Fatalf("before the commit the client is %v, want ESTABLISHED (the FIN not yet taken)", s)
+	}
+	loan, err := client.SendSpace(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(loan, "last")
+	if err := client.CommitSendClose(4); err != nil {
+		t.Fatal(err)
+	}
+	if s := client.State(); s != fsm.LastAck && s != fsm.Closed {
+		t.Errorf("after CommitSendClose the client is %v, want LAST-ACK (the peer's FIN taken first)", s)
+	}
+	clientLink.stall.Store(false)
+	buf := make([]byte, 16)
+	n, _ := srv.Read(ctx, buf)
+	if string(buf[:n]) != "last" {
+		t.Errorf("the server read %q, want %q", buf[:n], "last")
 	}
 }
