@@ -432,13 +432,7 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	stdin, keep := openStdin(t)
 	p := e.startTcpcraft(t, stdin, "connect", e.serverAddr(7000))
 	stdin.Close()
-	select {
-	case <-accepted:
-	case <-p.done:
-		t.Fatalf("tcpcraft ended before the peer accepted: %v", p.wait(t))
-	case <-time.After(20 * time.Second):
-		t.Fatal("the peer never accepted tcpcraft's connection")
-	}
+	awaitAccepted(t, p, accepted)
 	pid := p.res.pid
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -463,22 +457,7 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 	}
 
 	// A live run in the same namespace: cleanup must leave its rule alone.
-	liveAccepted := make(chan struct{})
-	livePeer := serveOne(t, e.listen(t, 7001), func(c *net.TCPConn) error {
-		close(liveAccepted)
-		_, err := io.Copy(c, c)
-		return errors.Join(err, c.Close())
-	})
-	liveIn, liveFeed := openStdin(t)
-	live := e.startTcpcraft(t, liveIn, "connect", "--time-wait", "100ms", e.serverAddr(7001))
-	liveIn.Close()
-	select {
-	case <-liveAccepted:
-	case <-live.done:
-		t.Fatalf("the live tcpcraft ended early: %v", live.wait(t))
-	case <-time.After(20 * time.Second):
-		t.Fatal("the peer never accepted the live tcpcraft's connection")
-	}
+	live, liveFeed, livePeer := e.connectEcho(t, 7001, "--time-wait", "100ms")
 
 	// --netns: only this test's namespace (a sweep of every namespace
 	// would reach other tests' labs on this machine).
@@ -520,22 +499,7 @@ func TestConnectSIGKILLThenCleanup(t *testing.T) {
 func TestConnectGuardLeavesOtherTrafficAlone(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
-	accepted := make(chan struct{})
-	peer := serveOne(t, e.listen(t, 7000), func(c *net.TCPConn) error {
-		close(accepted)
-		_, err := io.Copy(c, c)
-		return errors.Join(err, c.Close())
-	})
-	stdin, feed := openStdin(t)
-	p := e.startTcpcraft(t, stdin, "connect", "--time-wait", "100ms", e.serverAddr(7000))
-	stdin.Close()
-	select {
-	case <-accepted:
-	case <-p.done:
-		t.Fatalf("tcpcraft ended before the peer accepted: %v", p.wait(t))
-	case <-time.After(20 * time.Second):
-		t.Fatal("the peer never accepted tcpcraft's connection")
-	}
+	p, feed, peer := e.connectEcho(t, 7000, "--time-wait", "100ms")
 	pid := p.res.pid
 	if guards := guardsOf(t, e, e.ClientNS, pid); len(guards) != 1 || !strings.Contains(guards[0], "10.0.2.21:") {
 		t.Errorf("while running, want one guard for 10.0.2.21 of pid %d, got %q", pid, guards)
@@ -605,22 +569,7 @@ func TestConnectGuardFallsBackToTheFirewall(t *testing.T) {
 	t.Parallel()
 	e := newE2ELab(t)
 	labtest.Listen(t, e.Lab, e.ClientNS, "10.0.2.21:7102") // the port's kernel socket
-	accepted := make(chan struct{})
-	peer := serveOne(t, e.listen(t, 7000), func(c *net.TCPConn) error {
-		close(accepted)
-		_, err := io.Copy(c, c)
-		return errors.Join(err, c.Close())
-	})
-	stdin, feed := openStdin(t)
-	p := e.startTcpcraft(t, stdin, "connect", "-v", "--sport", "7102", "--time-wait", "100ms", e.serverAddr(7000))
-	stdin.Close()
-	select {
-	case <-accepted:
-	case <-p.done:
-		t.Fatalf("tcpcraft ended before the peer accepted: %v", p.wait(t))
-	case <-time.After(20 * time.Second):
-		t.Fatal("the peer never accepted tcpcraft's connection")
-	}
+	p, feed, peer := e.connectEcho(t, 7000, "-v", "--sport", "7102", "--time-wait", "100ms")
 	pid := p.res.pid
 	if rules := rulesOf(t, e, e.ClientNS, pid); len(rules) != 1 || !strings.Contains(rules[0], "ip daddr 10.0.2.21 tcp dport 7102 drop") {
 		t.Errorf("while running, want pid %d's firewall rule for 10.0.2.21:7102, got %q", pid, rules)
@@ -925,5 +874,37 @@ func TestConnectUsageErrors(t *testing.T) {
 		if r.stdout != "" {
 			t.Errorf("connect %s: stdout %q", tc.addr, r.stdout)
 		}
+	}
+}
+
+// connectEcho starts `tcpcraft connect args... 10.0.2.20:port` against a
+// kernel echo server on port, which closes after our FIN, with standard
+// input a pipe the test writes to (feed), and returns once the server has
+// accepted the connection; peer reports how the server's side ended.
+func (e *e2eLab) connectEcho(t *testing.T, port int, args ...string) (p *process, feed *os.File, peer <-chan error) {
+	t.Helper()
+	accepted := make(chan struct{})
+	peer = serveOne(t, e.listen(t, port), func(c *net.TCPConn) error {
+		close(accepted)
+		_, err := io.Copy(c, c)
+		return errors.Join(err, c.Close())
+	})
+	stdin, feed := openStdin(t)
+	p = e.startTcpcraft(t, stdin, append(append([]string{"connect"}, args...), e.serverAddr(port))...)
+	stdin.Close()
+	awaitAccepted(t, p, accepted)
+	return p, feed, peer
+}
+
+// awaitAccepted returns once the peer has accepted tcpcraft's connection
+// (accepted is closed), and fails t if p ends or 20 s pass first.
+func awaitAccepted(t *testing.T, p *process, accepted <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-accepted:
+	case <-p.done:
+		t.Fatalf("tcpcraft ended before the peer accepted: %v", p.wait(t))
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer never accepted tcpcraft's connection")
 	}
 }

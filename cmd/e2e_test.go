@@ -286,27 +286,34 @@ func (e *e2eLab) tcpcraft(t *testing.T, stdin io.Reader, args ...string) runResu
 // version.
 func guardRules(t testing.TB, e *e2eLab, ns string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var rules []string
 	for _, argv := range [][]string{{"nft", "list", "ruleset"}, {"iptables-save"}} {
-		var out []byte
-		var err error
-		if ns == "" {
-			out, err = exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
-		} else {
-			out, err = e.Command(ctx, ns, argv[0], argv[1:]...).Output()
-		}
-		if err != nil {
-			t.Fatalf("%s in %q: %v", strings.Join(argv, " "), ns, err)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
+		for _, line := range strings.Split(string(outputIn(t, e, ns, argv...)), "\n") {
 			if strings.Contains(line, "tcpcraft") && !strings.HasPrefix(strings.TrimSpace(line), "comment ") {
 				rules = append(rules, line)
 			}
 		}
 	}
 	return rules
+}
+
+// outputIn runs argv in ns (the root namespace if ns is "") and returns
+// its standard output; a failure fails t.
+func outputIn(t testing.TB, e *e2eLab, ns string, argv ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []byte
+	var err error
+	if ns == "" {
+		out, err = exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	} else {
+		out, err = e.Command(ctx, ns, argv[0], argv[1:]...).Output()
+	}
+	if err != nil {
+		t.Fatalf("%s in %q: %v", strings.Join(argv, " "), ns, err)
+	}
+	return out
 }
 
 // guardComment is the start of the comment tcpcraft's rule carries.
@@ -332,21 +339,8 @@ func assertRootUntouched(t testing.TB, pid int) {
 // run whose port was free (guard.HoldPort) is one.
 func heldPorts(t testing.TB, e *e2eLab, ns string, pid int) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	argv := []string{"ss", "-Hltnp"}
-	var out []byte
-	var err error
-	if ns == "" {
-		out, err = exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
-	} else {
-		out, err = e.Command(ctx, ns, argv[0], argv[1:]...).Output()
-	}
-	if err != nil {
-		t.Fatalf("%s in %q: %v", strings.Join(argv, " "), ns, err)
-	}
 	var held []string
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(string(outputIn(t, e, ns, "ss", "-Hltnp")), "\n") {
 		if strings.Contains(line, fmt.Sprintf("pid=%d,", pid)) {
 			held = append(held, strings.Join(strings.Fields(line), " "))
 		}
