@@ -21,7 +21,7 @@
 // from the design's "drop on the INPUT path" on purpose: the effect and the
 // scope are the same, and the socket is the kernel's own to close on any
 // exit, SIGKILL included, so it cannot be left behind; no kernel socket can
-// take the port meanwhile; and it costs four system calls, against two
+// take the port meanwhile; and it costs a few system calls, against two
 // nf_tables commits that serialise back-to-back runs behind each other's RCU
 // grace periods (PortHold has the figures' reference). `ss -ltnp` shows it.
 //

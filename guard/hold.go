@@ -29,11 +29,11 @@ import (
 // closes it on any exit, SIGKILL included: there is nothing to clean up);
 // no other program, and no connection of the kernel's own, can take the
 // port while tcpcraft uses it; `ss -ltnp` shows it, named by process; and
-// it costs four system calls, where the nf_tables table cost a commit to
-// make and one to delete, each serialised on the namespace's commit mutex
-// behind the RCU grace periods of earlier commits (back to back, runs
-// waited for each other's), plus the patching of kernel text for the
-// first input hook of a machine (docs/PERFORMANCE.md, "The guard as a
+// it costs six or seven system calls (0.03-0.04 ms), where the nf_tables
+// table cost a commit to make and one to delete, each serialised on the
+// namespace's commit mutex behind the RCU grace periods of earlier commits
+// (back to back, runs waited for each other's), plus the patching of
+// kernel text for the first input hook of a machine (docs/PERFORMANCE.md, "The guard as a
 // socket").
 type PortHold struct {
 	local netip.AddrPort
